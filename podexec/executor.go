@@ -1,0 +1,109 @@
+// Package podexec runs commands in pod containers over the API server's exec
+// subresource, WebSocket first with an SPDY fallback, as kubectl exec does.
+package podexec
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+)
+
+// Request names the container and the command to run in it.
+type Request struct {
+	Namespace, Pod, Container string
+	Command                   []string
+	Stdin, TTY                bool
+}
+
+// Streams are the local ends of the remote process's stdio. Nil streams are
+// not requested from the container.
+type Streams struct {
+	In          io.Reader
+	Out, ErrOut io.Writer
+}
+
+// Executor runs a command in a container. A remote non-zero exit comes back
+// as a k8s.io/client-go/util/exec.ExitError.
+type Executor interface {
+	Exec(ctx context.Context, r Request, s Streams, resize remotecommand.TerminalSizeQueue) error
+}
+
+// RemoteExecutor is the real Executor.
+type RemoteExecutor struct {
+	Config *rest.Config
+	Client kubernetes.Interface
+}
+
+// NewRemoteExecutor returns an Executor that talks to the API server of config.
+func NewRemoteExecutor(config *rest.Config, client kubernetes.Interface) *RemoteExecutor {
+	return &RemoteExecutor{Config: config, Client: client}
+}
+
+// Exec implements Executor.
+func (e *RemoteExecutor) Exec(ctx context.Context, r Request, s Streams, resize remotecommand.TerminalSizeQueue) error {
+	opts := &corev1.PodExecOptions{
+		Container: r.Container,
+		Command:   r.Command,
+		Stdin:     r.Stdin && s.In != nil,
+		Stdout:    s.Out != nil,
+		Stderr:    s.ErrOut != nil && !r.TTY, // a TTY merges stderr into stdout
+		TTY:       r.TTY,
+	}
+	req := e.Client.CoreV1().RESTClient().Post().
+		Resource("pods").Namespace(r.Namespace).Name(r.Pod).
+		SubResource("exec").
+		VersionedParams(opts, scheme.ParameterCodec)
+	exec, err := newStreamExecutor(e.Config, req)
+	if err != nil {
+		return err
+	}
+	so := remotecommand.StreamOptions{Tty: r.TTY, TerminalSizeQueue: resize}
+	if opts.Stdin {
+		so.Stdin = s.In
+	}
+	if opts.Stdout {
+		so.Stdout = s.Out
+	}
+	if opts.Stderr {
+		so.Stderr = s.ErrOut
+	}
+	return exec.StreamWithContext(ctx, so)
+}
+
+// newStreamExecutor mirrors kubectl: WebSocket (RFC 6455 wants GET) with a
+// fallback to SPDY when the upgrade fails, unless
+// KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false asks for SPDY only.
+func newStreamExecutor(config *rest.Config, req *rest.Request) (remotecommand.Executor, error) {
+	spdy, err := remotecommand.NewSPDYExecutor(config, "POST", req.URL())
+	if err != nil {
+		return nil, fmt.Errorf("create SPDY executor: %w", err)
+	}
+	if !websocketsEnabled() {
+		return spdy, nil
+	}
+	ws, err := remotecommand.NewWebSocketExecutor(config, "GET", req.URL().String())
+	if err != nil {
+		return nil, fmt.Errorf("create WebSocket executor: %w", err)
+	}
+	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+}
+
+func websocketsEnabled() bool {
+	v, ok := os.LookupEnv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
+	if !ok {
+		return true
+	}
+	enabled, err := strconv.ParseBool(v)
+	return err != nil || enabled
+}

@@ -1,0 +1,36 @@
+// Package selector holds the label contract between Concourse's Kubernetes
+// runtime and this plugin (docs/labels.md), and turns fly's build/step flags
+// into label selectors, pods and containers.
+package selector
+
+// Label and annotation keys of the contract. A value that is not a valid
+// label value is encoded (see Encode) and kept whole in the annotation with
+// the same key.
+const (
+	LabelManagedBy    = "app.kubernetes.io/managed-by"
+	ManagedByValue    = "concourse"
+	LabelTeam         = "concourse-ci.org/team"
+	LabelPipeline     = "concourse-ci.org/pipeline"
+	LabelJob          = "concourse-ci.org/job"
+	LabelBuildName    = "concourse-ci.org/build-name"
+	LabelBuildID      = "concourse-ci.org/build-id"
+	LabelStepName     = "concourse-ci.org/step-name"
+	LabelStepType     = "concourse-ci.org/step-type"
+	LabelAttempt      = "concourse-ci.org/attempt"
+	LabelResource     = "concourse-ci.org/resource"
+	LabelHandle       = "concourse-ci.org/handle"
+	LabelLegacyHandle = "org.concourse-ci.handle"
+
+	AnnotationInstanceVars     = "concourse-ci.org/instance-vars"
+	AnnotationContainer        = "concourse-ci.org/container"
+	AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
+
+	// Tekton layout: one step per container named TektonStepPrefix+step.
+	LabelTektonTaskRun = "tekton.dev/taskRun"
+	TektonStepPrefix   = "step-"
+
+	// Nodes and volumes.
+	LabelWorker     = "concourse-ci.org/worker"
+	NodeTagPrefix   = "tags.concourse-ci.org/"
+	LabelVolumeType = "concourse-ci.org/volume-type"
+)
