@@ -1,0 +1,58 @@
+// Package tests holds the black-box end-to-end tests: the built plugin, run
+// through the real kubectl, against one test cluster per test binary.
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/cluster"
+)
+
+// testCluster is shared by every test of this package.
+var testCluster *cluster.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if err := buildPlugin(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var err error
+	testCluster, err = cluster.Start(ctx, cluster.Options{LinkRate: 25_000_000})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "start test cluster: %v\n", err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprint(os.Stderr, testCluster.Logs())
+	}
+	if err := testCluster.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop test cluster: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+// buildPlugin builds the plugin from this checkout into bin/, so the tests
+// always run the code they sit next to.
+func buildPlugin() error {
+	root := cluster.RepoRoot()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(root, "bin", "kubectl-concourse"), "./cmd/kubectl-concourse")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build kubectl-concourse: %v\n%s", err, out)
+	}
+	return nil
+}
