@@ -21,7 +21,7 @@ help: ## list the targets
 build: ## build bin/kubectl-concourse
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
 
-cluster: $(CONTROL_PLANE) $(BIN)/testcluster ## build the test cluster (control plane from modules, node agent, kubectl)
+cluster: $(CONTROL_PLANE) $(BIN)/testcluster $(BIN)/pause ## build the test cluster (control plane from modules, node agent, kubectl)
 
 # Control-plane binaries are rebuilt only when the e2e module's pins change:
 # a cold build takes minutes, and bin/ is kept between runs.
@@ -33,6 +33,9 @@ $(BIN)/kubectl: e2e/go.mod e2e/go.sum e2e/cmd/kubectl/main.go
 	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $@ ./cmd/kubectl
 $(BIN)/testcluster: FORCE
 	cd e2e && $(GO) build -o $@ ./cmd/testcluster
+# The distroless image's only binary: static, it runs chrooted with no libc.
+$(BIN)/pause: FORCE
+	cd e2e && CGO_ENABLED=0 $(GO) build -o $@ ./cmd/pause
 
 test: unit e2e ## run unit and end-to-end tests
 
