@@ -18,10 +18,10 @@ import (
 var testCluster *cluster.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(runTests(m))
 }
 
-func run(m *testing.M) int {
+func runTests(m *testing.M) int {
 	if err := buildPlugin(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

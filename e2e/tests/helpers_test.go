@@ -1,0 +1,123 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// result is what a command did.
+type result struct {
+	stdout, stderr string
+	exitCode       int
+}
+
+// run runs bin/name (through the cluster's environment) with stdin, failing
+// the test only when the command could not be started at all.
+func run(t *testing.T, stdin string, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := testCluster.Command(ctx, name, args...)
+	return runCmd(t, cmd, stdin)
+}
+
+func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if stdin != "" {
+		cmd.Stdin = bytes.NewBufferString(stdin)
+	}
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errOut.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.exitCode = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return r
+}
+
+// kubectl runs bin/kubectl and fails the test unless it exits 0.
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	r := run(t, "", "kubectl", args...)
+	if r.exitCode != 0 {
+		t.Fatalf("kubectl %v: exit %d\nstdout: %s\nstderr: %s", args, r.exitCode, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// createPod creates pod and waits until cond holds for it.
+func createPod(t *testing.T, pod *corev1.Pod, cond func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	created, err := testCluster.Client.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s: %v", pod.Name, err)
+	}
+	return waitPod(t, created.Namespace, created.Name, cond)
+}
+
+// waitPod polls the pod until cond holds, for at most a minute.
+func waitPod(t *testing.T, namespace, name string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pod, err := testCluster.Client.CoreV1().Pods(namespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil && cond(pod) {
+			return pod
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s/%s: condition not met within a minute; last: %v %+v", namespace, name, err, podStatus(pod))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func podStatus(pod *corev1.Pod) any {
+	if pod == nil {
+		return nil
+	}
+	return pod.Status
+}
+
+// running holds once every container of the pod runs.
+func running(pod *corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.State.Running == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// finished holds once the pod has Succeeded or Failed.
+func finished(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// sleeper is a busybox pod whose one container sleeps until deleted.
+func sleeper(namespace, name string) *corev1.Pod {
+	var grace int64 = 1
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name: "main", Image: "busybox", Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+}
