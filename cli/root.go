@@ -62,6 +62,7 @@ builds to Concourse builds that run as pods, found through labels.`,
 	root.AddCommand(
 		NewCmdVersion(streams),
 	)
+	addCompletion(root)
 	return root
 }
 
