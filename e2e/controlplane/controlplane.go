@@ -53,12 +53,12 @@ const DefaultStorageClass = "standard"
 // Up starts etcd, the API server, the controller manager and the scheduler and
 // returns once all are healthy and the default StorageClass exists. On error
 // everything started so far is stopped.
-func Up(ctx context.Context, o Options) (cp *ControlPlane, err error) {
-	cp = &ControlPlane{Dir: o.Dir}
+func Up(ctx context.Context, o Options) (*ControlPlane, error) {
+	cp := &ControlPlane{Dir: o.Dir}
+	up := false
 	defer func() {
-		if err != nil {
+		if !up {
 			cp.Stop()
-			cp = nil
 		}
 	}()
 	pkiDir, logDir := filepath.Join(o.Dir, "pki"), filepath.Join(o.Dir, "logs")
@@ -96,6 +96,8 @@ func Up(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	apiserver, err := startProcess(o.BinDir, logDir, "kube-apiserver",
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		// Loopback may not be a Service endpoint; pods here reach 127.0.0.1 directly.
+		"--endpoint-reconciler-type=none",
 		"--secure-port="+strconv.Itoa(ports[2]),
 		"--cert-dir="+filepath.Join(o.Dir, "apiserver"),
 		"--tls-cert-file="+creds.apiserver.CertFile, "--tls-private-key-file="+creds.apiserver.KeyFile,
@@ -175,6 +177,7 @@ func Up(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	}, kcm); err != nil {
 		return nil, err
 	}
+	up = true
 	return cp, nil
 }
 
