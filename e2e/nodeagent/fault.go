@@ -1,0 +1,164 @@
+package nodeagent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Fault injection switches, read from the pod's annotations at each exec.
+const (
+	// AnnotationExecCutAfterBytes cuts an exec session's connection once N
+	// bytes of stdout have been sent, as a network failure would.
+	AnnotationExecCutAfterBytes = "testcluster.kubectl-concourse.dev/exec-cut-after-bytes"
+	// AnnotationExecCutTimes limits the cut to the first K sessions of the
+	// pod that reach N bytes; by default every one is cut.
+	AnnotationExecCutTimes = "testcluster.kubectl-concourse.dev/exec-cut-times"
+	// AnnotationExecBytesPerSecond throttles exec stdin and stdout to R
+	// bytes per second.
+	AnnotationExecBytesPerSecond = "testcluster.kubectl-concourse.dev/exec-bytes-per-second"
+)
+
+// faults is the fault injection asked for by a pod.
+type faults struct {
+	cutAfter       int64 // 0: never cut
+	cutTimes       int   // -1: every session
+	bytesPerSecond int64 // 0: no throttling
+}
+
+func parseFaults(annotations map[string]string) (faults, error) {
+	f := faults{cutTimes: -1}
+	parse := func(key string) (int64, error) {
+		v, ok := annotations[key]
+		if !ok {
+			return 0, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("annotation %s: %q is not a non-negative integer", key, v)
+		}
+		return n, nil
+	}
+	var err error
+	if f.cutAfter, err = parse(AnnotationExecCutAfterBytes); err != nil {
+		return f, err
+	}
+	if _, ok := annotations[AnnotationExecCutTimes]; ok {
+		n, err := parse(AnnotationExecCutTimes)
+		if err != nil {
+			return f, err
+		}
+		f.cutTimes = int(n)
+	}
+	if f.bytesPerSecond, err = parse(AnnotationExecBytesPerSecond); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// errCut is returned by a cutWriter once it has cut the session.
+var errCut = errors.New("exec session cut by fault injection")
+
+// cutWriter passes through the first limit bytes, then asks claim whether
+// this session is to be cut and, if so, calls cut and fails every write.
+type cutWriter struct {
+	w       io.Writer
+	limit   int64
+	claim   func() bool
+	cut     func()
+	mu      sync.Mutex
+	written int64
+	spared  bool
+	isCut   bool
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isCut {
+		return 0, errCut
+	}
+	if c.spared || c.written+int64(len(b)) < c.limit {
+		n, err := c.w.Write(b)
+		c.written += int64(n)
+		return n, err
+	}
+	head := b[:c.limit-c.written]
+	n, err := c.w.Write(head)
+	c.written += int64(n)
+	if err != nil {
+		return n, err
+	}
+	if !c.claim() {
+		c.spared = true
+		m, err := c.w.Write(b[len(head):])
+		c.written += int64(m)
+		return n + m, err
+	}
+	c.isCut = true
+	c.cut()
+	return n, errCut
+}
+
+// throttle paces a stream to a rate in bytes per second.
+type throttle struct {
+	rate  int64
+	start time.Time
+	sent  int64
+	sleep func(time.Duration)
+}
+
+func newThrottle(rate int64) *throttle {
+	return &throttle{rate: rate, start: time.Now(), sleep: time.Sleep}
+}
+
+// chunk is the largest piece sent at once: a tenth of a second's worth.
+func (t *throttle) chunk() int {
+	return int(max(1, t.rate/10))
+}
+
+// account records n bytes and waits until the rate allows them.
+func (t *throttle) account(n int) {
+	t.sent += int64(n)
+	due := t.start.Add(time.Duration(float64(t.sent) / float64(t.rate) * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		t.sleep(d)
+	}
+}
+
+type throttledWriter struct {
+	w io.Writer
+	t *throttle
+}
+
+func (tw *throttledWriter) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		piece := b[:min(len(b), tw.t.chunk())]
+		n, err := tw.w.Write(piece)
+		written += n
+		tw.t.account(n)
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
+}
+
+type throttledReader struct {
+	r io.Reader
+	t *throttle
+}
+
+func (tr *throttledReader) Read(b []byte) (int, error) {
+	if len(b) > tr.t.chunk() {
+		b = b[:tr.t.chunk()]
+	}
+	n, err := tr.r.Read(b)
+	tr.t.account(n)
+	return n, err
+}
