@@ -1,0 +1,87 @@
+package selector
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+const (
+	// encodedKeep is how much of the sanitised name survives before the hash:
+	// 52 + len("-") + hashLen = 63, the longest label value.
+	encodedKeep = 52
+	hashLen     = 10
+)
+
+// Encode turns a Concourse name into a label value. A valid label value is
+// kept as is. Anything else has each code point outside [A-Za-z0-9._-]
+// replaced by '-', is cut to 52 characters, trimmed of non-alphanumerics at
+// both ends and suffixed with '-' and 10 hex digits of its sha256, so the
+// result is always a valid label value and differs for most distinct names.
+// Collisions remain possible (a valid name can look like an encoded one),
+// which is why the original is kept in the annotation of the same key and
+// Original reads it back.
+func Encode(name string) string {
+	if len(validation.IsValidLabelValue(name)) == 0 {
+		return name
+	}
+	var b strings.Builder
+	for _, r := range name {
+		if isLabelRune(r) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	s := b.String()
+	if len(s) > encodedKeep {
+		s = s[:encodedKeep]
+	}
+	s = strings.TrimFunc(s, func(r rune) bool { return !isAlphanumeric(r) })
+	sum := sha256.Sum256([]byte(name))
+	hash := hex.EncodeToString(sum[:])[:hashLen]
+	if s == "" {
+		return hash
+	}
+	return s + "-" + hash
+}
+
+// NeedsAnnotation reports whether name is stored encoded, so that its
+// original must be written to the annotation with the label's key.
+func NeedsAnnotation(name string) bool { return Encode(name) != name }
+
+// Original returns the name a label stands for: the annotation with the same
+// key when there is one (the label was encoded), else the label itself.
+func Original(labels, annotations map[string]string, key string) (string, bool) {
+	if v, ok := annotations[key]; ok {
+		return v, true
+	}
+	v, ok := labels[key]
+	return v, ok
+}
+
+// HasValue reports whether the object's key stands for name: the label must
+// hold Encode(name), and the annotation of the same key must hold name itself
+// when name was encoded (and, if present at all, in any case). Two names that
+// encode alike, or a name that looks like another's encoding, are told apart.
+func HasValue(labels, annotations map[string]string, key, name string) bool {
+	enc := Encode(name)
+	if labels[key] != enc {
+		return false
+	}
+	v, ok := annotations[key]
+	if enc != name {
+		return ok && v == name
+	}
+	return !ok || v == name
+}
+
+func isLabelRune(r rune) bool {
+	return isAlphanumeric(r) || r == '.' || r == '_' || r == '-'
+}
+
+func isAlphanumeric(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
