@@ -16,6 +16,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // cloud auth providers, as kubectl
 	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
 
 // Main runs the plugin with args and returns the process exit status.
@@ -61,6 +63,11 @@ builds to Concourse builds that run as pods, found through labels.`,
 
 	root.AddCommand(
 		NewCmdVersion(streams),
+		views.NewCmdWorkers(streams, flags),
+		views.NewCmdContainers(streams, flags),
+		views.NewCmdVolumes(streams, flags),
+		views.NewCmdBuilds(streams, flags),
+		views.NewCmdWatch(streams, flags),
 	)
 	addCompletion(root)
 	return root

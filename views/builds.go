@@ -1,0 +1,359 @@
+package views
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+// Build and step statuses, as fly names them.
+const (
+	statusPending   = "pending"
+	statusStarted   = "started"
+	statusSucceeded = "succeeded"
+	statusFailed    = "failed"
+	statusErrored   = "errored"
+	statusAborted   = "aborted"
+)
+
+// erroredReasons are waiting reasons that mean the step cannot run: Concourse
+// calls that errored (the build's fault is not the task's exit status).
+var erroredReasons = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+	"CrashLoopBackOff": true,
+}
+
+// step is one step container as far as its build's status goes.
+type step struct {
+	pod, container, name string
+	created              time.Time
+	status               string
+	started, finished    time.Time // zero when unknown
+	reason               string    // why a step errored
+}
+
+// podSteps reads the status of each step container of pod.
+func podSteps(pod *corev1.Pod) []step {
+	var steps []step
+	for _, m := range selector.Steps(pod) {
+		s := step{pod: pod.Name, container: m.Container, name: m.Step, created: pod.CreationTimestamp.Time}
+		if s.name == "" {
+			s.name = m.Resource
+		}
+		s.status, s.reason = statusPending, ""
+		var cs *corev1.ContainerStatus
+		for i := range pod.Status.ContainerStatuses {
+			if pod.Status.ContainerStatuses[i].Name == m.Container {
+				cs = &pod.Status.ContainerStatuses[i]
+			}
+		}
+		switch {
+		case cs != nil && cs.State.Terminated != nil:
+			t := cs.State.Terminated
+			s.started, s.finished = t.StartedAt.Time, t.FinishedAt.Time
+			switch {
+			case t.ExitCode == 0:
+				s.status = statusSucceeded
+			case pod.DeletionTimestamp != nil:
+				s.status = statusAborted
+			default:
+				s.status = statusFailed
+			}
+		case cs != nil && cs.State.Running != nil:
+			s.started = cs.State.Running.StartedAt.Time
+			s.status = statusStarted
+			if pod.DeletionTimestamp != nil {
+				s.status = statusAborted
+			}
+		case cs != nil && cs.State.Waiting != nil && erroredReasons[cs.State.Waiting.Reason]:
+			s.status, s.reason = statusErrored, cs.State.Waiting.Reason
+		case pod.Status.Phase == corev1.PodFailed:
+			s.status, s.reason = statusErrored, cmp.Or(pod.Status.Reason, "pod failed")
+		case pod.DeletionTimestamp != nil:
+			s.status = statusAborted
+		}
+		steps = append(steps, s)
+	}
+	return steps
+}
+
+// finished reports whether a step status is final.
+func finished(status string) bool {
+	return status != statusPending && status != statusStarted
+}
+
+// buildStatus derives a build's status from its steps: the worst final
+// status wins, then started, then succeeded; a build with no step started is
+// pending.
+func buildStatus(steps []step) string {
+	has := map[string]bool{}
+	for _, s := range steps {
+		has[s.status] = true
+	}
+	for _, st := range []string{statusErrored, statusFailed, statusAborted} {
+		if has[st] {
+			return st
+		}
+	}
+	switch {
+	case has[statusStarted], has[statusSucceeded] && has[statusPending]:
+		return statusStarted
+	case has[statusSucceeded]:
+		return statusSucceeded
+	}
+	return statusPending
+}
+
+// buildRef identifies a build from its pod's labels.
+type buildRef struct {
+	namespace, id, team, pipeline, vars, job, name, resource string
+}
+
+func buildRefOf(pod *corev1.Pod) buildRef {
+	m := selector.Steps(pod)[0] // every pod has at least its contract container
+	return buildRef{
+		namespace: pod.Namespace, id: m.BuildID, team: m.Team, pipeline: m.Pipeline,
+		vars: m.InstanceVars.String(), job: m.Job, name: m.Build, resource: checkResource(m),
+	}
+}
+
+func checkResource(m selector.Match) string {
+	if m.StepType == "check" {
+		return m.Resource
+	}
+	return ""
+}
+
+// key groups pods: by global build id when there is one.
+func (r buildRef) key() string {
+	if r.id != "" {
+		return r.namespace + "\x00" + r.id
+	}
+	return strings.Join([]string{r.namespace, "", r.team, r.pipeline, r.vars, r.job, r.name, r.resource}, "\x00")
+}
+
+// buildSet gathers the step pods of builds; pods may come and go (-w).
+type buildSet struct {
+	builds map[string]*buildEntry
+	podKey map[string]string // namespace/pod -> build key
+}
+
+type buildEntry struct {
+	ref  buildRef
+	pods map[string][]step // pod name -> its steps
+}
+
+func newBuildSet() *buildSet {
+	return &buildSet{builds: map[string]*buildEntry{}, podKey: map[string]string{}}
+}
+
+// add records pod (again) and returns the key of its build.
+func (s *buildSet) add(pod *corev1.Pod) string {
+	ref := buildRefOf(pod)
+	key := ref.key()
+	s.remove(pod.Namespace, pod.Name)
+	e := s.builds[key]
+	if e == nil {
+		e = &buildEntry{ref: ref, pods: map[string][]step{}}
+		s.builds[key] = e
+	}
+	e.pods[pod.Name] = podSteps(pod)
+	s.podKey[pod.Namespace+"/"+pod.Name] = key
+	return key
+}
+
+// remove forgets a pod and returns the key of the build it was part of.
+func (s *buildSet) remove(namespace, name string) string {
+	key, ok := s.podKey[namespace+"/"+name]
+	if !ok {
+		return ""
+	}
+	delete(s.podKey, namespace+"/"+name)
+	if e := s.builds[key]; e != nil {
+		delete(e.pods, name)
+		if len(e.pods) == 0 {
+			delete(s.builds, key)
+		}
+	}
+	return key
+}
+
+// items returns the builds newest first, as fly does (by build id, descending).
+func (s *buildSet) items() []*Build {
+	bs := make([]*Build, 0, len(s.builds))
+	for _, e := range s.builds {
+		bs = append(bs, e.build())
+	}
+	slices.SortFunc(bs, compareBuilds)
+	return bs
+}
+
+func compareBuilds(a, b *Build) int {
+	ai, aerr := strconv.ParseUint(a.ID, 10, 64)
+	bi, berr := strconv.ParseUint(b.ID, 10, 64)
+	switch {
+	case aerr == nil && berr == nil && ai != bi:
+		return cmp.Compare(bi, ai)
+	case (aerr == nil) != (berr == nil):
+		if aerr == nil {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// steps returns the build's steps in the order they were created.
+func (e *buildEntry) steps() []step {
+	var steps []step
+	for _, ps := range e.pods {
+		steps = append(steps, ps...)
+	}
+	slices.SortStableFunc(steps, func(a, b step) int {
+		return cmp.Or(a.created.Compare(b.created), cmp.Compare(a.pod, b.pod))
+	})
+	// Within a pod the container order stands: the sort is stable and each
+	// pod's steps were appended in order.
+	return steps
+}
+
+func (e *buildEntry) build() *Build {
+	r := e.ref
+	name := r.id
+	if name == "" {
+		name = strings.Trim(strings.Join([]string{r.pipeline, cmp.Or(r.job, r.resource), r.name}, "/"), "/")
+	}
+	steps := e.steps()
+	b := &Build{
+		TypeMeta:   typeMeta("Build"),
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.namespace},
+		ID:         r.id, Team: r.team, Pipeline: r.pipeline, InstanceVars: r.vars, Job: r.job, BuildName: r.name,
+		Resource: r.resource, Status: buildStatus(steps), Steps: []string{},
+	}
+	var start, end time.Time
+	done := true
+	for i, s := range steps {
+		if i == 0 || s.created.Before(b.CreationTimestamp.Time) {
+			b.CreationTimestamp = metav1.NewTime(s.created)
+		}
+		if !slices.Contains(b.Steps, s.name) {
+			b.Steps = append(b.Steps, s.name)
+		}
+		if !s.started.IsZero() && (start.IsZero() || s.started.Before(start)) {
+			start = s.started
+		}
+		if s.finished.After(end) {
+			end = s.finished
+		}
+		done = done && finished(s.status)
+	}
+	if !start.IsZero() {
+		b.Start = &metav1.Time{Time: start}
+	}
+	if done && !end.IsZero() && finished(b.Status) {
+		b.End = &metav1.Time{Time: end}
+	}
+	return b
+}
+
+var buildColumns = []metav1.TableColumnDefinition{
+	{Name: "ID", Type: "string", Format: "name", Description: "label concourse-ci.org/build-id"},
+	{Name: "Pipeline/Job", Type: "string", Description: "one-off for builds without a pipeline"},
+	{Name: "Build", Type: "string", Description: "build name within the job"},
+	{Name: "Status", Type: "string", Description: "derived from the step containers"},
+	{Name: "Start", Type: "string"},
+	{Name: "End", Type: "string"},
+	{Name: "Duration", Type: "string"},
+	{Name: "Steps", Type: "string"},
+	{Name: "Team", Type: "string", Priority: 1},
+}
+
+const flyTimeFormat = "2006-01-02@15:04:05-0700"
+
+func (b *Build) row(r rowContext) metav1.TableRow {
+	start, end, dur := "n/a", "n/a", "n/a"
+	if b.Start != nil {
+		start = b.Start.In(r.loc).Format(flyTimeFormat)
+		until := r.now
+		if b.End != nil {
+			until = b.End.Time
+			end = b.End.In(r.loc).Format(flyTimeFormat)
+		}
+		dur = duration.HumanDuration(until.Sub(b.Start.Time))
+		if b.End == nil {
+			dur += "+"
+		}
+	}
+	return metav1.TableRow{
+		Cells: []any{
+			orNone(b.ID), b.pipelineJob(), orNone(b.BuildName), b.Status, start, end, dur,
+			orNone(strings.Join(b.Steps, ",")), orNone(b.Team),
+		},
+		Object: runtime.RawExtension{Object: b},
+	}
+}
+
+func (b *Build) pipelineJob() string {
+	if b.Pipeline == "" {
+		return "one-off"
+	}
+	p := b.Pipeline
+	if b.InstanceVars != "" {
+		p += "/" + b.InstanceVars
+	}
+	if b.Job == "" && b.Resource == "" {
+		return p
+	}
+	return p + "/" + cmp.Or(b.Job, b.Resource)
+}
+
+func (b *Build) colour() string {
+	return statusColour(b.Status)
+}
+
+func statusColour(status string) string {
+	switch status {
+	case statusSucceeded:
+		return colourGreen
+	case statusFailed:
+		return colourRed
+	case statusErrored:
+		return colourMagenta
+	case statusAborted, statusStarted:
+		return colourYellow
+	}
+	return ""
+}
+
+// flyBuild is atc.Build's JSON, for --json.
+type flyBuild struct {
+	ID           string `json:"id"`
+	TeamName     string `json:"team_name"`
+	Name         string `json:"name"`
+	Status       string `json:"status"`
+	JobName      string `json:"job_name,omitempty"`
+	PipelineName string `json:"pipeline_name,omitempty"`
+	StartTime    int64  `json:"start_time,omitempty"`
+	EndTime      int64  `json:"end_time,omitempty"`
+}
+
+func (b *Build) fly() any {
+	f := flyBuild{ID: b.ID, TeamName: b.Team, Name: b.BuildName, Status: b.Status, JobName: b.Job, PipelineName: b.Pipeline}
+	if b.Start != nil {
+		f.StartTime = b.Start.Unix()
+	}
+	if b.End != nil {
+		f.EndTime = b.End.Unix()
+	}
+	return f
+}

@@ -1,0 +1,175 @@
+// Package views holds fly's read-only views rebuilt on Kubernetes objects:
+// workers (nodes), containers (step containers of pods), volumes (PVCs and
+// pod volumes), builds (pods grouped by build) and watch (a build's logs).
+package views
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
+)
+
+// listCommand wires a list view: flags, the three phases, completion.
+func listCommand(o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd *cobra.Command, run func(*cobra.Command) error) *cobra.Command {
+	cmd.Args = cobra.NoArgs
+	cmd.DisableFlagsInUseLine = true
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		if err := o.Complete(getter); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return usageError(c, err)
+		}
+		return run(c)
+	}
+	o.AddFlags(cmd)
+	complete.Register(cmd, getter)
+	return cmd
+}
+
+// NewCmdWorkers is fly workers: nodes as workers.
+func NewCmdWorkers(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := &WorkersOptions{NewViewOptions(streams)}
+	cmd := &cobra.Command{
+		Use:     "workers",
+		Aliases: []string{"ws"},
+		Short:   "List the nodes that run Concourse steps, as fly workers",
+		Long: templates.LongDesc(`
+			List the nodes that are Concourse workers: every node, or only those labelled
+			concourse-ci.org/worker=true when any node is. CONTAINERS counts the Concourse pods
+			bound to each node; STATE is running, landing (cordoned) or stalled (not ready).`),
+		Example: templates.Examples(`
+			# List the workers, sorted by name
+			kubectl concourse workers
+
+			# Add allocatable resources, pressure conditions and taints
+			kubectl concourse workers -d
+
+			# Follow changes
+			kubectl concourse workers -w`),
+	}
+	cmd.Flags().BoolVarP(&o.Details, "details", "d", o.Details, "Print allocatable CPU, memory and pods, pressure conditions and taints")
+	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+}
+
+// NewCmdContainers is fly containers: the step containers of Concourse pods.
+func NewCmdContainers(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := &ContainersOptions{NewViewOptions(streams)}
+	cmd := &cobra.Command{
+		Use:     "containers",
+		Aliases: []string{"cs"},
+		Short:   "List the step containers of Concourse builds and checks",
+		Long: templates.LongDesc(`
+			List one row per step container of the pods labelled app.kubernetes.io/managed-by=concourse
+			(one per step-* container of a Tekton pod), in the pods' order (namespace, then name).`),
+		Example: templates.Examples(`
+			# List the step containers of every namespace
+			kubectl concourse containers -A
+
+			# Only those of one job, with pod and container names
+			kubectl concourse containers -j main/unit -o wide`),
+	}
+	o.addFilterFlags(cmd)
+	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+}
+
+// NewCmdVolumes is fly volumes: Concourse PVCs and the volumes of Concourse pods.
+func NewCmdVolumes(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := &VolumesOptions{NewViewOptions(streams)}
+	cmd := &cobra.Command{
+		Use:     "volumes",
+		Aliases: []string{"vs"},
+		Short:   "List Concourse volumes: labelled PVCs and the volumes of step pods",
+		Long: templates.LongDesc(`
+			List the PVCs labelled concourse-ci.org/volume-type and the data volumes of Concourse pods
+			(emptyDir, hostPath, ephemeral, CSI, PVC), sorted by worker then handle. IDENTIFIER follows
+			fly's rules; -d prints the detailed identifier.`),
+		Example: templates.Examples(`
+			# List the volumes of the current namespace
+			kubectl concourse volumes
+
+			# With detailed identifiers (container:HANDLE,path:PATH)
+			kubectl concourse volumes -d`),
+	}
+	cmd.Flags().BoolVarP(&o.Details, "details", "d", o.Details, "Print the detailed identifier")
+	o.addFilterFlags(cmd)
+	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+}
+
+// NewCmdBuilds lists builds from their step pods.
+func NewCmdBuilds(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := &BuildsOptions{NewViewOptions(streams)}
+	cmd := &cobra.Command{
+		Use:   "builds",
+		Short: "List builds, from their step pods, newest first",
+		Long: templates.LongDesc(`
+			List the builds whose step pods exist, newest (highest build id) first. STATUS is
+			derived from the step containers: errored (a step cannot run, e.g. its image cannot be
+			pulled), failed (a step exited non-zero), aborted (a step was deleted while running),
+			started, succeeded or pending.`),
+		Example: templates.Examples(`
+			# List the builds of every namespace
+			kubectl concourse builds -A
+
+			# The builds of one job, as fly's JSON
+			kubectl concourse builds -j main/unit --json`),
+	}
+	o.addFilterFlags(cmd)
+	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+}
+
+// usageError adds kubectl's hint to an error in how the command was called,
+// as cli does for flag errors (cli imports views, so it cannot be shared
+// from there).
+func usageError(c *cobra.Command, err error) error {
+	return fmt.Errorf("%w\nSee '%s -h' for help and examples", err, c.CommandPath())
+}
+
+// NewCmdWatch is fly watch: a build's step logs until it ends.
+func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := NewWatchOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "watch -j PIPELINE/JOB [-b BUILD]",
+		DisableFlagsInUseLine: true,
+		Args:                  cobra.NoArgs,
+		Short:                 "Follow the step logs of a build until it ends",
+		Long: templates.LongDesc(`
+			Print the logs of a build's steps in the order they started, each under a header naming
+			the step, following running steps and new ones until the build ends. Without -b, the
+			job's latest build; without -j, -b is a global build id; with neither, the latest
+			one-off build. The exit status is fly's: 0 succeeded, 1 failed, 2 errored, 3 aborted.
+
+			Nothing in the pods says that a build has no more steps to come: once every step has
+			succeeded, watch waits --settle for the next step's pod before it calls the build
+			succeeded.`),
+		Example: templates.Examples(`
+			# Follow the latest build of a job
+			kubectl concourse watch -j main/unit
+
+			# Follow build 42 of the job
+			kubectl concourse watch -j main/unit -b 42`),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := o.Complete(getter); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return usageError(c, err)
+			}
+			return o.Run(c.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&o.Target.Job, "job", "j", o.Target.Job, "The build's job, as PIPELINE/JOB or PIPELINE/KEY:VALUE,.../JOB")
+	fs.StringVarP(&o.Target.Build, "build", "b", o.Target.Build, "Build number within the job, or global build ID")
+	fs.StringVar(&o.Target.Team, "team", o.Target.Team, "Name of the team the build belongs to")
+	fs.BoolVarP(&o.Target.AllNamespaces, "all-namespaces", "A", o.Target.AllNamespaces, "Look for the build in every namespace")
+	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long to wait for a next step before the build counts as succeeded")
+	fs.StringVar(&o.Color, "color", o.Color, "Colour headers and the status: auto (only on a terminal), always or never")
+	complete.Register(cmd, getter)
+	return cmd
+}
