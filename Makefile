@@ -7,16 +7,24 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := github.com/kubectl-concourse/kubectl-concourse
 LDFLAGS := -s -w -X $(PKG)/cli.version=$(VERSION) -X $(PKG)/cli.commit=$(COMMIT) -X $(PKG)/cli.date=$(DATE)
 
+# Release archives: `make release VERSION=vX.Y.Z` packs every platform into
+# $(DIST); PLATFORMS=linux/amd64,... narrows it (default: the six .krew.yaml lists).
+DIST      ?= $(CURDIR)/dist
+PLATFORMS ?=
+# Pinned linters and tools, fetched through the Go module proxy only.
+STATICCHECK_VERSION := v0.8.2
+LINT_MODULES        := . e2e
+
 # The test cluster's control plane, built from modules at this version.
 K8S_VERSION := v1.37.2
 K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
                -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
 
-.PHONY: help build cluster test unit e2e FORCE
+.PHONY: help build cluster test unit e2e release lint docs bench krew FORCE
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/kubectl-concourse
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
@@ -44,3 +52,40 @@ unit: ## unit tests of the plugin
 
 e2e: build cluster ## end-to-end tests on the test cluster
 	cd e2e && $(GO) test -count=1 -timeout 40m ./...
+
+release: ## cross-compile and pack dist/ archives and checksums.txt: make release VERSION=vX.Y.Z
+	$(GO) run ./hack/release -version "$(VERSION)" -date "$(DATE)" -dist "$(DIST)" -ldflags "$(LDFLAGS)" \
+		$(if $(PLATFORMS),-platforms "$(PLATFORMS)")
+
+lint: $(BIN)/staticcheck ## gofmt, go vet and staticcheck on the plugin and e2e modules
+	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
+	@set -e; for m in $(LINT_MODULES); do \
+		echo "lint: $$m"; \
+		(cd $$m && $(GO) vet ./... && $(BIN)/staticcheck ./...); \
+	done
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+docs: ## regenerate docs/reference from the commands (a unit test fails when it is stale)
+	$(GO) run ./hack/gendocs docs/reference
+
+# krew and krew-index's manifest validator, from their own module (tools/krew):
+# the krew e2e test installs the release through them. krew is named as the
+# plugin it is (kubectl-krew) because the validator calls `kubectl krew`.
+krew: $(BIN)/kubectl-krew $(BIN)/validate-krew-manifest ## build krew and validate-krew-manifest (v0.4.3) into bin/
+$(BIN)/kubectl-krew: tools/krew/go.mod tools/krew/go.sum
+	cd tools/krew && $(GO) build -o $@ sigs.k8s.io/krew/cmd/krew
+$(BIN)/validate-krew-manifest: tools/krew/go.mod tools/krew/go.sum
+	cd tools/krew && $(GO) build -o $@ sigs.k8s.io/krew/cmd/validate-krew-manifest
+
+# ---- Benchmarks: THE LEAD EXTENDS THIS LIST ------------------------------------
+# One make target per benchmark program; each prints its own figures (and the
+# ratios its issue asks for). Add a `bench-<name>:` target below and its name
+# here, e.g. BENCHES += bench-hijack.
+BENCHES :=
+
+bench: build cluster ## run every benchmark listed in BENCHES; each prints its figures
+	@if [ -z "$(strip $(BENCHES))" ]; then echo "bench: no benchmark listed in BENCHES (Makefile)"; exit 1; fi
+	@set -e; for b in $(BENCHES); do echo "== $$b"; $(MAKE) --no-print-directory $$b; done

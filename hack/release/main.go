@@ -63,7 +63,7 @@ func run(args []string) error {
 		return err
 	}
 	if !semver.MatchString(*version) {
-		return fmt.Errorf("-version %q is not a semantic version with a leading v (e.g. v1.2.3)", *version)
+		return fmt.Errorf("-version %q is not a semantic version with a leading v (make release VERSION=v1.2.3)", *version)
 	}
 	mtime := time.Now().UTC().Truncate(time.Second)
 	if *date != "" {
