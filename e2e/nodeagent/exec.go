@@ -17,11 +17,11 @@ import (
 )
 
 // execSession serves one exec request: it is the remotecommand.Executor for
-// that request, knowing the pod and how to cut the client's connection.
+// that request, with the pod as it was when the request came in (its
+// annotations switch fault injection on).
 type execSession struct {
-	pod     *podRuntime
-	podObj  *corev1.Pod
-	cutConn func() // closes the client's connection
+	pod    *podRuntime
+	podObj *corev1.Pod
 }
 
 var _ remotecommand.Executor = (*execSession)(nil)
@@ -72,8 +72,9 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 
 	var pidHolder atomic.Int64
 	killProc := func() { signalGroup(int(pidHolder.Load()), syscall.SIGKILL) }
+	var cutter *cutWriter
 	if f.cutAfter > 0 && out != nil {
-		out = writeCloser{&cutWriter{
+		cutter = &cutWriter{
 			w: out, limit: f.cutAfter,
 			claim: func() bool {
 				p.mu.Lock()
@@ -84,24 +85,42 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 				p.cutExecs++
 				return true
 			},
-			cut: func() {
-				s.cutConn()
-				killProc()
-			},
-		}, out}
+			cut: killProc,
+		}
+		out = writeCloser{cutter, out}
 	}
 
 	var copies sync.WaitGroup
 	var stdin *os.File
 	if tty {
-		// pty starts the process as a session leader: its session is its
-		// process group, so Setpgid must be off.
+		// The process leads a new session with the terminal as its
+		// controlling tty; that session is its process group, so Setpgid
+		// (which would fail for a session leader) is off.
 		cmd.SysProcAttr.Setpgid = false
-		ptmx, err := pty.StartWithAttrs(cmd, nil, cmd.SysProcAttr)
+		cmd.SysProcAttr.Setsid = true
+		cmd.SysProcAttr.Setctty = true
+		ptmx, slave, err := pty.Open()
+		if err != nil {
+			return fmt.Errorf("open pty: %w", err)
+		}
+		defer ptmx.Close()
+		// Clients send the terminal's size right after connecting: apply it
+		// before the process starts, so that it never sees a 0x0 terminal.
+		if resize != nil {
+			select {
+			case size, ok := <-resize:
+				if ok {
+					_ = pty.Setsize(ptmx, &pty.Winsize{Rows: size.Height, Cols: size.Width})
+				}
+			case <-time.After(time.Second):
+			}
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		err = cmd.Start()
+		slave.Close()
 		if err != nil {
 			return fmt.Errorf("start exec with tty: %w", err)
 		}
-		defer ptmx.Close()
 		pidHolder.Store(int64(cmd.Process.Pid))
 		if in != nil {
 			go func() { _, _ = io.Copy(ptmx, in) }()
@@ -134,39 +153,34 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 			cmd.Stdin, stdin = r, w
 			childEnds = append(childEnds, r)
 		}
-		var outputs []struct {
-			dst io.Writer
-			set func(*os.File)
-		}
-		if out != nil {
-			outputs = append(outputs, struct {
-				dst io.Writer
-				set func(*os.File)
-			}{out, func(w *os.File) { cmd.Stdout = w }})
-		}
-		if errOut != nil {
-			outputs = append(outputs, struct {
-				dst io.Writer
-				set func(*os.File)
-			}{errOut, func(w *os.File) { cmd.Stderr = w }})
-		}
-		for _, o := range outputs {
-			dst := o.dst
+		// pipeTo returns the write end of a pipe whose output is copied to
+		// dst while the process runs.
+		pipeTo := func(dst io.Writer) (*os.File, error) {
 			r, w, err := os.Pipe()
 			if err != nil {
-				return err
+				return nil, err
 			}
-			o.set(w)
 			childEnds = append(childEnds, w)
 			copies.Add(1)
-			go func(dst io.Writer, r *os.File) {
+			go func() {
 				defer copies.Done()
 				defer r.Close()
 				if _, err := io.Copy(dst, r); err != nil {
 					// The client is gone (or was cut): nobody reads the rest.
 					killProc()
 				}
-			}(dst, r)
+			}()
+			return w, nil
+		}
+		if out != nil {
+			if cmd.Stdout, err = pipeTo(out); err != nil {
+				return err
+			}
+		}
+		if errOut != nil {
+			if cmd.Stderr, err = pipeTo(errOut); err != nil {
+				return err
+			}
 		}
 		err := cmd.Start()
 		for _, f := range childEnds {
@@ -201,6 +215,12 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 	p.mu.Unlock()
 	copies.Wait()
 
+	if cutter != nil && cutter.wasCut() {
+		// Through the API server, a connection that just closes reads as
+		// success to client-go (its streams see EOF, no status arrives), so
+		// the cut is reported as the transport failure it stands for.
+		return fmt.Errorf("connection lost: exec stream cut by fault injection after %d bytes", f.cutAfter)
+	}
 	code := exitStatus(waitErr)
 	if code != 0 {
 		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}

@@ -63,7 +63,8 @@ func parseFaults(annotations map[string]string) (faults, error) {
 var errCut = errors.New("exec session cut by fault injection")
 
 // cutWriter passes through the first limit bytes, then asks claim whether
-// this session is to be cut and, if so, calls cut and fails every write.
+// this session is to be cut and, if so, calls cut (which kills the process)
+// and fails every write.
 type cutWriter struct {
 	w       io.Writer
 	limit   int64
@@ -101,6 +102,12 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 	c.isCut = true
 	c.cut()
 	return n, errCut
+}
+
+func (c *cutWriter) wasCut() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.isCut
 }
 
 // throttle paces a stream to a rate in bytes per second.

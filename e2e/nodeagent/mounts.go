@@ -57,6 +57,18 @@ func (m *mountTable) bind(source, target string, readOnly bool) error {
 	return nil
 }
 
+// mountProc mounts a proc filesystem at target, for the tools that read
+// /proc (ps, /dev/stdin, ...).
+func (m *mountTable) mountProc(target string) error {
+	if err := unix.Mount("proc", target, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount proc on %s: %w", target, err)
+	}
+	m.mu.Lock()
+	m.targets = append(m.targets, target)
+	m.mu.Unlock()
+	return nil
+}
+
 // unmountAll undoes every mount, newest first. A busy mount is detached
 // lazily: the processes that held it are being killed anyway.
 func (m *mountTable) unmountAll() error {

@@ -344,6 +344,13 @@ func (p *podRuntime) newContainer(pod *corev1.Pod, spec corev1.Container, kind c
 	if err := makeRootfs(img.Rootfs, rootfs, pod); err != nil {
 		return nil, err
 	}
+	if err := p.mounts.mountProc(filepath.Join(rootfs, "proc")); err != nil {
+		return nil, err
+	}
+	// Terminal tools (stty, tty) look their terminal up in /dev/pts.
+	if err := p.mounts.bind("/dev/pts", filepath.Join(rootfs, "dev", "pts"), false); err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	vols := p.volumes
 	p.mu.Unlock()

@@ -1,7 +1,6 @@
 package nodeagent
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -110,9 +108,8 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w}
-	session := &execSession{pod: p, podObj: pod, cutConn: hw.closeConn}
-	remotecommand.ServeExec(hw, r, session, pod.Namespace+"/"+pod.Name, string(pod.UID), r.PathValue("container"),
+	session := &execSession{pod: p, podObj: pod}
+	remotecommand.ServeExec(w, r, session, pod.Namespace+"/"+pod.Name, string(pod.UID), r.PathValue("container"),
 		r.URL.Query()["command"], opts, streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }
 
@@ -218,39 +215,5 @@ func (f *flushWriter) Write(b []byte) (int, error) {
 func (f *flushWriter) Flush() {
 	if fl, ok := f.w.(http.Flusher); ok {
 		fl.Flush()
-	}
-}
-
-// hijackWriter remembers the connection a streaming upgrade takes over, so
-// that fault injection can drop it like a network failure would.
-type hijackWriter struct {
-	http.ResponseWriter
-	mu   sync.Mutex
-	conn net.Conn
-}
-
-func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := h.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("connection cannot be hijacked")
-	}
-	conn, rw, err := hj.Hijack()
-	h.mu.Lock()
-	h.conn = conn
-	h.mu.Unlock()
-	return conn, rw, err
-}
-
-func (h *hijackWriter) Flush() {
-	if fl, ok := h.ResponseWriter.(http.Flusher); ok {
-		fl.Flush()
-	}
-}
-
-func (h *hijackWriter) closeConn() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.conn != nil {
-		h.conn.Close()
 	}
 }
