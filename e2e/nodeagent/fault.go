@@ -115,11 +115,12 @@ type throttle struct {
 	rate  int64
 	start time.Time
 	sent  int64
+	now   func() time.Time
 	sleep func(time.Duration)
 }
 
 func newThrottle(rate int64) *throttle {
-	return &throttle{rate: rate, start: time.Now(), sleep: time.Sleep}
+	return &throttle{rate: rate, start: time.Now(), now: time.Now, sleep: time.Sleep}
 }
 
 // chunk is the largest piece sent at once: a tenth of a second's worth.
@@ -131,7 +132,7 @@ func (t *throttle) chunk() int {
 func (t *throttle) account(n int) {
 	t.sent += int64(n)
 	due := t.start.Add(time.Duration(float64(t.sent) / float64(t.rate) * float64(time.Second)))
-	if d := time.Until(due); d > 0 {
+	if d := due.Sub(t.now()); d > 0 {
 		t.sleep(d)
 	}
 }
