@@ -41,7 +41,7 @@ func TestComputePodStatus(t *testing.T) {
 		{name: "init failed, Never", policy: corev1.RestartPolicyNever, init: []corev1.Container{{Name: "i"}},
 			statuses: map[string]corev1.ContainerStatus{"i": {State: exited(1)}}, wantPhase: corev1.PodFailed, wantReady: corev1.ConditionFalse, wantInit: corev1.ConditionFalse},
 		{name: "init done, sidecar running", policy: corev1.RestartPolicyAlways, init: []corev1.Container{{Name: "i"}, sidecar},
-			statuses: map[string]corev1.ContainerStatus{"i": {State: exited(0)}, "side": {State: running(), Ready: true}, "a": {State: running(), Ready: true}, "b": {State: running(), Ready: true}},
+			statuses:  map[string]corev1.ContainerStatus{"i": {State: exited(0)}, "side": {State: running(), Ready: true}, "a": {State: running(), Ready: true}, "b": {State: running(), Ready: true}},
 			wantPhase: corev1.PodRunning, wantReady: corev1.ConditionTrue, wantInit: corev1.ConditionTrue},
 		{name: "one running, one created", policy: corev1.RestartPolicyAlways,
 			statuses: map[string]corev1.ContainerStatus{"b": {State: running(), Ready: true}}, wantPhase: corev1.PodPending, wantReady: corev1.ConditionFalse, wantInit: corev1.ConditionTrue, wantWaiting: "ContainerCreating"},
