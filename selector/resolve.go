@@ -181,7 +181,7 @@ func (q query) matchesOf(pod *corev1.Pod) ([]Match, error) {
 		}
 		if q.container != "" {
 			m.Container, m.WorkingDir = q.container, ""
-			c := findContainer(pod, q.container)
+			c := FindContainer(pod, q.container)
 			if c == nil {
 				return nil, fmt.Errorf("--container %s: pod %s/%s has containers %s",
 					q.container, pod.Namespace, pod.Name, strings.Join(containerNames(pod), ", "))
@@ -217,7 +217,7 @@ func (q query) expand(pod *corev1.Pod) []Match {
 		}
 	}
 	base.Container = StepContainer(pod)
-	if c := findContainer(pod, base.Container); c != nil {
+	if c := FindContainer(pod, base.Container); c != nil {
 		base.WorkingDir = c.WorkingDir
 	}
 	return []Match{base}
@@ -255,7 +255,9 @@ func StepContainer(pod *corev1.Pod) string {
 	return "main"
 }
 
-func findContainer(pod *corev1.Pod, name string) *corev1.Container {
+// FindContainer returns the container, init or ephemeral container called
+// name (an ephemeral one as its common fields), or nil.
+func FindContainer(pod *corev1.Pod, name string) *corev1.Container {
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
 			return &pod.Spec.Containers[i]

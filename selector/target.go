@@ -35,7 +35,7 @@ type Target struct {
 // AddFlags binds every target flag to t. Shorthands follow fly (-c is the
 // check container, not kubectl's container; -s is the step, not --server).
 func (t *Target) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVarP(&t.Job, "job", "j", t.Job, "Name of a job to hijack, as PIPELINE/JOB or PIPELINE/KEY:VALUE,.../JOB for an instanced pipeline")
+	fs.StringVarP(&t.Job, "job", "j", t.Job, "Name of a job, as PIPELINE/JOB or PIPELINE/KEY:VALUE,.../JOB for an instanced pipeline")
 	fs.StringVarP(&t.Check, "check", "c", t.Check, "Name of a resource's checking container, as PIPELINE/RESOURCE")
 	fs.StringVarP(&t.URL, "url", "u", t.URL, "URL for the build, job, or check container, as copied from the Concourse web UI")
 	fs.StringVarP(&t.Build, "build", "b", t.Build, "Build number within the job, or global build ID")

@@ -1,0 +1,75 @@
+package hijack
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
+)
+
+var (
+	hijackLong = templates.LongDesc(`
+		Run a shell or a command in the container of a Concourse build step, as fly hijack
+		does, found by the step's labels: one LIST of pods by label selector.
+
+		The process starts in the step's working directory (-w overrides it). With no
+		command, bash is started, or sh when the image has no bash. When stdin and stdout
+		are terminals the session gets a TTY; otherwise stdin is streamed and closed at
+		EOF. The remote exit status is the exit status of this command.
+
+		Several matching containers are offered in fly's chooser on a terminal, or listed
+		with the flags that pick each. With no job and no build, the most recent one-off
+		build (fly execute) is used.
+
+		A step that has finished, or whose image has no shell, can be entered with --debug:
+		a running step gets an ephemeral container (--debug-image) that sees its processes
+		and mounts its volumes; a finished step's pod is copied with the same volumes, and
+		the copy is removed afterwards unless --keep.`)
+
+	hijackExample = templates.Examples(`
+		# Open a shell in the "unit" step of build 42 of job "test" in pipeline "main"
+		kubectl concourse hijack -j main/test -b 42 -s unit
+
+		# Run a command in the step of an instanced pipeline, starting in /tmp
+		kubectl concourse hijack -j main/branch:feature/test -s unit -w /tmp -- ls -la
+
+		# Enter the container a Concourse web URL points at
+		kubectl concourse hijack -u https://ci.example.com/teams/main/pipelines/main/jobs/test/builds/42 -s unit
+
+		# Pipe a script into the step of the most recent one-off build (fly execute)
+		echo 'go test ./...' | kubectl concourse hijack -s one-off -- sh
+
+		# Look around a finished step's volumes through a copy of its pod
+		kubectl concourse hijack -j main/test -b 42 -s unit --debug`)
+)
+
+// NewCmdHijack returns `hijack` (aliases intercept, i).
+func NewCmdHijack(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := NewHijackOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "hijack [flags] [-- COMMAND [ARGS...]]",
+		Aliases:               []string{"intercept", "i"},
+		Short:                 "Run a shell or command in the container of a build step",
+		Long:                  hijackLong,
+		Example:               hijackExample,
+		DisableFlagsInUseLine: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Complete(getter, c, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				// The root's flag error func adds kubectl's usage hint.
+				return c.FlagErrorFunc()(c, err)
+			}
+			return o.Run(c.Context())
+		},
+	}
+	// As in kubectl exec, flags end at the command: `hijack -s x ls -l`
+	// runs `ls -l`.
+	cmd.Flags().SetInterspersed(false)
+	o.AddFlags(cmd)
+	complete.Register(cmd, getter)
+	return cmd
+}

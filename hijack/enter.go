@@ -1,0 +1,124 @@
+package hijack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+)
+
+// enter runs the command (or fly's default shell) in a container of pod,
+// starting in workingDir unless -w says otherwise. The remote exit status
+// comes back as a utilexec.ExitError.
+func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, workingDir string) error {
+	dir := workingDir
+	if o.workDirSet {
+		dir = o.WorkDir
+	}
+	return o.withTerminal(ctx, func(ctx context.Context, tty bool, s podexec.Streams, resize remotecommand.TerminalSizeQueue) error {
+		req := podexec.Request{Namespace: pod.Namespace, Pod: pod.Name, Container: container, Stdin: s.In != nil, TTY: tty}
+		if isWindows(pod) {
+			return o.enterWindows(ctx, req, s, resize, pod, workingDir)
+		}
+		req.Command = remoteCommand(o.Command, dir, o.Term)
+		err := o.Executor.Exec(ctx, req, s, resize)
+		if err == nil || !maybeNotFound(err) {
+			return o.execError(ctx, err, pod, container)
+		}
+		// Either sh is missing (a shell-less image, or Windows), or the
+		// command itself exited 127: a probe tells which.
+		shell, probeErr := o.hasShell(ctx, req)
+		if probeErr != nil || shell {
+			return o.execError(ctx, err, pod, container)
+		}
+		if o.nodeIsWindows(ctx, pod) {
+			return o.enterWindows(ctx, req, s, resize, pod, workingDir)
+		}
+		where := fmt.Sprintf("container %s of pod %s", printers.EscapeTerminal(container), printers.EscapeTerminal(pod.Namespace+"/"+pod.Name))
+		switch {
+		case len(o.Command) == 0:
+			return fmt.Errorf("%s has no shell (its image lacks sh); --debug enters it through a %s container that shares its processes and volumes", where, o.DebugImage)
+		case o.workDirSet && o.WorkDir != workingDir:
+			return fmt.Errorf("-w needs sh in the container, and the image of %s has none; leave -w out to start in its working directory", where)
+		}
+		// Without sh, run the command itself: the runtime starts it in the
+		// container's working directory.
+		req.Command = o.Command
+		return o.execError(ctx, o.Executor.Exec(ctx, req, s, resize), pod, container)
+	})
+}
+
+// enterWindows runs the command as is (default cmd.exe, with no fallback):
+// there is no sh to change directory with, and the runtime starts it in
+// the container's working directory already.
+func (o *HijackOptions) enterWindows(ctx context.Context, req podexec.Request, s podexec.Streams, resize remotecommand.TerminalSizeQueue, pod *corev1.Pod, workingDir string) error {
+	if o.workDirSet && o.WorkDir != workingDir {
+		return errors.New("-w is not supported in Windows containers; they start in the container's working directory")
+	}
+	req.Command = o.Command
+	if len(req.Command) == 0 {
+		req.Command = []string{windowsShell}
+	}
+	return o.execError(ctx, o.Executor.Exec(ctx, req, s, resize), pod, req.Container)
+}
+
+// hasShell probes for sh in the container with a command that does nothing.
+func (o *HijackOptions) hasShell(ctx context.Context, req podexec.Request) (bool, error) {
+	req.Command, req.Stdin, req.TTY = []string{fallbackShell, "-c", ":"}, false, false
+	err := o.Executor.Exec(ctx, req, podexec.Streams{Out: io.Discard, ErrOut: io.Discard}, nil)
+	switch {
+	case err == nil:
+		return true, nil
+	case maybeNotFound(err):
+		return false, nil
+	}
+	return false, err
+}
+
+// nodeIsWindows reads the node's OS label; a node the user may not read is
+// taken for Linux.
+func (o *HijackOptions) nodeIsWindows(ctx context.Context, pod *corev1.Pod) bool {
+	if pod.Spec.NodeName == "" {
+		return false
+	}
+	node, err := o.Client.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
+	return err == nil && node.Labels[corev1.LabelOSStable] == string(corev1.Windows)
+}
+
+// maybeNotFound says whether an exec may have failed because its
+// executable does not exist: exit status 127 (as a shell or the test
+// cluster reports it) or the runtime's own message (containerd, CRI-O).
+func maybeNotFound(err error) bool {
+	var exit utilexec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitStatus() == 127
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")
+}
+
+// execError passes a remote exit status through untouched (it becomes the
+// plugin's) and gives other failures their context.
+func (o *HijackOptions) execError(ctx context.Context, err error, pod *corev1.Pod, container string) error {
+	if err == nil {
+		return nil
+	}
+	var exit utilexec.ExitError
+	if errors.As(err, &exit) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("session ended: %w", context.Cause(ctx))
+	}
+	err = explainForbidden(err, pod.Namespace, "create", "pods/exec")
+	return fmt.Errorf("exec in container %s of pod %s: %w", printers.EscapeTerminal(container), printers.EscapeTerminal(pod.Namespace+"/"+pod.Name), err)
+}

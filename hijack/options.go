@@ -1,0 +1,163 @@
+// Package hijack implements `kubectl concourse hijack`: a shell or command in
+// the container of a Concourse build step, found by fly's flags, started in
+// the step's working directory.
+package hijack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+// DefaultDebugImage holds sh and the usual tools, and is small.
+const DefaultDebugImage = "busybox"
+
+// HijackOptions is the state of one hijack.
+type HijackOptions struct {
+	genericiooptions.IOStreams
+
+	Target     selector.Target
+	WorkDir    string // -w; used only when workDirSet
+	workDirSet bool
+	Debug      bool
+	DebugImage string
+	Keep       bool
+	Command    []string // after the flags; empty: fly's default shell
+
+	Namespace string
+	Client    kubernetes.Interface
+	Executor  podexec.Executor
+	Term      string // the local $TERM, forwarded as fly does
+
+	// isTerminal decides about stdin/stdout; a field so tests can fake a terminal.
+	isTerminal func(any) bool
+}
+
+// NewHijackOptions sets every default.
+func NewHijackOptions(streams genericiooptions.IOStreams) *HijackOptions {
+	return &HijackOptions{IOStreams: streams, DebugImage: DefaultDebugImage}
+}
+
+// AddFlags binds the target flags (shared with the other commands) and hijack's own.
+func (o *HijackOptions) AddFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	o.Target.AddFlags(fs)
+	fs.StringVarP(&o.WorkDir, "workdir", "w", o.WorkDir, "Directory to start in (default: the step's working directory)")
+	fs.BoolVar(&o.Debug, "debug", o.Debug, "Enter through a debug container: an ephemeral container next to a running step, or a copy of a finished step's pod with its volumes")
+	fs.StringVar(&o.DebugImage, "debug-image", o.DebugImage, "Image of the debug container")
+	fs.BoolVar(&o.Keep, "keep", o.Keep, "With --debug on a finished step, keep the copy pod after the session")
+}
+
+// Complete fills what the flags do not say: the command, the namespace and,
+// when still nil, the clients.
+func (o *HijackOptions) Complete(getter genericclioptions.RESTClientGetter, cmd *cobra.Command, args []string) error {
+	o.Command = args
+	o.workDirSet = cmd.Flags().Changed("workdir")
+	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return fmt.Errorf("namespace: %w", err)
+	}
+	o.Namespace = ns
+	if o.Term == "" {
+		o.Term = os.Getenv("TERM")
+	}
+	if o.isTerminal == nil {
+		o.isTerminal = printers.IsTerminal
+	}
+	if o.Client != nil && o.Executor != nil {
+		return nil
+	}
+	config, err := getter.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	if o.Client == nil {
+		if o.Client, err = kubernetes.NewForConfig(config); err != nil {
+			return err
+		}
+	}
+	if o.Executor == nil {
+		o.Executor = podexec.NewRemoteExecutor(config, o.Client)
+	}
+	return nil
+}
+
+// Validate checks the flags; it calls no API.
+func (o *HijackOptions) Validate() error {
+	if err := o.Target.Validate(); err != nil {
+		return err
+	}
+	if o.Debug && o.DebugImage == "" {
+		return errors.New("--debug-image must name an image")
+	}
+	if o.Keep && !o.Debug {
+		return errors.New("--keep applies to --debug only")
+	}
+	return nil
+}
+
+// Run finds the step, lets the user choose when several match, and enters it.
+func (o *HijackOptions) Run(ctx context.Context) error {
+	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
+	if err != nil {
+		ns := o.Namespace
+		if o.Target.AllNamespaces {
+			ns = ""
+		}
+		return explainForbidden(err, ns, "list", "pods")
+	}
+	m, err := selector.Choose(ms, o.In, o.ErrOut, o.terminal(o.In))
+	if errors.Is(err, selector.ErrNoChoice) {
+		return nil // dismissing fly's chooser is not an error either
+	}
+	if err != nil {
+		return err
+	}
+	if o.Debug {
+		return o.runDebug(ctx, m)
+	}
+	if err := enterable(m.Pod, m.Container); err != nil {
+		return err
+	}
+	return o.enter(ctx, m.Pod, m.Container, m.WorkingDir)
+}
+
+// enterable explains why a step's container cannot be exec'd into, pointing
+// at --debug.
+func enterable(pod *corev1.Pod, container string) error {
+	name := printers.EscapeTerminal(pod.Namespace + "/" + pod.Name)
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
+		return fmt.Errorf("pod %s has %s, so its containers are gone; --debug opens a copy of it with the same volumes",
+			name, pod.Status.Phase)
+	}
+	for _, s := range append(pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses...) {
+		if s.Name != container {
+			continue
+		}
+		switch {
+		case s.State.Waiting != nil:
+			return fmt.Errorf("container %s of pod %s is waiting (%s) and cannot be entered yet",
+				printers.EscapeTerminal(container), name, printers.EscapeTerminal(s.State.Waiting.Reason))
+		case s.State.Terminated != nil:
+			return fmt.Errorf("container %s of pod %s has terminated (%s, exit code %d); --debug adds a container next to it with its volumes",
+				printers.EscapeTerminal(container), name, printers.EscapeTerminal(s.State.Terminated.Reason), s.State.Terminated.ExitCode)
+		}
+	}
+	return nil
+}
+
+func (o *HijackOptions) terminal(stream any) bool {
+	return stream != nil && o.isTerminal != nil && o.isTerminal(stream)
+}
