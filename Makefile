@@ -13,6 +13,7 @@ DIST      ?= $(CURDIR)/dist
 PLATFORMS ?=
 # Pinned linters and tools, fetched through the Go module proxy only.
 STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := $(BIN)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 LINT_MODULES        := . e2e
 
 # The test cluster's control plane, built from modules at this version.
@@ -57,16 +58,17 @@ release: ## cross-compile and pack dist/ archives and checksums.txt: make releas
 	$(GO) run ./hack/release -version "$(VERSION)" -date "$(DATE)" -dist "$(DIST)" -ldflags "$(LDFLAGS)" \
 		$(if $(PLATFORMS),-platforms "$(PLATFORMS)")
 
-lint: $(BIN)/staticcheck ## gofmt, go vet and staticcheck on the plugin and e2e modules
+lint: $(STATICCHECK) ## gofmt, go vet and staticcheck on the plugin and e2e modules
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
 	@set -e; for m in $(LINT_MODULES); do \
 		echo "lint: $$m"; \
-		(cd $$m && $(GO) vet ./... && $(BIN)/staticcheck ./...); \
+		(cd $$m && $(GO) vet ./... && $(STATICCHECK) ./...); \
 	done
 
-$(BIN)/staticcheck:
-	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+# Installed under a versioned directory, so that changing the pin rebuilds it.
+$(STATICCHECK):
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 docs: ## regenerate docs/reference from the commands (a unit test fails when it is stale)
 	$(GO) run ./hack/gendocs docs/reference
