@@ -78,6 +78,10 @@ func (c *container) start() (*containerRun, *attachPoint, func() int, error) {
 		return nil, nil, nil, fmt.Errorf("open log: %w", err)
 	}
 	lw := &logWriter{w: logFile, now: time.Now}
+	// Only the current and the previous run's logs are kept, as on a kubelet.
+	if n := c.status.RestartCount; n >= 2 {
+		_ = os.Remove(c.logPath(n - 2))
+	}
 	ap := &attachPoint{tty: c.spec.TTY, stdinOnce: c.spec.StdinOnce}
 
 	var outputs []*os.File // read ends the pumps drain

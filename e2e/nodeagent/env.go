@@ -92,7 +92,9 @@ func containerEnv(ctx context.Context, src *objectSource, pod *corev1.Pod, c *co
 		k, v, _ := strings.Cut(kv, "=")
 		set(k, v)
 	}
-	set("HOME", homeFor(pod, c))
+	if _, ok := values["HOME"]; !ok {
+		set("HOME", homeFor(pod, c, img))
+	}
 
 	for _, from := range c.EnvFrom {
 		switch {
@@ -249,8 +251,10 @@ func sortedKeys[V any](m map[string]V) []string {
 
 func optional(b *bool) bool { return b != nil && *b }
 
-func homeFor(pod *corev1.Pod, c *corev1.Container) string {
-	if uid, _ := runAs(pod, c, images.Config{}); uid != 0 {
+// homeFor is HOME when the image sets none: root's, or / for other users
+// (who have no home in these images).
+func homeFor(pod *corev1.Pod, c *corev1.Container, img images.Config) string {
+	if uid, _ := runAs(pod, c, img); uid != 0 {
 		return "/"
 	}
 	return "/root"

@@ -243,6 +243,11 @@ func (p *podRuntime) run(ctx context.Context) {
 	p.notify()
 
 	if p.prepare(ctx, pod) {
+		// Ephemeral containers added while the pod was being prepared.
+		p.mu.Lock()
+		latest := p.pod
+		p.mu.Unlock()
+		p.startEphemeralContainers(latest)
 		p.runContainers(pod)
 	}
 	<-p.stopCh
