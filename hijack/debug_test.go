@@ -1,0 +1,182 @@
+package hijack
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+// startContainers makes the fake API server report every container and
+// ephemeral container of a pod as running, as a kubelet would; created
+// pods get a name from generateName.
+func startContainers(client *fake.Clientset) {
+	client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		p := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod)
+		if p.Name == "" {
+			p.Name = p.GenerateName + "x1y2z"
+		}
+		return false, nil, nil
+	})
+	client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj, err := client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), a.(k8stesting.GetAction).GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		p := obj.(*corev1.Pod).DeepCopy()
+		running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+		p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses = nil, nil
+		for _, c := range p.Spec.Containers {
+			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, State: running})
+		}
+		for _, c := range p.Spec.EphemeralContainers {
+			p.Status.EphemeralContainerStatuses = append(p.Status.EphemeralContainerStatuses, corev1.ContainerStatus{Name: c.Name, State: running})
+		}
+		p.Status.Phase = corev1.PodRunning
+		return true, p, nil
+	})
+}
+
+func TestDebugEphemeral(t *testing.T) {
+	ex := &fakeExecutor{}
+	o, client, _, errOut := newOptions(t, ex, stepPod("unit-42", "test", "42", "unit"))
+	startContainers(client)
+	o.Target, o.Debug, o.Command = selector.Target{Job: "main/test", Build: "42", Step: "unit"}, true, []string{"ls"}
+	if err := o.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := client.CoreV1().Pods("ci").Get(t.Context(), "unit-42", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Spec.EphemeralContainers) != 1 {
+		t.Fatalf("ephemeral containers: %+v", pod.Spec.EphemeralContainers)
+	}
+	ec := pod.Spec.EphemeralContainers[0]
+	if ec.TargetContainerName != "main" || ec.Image != "busybox" || ec.WorkingDir != "/tmp/build/abc" ||
+		len(ec.VolumeMounts) != 1 || ec.VolumeMounts[0].MountPath != "/tmp/build" {
+		t.Errorf("ephemeral container %+v", ec)
+	}
+	if len(ex.got) != 2 {
+		t.Fatalf("exec requests %+v, want the session and the keeper's end", ex.got)
+	}
+	session, stop := ex.got[0], ex.got[1]
+	if session.Container != ec.Name || !equal(session.Command, shellArgv("xterm-256color", "/tmp/build/abc", "explicit", "ls")) {
+		t.Errorf("session %+v", session)
+	}
+	if stop.Container != ec.Name || stop.Command[len(stop.Command)-1] != keeperPIDFile {
+		t.Errorf("keeper not stopped: %+v", stop)
+	}
+	if !strings.Contains(errOut.String(), "targets container main of pod ci/unit-42") {
+		t.Errorf("stderr %q", errOut.String())
+	}
+}
+
+func TestDebugCopy(t *testing.T) {
+	finished := func(p *corev1.Pod) {
+		p.Status.Phase = corev1.PodFailed
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "b"}}
+	}
+	for _, keep := range []bool{false, true} {
+		t.Run(map[bool]string{false: "removed", true: "kept"}[keep], func(t *testing.T) {
+			ex := &fakeExecutor{results: []error{exitCode(2)}}
+			o, client, _, errOut := newOptions(t, ex, stepPod("unit-42", "test", "42", "unit", finished))
+			startContainers(client)
+			o.Target, o.Debug, o.Keep = selector.Target{Job: "main/test", Build: "42", Step: "unit"}, true, keep
+			err := o.Run(t.Context())
+			if st := exitStatusOf(err); st != 2 {
+				t.Fatalf("Run() = %v, want the session's exit status 2", err)
+			}
+			var created *corev1.Pod
+			for _, a := range client.Actions() {
+				if c, ok := a.(k8stesting.CreateAction); ok {
+					created = c.GetObject().(*corev1.Pod)
+				}
+			}
+			if created == nil {
+				t.Fatal("no copy created")
+			}
+			c := created.Spec.Containers[0]
+			if c.Name != "main" || c.Image != "busybox" || c.WorkingDir != "/tmp/build/abc" || len(c.Env) != 1 ||
+				len(created.Spec.Volumes) != 1 || created.Labels[selector.LabelPipeline] != "" {
+				t.Errorf("copy %+v", created)
+			}
+			const name = "unit-42-debug-x1y2z" // generateName + the fake's suffix
+			if created.GenerateName != "unit-42-debug-" {
+				t.Errorf("copy named %q", created.GenerateName)
+			}
+			if len(ex.got) != 1 || ex.got[0].Pod != name || !equal(ex.got[0].Command, shellArgv("xterm-256color", "/tmp/build/abc", "default", "bash")) {
+				t.Errorf("exec %+v", ex.got)
+			}
+			_, err = client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "ci", name)
+			if gone := err != nil; gone == keep {
+				t.Errorf("keep=%v but copy gone=%v (stderr %q)", keep, gone, errOut.String())
+			}
+		})
+	}
+}
+
+func TestDebugImagePullFails(t *testing.T) {
+	ex := &fakeExecutor{}
+	o, client, _, _ := newOptions(t, ex, stepPod("unit-42", "test", "42", "unit", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }))
+	client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		a.(k8stesting.CreateAction).GetObject().(*corev1.Pod).Name = "copy"
+		return false, nil, nil
+	})
+	client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() != "copy" {
+			return false, nil, nil
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "copy", Namespace: "ci"}, Status: corev1.PodStatus{Phase: corev1.PodPending,
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "no such image"}}}}}}
+		return true, p, nil
+	})
+	o.Target, o.Debug, o.DebugImage = selector.Target{Job: "main/test", Build: "42", Step: "unit"}, true, "nope"
+	err := o.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "cannot start: ImagePullBackOff: no such image") {
+		t.Fatalf("Run() = %v", err)
+	}
+	if len(ex.got) != 0 {
+		t.Errorf("exec despite failure: %+v", ex.got)
+	}
+	if _, err := client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "ci", "copy"); err == nil {
+		t.Error("copy left behind after a failure")
+	}
+}
+
+func TestDebugDir(t *testing.T) {
+	o := &HijackOptions{}
+	tests := []struct {
+		dir    string
+		mounts []corev1.VolumeMount
+		want   string
+	}{
+		{"/tmp/build/abc", []corev1.VolumeMount{{MountPath: "/tmp/build/"}}, "/tmp/build/abc"},
+		{"/tmp/build/abc", []corev1.VolumeMount{{MountPath: "/tmp/buil"}}, ""},
+		{"/tmp/build/abc", []corev1.VolumeMount{{MountPath: "/tmp/build", SubPath: "x"}}, ""},
+		{"/work", []corev1.VolumeMount{{MountPath: "/work"}}, "/work"},
+		{"", []corev1.VolumeMount{{MountPath: "/work"}}, ""},
+	}
+	for _, tt := range tests {
+		if got := o.debugDir(&corev1.Container{WorkingDir: tt.dir, VolumeMounts: tt.mounts}); got != tt.want {
+			t.Errorf("debugDir(%q, %+v) = %q, want %q", tt.dir, tt.mounts, got, tt.want)
+		}
+	}
+}
+
+func exitStatusOf(err error) int {
+	var exit interface{ ExitStatus() int }
+	if errors.As(err, &exit) {
+		return exit.ExitStatus()
+	}
+	return -1
+}
+
+func equal(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") }
