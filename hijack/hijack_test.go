@@ -174,8 +174,10 @@ func TestRun(t *testing.T) {
 				Command: []string{"cmd.exe"}}},
 		},
 		{
-			name:    "windows pod and -w",
-			setup:   func(o *HijackOptions) { o.Target.Job, o.Target.Build, o.WorkDir, o.workDirSet = "main/win", "1", `C:\x`, true },
+			name: "windows pod and -w",
+			setup: func(o *HijackOptions) {
+				o.Target.Job, o.Target.Build, o.WorkDir, o.workDirSet = "main/win", "1", `C:\x`, true
+			},
 			wantErr: "-w is not supported in Windows containers",
 		},
 		{
