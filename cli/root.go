@@ -17,6 +17,7 @@ import (
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // cloud auth providers, as kubectl
 	utilexec "k8s.io/client-go/util/exec"
 
+	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
@@ -65,6 +66,7 @@ builds to Concourse builds that run as pods, found through labels.`,
 	root.AddCommand(
 		NewCmdVersion(streams),
 		hijack.NewCmdHijack(streams, flags),
+		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
 		views.NewCmdWorkers(streams, flags),
 		views.NewCmdContainers(streams, flags),
 		views.NewCmdVolumes(streams, flags),

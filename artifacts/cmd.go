@@ -1,0 +1,190 @@
+package artifacts
+
+import (
+	"context"
+	"errors"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
+)
+
+var (
+	transferLong = `
+
+		The stream is tar over exec, as with kubectl cp, but file modes, empty directories
+		and symlinks inside the tree are kept both ways, owners only with --preserve-owner.
+		Every file's sha256 is checked end to end when the container has sha256sum; a broken
+		stream is resumed (--retries) with only the files not yet intact. The copy lands
+		beside the destination and replaces it in one rename only when complete, so an
+		interrupted transfer leaves the old destination as it was. --compress auto gzips
+		only where that is faster: over a slow link, for data that compresses. Progress is
+		drawn on stderr when it is a terminal. A step whose image has no sh or tar is
+		reached through an ephemeral helper container (--helper-image) that mounts its
+		volumes.`
+
+	uploadLong = templates.LongDesc(`
+		Copy a local file or directory into the container of a Concourse build step, found by
+		fly's flags, as REMOTE_DIR/<name>. REMOTE_DIR defaults to the step's working
+		directory; relative paths start there.
+
+		Files are chosen as fly execute chooses them: in a git work tree, the tracked files
+		that still exist plus the untracked ones git does not ignore; everything outside
+		git or with --include-ignored.` + transferLong)
+
+	uploadExample = templates.Examples(`
+		# Upload the current repository into the working directory of step "unit" of build 42
+		kubectl concourse upload -j main/test -b 42 -s unit .
+
+		# Upload a build directory, ignored files included, into /tmp/inputs of a one-off build
+		kubectl concourse upload -s one-off --include-ignored ./dist /tmp/inputs`)
+
+	downloadLong = templates.LongDesc(`
+		Copy a file or directory out of the container of a Concourse build step, found by
+		fly's flags, to LOCAL_DIR/<name>. LOCAL_DIR defaults to the current directory;
+		relative remote paths start at the step's working directory.
+
+		Whatever the container sends is treated as hostile: no entry is written outside the
+		destination, and absolute names, "..", symlinks leading out of the tree, hardlinks
+		to outside, devices, fifos and setuid bits are refused or dropped, and named.` + transferLong)
+
+	downloadExample = templates.Examples(`
+		# Download the "built" output directory of step "compile" of build 42 into ./out
+		kubectl concourse download -j main/test -b 42 -s compile built ./out
+
+		# Download a log file from a pod found by name, without progress
+		kubectl concourse download --pod my-pod --container step-run -q /var/log/app.log`)
+)
+
+// UploadOptions is the state of one upload.
+type UploadOptions struct {
+	TransferOptions
+	IncludeIgnored bool
+	LocalPath      string
+	RemoteDir      string
+}
+
+// NewUploadOptions sets every default.
+func NewUploadOptions(streams genericiooptions.IOStreams) *UploadOptions {
+	return &UploadOptions{TransferOptions: newTransferOptions(streams), RemoteDir: "."}
+}
+
+// Complete takes the arguments and builds the clients that are still nil.
+func (o *UploadOptions) Complete(getter genericclioptions.RESTClientGetter, args []string) error {
+	if len(args) > 0 {
+		o.LocalPath = args[0]
+	}
+	if len(args) > 1 {
+		o.RemoteDir = args[1]
+	}
+	return o.complete(getter)
+}
+
+// Validate checks flags and arguments; it calls no API.
+func (o *UploadOptions) Validate() error {
+	if o.LocalPath == "" {
+		return errors.New("upload needs LOCAL_PATH")
+	}
+	return o.validate()
+}
+
+// Run uploads.
+func (o *UploadOptions) Run(ctx context.Context) error {
+	return o.run(ctx, o.RemoteDir, func(ctx context.Context, rem *remote, s settings) error {
+		return upload(ctx, rem, o.LocalPath, o.RemoteDir, o.IncludeIgnored, s)
+	})
+}
+
+// DownloadOptions is the state of one download.
+type DownloadOptions struct {
+	TransferOptions
+	RemotePath string
+	LocalDir   string
+}
+
+// NewDownloadOptions sets every default.
+func NewDownloadOptions(streams genericiooptions.IOStreams) *DownloadOptions {
+	return &DownloadOptions{TransferOptions: newTransferOptions(streams), LocalDir: "."}
+}
+
+// Complete takes the arguments and builds the clients that are still nil.
+func (o *DownloadOptions) Complete(getter genericclioptions.RESTClientGetter, args []string) error {
+	if len(args) > 0 {
+		o.RemotePath = args[0]
+	}
+	if len(args) > 1 {
+		o.LocalDir = args[1]
+	}
+	return o.complete(getter)
+}
+
+// Validate checks flags and arguments; it calls no API.
+func (o *DownloadOptions) Validate() error {
+	if o.RemotePath == "" {
+		return errors.New("download needs REMOTE_PATH")
+	}
+	return o.validate()
+}
+
+// Run downloads.
+func (o *DownloadOptions) Run(ctx context.Context) error {
+	return o.run(ctx, o.RemotePath, func(ctx context.Context, rem *remote, s settings) error {
+		return download(ctx, rem, o.RemotePath, o.LocalDir, s)
+	})
+}
+
+// NewCmdUpload returns `upload`.
+func NewCmdUpload(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := NewUploadOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "upload [target flags] LOCAL_PATH [REMOTE_DIR]",
+		Aliases:               []string{"up"},
+		Short:                 "Copy a local file or directory into the container of a build step",
+		Long:                  uploadLong,
+		Example:               uploadExample,
+		Args:                  cobra.RangeArgs(1, 2),
+		DisableFlagsInUseLine: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Complete(getter, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return c.FlagErrorFunc()(c, err)
+			}
+			return o.Run(c.Context())
+		},
+	}
+	o.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.IncludeIgnored, "include-ignored", o.IncludeIgnored, "Upload every file, also those git ignores (and .git itself)")
+	complete.Register(cmd, getter)
+	return cmd
+}
+
+// NewCmdDownload returns `download`.
+func NewCmdDownload(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := NewDownloadOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "download [target flags] REMOTE_PATH [LOCAL_DIR]",
+		Aliases:               []string{"down"},
+		Short:                 "Copy a file or directory out of the container of a build step",
+		Long:                  downloadLong,
+		Example:               downloadExample,
+		Args:                  cobra.RangeArgs(1, 2),
+		DisableFlagsInUseLine: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Complete(getter, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return c.FlagErrorFunc()(c, err)
+			}
+			return o.Run(c.Context())
+		},
+	}
+	o.addFlags(cmd)
+	complete.Register(cmd, getter)
+	return cmd
+}

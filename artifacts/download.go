@@ -1,0 +1,268 @@
+package artifacts
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// settings are the flags both directions share.
+type settings struct {
+	compress      string
+	verify        bool
+	retries       int // negative: no limit
+	preserveOwner bool
+	warnf         func(format string, a ...any)
+	progress      *progress
+}
+
+// remoteAbs anchors a relative remote path at the working directory and
+// makes sure no path handed to a remote script reads as an option.
+func remoteAbs(workingDir, p string) string {
+	if !path.IsAbs(p) && workingDir != "" {
+		p = path.Join(workingDir, p)
+	}
+	p = path.Clean(p)
+	if !path.IsAbs(p) {
+		p = "./" + p
+	}
+	return p
+}
+
+// splitRemote returns the directory and base name of a cleaned remote path;
+// the base name becomes the name of the landed copy.
+func splitRemote(p string) (dir, base string, err error) {
+	dir, base = path.Split(p)
+	if base == "" || base == "." || base == ".." || base == "/" {
+		return "", "", fmt.Errorf("remote path %q does not name a file or directory", p)
+	}
+	if dir == "" {
+		dir = "."
+	}
+	return path.Clean(dir), base, nil
+}
+
+// download copies remote path src into localDir/<base name of src>.
+func download(ctx context.Context, rem *remote, src, localDir string, s settings) error {
+	src = remoteAbs(rem.target.WorkingDir, src)
+	parent, base, err := splitRemote(src)
+	if err != nil {
+		return err
+	}
+	c, err := rem.probe(ctx, src, true, s.compress == compressAuto, sampleBytes, smallTransfer)
+	if err != nil {
+		return err
+	}
+	switch c.kind {
+	case "dir", "file":
+	case "none":
+		return fmt.Errorf("%s: no such file or directory in the container", src)
+	case "link":
+		return fmt.Errorf("%s is a symlink in the container; name its target", src)
+	default:
+		return fmt.Errorf("%s is neither a regular file nor a directory", src)
+	}
+	useGzip, err := chooseGzip(s.compress, c.gzip, false, c.size, c.ratio, c.linkBytesPerSec)
+	if err != nil {
+		return err
+	}
+	verify := s.verify && c.sha256sum && c.find
+	if s.verify && !verify {
+		s.warnf("warning: the container has no sha256sum or find; %s is not verified\n", src)
+	}
+
+	if err := os.MkdirAll(localDir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(localDir, ".kubectl-concourse-download-")
+	if err != nil {
+		return fmt.Errorf("create temporary directory beside the destination: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+
+	b := s.progress.bar("downloading "+base, c.size)
+	d := &downloader{rem: rem, parent: parent, base: base, gzip: useGzip, verify: verify,
+		canResume: c.find && c.xargs,
+		ex:        newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())}
+	err = d.run(ctx, s)
+	if err == nil {
+		err = d.ex.finish()
+	}
+	if err == nil {
+		err = land(filepath.Join(tmp, "data"), filepath.Join(localDir, base))
+	}
+	b.end(err == nil)
+	return err
+}
+
+type downloader struct {
+	rem          *remote
+	parent, base string
+	gzip, verify bool
+	canResume    bool
+	ex           *extractor
+}
+
+// run streams until the tree is complete and, when verifying, equal to the
+// container's manifest, resuming after a failure with only the entries
+// still missing or wrong.
+func (d *downloader) run(ctx context.Context, s settings) error {
+	var names []string // nil: everything
+	for attempt := 0; ; attempt++ {
+		err := d.attempt(ctx, names)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if s.retries >= 0 && attempt >= s.retries {
+			return err
+		}
+		names = nil
+		if d.canResume {
+			names, err = d.missing(ctx)
+			if err != nil {
+				return err
+			}
+		}
+		s.warnf("warning: %v; resuming with %s (retry %d)\n", err, describe(names), attempt+1)
+	}
+}
+
+func describe(names []string) string {
+	if names == nil {
+		return "the whole tree"
+	}
+	return fmt.Sprintf("%d missing entries", len(names))
+}
+
+// attempt streams names (nil: the whole tree) and checks the result.
+func (d *downloader) attempt(ctx context.Context, names []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		m   manifest
+		err error
+	}
+	sums := make(chan result, 1)
+	if d.verify {
+		go func() {
+			m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base)
+			sums <- result{m, err}
+		}()
+	}
+	if err := d.stream(ctx, names); err != nil {
+		return err
+	}
+	if !d.verify {
+		return nil
+	}
+	r := <-sums
+	if r.err != nil {
+		return r.err
+	}
+	differ, err := compare(d.ex.sums(), r.m)
+	if err != nil {
+		return err
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	sort.Strings(differ)
+	for _, rel := range differ {
+		if n, ok := d.ex.nodes[rel]; ok && n.kind == kindFile {
+			n.complete = false
+		}
+	}
+	return fmt.Errorf("%d files differ from the container's sha256 (first: %q)", len(differ), path.Join(d.base, differ[0]))
+}
+
+func (d *downloader) stream(ctx context.Context, names []string) error {
+	args := []string{d.parent, "./" + d.base, compressNone}
+	if d.gzip {
+		args[2] = compressGzip
+	}
+	var in io.Reader
+	if names != nil {
+		args[1] = "-"
+		in = strings.NewReader(strings.Join(names, "\x00") + "\x00")
+	}
+	pr, pw := io.Pipe()
+	execErr := make(chan error, 1)
+	go func() {
+		err := d.rem.run(ctx, streamScript, args, in, pw)
+		pw.CloseWithError(err)
+		execErr <- err
+	}()
+	err := d.extract(pr)
+	pr.CloseWithError(errors.New("download stopped")) // unblocks the exec if extraction ended first
+	if eerr := <-execErr; eerr != nil {
+		return fmt.Errorf("stream from the container: %w", eerr)
+	}
+	return err
+}
+
+func (d *downloader) extract(r io.Reader) error {
+	if !d.gzip {
+		return d.ex.extract(r)
+	}
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("read gzip stream: %w", err)
+	}
+	return d.ex.extract(zr)
+}
+
+// missing lists, for the container's tar, the fewest names that cover what
+// is not yet complete here: a missing directory stands for its whole
+// subtree, a present one is entered. Nothing already received intact is
+// requested again, and nothing is ever skipped by byte offset.
+func (d *downloader) missing(ctx context.Context) ([]string, error) {
+	listing, err := d.rem.list(ctx, d.parent, "./"+d.base)
+	if err != nil {
+		return nil, err
+	}
+	have := func(rel string) bool {
+		n, ok := d.ex.nodes[rel]
+		return ok && (n.kind != kindFile || n.complete)
+	}
+	isDir := func(rel string) bool {
+		n, ok := d.ex.nodes[rel]
+		return ok && n.kind == kindDir
+	}
+	var names []string
+	for _, name := range listing {
+		rel, err := entryPath(name, d.base)
+		if err != nil {
+			continue // hostile listing: never request what could not be extracted
+		}
+		if have(rel) {
+			continue
+		}
+		if rel == "" || isDir(parentOf(rel)) {
+			names = append(names, "./"+path.Join(d.base, rel))
+		}
+	}
+	return names, nil
+}
+
+// parentOf is the tree path of rel's directory ("" for the top).
+func parentOf(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}

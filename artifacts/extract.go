@@ -1,0 +1,397 @@
+package artifacts
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/cli-runtime/pkg/printers"
+)
+
+type nodeKind int
+
+const (
+	kindDir nodeKind = iota + 1
+	kindFile
+	kindSymlink
+)
+
+// node is what the extractor knows of one path of the tree it builds.
+type node struct {
+	kind     nodeKind
+	mode     fs.FileMode // permission and sticky bits to apply at the end
+	mtime    time.Time
+	uid, gid int
+	implicit bool     // a directory created for a child before (or without) its own entry
+	complete bool     // a file whose bytes all arrived
+	sum      [32]byte // sha256 of a complete file
+	target   string   // a symlink's target
+}
+
+// extractor writes tar streams from a container into a fresh directory it
+// alone writes to (root), under the entry named top. It trusts nothing in
+// the stream: names are checked by entryPath, parents must be directories it
+// created itself, symlinks are only created once every other entry is
+// written (so no entry is ever written through one) and only when they
+// resolve inside the tree, and all writes go through os.Root, which refuses
+// to leave root even if something else changed the directory under us.
+// The extractor survives several streams (retries): nodes remembers what is
+// complete, and a file sent again is rewritten.
+type extractor struct {
+	root          *os.Root
+	top           string // the landing entry's name inside root
+	prefix        string // the top entry's name in the archive
+	preserveOwner bool
+	warnf         func(format string, a ...any)
+	progress      func(n int64)
+
+	nodes  map[string]*node
+	unsafe []error
+	buf    []byte
+}
+
+func newExtractor(root *os.Root, top, prefix string, preserveOwner bool, warnf func(string, ...any), progress func(int64)) *extractor {
+	return &extractor{
+		root: root, top: top, prefix: prefix, preserveOwner: preserveOwner,
+		warnf: warnf, progress: progress,
+		nodes: map[string]*node{},
+		buf:   make([]byte, 256<<10),
+	}
+}
+
+// local is rel's name inside root.
+func (e *extractor) local(rel string) string {
+	if rel == "" {
+		return e.top
+	}
+	return e.top + "/" + rel
+}
+
+// extract reads one stream to its end. It accepts concatenated archives (as
+// `tar --ignore-zeros` does), because xargs may split a retry's file list
+// over several tar runs. A returned error means the stream broke; refused
+// entries are collected and reported by finish.
+func (e *extractor) extract(r io.Reader) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	seen := map[string]bool{}
+	for {
+		more, err := nextArchive(br)
+		if err != nil || !more {
+			return err
+		}
+		tr := tar.NewReader(br)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read archive: %w", err)
+			}
+			if err := e.entry(tr, h, seen); err != nil {
+				if !errors.Is(err, errUnsafe) {
+					return err
+				}
+				e.refuse(err)
+			}
+		}
+	}
+}
+
+// nextArchive skips the zero blocks between concatenated archives and says
+// whether another archive follows.
+func nextArchive(br *bufio.Reader) (bool, error) {
+	for {
+		b, err := br.Peek(512)
+		if len(b) == 0 && err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read archive: %w", err)
+		}
+		if !bytes.Equal(b, zeroBlock[:]) {
+			return true, nil
+		}
+		if _, err := br.Discard(512); err != nil {
+			return false, err
+		}
+	}
+}
+
+var zeroBlock [512]byte
+
+func (e *extractor) refuse(err error) {
+	e.unsafe = append(e.unsafe, err)
+	e.warnf("warning: refused %s\n", printers.EscapeTerminal(strings.TrimPrefix(err.Error(), errUnsafe.Error()+": ")))
+}
+
+func (e *extractor) entry(tr *tar.Reader, h *tar.Header, seen map[string]bool) error {
+	rel, err := entryPath(h.Name, e.prefix)
+	if err != nil {
+		return err
+	}
+	if seen[rel] {
+		return fmt.Errorf("%w: %q names %q again", errUnsafe, h.Name, rel)
+	}
+	seen[rel] = true
+	mode := h.FileInfo().Mode()
+	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 && h.Typeflag != tar.TypeSymlink {
+		e.warnf("warning: dropped setuid/setgid bits of %q\n", printers.EscapeTerminal(h.Name))
+	}
+	n := &node{mode: mode & (fs.ModePerm | fs.ModeSticky), mtime: h.ModTime, uid: h.Uid, gid: h.Gid}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return e.dir(rel, n)
+	case tar.TypeReg, tar.TypeGNUSparse:
+		return e.file(rel, n, tr)
+	case tar.TypeLink:
+		return e.hardlink(rel, h.Linkname)
+	case tar.TypeSymlink:
+		return e.symlink(rel, h.Linkname)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		e.warnf("warning: skipped device or fifo %q\n", printers.EscapeTerminal(h.Name))
+		return nil
+	default:
+		e.warnf("warning: skipped %q of unsupported tar type %q\n", printers.EscapeTerminal(h.Name), h.Typeflag)
+		return nil
+	}
+}
+
+// parents makes sure every ancestor of rel is a directory this extractor
+// made, creating missing ones; a symlink or file on the way is refused,
+// which is what stops "a -> /etc" followed by "a/passwd".
+func (e *extractor) parents(rel string) error {
+	if rel == "" {
+		return nil
+	}
+	comps := strings.Split(rel, "/")
+	for i := range comps {
+		anc := strings.Join(comps[:i], "/")
+		if n, ok := e.nodes[anc]; ok {
+			if n.kind != kindDir {
+				return fmt.Errorf("%w: %q would be written through %q, which is not a directory", errUnsafe, rel, path.Join(e.prefix, anc))
+			}
+			continue
+		}
+		if err := e.root.Mkdir(e.local(anc), 0o700); err != nil {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		e.nodes[anc] = &node{kind: kindDir, mode: 0o755, implicit: true}
+	}
+	return nil
+}
+
+func (e *extractor) dir(rel string, n *node) error {
+	if err := e.parents(rel); err != nil {
+		return err
+	}
+	n.kind = kindDir
+	if old, ok := e.nodes[rel]; ok {
+		if old.kind != kindDir {
+			return fmt.Errorf("%w: directory %q collides with an earlier entry", errUnsafe, rel)
+		}
+		e.nodes[rel] = n
+		return nil
+	}
+	if err := e.root.Mkdir(e.local(rel), 0o700); err != nil {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	e.nodes[rel] = n
+	return nil
+}
+
+func (e *extractor) file(rel string, n *node, r io.Reader) error {
+	if err := e.parents(rel); err != nil {
+		return err
+	}
+	name := e.local(rel)
+	if old, ok := e.nodes[rel]; ok {
+		if old.kind != kindFile {
+			return fmt.Errorf("%w: file %q collides with an earlier entry", errUnsafe, rel)
+		}
+		// Sent again after a broken stream or a failed check: start over.
+		if err := e.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("replace %q: %w", rel, err)
+		}
+	}
+	n.kind = kindFile
+	e.nodes[rel] = n
+	f, err := e.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create file: %w", err)
+	}
+	h := sha256.New()
+	_, err = io.CopyBuffer(io.MultiWriter(f, h, progressWriter(e.progress)), r, e.buf)
+	if err == nil {
+		err = e.attrs(f, n)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %q: %w", rel, err)
+	}
+	if err := e.root.Chtimes(name, n.mtime, n.mtime); err != nil {
+		return fmt.Errorf("set times of %q: %w", rel, err)
+	}
+	copy(n.sum[:], h.Sum(nil))
+	n.complete = true
+	return nil
+}
+
+// attrs sets mode and, when asked, owner through the open descriptor, so
+// nothing is resolved by name.
+func (e *extractor) attrs(f *os.File, n *node) error {
+	if err := f.Chmod(n.mode); err != nil {
+		return err
+	}
+	if e.preserveOwner {
+		return f.Chown(n.uid, n.gid)
+	}
+	return nil
+}
+
+func (e *extractor) hardlink(rel, linkname string) error {
+	target, err := entryPath(linkname, e.prefix)
+	if err != nil {
+		return fmt.Errorf("%w: hardlink %q -> %q: %v", errUnsafe, rel, linkname, strings.TrimPrefix(err.Error(), errUnsafe.Error()+": "))
+	}
+	t, ok := e.nodes[target]
+	if !ok || t.kind != kindFile || !t.complete {
+		return fmt.Errorf("%w: hardlink %q -> %q names no regular file extracted before it", errUnsafe, rel, linkname)
+	}
+	if err := e.parents(rel); err != nil {
+		return err
+	}
+	if old, ok := e.nodes[rel]; ok {
+		if old.kind != kindFile {
+			return fmt.Errorf("%w: hardlink %q collides with an earlier entry", errUnsafe, rel)
+		}
+		if err := e.root.Remove(e.local(rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("replace %q: %w", rel, err)
+		}
+	}
+	if err := e.root.Link(e.local(target), e.local(rel)); err != nil {
+		return fmt.Errorf("link %q: %w", rel, err)
+	}
+	n := *t
+	e.nodes[rel] = &n
+	return nil
+}
+
+// symlink records a symlink; finish creates it after checking the chain.
+func (e *extractor) symlink(rel, target string) error {
+	if rel == "" {
+		return fmt.Errorf("%w: the top entry %q is a symlink (to %q); name its target instead", errUnsafe, e.prefix, target)
+	}
+	if err := e.parents(rel); err != nil {
+		return err
+	}
+	if old, ok := e.nodes[rel]; ok {
+		if old.kind == kindSymlink && old.target == target {
+			return nil
+		}
+		return fmt.Errorf("%w: symlink %q collides with an earlier entry", errUnsafe, rel)
+	}
+	e.nodes[rel] = &node{kind: kindSymlink, target: target}
+	return nil
+}
+
+// finish checks every symlink against the whole set (chains included),
+// then creates them and applies directory modes and times, deepest first so
+// that a read-only directory is closed only after its children are made.
+func (e *extractor) finish() error {
+	links := map[string]string{}
+	for rel, n := range e.nodes {
+		if n.kind == kindSymlink {
+			links[rel] = n.target
+		}
+	}
+	rels := make([]string, 0, len(links))
+	for rel := range links {
+		rels = append(rels, rel)
+	}
+	sort.Strings(rels)
+	for _, rel := range rels {
+		if err := resolveInTree(links, rel, links[rel]); err != nil {
+			e.refuse(err)
+		}
+	}
+	if len(e.unsafe) > 0 {
+		return fmt.Errorf("refused %d unsafe archive entries from the container (first: %w)", len(e.unsafe), e.unsafe[0])
+	}
+	for _, rel := range rels {
+		name := e.local(rel)
+		if err := e.root.Symlink(links[rel], name); err != nil {
+			return fmt.Errorf("create symlink %q: %w", rel, err)
+		}
+		if n := e.nodes[rel]; e.preserveOwner {
+			if err := e.root.Lchown(name, n.uid, n.gid); err != nil {
+				return fmt.Errorf("set owner of %q: %w", rel, err)
+			}
+		}
+	}
+	var dirs []string
+	for rel, n := range e.nodes {
+		if n.kind == kindDir {
+			dirs = append(dirs, rel)
+		}
+	}
+	sort.Strings(dirs)
+	sort.SliceStable(dirs, func(i, j int) bool { return depth(dirs[i]) > depth(dirs[j]) })
+	for _, rel := range dirs {
+		n, name := e.nodes[rel], e.local(rel)
+		if err := e.root.Chmod(name, n.mode); err != nil {
+			return fmt.Errorf("set mode of %q: %w", rel, err)
+		}
+		if e.preserveOwner && !n.implicit {
+			if err := e.root.Lchown(name, n.uid, n.gid); err != nil {
+				return fmt.Errorf("set owner of %q: %w", rel, err)
+			}
+		}
+		if !n.implicit {
+			if err := e.root.Chtimes(name, n.mtime, n.mtime); err != nil {
+				return fmt.Errorf("set times of %q: %w", rel, err)
+			}
+		}
+	}
+	return nil
+}
+
+// depth orders the top ("") above everything.
+func depth(rel string) int {
+	if rel == "" {
+		return 0
+	}
+	return strings.Count(rel, "/") + 1
+}
+
+// sums returns the sha256 of every complete regular file, by tree path.
+func (e *extractor) sums() map[string][32]byte {
+	m := map[string][32]byte{}
+	for rel, n := range e.nodes {
+		if n.kind == kindFile && n.complete {
+			m[rel] = n.sum
+		}
+	}
+	return m
+}
+
+type progressWriter func(int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	if p != nil {
+		p(int64(len(b)))
+	}
+	return len(b), nil
+}

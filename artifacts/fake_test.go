@@ -1,0 +1,135 @@
+package artifacts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+)
+
+// localExecutor is a podexec.Executor whose "container" is the local
+// machine: it runs the command with PATH limited to bin (busybox applets,
+// like the test cluster's images), so transfers are real without a cluster.
+// cutAfter > 0 breaks the first cuts sessions' stdout after that many
+// bytes, as the test cluster's fault injection does.
+type localExecutor struct {
+	bin      string
+	cutAfter int64
+	cuts     int
+
+	mu       sync.Mutex
+	commands [][]string
+}
+
+// busyboxBin returns a directory of busybox applet links, or the system's
+// tools when busybox is missing.
+func busyboxBin(t testing.TB, applets ...string) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox not installed")
+	}
+	dir := t.TempDir()
+	if applets == nil {
+		applets = []string{"sh", "tar", "gzip", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
+			"head", "wc", "yes", "grep", "while", "cat"}
+	}
+	for _, a := range applets {
+		if err := os.Symlink(bb, filepath.Join(dir, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, _ remotecommand.TerminalSizeQueue) error {
+	e.mu.Lock()
+	e.commands = append(e.commands, r.Command)
+	e.mu.Unlock()
+	if len(r.Command) == 0 {
+		return errors.New("no command")
+	}
+	path, err := exec.LookPath(filepath.Join(e.bin, r.Command[0]))
+	if err != nil {
+		return &utilexec.CodeExitError{Err: fmt.Errorf("exec %q: executable file not found", r.Command[0]), Code: 127}
+	}
+	cmd := exec.CommandContext(ctx, path, r.Command[1:]...)
+	cmd.Args[0] = r.Command[0]
+	cmd.Env = []string{"PATH=" + e.bin}
+	if r.Stdin && s.In != nil {
+		cmd.Stdin = s.In
+	}
+	var out io.Writer = io.Discard
+	if s.Out != nil {
+		out = s.Out
+	}
+	cw := &cutWriter{w: out, left: e.cutAfter, e: e}
+	cut := e.cutAfter > 0
+	if cut {
+		out = cw
+	}
+	cmd.Stdout = out
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if s.ErrOut != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, s.ErrOut)
+	}
+	err = cmd.Run()
+	if cut && cw.cut {
+		return errors.New("connection lost (injected)")
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return &utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", exitErr.ExitCode()), Code: exitErr.ExitCode()}
+	}
+	return err
+}
+
+// cutWriter breaks a session once it passes left bytes, if the executor
+// still has cuts to give: like the node agent, only sessions that reach
+// the limit count.
+type cutWriter struct {
+	w    io.Writer
+	left int64
+	cut  bool
+	e    *localExecutor
+}
+
+func (c *cutWriter) take() bool {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	if c.e.cuts == 0 {
+		return false
+	}
+	c.e.cuts--
+	return true
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	if c.cut {
+		return 0, io.ErrClosedPipe
+	}
+	if c.left >= 0 && int64(len(b)) > c.left {
+		if !c.take() {
+			c.left = -1 // never again in this session
+			return c.w.Write(b)
+		}
+		n, _ := c.w.Write(b[:c.left])
+		c.cut = true
+		return n, io.ErrClosedPipe
+	}
+	if c.left >= 0 {
+		c.left -= int64(len(b))
+	}
+	return c.w.Write(b)
+}

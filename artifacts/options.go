@@ -1,0 +1,158 @@
+// Package artifacts implements `kubectl concourse upload` and `download`:
+// files in and out of a build step's container as tar streamed over exec,
+// with fly execute's file selection, integrity checks, resume, atomic
+// landing on both sides and an extractor that trusts nothing the container
+// sends.
+package artifacts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+// TransferOptions is the state both commands share.
+type TransferOptions struct {
+	genericiooptions.IOStreams
+
+	Target        selector.Target
+	Compress      string
+	Verify        bool
+	Retries       int
+	PreserveOwner bool
+	Quiet         bool
+	Progress      bool // draw progress even when stderr is not a terminal
+	HelperImage   string
+
+	Namespace string
+	Client    kubernetes.Interface
+	Executor  podexec.Executor
+
+	// isTerminal decides about progress and the chooser; a field for tests.
+	isTerminal func(any) bool
+}
+
+func newTransferOptions(streams genericiooptions.IOStreams) TransferOptions {
+	return TransferOptions{IOStreams: streams, Compress: compressAuto, Verify: true, Retries: 3, HelperImage: DefaultHelperImage}
+}
+
+func (o *TransferOptions) addFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	o.Target.AddFlags(fs)
+	fs.StringVar(&o.Compress, "compress", o.Compress, "Compress the stream: auto (when the link, not the CPU, is the limit), gzip or none")
+	fs.BoolVar(&o.Verify, "verify", o.Verify, "Check every file's sha256 end to end (needs sha256sum in the container)")
+	fs.IntVar(&o.Retries, "retries", o.Retries, "Resume a broken stream this many times, with only the files not yet intact; negative: no limit")
+	fs.BoolVar(&o.PreserveOwner, "preserve-owner", o.PreserveOwner, "Keep numeric owners and groups (default: files belong to whoever writes them)")
+	fs.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Draw no progress")
+	fs.BoolVar(&o.Progress, "progress", o.Progress, "Draw progress on stderr even when it is not a terminal")
+	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image of the ephemeral helper container used when the step's image has no sh or tar")
+}
+
+func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) error {
+	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return fmt.Errorf("namespace: %w", err)
+	}
+	o.Namespace = ns
+	if o.isTerminal == nil {
+		o.isTerminal = printers.IsTerminal
+	}
+	if o.Client != nil && o.Executor != nil {
+		return nil
+	}
+	config, err := getter.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	if o.Client == nil {
+		if o.Client, err = kubernetes.NewForConfig(config); err != nil {
+			return err
+		}
+	}
+	if o.Executor == nil {
+		o.Executor = podexec.NewRemoteExecutor(config, o.Client)
+	}
+	return nil
+}
+
+func (o *TransferOptions) validate() error {
+	if err := o.Target.Validate(); err != nil {
+		return err
+	}
+	switch o.Compress {
+	case compressAuto, compressGzip, compressNone:
+	default:
+		return fmt.Errorf("--compress must be auto, gzip or none, not %q", o.Compress)
+	}
+	if o.HelperImage == "" {
+		return errors.New("--helper-image must name an image")
+	}
+	if o.Quiet && o.Progress {
+		return errors.New("--quiet and --progress contradict each other")
+	}
+	return nil
+}
+
+// run resolves the step and runs transfer in its container, or in a helper
+// container beside it when the step's image cannot (no sh or no tar).
+// remotePaths are the remote paths the transfer touches, for the helper's
+// check that they lie on volumes.
+func (o *TransferOptions) run(ctx context.Context, remotePath string, transfer func(context.Context, *remote, settings) error) error {
+	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
+	if err != nil {
+		return err
+	}
+	m, err := selector.Choose(ms, o.In, o.ErrOut, o.isTerminal(o.In) && o.isTerminal(o.ErrOut))
+	if errors.Is(err, selector.ErrNoChoice) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	prog := newProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || o.isTerminal(o.ErrOut)))
+	s := settings{compress: o.Compress, verify: o.Verify, retries: o.Retries, preserveOwner: o.PreserveOwner,
+		warnf: o.warnf(prog), progress: prog}
+	t := Target{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Container: m.Container, WorkingDir: m.WorkingDir}
+	err = transfer(ctx, &remote{exec: o.Executor, target: t}, s)
+	if errors.Is(err, errNoTar) {
+		err = o.viaHelper(ctx, m, remoteAbs(m.WorkingDir, remotePath), func(ctx context.Context, rem *remote) error {
+			return transfer(ctx, rem, s)
+		}, err)
+	}
+	prog.wait()
+	return err
+}
+
+func (o *TransferOptions) viaHelper(ctx context.Context, m *selector.Match, remotePath string, transfer func(context.Context, *remote) error, cause error) error {
+	h := &helper{client: o.Client, exec: o.Executor, image: o.HelperImage, pod: m.Pod, step: stepContainer(m), interval: 250 * time.Millisecond}
+	t, err := h.start(ctx, remotePath)
+	if err != nil {
+		return fmt.Errorf("container %s: %v, and no helper container: %w", printers.EscapeTerminal(m.Container), cause, err)
+	}
+	t.WorkingDir = m.WorkingDir
+	err = transfer(ctx, &remote{exec: o.Executor, target: t})
+	if serr := h.stop(ctx); serr != nil {
+		o.warnf(nil)("warning: helper container %s keeps running for up to %ss: %v\n", h.name, helperLifetime, serr)
+	}
+	return err
+}
+
+// warnf prints warnings above the progress bars when there are any.
+func (o *TransferOptions) warnf(p *progress) func(string, ...any) {
+	var w io.Writer = o.ErrOut
+	if p != nil {
+		w = p.p
+	}
+	return func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+}

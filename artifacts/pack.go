@@ -1,0 +1,188 @@
+package artifacts
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/cli-runtime/pkg/printers"
+)
+
+// packer writes a local file or tree as a tar stream whose entries are
+// named prefix/..., remembering the sha256 of every file it sent so the
+// container's copy can be checked against it.
+type packer struct {
+	src           string   // local file or directory
+	prefix        string   // top entry name in the archive
+	files         []string // selection (slash paths relative to src); nil means everything
+	preserveOwner bool
+	warnf         func(format string, a ...any)
+	progress      func(n int64)
+
+	sums map[string][32]byte // tree path → sha256 of what was sent
+	buf  []byte
+}
+
+func newPacker(src, prefix string, files []string, preserveOwner bool, warnf func(string, ...any), progress func(int64)) *packer {
+	return &packer{src: src, prefix: prefix, files: files, preserveOwner: preserveOwner,
+		warnf: warnf, progress: progress, sums: map[string][32]byte{}, buf: make([]byte, 256<<10)}
+}
+
+// size is the number of file bytes a full pack sends, for progress.
+func (p *packer) size() (int64, error) {
+	var total int64
+	err := p.walk(func(rel string, fi fs.FileInfo) error {
+		if fi.Mode().IsRegular() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// walk calls fn for the top entry and every selected entry below it,
+// parents before children, each once, in lexical order.
+func (p *packer) walk(fn func(rel string, fi fs.FileInfo) error) error {
+	fi, err := os.Stat(p.src) // the top may be a symlink to what to send
+	if err != nil {
+		return err
+	}
+	if err := fn("", fi); err != nil || !fi.IsDir() {
+		return err
+	}
+	if p.files == nil {
+		return p.walkDir("", fn)
+	}
+	emitted := map[string]bool{"": true}
+	for _, f := range p.files {
+		dirs := strings.Split(f, "/")
+		for i := 1; i < len(dirs); i++ {
+			d := strings.Join(dirs[:i], "/")
+			if emitted[d] {
+				continue
+			}
+			emitted[d] = true
+			dfi, err := os.Lstat(filepath.Join(p.src, filepath.FromSlash(d)))
+			if err != nil {
+				return err
+			}
+			if err := fn(d, dfi); err != nil {
+				return err
+			}
+		}
+		ffi, err := os.Lstat(filepath.Join(p.src, filepath.FromSlash(f)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since git listed it
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(f, ffi); err != nil {
+			return err
+		}
+		if ffi.IsDir() { // a submodule: fly's tar takes it whole
+			if err := p.walkDir(f, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *packer) walkDir(rel string, fn func(string, fs.FileInfo) error) error {
+	root := filepath.Join(p.src, filepath.FromSlash(rel))
+	return filepath.WalkDir(root, func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if name == root {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(p.src, name)
+		return fn(filepath.ToSlash(r), fi)
+	})
+}
+
+// pack writes the archive to w. skip, when set, leaves out regular files the
+// container already holds intact (a resumed upload).
+func (p *packer) pack(w io.Writer, skip func(rel string) bool) error {
+	tw := tar.NewWriter(w)
+	err := p.walk(func(rel string, fi fs.FileInfo) error {
+		if fi.Mode().IsRegular() && skip != nil && skip(rel) {
+			return nil
+		}
+		return p.entry(tw, rel, fi)
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
+	name := path.Join(p.prefix, rel)
+	local := filepath.Join(p.src, filepath.FromSlash(rel))
+	var link string
+	switch {
+	case fi.Mode().IsRegular(), fi.IsDir():
+	case fi.Mode()&fs.ModeSymlink != 0:
+		var err error
+		if link, err = os.Readlink(local); err != nil {
+			return err
+		}
+	default:
+		p.warnf("warning: skipped %q: not a regular file, directory or symlink\n", printers.EscapeTerminal(local))
+		return nil
+	}
+	h, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return fmt.Errorf("%s: %w", local, err)
+	}
+	h.Name = name
+	if fi.IsDir() {
+		h.Name += "/"
+	}
+	// Whole seconds and no atime/ctime keep headers in plain ustar, without
+	// a PAX record per file.
+	h.ModTime = fi.ModTime().Truncate(time.Second)
+	h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
+	h.Uname, h.Gname = "", ""
+	if !p.preserveOwner {
+		h.Uid, h.Gid = 0, 0
+	}
+	if err := tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("%s: %w", local, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(local)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum := sha256.New()
+	n, err := io.CopyBuffer(tw, io.TeeReader(io.LimitReader(f, h.Size), io.MultiWriter(sum, progressWriter(p.progress))), p.buf)
+	if err != nil {
+		return fmt.Errorf("send %s: %w", local, err)
+	}
+	if n != h.Size {
+		return fmt.Errorf("send %s: file shrank from %d to %d bytes while being read", local, h.Size, n)
+	}
+	var s [32]byte
+	copy(s[:], sum.Sum(nil))
+	p.sums[rel] = s
+	return nil
+}

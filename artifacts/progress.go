@@ -1,0 +1,85 @@
+package artifacts
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/moby/term"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+)
+
+// progress draws one bar per transfer on ErrOut; several transfers may
+// share it (fly draws one bar per input the same way). A nil *progress
+// draws nothing, so callers never test for it.
+type progress struct {
+	p *mpb.Progress
+}
+
+// newProgress returns nil unless on: progress is drawn only on a terminal
+// or when the user forces it.
+func newProgress(ctx context.Context, w io.Writer, on bool) *progress {
+	if !on {
+		return nil
+	}
+	return &progress{p: mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(32), mpb.ForceTTY())}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(f.Fd())
+}
+
+// bar is one transfer's bar; its total is an estimate that may be
+// exceeded (retries, du's rounding), so it only completes when told to.
+type bar struct {
+	b *mpb.Bar
+}
+
+func (p *progress) bar(label string, total int64) *bar {
+	if p == nil {
+		return nil
+	}
+	b := p.p.AddBar(0,
+		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f", decor.WCSyncSpace)),
+		mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_MMSS)),
+		mpb.BarFillerClearOnAbort(),
+	)
+	b.SetTotal(total, false)
+	return &bar{b: b}
+}
+
+// add counts n bytes; it is the progress callback of packer and extractor.
+func (b *bar) add(n int64) {
+	if b != nil {
+		b.b.IncrInt64(n)
+	}
+}
+
+// counter returns add as a callback, nil when there is no bar.
+func (b *bar) counter() func(int64) {
+	if b == nil {
+		return nil
+	}
+	return b.add
+}
+
+func (b *bar) end(ok bool) {
+	if b == nil {
+		return
+	}
+	if ok {
+		b.b.SetTotal(-1, true)
+	} else {
+		b.b.Abort(false)
+	}
+	b.b.Wait()
+}
+
+func (p *progress) wait() {
+	if p != nil {
+		p.p.Wait()
+	}
+}

@@ -1,0 +1,306 @@
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// tree describes every entry under dir: type, permission bits, content
+// hash or link target.
+func tree(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			m[rel] = "link " + target
+		case fi.IsDir():
+			m[rel] = fmt.Sprintf("dir %o", fi.Mode().Perm())
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			m[rel] = fmt.Sprintf("file %o %x", fi.Mode().Perm(), sha256.Sum256(b))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func writeTree(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, spec := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case spec == "dir":
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		case strings.HasPrefix(spec, "link:"):
+			if err := os.Symlink(strings.TrimPrefix(spec, "link:"), p); err != nil {
+				t.Fatal(err)
+			}
+		case strings.HasPrefix(spec, "exe:"):
+			if err := os.WriteFile(p, []byte(strings.TrimPrefix(spec, "exe:")), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			if err := os.WriteFile(p, []byte(spec), 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+type warnings struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *warnings) warnf(format string, a ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Fprintf(&w.b, format, a...)
+}
+
+func testSettings(w *warnings, compress string) settings {
+	return settings{compress: compress, verify: true, retries: 3, warnf: w.warnf}
+}
+
+var sampleTree = map[string]string{
+	"a.txt":               "hello\n",
+	"bin/run.sh":          "exe:#!/bin/sh\necho hi\n",
+	"empty":               "dir",
+	"deep/er/still/x":     strings.Repeat("x", 300000),
+	"link-to-a":           "link:a.txt",
+	"deep/up":             "link:../bin",
+	"name with spaces":    "s",
+	"-dash":               "d",
+	"deep/er/weird\\name": "w",
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, compress := range []string{compressNone, compressGzip, compressAuto} {
+		t.Run(compress, func(t *testing.T) {
+			ctx := context.Background()
+			local := filepath.Join(t.TempDir(), "src")
+			writeTree(t, local, sampleTree)
+			container := t.TempDir()
+			rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+			var w warnings
+			if err := upload(ctx, rem, local, "work", true, testSettings(&w, compress)); err != nil {
+				t.Fatalf("upload: %v (%s)", err, w.b.String())
+			}
+			want := tree(t, local)
+			if got := tree(t, filepath.Join(container, "work", "src")); !reflect.DeepEqual(got, want) {
+				t.Fatalf("uploaded tree = %v\nwant %v", got, want)
+			}
+			back := t.TempDir()
+			if err := download(ctx, rem, "work/src", back, testSettings(&w, compress)); err != nil {
+				t.Fatalf("download: %v (%s)", err, w.b.String())
+			}
+			if got := tree(t, filepath.Join(back, "src")); !reflect.DeepEqual(got, want) {
+				t.Fatalf("downloaded tree = %v\nwant %v", got, want)
+			}
+			if entries, _ := os.ReadDir(back); len(entries) != 1 {
+				t.Errorf("leftovers beside the download: %v", entries)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(container, "work")); len(entries) != 1 {
+				t.Errorf("leftovers beside the upload: %v", entries)
+			}
+			if w.b.Len() != 0 {
+				t.Errorf("warnings: %s", w.b.String())
+			}
+		})
+	}
+}
+
+func TestDownloadReplacesAtomicallyAndResumes(t *testing.T) {
+	ctx := context.Background()
+	container := t.TempDir()
+	writeTree(t, filepath.Join(container, "out"), map[string]string{
+		"big1": strings.Repeat("1", 200000), "big2": strings.Repeat("2", 200000), "d/big3": strings.Repeat("3", 200000),
+	})
+	dest := t.TempDir()
+	writeTree(t, filepath.Join(dest, "out"), map[string]string{"old": "previous"})
+	before := tree(t, filepath.Join(dest, "out"))
+
+	// A stream cut after 250 kB every time: retries exhausted, old tree intact.
+	ex := &localExecutor{bin: busyboxBin(t), cutAfter: 250000, cuts: 100}
+	rem := &remote{exec: ex, target: Target{WorkingDir: container}}
+	var w warnings
+	s := testSettings(&w, compressNone)
+	s.retries = 1
+	if err := download(ctx, rem, "out", dest, s); err == nil {
+		t.Fatal("download through a always-cut stream succeeded")
+	}
+	if got := tree(t, filepath.Join(dest, "out")); !reflect.DeepEqual(got, before) {
+		t.Fatalf("failed download changed the destination: %v", got)
+	}
+	if entries, _ := os.ReadDir(dest); len(entries) != 1 {
+		t.Errorf("leftovers beside the destination: %v", entries)
+	}
+
+	// Cut twice: resumed with only the missing files, verified, landed.
+	ex = &localExecutor{bin: busyboxBin(t), cutAfter: 250000, cuts: 2}
+	rem.exec = ex
+	w = warnings{}
+	s.retries = 3
+	if err := download(ctx, rem, "out", dest, s); err != nil {
+		t.Fatalf("download: %v (%s)", err, w.b.String())
+	}
+	if got, want := tree(t, filepath.Join(dest, "out")), tree(t, filepath.Join(container, "out")); !reflect.DeepEqual(got, want) {
+		t.Fatalf("resumed download = %v, want %v", got, want)
+	}
+	if !strings.Contains(w.b.String(), "missing entries") {
+		t.Errorf("retry was not a resume: %s", w.b.String())
+	}
+}
+
+func TestDownloadInterruptedLeavesNothing(t *testing.T) {
+	container := t.TempDir()
+	writeTree(t, filepath.Join(container, "out"), map[string]string{"f": strings.Repeat("z", 1<<20)})
+	dest := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+	var w warnings
+	if err := download(ctx, rem, "out", dest, testSettings(&w, compressNone)); err == nil {
+		t.Fatal("cancelled download succeeded")
+	}
+	if entries, _ := os.ReadDir(dest); len(entries) != 0 {
+		t.Errorf("cancelled download left %v", entries)
+	}
+}
+
+func TestUploadFailureKeepsOldDestination(t *testing.T) {
+	ctx := context.Background()
+	local := filepath.Join(t.TempDir(), "src")
+	writeTree(t, local, map[string]string{"new": "new"})
+	container := t.TempDir()
+	writeTree(t, filepath.Join(container, "src"), map[string]string{"old": "old"})
+	// A container whose tar always fails after reading its input.
+	bin := fakeTarBin(t, "cat >/dev/null; exit 3")
+	rem := &remote{exec: &localExecutor{bin: bin}, target: Target{WorkingDir: container}}
+	var w warnings
+	if err := upload(ctx, rem, local, ".", true, testSettings(&w, compressNone)); err == nil {
+		t.Fatal("upload through a failing tar succeeded")
+	}
+	if got := tree(t, container); len(got) != 3 || got["src/old"] == "" {
+		t.Fatalf("container after failed upload = %v", got)
+	}
+}
+
+func TestUploadSelectsLikeFly(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	ctx := context.Background()
+	local := filepath.Join(t.TempDir(), "repo")
+	writeTree(t, local, map[string]string{
+		"tracked": "t", "deleted": "d", ".gitignore": "*.log\nbuild/\n", "keep.log": "tracked though ignored",
+		"untracked": "u", "noise.log": "n", "build/out": "o",
+	})
+	git(t, local, "init", "-q")
+	git(t, local, "add", "tracked", "deleted", ".gitignore")
+	git(t, local, "add", "-f", "keep.log")
+	os.Remove(filepath.Join(local, "deleted"))
+	container := t.TempDir()
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+	var w warnings
+	if err := upload(ctx, rem, local, ".", false, testSettings(&w, compressNone)); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	var got []string
+	for rel, kind := range tree(t, filepath.Join(container, "repo")) {
+		if strings.HasPrefix(kind, "file") {
+			got = append(got, rel)
+		}
+	}
+	want := []string{".gitignore", "keep.log", "tracked", "untracked"}
+	if sortStrings(got); !reflect.DeepEqual(got, want) {
+		t.Errorf("uploaded %v, want %v", got, want)
+	}
+}
+
+func git(t testing.TB, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v: %s", args, err, out)
+	}
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+// fakeTarBin returns a busybox bin directory whose tar is a script with
+// body, run by the system's /bin/sh (busybox sh would prefer its own tar
+// applet to anything in PATH).
+func fakeTarBin(t testing.TB, body string) string {
+	t.Helper()
+	bin := busyboxBin(t)
+	for _, n := range []string{"sh", "tar"} {
+		os.Remove(filepath.Join(bin, n))
+	}
+	if err := os.Symlink("/bin/sh", filepath.Join(bin, "sh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "tar"), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func TestDownloadFromHostileTar(t *testing.T) {
+	evil := filepath.Join(t.TempDir(), "evil.tar")
+	os.WriteFile(evil, archive(t, dir("out/"), file("out/ok", "fine"), symlink("out/l", "../../../.."),
+		file("out/l/escaped", "evil"), file("/abs", "evil"), file("out/../../rel", "evil"), hardlink("out/h", "/etc/passwd")), 0o644)
+	container := t.TempDir()
+	writeTree(t, filepath.Join(container, "out"), map[string]string{"ok": "fine"})
+	base := t.TempDir()
+	dest := filepath.Join(base, "dest")
+	rem := &remote{exec: &localExecutor{bin: fakeTarBin(t, "cat "+evil)}, target: Target{WorkingDir: container}}
+	var w warnings
+	s := testSettings(&w, compressNone)
+	s.retries = 0
+	err := download(context.Background(), rem, "out", dest, s)
+	if err == nil {
+		t.Fatal("download of a hostile archive succeeded")
+	}
+	if got := tree(t, base); !reflect.DeepEqual(got, map[string]string{".": "dir 755", "dest": "dir 755"}) {
+		t.Errorf("hostile download left %v", got)
+	}
+	for _, want := range []string{"../../../..", "/abs", "out/../../rel", "/etc/passwd"} {
+		if !strings.Contains(w.b.String(), want) {
+			t.Errorf("warnings do not name %q: %s", want, w.b.String())
+		}
+	}
+}
