@@ -28,6 +28,24 @@ const pageSize = 500
 // -s/--step, --pipeline, --team, --resource and --step-type. Candidates
 // narrow down by the other flags already given (-b offers the builds of -j).
 func Register(cmd *cobra.Command, getter genericclioptions.RESTClientGetter) {
+	register(cmd, func(c *cobra.Command) (kubernetes.Interface, string, error) {
+		namespace, _, err := getter.ToRawKubeConfigLoader().Namespace()
+		if err != nil {
+			return nil, "", err
+		}
+		config, err := getter.ToRESTConfig()
+		if err != nil {
+			return nil, "", err
+		}
+		client, err := kubernetes.NewForConfig(config)
+		return client, namespace, err
+	})
+}
+
+// connect returns the client and current namespace for a completion.
+type connect func(*cobra.Command) (kubernetes.Interface, string, error)
+
+func register(cmd *cobra.Command, conn connect) {
 	if cmd.ValidArgsFunction == nil && cmd.Args == nil {
 		cmd.ValidArgsFunction = cobra.NoFileCompletions
 	}
@@ -47,7 +65,7 @@ func Register(cmd *cobra.Command, getter genericclioptions.RESTClientGetter) {
 		// Registering twice is an error cobra reports; the first one stands.
 		_ = cmd.RegisterFlagCompletionFunc(flag, func(c *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 			given := flagValues(c)
-			list, err := list(c.Context(), c, getter)
+			list, err := list(c, conn)
 			if err != nil {
 				cobra.CompDebugln(err.Error(), true)
 				return nil, cobra.ShellCompDirectiveError
@@ -85,24 +103,17 @@ type step struct {
 
 // list reads the step containers of the pods in the command's namespace
 // (every namespace with -A), a page at a time.
-func list(ctx context.Context, c *cobra.Command, getter genericclioptions.RESTClientGetter) ([]step, error) {
+func list(c *cobra.Command, conn connect) ([]step, error) {
+	ctx := c.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	namespace, _, err := getter.ToRawKubeConfigLoader().Namespace()
+	client, namespace, err := conn(c)
 	if err != nil {
 		return nil, err
 	}
 	if f := c.Flags().Lookup("all-namespaces"); f != nil && f.Value.String() == "true" {
 		namespace = metav1.NamespaceAll
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	client, err := kubernetes.NewForConfig(config)
-	if err != nil {
-		return nil, err
 	}
 	opts := metav1.ListOptions{LabelSelector: selector.LabelManagedBy + "=" + selector.ManagedByValue, Limit: pageSize}
 	var all []step

@@ -1,0 +1,161 @@
+package views
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes/fake"
+	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+func stepPod(name, build, id, step string, age time.Duration, state corev1.ContainerState) *corev1.Pod {
+	return pod(podSpec{ns: "ci", name: name, node: "worker-a", team: "main", pipeline: "main", job: "unit", build: build, id: id,
+		step: step, stepType: "task", attempt: "1", containers: []string{"main"}, states: []corev1.ContainerState{state}, age: age})
+}
+
+// setState changes the state of a pod's only container.
+func setState(ctx context.Context, c *fake.Clientset, name string, state corev1.ContainerState) error {
+	p, err := c.CoreV1().Pods("ci").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	p.Status.ContainerStatuses[0].State = state
+	_, err = c.CoreV1().Pods("ci").UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	return err
+}
+
+func TestWatch(t *testing.T) {
+	tests := []struct {
+		name     string
+		pods     []runtime.Object
+		target   selector.Target
+		onLogs   func(ctx context.Context, c *fake.Clientset, pod string) error // the step's logs were read to the end
+		wantOut  string
+		wantCode int
+	}{
+		{
+			name: "two steps one after the other",
+			pods: []runtime.Object{stepPod("b5-fetch", "5", "50", "fetch", time.Minute, running(time.Minute))},
+			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
+				if err := setState(ctx, c, pod, exited(0, time.Minute, 0)); err != nil || pod != "b5-fetch" {
+					return err
+				}
+				_, err := c.CoreV1().Pods("ci").Create(ctx, stepPod("b5-test", "5", "50", "test", 0, running(0)), metav1.CreateOptions{})
+				return err
+			},
+			target:  selector.Target{Job: "main/unit", Build: "5"},
+			wantOut: "==> task fetch\nlogs of b5-fetch\n==> task test\nlogs of b5-test\nsucceeded\n",
+		},
+		{
+			name:     "failed",
+			pods:     []runtime.Object{stepPod("b6-unit", "6", "60", "unit", time.Minute, running(time.Minute))},
+			onLogs:   func(ctx context.Context, c *fake.Clientset, pod string) error { return setState(ctx, c, pod, exited(1, time.Minute, 0)) },
+			target:   selector.Target{Job: "main/unit"},
+			wantOut:  "==> task unit\nlogs of b6-unit\nfailed\n",
+			wantCode: 1,
+		},
+		{
+			name:     "errored: the image cannot be pulled",
+			pods:     []runtime.Object{stepPod("b7-unit", "7", "70", "unit", time.Minute, waiting("ImagePullBackOff"))},
+			target:   selector.Target{Build: "70"},
+			wantOut:  "==> task unit\nerrored: ImagePullBackOff\nerrored\n",
+			wantCode: 2,
+		},
+		{
+			name: "aborted: the running step's pod is deleted",
+			pods: []runtime.Object{stepPod("b8-unit", "8", "80", "unit", time.Minute, running(time.Minute))},
+			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
+				return c.CoreV1().Pods("ci").Delete(ctx, pod, metav1.DeleteOptions{})
+			},
+			target:   selector.Target{Job: "main/unit", Build: "8"},
+			wantOut:  "==> task unit\nlogs of b8-unit\naborted\n",
+			wantCode: 3,
+		},
+		{
+			name: "without -b, the job's latest build",
+			pods: []runtime.Object{
+				stepPod("b9-unit", "9", "90", "unit", time.Hour, exited(1, time.Hour, time.Hour)),
+				stepPod("b10-unit", "10", "100", "unit", time.Minute, exited(0, time.Minute, 0)),
+			},
+			target:  selector.Target{Job: "main/unit"},
+			wantOut: "==> task unit\nlogs of b10-unit\nsucceeded\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := fake.NewClientset(tt.pods...)
+			started := watchStarted(client, "pods")
+			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+			o := NewWatchOptions(streams)
+			o.Client, o.Namespace, o.Target, o.Settle = client, "ci", tt.target, 50*time.Millisecond
+			o.Now = func() time.Time { return now }
+			o.IsTerminal = func(io.Writer) bool { return false }
+			watching := false
+			o.Logs = func(ctx context.Context, ns, pod, container string) (io.ReadCloser, error) {
+				if !watching {
+					<-started // the change must reach the watch
+					watching = true
+				}
+				if tt.onLogs != nil {
+					if err := tt.onLogs(ctx, client, pod); err != nil {
+						t.Error(err)
+					}
+				}
+				return io.NopCloser(strings.NewReader("logs of " + pod + "\n")), nil
+			}
+			if err := o.Complete(nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err := o.Run(ctx)
+			code := 0
+			var exit utilexec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitStatus()
+			} else if err != nil {
+				t.Fatalf("Run() = %v", err)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit status %d, want %d", code, tt.wantCode)
+			}
+			if out.String() != tt.wantOut {
+				t.Errorf("out:\n%s\nwant:\n%s\nerrOut: %s", out, tt.wantOut, errOut)
+			}
+		})
+	}
+}
+
+func TestWatchValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		target selector.Target
+		want   string
+	}{
+		{"step", selector.Target{Job: "p/j", Step: "unit"}, "watch follows a whole build"},
+		{"bad job", selector.Target{Job: "nojob"}, "-j/--job"},
+		{"build id not a number", selector.Target{Build: "x"}, "-b/--build"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := NewWatchOptions(genericiooptions.NewTestIOStreamsDiscard())
+			o.Target = tt.target
+			if err := o.Validate(); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want %q...", err, tt.want)
+			}
+		})
+	}
+}
