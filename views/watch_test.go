@@ -57,9 +57,11 @@ func TestWatch(t *testing.T) {
 			wantOut: "==> task fetch\nlogs of b5-fetch\n==> task test\nlogs of b5-test\nsucceeded\n",
 		},
 		{
-			name:     "failed",
-			pods:     []runtime.Object{stepPod("b6-unit", "6", "60", "unit", time.Minute, running(time.Minute))},
-			onLogs:   func(ctx context.Context, c *fake.Clientset, pod string) error { return setState(ctx, c, pod, exited(1, time.Minute, 0)) },
+			name: "failed",
+			pods: []runtime.Object{stepPod("b6-unit", "6", "60", "unit", time.Minute, running(time.Minute))},
+			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
+				return setState(ctx, c, pod, exited(1, time.Minute, 0))
+			},
 			target:   selector.Target{Job: "main/unit"},
 			wantOut:  "==> task unit\nlogs of b6-unit\nfailed\n",
 			wantCode: 1,
