@@ -100,13 +100,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	a.cfg.StateDir = stateDir
-	if err := os.MkdirAll(filepath.Join(stateDir, "pods"), 0o755); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
-	}
 	// Mounts left by an agent that did not stop cleanly would pin old pod
 	// directories and leak into new ones.
 	if err := unmountUnder(stateDir); err != nil {
 		return fmt.Errorf("clean stale mounts: %w", err)
+	}
+	// Pods still bound to the node are started afresh, as after a reboot.
+	if err := removeUnmounted(filepath.Join(stateDir, "pods")); err != nil {
+		return fmt.Errorf("clean stale pods: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(stateDir, "pods"), 0o755); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

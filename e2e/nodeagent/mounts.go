@@ -112,6 +112,20 @@ func unmountUnder(dir string) error {
 	return errors.Join(errs...)
 }
 
+// removeUnmounted removes dir, but only if nothing is mounted below it:
+// removing through a bind mount would delete a volume's data (a PV, a host
+// path) instead of the pod's view of it.
+func removeUnmounted(dir string) error {
+	points, err := mountPointsUnder(dir)
+	if err != nil {
+		return err
+	}
+	if len(points) > 0 {
+		return fmt.Errorf("not removing %s: %d mounts remain below it, e.g. %s", dir, len(points), points[0])
+	}
+	return os.RemoveAll(dir)
+}
+
 func mountPointsUnder(dir string) ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {

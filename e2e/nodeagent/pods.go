@@ -256,7 +256,7 @@ func (p *podRuntime) run(ctx context.Context) {
 	if err := p.mounts.unmountAll(); err != nil {
 		p.logf("teardown: %v", err)
 	}
-	if err := os.RemoveAll(p.dir); err != nil {
+	if err := removeUnmounted(p.dir); err != nil {
 		p.logf("remove pod directory: %v", err)
 	}
 	stopStatus()
