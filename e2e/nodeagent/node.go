@@ -84,18 +84,16 @@ func (a *Agent) registerNode(ctx context.Context) error {
 	want := a.nodeObject(metav1.Now())
 	nodes := a.cfg.Client.CoreV1().Nodes()
 	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
-		node, err := nodes.Create(ctx, want, metav1.CreateOptions{})
+		_, err := nodes.Create(ctx, want, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			node, err = a.updateExistingNode(ctx, want)
+			err = a.updateExistingNode(ctx, want)
 		}
 		if err != nil {
 			a.logf("register node: %v (retrying)", err)
 			return false, nil
 		}
 		// Status is ignored on create: it is always written separately.
-		node.Status = want.Status
-		_, err = nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{})
-		if err != nil {
+		if err := a.updateNodeStatus(ctx); err != nil {
 			a.logf("register node status: %v (retrying)", err)
 			return false, nil
 		}
@@ -107,10 +105,9 @@ func (a *Agent) registerNode(ctx context.Context) error {
 	return a.renewLease(ctx)
 }
 
-func (a *Agent) updateExistingNode(ctx context.Context, want *corev1.Node) (*corev1.Node, error) {
+func (a *Agent) updateExistingNode(ctx context.Context, want *corev1.Node) error {
 	nodes := a.cfg.Client.CoreV1().Nodes()
-	var updated *corev1.Node
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		node, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -121,10 +118,9 @@ func (a *Agent) updateExistingNode(ctx context.Context, want *corev1.Node) (*cor
 		for k, v := range want.Labels {
 			node.Labels[k] = v
 		}
-		updated, err = nodes.Update(ctx, node, metav1.UpdateOptions{})
+		_, err = nodes.Update(ctx, node, metav1.UpdateOptions{})
 		return err
 	})
-	return updated, err
 }
 
 // heartbeat keeps the Node Ready in the eyes of the node lifecycle controller:

@@ -248,7 +248,13 @@ func (p *podRuntime) run(ctx context.Context) {
 		latest := p.pod
 		p.mu.Unlock()
 		p.startEphemeralContainers(latest)
-		p.runContainers(pod)
+		// Init containers run one after the other in this goroutine, which
+		// terminate() waits for like any container's.
+		p.containerWG.Add(1)
+		go func() {
+			defer p.containerWG.Done()
+			p.runContainers(pod)
+		}()
 	}
 	<-p.stopCh
 	p.terminate()
@@ -443,16 +449,18 @@ func (p *podRuntime) startEphemeralContainers(pod *corev1.Pod) {
 	for _, ec := range pod.Spec.EphemeralContainers {
 		p.mu.Lock()
 		_, known := p.containers[ec.Name]
-		if !known {
-			// Reserve the name so that a second update does not start it again.
+		stopping := p.stopping
+		if !known && !stopping {
+			// Reserve the name so that a second update does not start it
+			// again; count it before terminate() can start waiting.
 			p.containers[ec.Name] = &container{name: ec.Name, kind: kindEphemeral}
+			p.containerWG.Add(1)
 		}
 		p.mu.Unlock()
-		if known {
+		if known || stopping {
 			continue
 		}
 		spec := corev1.Container(ec.EphemeralContainerCommon)
-		p.containerWG.Add(1)
 		go func() {
 			defer p.containerWG.Done()
 			if c := p.createOrFail(pod, spec, kindEphemeral); c != nil {
