@@ -46,7 +46,8 @@ func (o *HijackOptions) runDebug(ctx context.Context, m *selector.Match) error {
 }
 
 // debugEphemeral adds an ephemeral container that targets the step's
-// container (its processes are visible, its root is /proc/1/root) and
+// container (its processes are visible, their root filesystems as
+// /proc/PID/root) and
 // mounts its volumes. Ephemeral containers cannot be removed from a pod:
 // the keeper is stopped when the session ends, on every path, and the
 // container stays listed as terminated.
@@ -58,7 +59,9 @@ func (o *HijackOptions) debugEphemeral(ctx context.Context, m *selector.Match) e
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 			Name:    name,
 			Image:   o.DebugImage,
-			Command: []string{"sh", "-c", `echo $$ >"$1" && exec sleep "$2"`, "sh", keeperPIDFile, keeperLifetime},
+			// $$$$ is the kubelet's escape for the shell's $$ (the pid):
+			// container commands expand $(VAR) and turn $$ into $.
+			Command: []string{"sh", "-c", `echo $$$$ >"$1" && exec sleep "$2"`, "sh", keeperPIDFile, keeperLifetime},
 		},
 	}
 	if step != nil {
@@ -83,7 +86,7 @@ func (o *HijackOptions) debugEphemeral(ctx context.Context, m *selector.Match) e
 		return fmt.Errorf("add debug container to pod %s: %w", where, explainForbidden(err, pod.Namespace, "patch", "pods/ephemeralcontainers"))
 	}
 	defer o.stopKeeper(ctx, pod, name)
-	fmt.Fprintf(o.ErrOut, "Debug container %s (%s) targets container %s of pod %s; the step's root filesystem is /proc/1/root.\n",
+	fmt.Fprintf(o.ErrOut, "Debug container %s (%s) targets container %s of pod %s; its processes, and their root filesystems as /proc/PID/root, are visible where the runtime supports targeting.\n",
 		name, printers.EscapeTerminal(o.DebugImage), printers.EscapeTerminal(m.Container), where)
 	running, err := o.waitRunning(ctx, pod, name)
 	if err != nil {

@@ -1,0 +1,330 @@
+package tests
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// step describes a pod that runs a Concourse step per docs/labels.md.
+type step struct {
+	name                       string // pod name
+	pipeline, job, build, step string
+	image, workingDir          string
+	command                    []string // default: sleep until deleted
+}
+
+// stepPod builds the pod, encoding names and annotating the originals as
+// the contract says. hijackLabelValue is the test's own reading of the
+// spec, independent of the plugin's code.
+func stepPod(ns string, s step) *corev1.Pod {
+	var grace int64 = 1
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: ns,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "concourse"}, Annotations: map[string]string{}},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &grace,
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "main", Image: s.image, WorkingDir: s.workingDir,
+				Command: s.command}},
+		},
+	}
+	if pod.Spec.Containers[0].Image == "" {
+		pod.Spec.Containers[0].Image = "busybox"
+	}
+	if s.command == nil && pod.Spec.Containers[0].Image != "distroless" {
+		pod.Spec.Containers[0].Command = []string{"sleep", "3600"}
+	}
+	for key, name := range map[string]string{"team": "main", "pipeline": s.pipeline, "job": s.job, "build-name": s.build,
+		"step-name": s.step, "step-type": "task", "attempt": "1"} {
+		if name == "" {
+			continue
+		}
+		v := hijackLabelValue(name)
+		pod.Labels["concourse-ci.org/"+key] = v
+		if v != name {
+			pod.Annotations["concourse-ci.org/"+key] = name
+		}
+	}
+	return pod
+}
+
+// hijackLabelValue is the contract's encoding, written from docs/labels.md.
+func hijackLabelValue(name string) string {
+	if len(validation.IsValidLabelValue(name)) == 0 {
+		return name
+	}
+	var b strings.Builder
+	for _, r := range name {
+		if r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r)) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	s := b.String()
+	if len(s) > 52 {
+		s = s[:52]
+	}
+	s = strings.Trim(s, "._-")
+	sum := sha256.Sum256([]byte(name))
+	if s == "" {
+		return hex.EncodeToString(sum[:])[:10]
+	}
+	return s + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
+// hijack runs `kubectl concourse hijack -n ns args...`.
+func hijack(t *testing.T, ns, stdin string, args ...string) result {
+	t.Helper()
+	return run(t, stdin, "kubectl", append([]string{"concourse", "hijack", "-n", ns}, args...)...)
+}
+
+func TestHijackWorkingDirAndExitStatus(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "unit", pipeline: "main", job: "test", build: "1", step: "unit",
+		workingDir: "/tmp/build/b1dda4c3"}), running)
+
+	r := hijack(t, ns, "", "-j", "main/test", "-b", "1", "-s", "unit", "--", "sh", "-c", "pwd; exit 7")
+	if r.exitCode != 7 || r.stdout != "/tmp/build/b1dda4c3\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 7 and the working directory", r.exitCode, r.stdout, r.stderr)
+	}
+	if r.stderr != "" {
+		t.Errorf("a remote exit status printed %q; fly prints nothing", r.stderr)
+	}
+
+	// -w with a name no shell quoting survives naively.
+	dir := `/tmp/it's a "dir" $(x) ;`
+	if r := hijack(t, ns, "", "-j", "main/test", "-s", "unit", "--", "mkdir", "-p", dir); r.exitCode != 0 {
+		t.Fatalf("mkdir: exit %d, %s", r.exitCode, r.stderr)
+	}
+	r = hijack(t, ns, "", "-j", "main/test", "-s", "unit", "-w", dir, "--", "pwd")
+	if r.exitCode != 0 || r.stdout != dir+"\n" {
+		t.Errorf("-w: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+
+	// Piped stdin reaches the shell and is closed at EOF.
+	r = hijack(t, ns, "echo piped $((2+3))\nexit 4\n", "-j", "main/test", "-s", "unit", "--", "sh")
+	if r.exitCode != 4 || r.stdout != "piped 5\n" {
+		t.Errorf("stdin: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+
+	// URL form and alias.
+	r = run(t, "", "kubectl", "concourse", "i", "-n", ns, "-u", "https://ci.example.com/teams/main/pipelines/main/jobs/test/builds/1", "-s", "unit", "--", "true")
+	if r.exitCode != 0 {
+		t.Errorf("-u: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+}
+
+func TestHijackFallsBackToSh(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "bb", pipeline: "main", job: "test", build: "1", step: "unit"}), running)
+
+	r := hijack(t, ns, "echo in-sh\n", "-j", "main/test", "-s", "unit")
+	if r.exitCode != 0 || r.stdout != "in-sh\n" || !strings.Contains(r.stderr, `Couldn't find "bash" on container, retrying with "sh"`) {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+}
+
+func TestHijackTTYResize(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "tty", pipeline: "main", job: "test", build: "1", step: "unit",
+		image: "bash", workingDir: "/tmp/build/tty"}), running)
+
+	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-s", "unit")
+	term, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	screen := newScreen(term)
+	fmt.Fprint(term, "echo \"$PWD:$BASH_VERSION\"; stty size\n")
+	screen.waitFor(t, "24 80")
+	if !screen.contains("/tmp/build/tty:") || screen.contains("/tmp/build/tty:\r") {
+		t.Errorf("not bash in the working directory:\n%s", screen.text())
+	}
+	if err := pty.Setsize(term, &pty.Winsize{Rows: 40, Cols: 132}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !screen.contains("40 132") {
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal size never became 40 132; screen:\n%s", screen.text())
+		}
+		fmt.Fprint(term, "stty size\n")
+		time.Sleep(300 * time.Millisecond)
+	}
+	fmt.Fprint(term, "exit 3\n")
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 3 {
+		t.Errorf("exit status = %v, want 3; screen:\n%s", err, screen.text())
+	}
+}
+
+func TestHijackAmbiguousWithoutTTY(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	for _, b := range []string{"1", "2"} {
+		createPod(t, stepPod(ns, step{name: "unit-" + b, pipeline: "main", job: "test", build: b, step: "unit"}), running)
+	}
+	r := hijack(t, ns, "", "-j", "main/test", "-s", "unit", "--", "true")
+	for _, want := range []string{"2 containers match", "build #1, step: unit, type: task, attempt: 1", "-j main/test -b 1 -s unit", "-j main/test -b 2 -s unit"} {
+		if r.exitCode != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("exit %d, stderr %q; want 1 and %q", r.exitCode, r.stderr, want)
+		}
+	}
+}
+
+func TestHijackTektonStep(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	pod := stepPod(ns, step{name: "tr-pod", pipeline: "main", job: "tk", build: "1"})
+	delete(pod.Labels, "concourse-ci.org/step-name")
+	pod.Labels["tekton.dev/taskRun"] = "tr"
+	pod.Spec.Containers = []corev1.Container{
+		{Name: "step-clone", Image: "busybox", Command: []string{"sleep", "3600"}, WorkingDir: "/workspace"},
+		{Name: "step-unit", Image: "busybox", Command: []string{"sleep", "3600"}, WorkingDir: "/workspace/src"},
+	}
+	createPod(t, pod, running)
+	r := hijack(t, ns, "", "-j", "main/tk", "-s", "unit", "--", "pwd")
+	if r.exitCode != 0 || r.stdout != "/workspace/src\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+}
+
+func TestHijackLongNonASCIIPipeline(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	long := strings.Repeat("パイプライン", 12) + " / ünïcode"
+	short := strings.Repeat("パ", 3)
+	createPod(t, stepPod(ns, step{name: "long", pipeline: long, job: "tëst", build: "1", step: "ünit"}), running)
+	// Another pipeline whose encoded label differs only by hash; must not match.
+	createPod(t, stepPod(ns, step{name: "short", pipeline: short, job: "tëst", build: "1", step: "ünit"}), running)
+
+	r := hijack(t, ns, "", "-j", strings.ReplaceAll(long, "/", "-")+"/tëst", "-s", "ünit", "--", "true")
+	if r.exitCode != 1 || !strings.Contains(r.stderr, "no container matched") {
+		t.Errorf("a similar name matched: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+	// '/' cannot be given in -j (fly splits on it); a URL carries it escaped.
+	webURL := "https://ci/teams/main/pipelines/" + url.PathEscape(long) + "/jobs/" + url.PathEscape("tëst") + "/builds/1"
+	r = hijack(t, ns, "", "-u", webURL, "-s", "ünit", "--", "echo", "ok")
+	if r.exitCode != 0 || r.stdout != "ok\n" {
+		t.Errorf("-u: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+	r = hijack(t, ns, "", "-j", short+"/tëst", "-s", "ünit", "--", "true")
+	if r.exitCode != 0 {
+		t.Errorf("short name: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+}
+
+func TestHijackDebugFinishedPod(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createClaim(t, ns, "cache")
+	pod := stepPod(ns, step{name: "done", pipeline: "main", job: "test", build: "1", step: "unit",
+		workingDir: "/tmp/build/work", command: []string{"sh", "-c", "echo from-the-step > /tmp/build/work/out.txt"}})
+	pod.Spec.Volumes = []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "cache"}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "work", MountPath: "/tmp/build/work"}}
+	createPod(t, pod, finished)
+
+	r := hijack(t, ns, "", "-j", "main/test", "-s", "unit", "--", "cat", "out.txt")
+	if r.exitCode != 1 || !strings.Contains(r.stderr, "--debug") {
+		t.Errorf("without --debug: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+	r = hijack(t, ns, "", "-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "pwd; cat out.txt; exit 5")
+	if r.exitCode != 5 || r.stdout != "/tmp/build/work\nfrom-the-step\n" {
+		t.Errorf("--debug: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+	waitNoDebugPods(t, ns)
+}
+
+func TestHijackDebugShellLessPod(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
+
+	r := hijack(t, ns, "", "-j", "main/test", "-s", "unit")
+	if r.exitCode != 1 || !strings.Contains(r.stderr, "has no shell") || !strings.Contains(r.stderr, "--debug") {
+		t.Errorf("without --debug: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+	r = hijack(t, ns, "", "-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo in-debug; exit 6")
+	if r.exitCode != 6 || r.stdout != "in-debug\n" {
+		t.Errorf("--debug: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+	// The ephemeral container cannot be removed; its keeper must have ended.
+	waitPod(t, ns, "dl", func(p *corev1.Pod) bool {
+		for _, s := range p.Status.EphemeralContainerStatuses {
+			if s.State.Terminated == nil {
+				return false
+			}
+		}
+		return len(p.Status.EphemeralContainerStatuses) == 1
+	})
+}
+
+func TestHijackRBACDenied(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "unit", pipeline: "main", job: "test", build: "1", step: "unit"}), running)
+	kubeconfig, err := testCluster.UserKubeconfig("hijack-denied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "pod-reader", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}}}}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pod-reader", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "pod-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "hijack-denied"}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	userRun := func(args ...string) result {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		cmd := testCluster.Command(cctx, "kubectl", append([]string{"concourse", "hijack", "-n", ns}, args...)...)
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig) // the last one wins
+		return runCmd(t, cmd, "")
+	}
+	// RBAC bindings take effect asynchronously; wait until the LIST is allowed.
+	deadline := time.Now().Add(20 * time.Second)
+	r := userRun("-j", "main/test", "-s", "unit", "--", "true")
+	for strings.Contains(r.stderr, `"list" on "pods"`) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		r = userRun("-j", "main/test", "-s", "unit", "--", "true")
+	}
+	want := fmt.Sprintf(`permission denied: you need "create" on "pods/exec" in namespace %s`, ns)
+	if r.exitCode != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", r.exitCode, r.stderr, want)
+	}
+	r = userRun("-A", "-j", "main/test", "--", "true")
+	if r.exitCode != 1 || !strings.Contains(r.stderr, `you need "list" on "pods" in every namespace`) {
+		t.Errorf("-A: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+}
+
+// waitNoDebugPods waits until no copy pod of hijack --debug is left.
+func waitNoDebugPods(t *testing.T, ns string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pods, err := testCluster.Client.CoreV1().Pods(ns).List(context.Background(),
+			metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubectl-concourse"})
+		if err == nil && len(pods.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("debug pods left behind: %v %v", err, pods)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
