@@ -57,8 +57,8 @@ func (o *HijackOptions) debugEphemeral(ctx context.Context, m *selector.Match) e
 	ec := corev1.EphemeralContainer{
 		TargetContainerName: m.Container,
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-			Name:    name,
-			Image:   o.DebugImage,
+			Name:  name,
+			Image: o.DebugImage,
 			// $$$$ is the kubelet's escape for the shell's $$ (the pid):
 			// container commands expand $(VAR) and turn $$ into $.
 			Command: []string{"sh", "-c", `echo $$$$ >"$1" && exec sleep "$2"`, "sh", keeperPIDFile, keeperLifetime},
