@@ -97,8 +97,12 @@ func download(ctx context.Context, rem *remote, src, localDir string, s settings
 		canResume: c.find && c.xargs,
 		ex:        newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())}
 	err = d.run(ctx, s)
-	if err == nil {
-		err = d.ex.finish()
+	if err == nil || len(d.ex.unsafe) > 0 {
+		// finish also judges the symlinks, so a hostile archive is
+		// reported whole, ahead of what it broke (the checksums).
+		if ferr := d.ex.finish(); ferr != nil {
+			err = ferr
+		}
 	}
 	if err == nil {
 		err = land(filepath.Join(tmp, "data"), filepath.Join(localDir, base))
@@ -128,8 +132,8 @@ func (d *downloader) run(ctx context.Context, s settings) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if s.retries >= 0 && attempt >= s.retries {
-			return err
+		if s.retries >= 0 && attempt >= s.retries || len(d.ex.unsafe) > 0 {
+			return err // a hostile stream is not retried
 		}
 		names = nil
 		if d.canResume {
