@@ -1,0 +1,203 @@
+// Command hijack measures issue 3's figure: `kubectl concourse hijack -j P/J
+// -b N -s S -- true` against `kubectl exec POD -- true` on the same test
+// cluster in the same run (median wall time of interleaved runs, peak RSS),
+// with filler pods of the same job in the namespace so that resolution is
+// shown not to depend on their number. It prints the ratios.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/cluster"
+)
+
+func main() {
+	runs := flag.Int("runs", 20, "measured runs of each command")
+	filler := flag.Int("pods", 200, "pending pods of other builds of the same job in the namespace")
+	maxRatio := flag.Float64("max-ratio", 1.15, "time ratio the plugin (through kubectl) must stay within")
+	flag.Parse()
+	if err := run(*runs, *filler, *maxRatio); err != nil {
+		fmt.Fprintln(os.Stderr, "bench hijack:", err)
+		os.Exit(1)
+	}
+}
+
+type sample struct {
+	wall time.Duration
+	rss  int64 // KiB
+}
+
+type contender struct {
+	name    string
+	argv    []string // bin/ relative program, then args
+	samples []sample
+}
+
+func run(runs, filler int, maxRatio float64) error {
+	ctx := context.Background()
+	c, err := cluster.Start(ctx, cluster.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Stop() }()
+
+	ns := "bench-hijack-" + utilrand.String(5)
+	if err := setup(ctx, c.Client, ns, filler); err != nil {
+		return err
+	}
+	defer func() { _ = c.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) }()
+
+	target := []string{"-n", ns, "-j", "main/test", "-b", "7", "-s", "unit", "--", "true"}
+	cs := []*contender{
+		{name: "kubectl exec POD -- true", argv: []string{"kubectl", "exec", "-n", ns, "step", "--", "true"}},
+		{name: "kubectl concourse hijack -j P/J -b N -s S -- true", argv: append([]string{"kubectl", "concourse", "hijack"}, target...)},
+		{name: "kubectl-concourse hijack ... (plugin binary alone)", argv: append([]string{"kubectl-concourse", "hijack"}, target...)},
+	}
+	// Warm caches (binaries, discovery, the API server's) before measuring,
+	// then interleave so that drift hits every contender alike.
+	for i := 0; i < 2+runs; i++ {
+		for _, k := range cs {
+			s, err := measure(c, k.argv)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k.name, err)
+			}
+			if i >= 2 {
+				k.samples = append(k.samples, s)
+			}
+		}
+	}
+
+	fmt.Printf("hijack vs exec: %d interleaved runs each, %d pods in the namespace (%d of them other builds of the job)\n",
+		runs, filler+1, filler)
+	base := cs[0]
+	for _, k := range cs {
+		fmt.Printf("  %-52s median %6.1f ms  peak RSS %6.1f MiB", k.name, ms(median(k, wallOf)), mib(maxRSS(k)))
+		if k != base {
+			fmt.Printf("  time %.2fx  memory %.2fx", ratio(k, base, wallOf), float64(maxRSS(k))/float64(maxRSS(base)))
+		}
+		fmt.Println()
+	}
+	r := ratio(cs[1], base, wallOf)
+	verdict := "within"
+	if r > maxRatio {
+		verdict = "OVER"
+	}
+	fmt.Printf("  kubectl concourse hijack / kubectl exec = %.2fx: %s the %.2fx budget\n", r, verdict, maxRatio)
+	return nil
+}
+
+// setup creates the namespace, the step's pod (running) and filler pods of
+// other builds that never get scheduled: they only weigh on the LIST.
+func setup(ctx context.Context, client kubernetes.Interface, ns string, filler int) error {
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("no default service account in %s: %w", ns, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pod := func(name, build string) *corev1.Pod {
+		var grace int64 = 1
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
+				"app.kubernetes.io/managed-by": "concourse", "concourse-ci.org/team": "main",
+				"concourse-ci.org/pipeline": "main", "concourse-ci.org/job": "test", "concourse-ci.org/build-name": build,
+				"concourse-ci.org/step-name": "unit", "concourse-ci.org/step-type": "task", "concourse-ci.org/attempt": "1",
+			}},
+			Spec: corev1.PodSpec{TerminationGracePeriodSeconds: &grace, Containers: []corev1.Container{{
+				Name: "main", Image: "busybox", Command: []string{"sleep", "3600"}, WorkingDir: "/tmp/build/b1dda4c3"}}},
+		}
+	}
+	for i := 0; i < filler; i++ {
+		p := pod(fmt.Sprintf("filler-%d", i), fmt.Sprint(100+i))
+		p.Spec.NodeSelector = map[string]string{"bench.kubectl-concourse.dev/unschedulable": "true"}
+		if _, err := client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod("step", "7"), metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	for {
+		p, err := client.CoreV1().Pods(ns).Get(ctx, "step", metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("step pod not running after a minute: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// measure runs one command to completion: its wall time and its peak RSS
+// (ru_maxrss also covers kubectl before it execs the plugin).
+func measure(c *cluster.Cluster, argv []string) (sample, error) {
+	cmd := exec.Command(filepath.Join(c.BinDir, argv[0]), argv[1:]...)
+	cmd.Env = c.Env()
+	out, err := os.CreateTemp("", "bench-hijack-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err = cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		b, _ := os.ReadFile(out.Name())
+		return sample{}, fmt.Errorf("%v: %s", err, b)
+	}
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if ru == nil {
+		return sample{}, fmt.Errorf("no rusage")
+	}
+	return sample{wall: wall, rss: ru.Maxrss}, nil
+}
+
+func wallOf(s sample) float64 { return float64(s.wall) }
+
+func median(k *contender, f func(sample) float64) float64 {
+	v := make([]float64, len(k.samples))
+	for i, s := range k.samples {
+		v[i] = f(s)
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 1 {
+		return v[n/2]
+	} else {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+}
+
+func ratio(a, b *contender, f func(sample) float64) float64 { return median(a, f) / median(b, f) }
+
+func maxRSS(k *contender) int64 {
+	var m int64
+	for _, s := range k.samples {
+		m = max(m, s.rss)
+	}
+	return m
+}
+
+func ms(ns float64) float64 { return ns / 1e6 }
+func mib(kib int64) float64 { return float64(kib) / 1024 }
