@@ -23,16 +23,15 @@ type attachPoint struct {
 	subs      map[*attachSession]struct{}
 	inputDone bool
 	ended     bool
-	finished  chan struct{}
-	once      sync.Once
+	finished  chan struct{} // closed when the run ends
+}
+
+func newAttachPoint(tty, stdinOnce bool) *attachPoint {
+	return &attachPoint{tty: tty, stdinOnce: stdinOnce, subs: map[*attachSession]struct{}{}, finished: make(chan struct{})}
 }
 
 type attachSession struct {
 	out, err io.Writer
-}
-
-func (a *attachPoint) init() {
-	a.once.Do(func() { a.finished = make(chan struct{}) })
 }
 
 func (a *attachPoint) broadcast(stream string, b []byte) {
@@ -62,7 +61,6 @@ func (a *attachPoint) closeInput() {
 
 // finish marks the run ended: attach sessions return.
 func (a *attachPoint) finish() {
-	a.init()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.ended {
@@ -76,18 +74,8 @@ func (a *attachPoint) finish() {
 
 // serve runs one attach session until the run ends or the client leaves.
 func (a *attachPoint) serve(ctx context.Context, in io.Reader, out, errOut io.WriteCloser, resize <-chan remotecommand.TerminalSize) {
-	a.init()
-	s := &attachSession{}
-	if out != nil {
-		s.out = out
-	}
-	if errOut != nil {
-		s.err = errOut
-	}
+	s := &attachSession{out: out, err: errOut}
 	a.mu.Lock()
-	if a.subs == nil {
-		a.subs = map[*attachSession]struct{}{}
-	}
 	a.subs[s] = struct{}{}
 	a.mu.Unlock()
 	defer func() {

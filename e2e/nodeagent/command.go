@@ -59,11 +59,17 @@ func envLookup(env []string, key string) (string, bool) {
 	return "", false
 }
 
-// errNotFound is what a shell says when a command does not exist; exec
-// reports it with exit code 127 like a shell would.
-type errCommandNotFound struct{ name string }
+// errCommandNotFound is a command that does not exist in the container;
+// exec reports it with exit code 127, as a shell would.
+type errCommandNotFound struct {
+	name     string
+	withPath bool // name has a slash: no $PATH search was done
+}
 
 func (e errCommandNotFound) Error() string {
+	if e.withPath {
+		return fmt.Sprintf("exec: %q: no such file or directory", e.name)
+	}
 	return fmt.Sprintf("exec: %q: executable file not found in $PATH", e.name)
 }
 
@@ -76,7 +82,7 @@ func lookPath(rootfs, argv0 string, env []string) (string, error) {
 	}
 	if strings.Contains(argv0, "/") {
 		if !isExecutable(rootfs, argv0) {
-			return "", fmt.Errorf("exec: %q: no such file or directory", argv0)
+			return "", errCommandNotFound{name: argv0, withPath: true}
 		}
 		return argv0, nil
 	}

@@ -82,7 +82,7 @@ func (c *container) start() (*containerRun, *attachPoint, func() int, error) {
 	if n := c.status.RestartCount; n >= 2 {
 		_ = os.Remove(c.logPath(n - 2))
 	}
-	ap := &attachPoint{tty: c.spec.TTY, stdinOnce: c.spec.StdinOnce}
+	ap := newAttachPoint(c.spec.TTY, c.spec.StdinOnce)
 
 	var outputs []*os.File // read ends the pumps drain
 	var streams []string

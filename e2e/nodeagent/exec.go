@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,7 +60,8 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 	}
 
 	cmd, err := c.proc.command(argv)
-	if err != nil {
+	var notFound errCommandNotFound
+	if errors.As(err, &notFound) {
 		// What a shell would say, with its exit code for "not found".
 		msg := []byte(err.Error() + "\n")
 		if w := errOut; w != nil && !tty {
@@ -68,6 +70,9 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 			_, _ = out.Write(msg)
 		}
 		return utilexec.CodeExitError{Err: err, Code: 127}
+	}
+	if err != nil {
+		return err
 	}
 
 	var pidHolder atomic.Int64
