@@ -155,7 +155,7 @@ func (t Target) query() (query, error) {
 		q.attempt = strings.ReplaceAll(t.Attempt, ",", ".")
 		for _, n := range strings.Split(q.attempt, ".") {
 			if _, err := strconv.ParseUint(n, 10, 32); err != nil {
-				return query{}, fmt.Errorf("-a/--attempt %q: want N or N.N...", t.Attempt)
+				return query{}, fmt.Errorf("-a/--attempt %q: want a number or numbers joined by dots (1.1.2)", t.Attempt)
 			}
 		}
 	}
