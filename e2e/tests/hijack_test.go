@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -327,4 +329,37 @@ func waitNoDebugPods(t *testing.T, ns string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func TestHijackDebugInterruptedLeavesNothing(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "done", pipeline: "main", job: "test", build: "1", step: "unit",
+		command: []string{"true"}}), finished)
+
+	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns,
+		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 60")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("started\n"))
+	if _, err := io.ReadFull(out, buf); err != nil {
+		t.Fatalf("session never started: %v", err)
+	}
+	// kubectl execs the plugin in place: the signal reaches the plugin.
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("hijack did not end on SIGINT")
+	}
+	waitNoDebugPods(t, ns)
 }
