@@ -160,14 +160,18 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
 	c := p.containers[name]
 	var path string
 	var run *containerRun
+	waitReason := "ContainerCreating"
 	if c != nil {
 		run = c.run
+	}
+	if s, ok := p.state.statuses[name]; ok && s.State.Waiting != nil {
+		waitReason = s.State.Waiting.Reason
 	}
 	p.mu.Unlock()
 	podName := r.PathValue("pod")
 	switch {
 	case c == nil || run == nil:
-		writeError(w, http.StatusBadRequest, fmt.Errorf("container %q in pod %q is waiting to start", name, podName))
+		writeError(w, http.StatusBadRequest, fmt.Errorf("container %q in pod %q is waiting to start: %s", name, podName, waitReason))
 		return
 	case opts.previous:
 		// The run before the most recent one, as the kubelet counts.
