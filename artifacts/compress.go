@@ -25,7 +25,7 @@ const (
 // text); the exec channel over loopback moves ~100 MB/s, a remote
 // cluster's ~25 MB/s. The thresholds keep a margin below C.
 const (
-	sampleBytes          = 4 << 20 // link sample sent by the probe
+	sampleBytes          = 1 << 20 // link sample sent by the probe; the link proxy's burst is 64 KiB
 	smallTransfer        = 8 << 20 // below this the choice costs more than it saves
 	maxRatio             = 0.8     // compressed/raw above this: not worth it
 	downloadGzipLinkRate = 30e6    // bytes/s
