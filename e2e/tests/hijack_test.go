@@ -363,3 +363,26 @@ func TestHijackDebugInterruptedLeavesNothing(t *testing.T) {
 	}
 	waitNoDebugPods(t, ns)
 }
+
+func TestHijackChooserOnTTY(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	for _, b := range []string{"1", "2"} {
+		createPod(t, stepPod(ns, step{name: "unit-" + b, pipeline: "main", job: "test", build: b, step: "unit",
+			image: "bash", workingDir: "/tmp/build/b" + b}), running)
+	}
+	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-s", "unit")
+	term, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	screen := newScreen(term)
+	screen.waitFor(t, "2. build #2, step: unit, type: task, attempt: 1")
+	screen.waitFor(t, "choose a container: ")
+	fmt.Fprint(term, "2\n")
+	fmt.Fprint(term, "pwd; exit 9\n")
+	screen.waitFor(t, "/tmp/build/b2")
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 9 {
+		t.Errorf("exit status = %v, want 9; screen:\n%s", err, screen.text())
+	}
+}
