@@ -120,7 +120,8 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, transfer f
 	if err != nil {
 		return err
 	}
-	prog := newProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || o.isTerminal(o.ErrOut)))
+	tty := o.isTerminal(o.ErrOut)
+	prog := newProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
 	s := settings{compress: o.Compress, verify: o.Verify, retries: o.Retries, preserveOwner: o.PreserveOwner,
 		warnf: o.warnf(prog), progress: prog}
 	t := Target{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Container: m.Container, WorkingDir: m.WorkingDir}

@@ -3,9 +3,7 @@ package artifacts
 import (
 	"context"
 	"io"
-	"os"
 
-	"github.com/moby/term"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
@@ -18,18 +16,16 @@ type progress struct {
 }
 
 // newProgress returns nil unless on: progress is drawn only on a terminal
-// or when the user forces it.
-func newProgress(ctx context.Context, w io.Writer, on bool) *progress {
+// or when the user forces it. Off a terminal the bars are redrawn as lines.
+func newProgress(ctx context.Context, w io.Writer, on, tty bool) *progress {
 	if !on {
 		return nil
 	}
-	return &progress{p: mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(32), mpb.ForceTTY())}
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(f.Fd())
+	opts := []mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(32)}
+	if !tty {
+		opts = append(opts, mpb.WithAutoRefresh())
+	}
+	return &progress{p: mpb.NewWithContext(ctx, opts...)}
 }
 
 // bar is one transfer's bar; its total is an estimate that may be
