@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,6 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // tree describes every entry under dir: type, permission bits, content
@@ -302,5 +307,50 @@ func TestDownloadFromHostileTar(t *testing.T) {
 		if !strings.Contains(w.b.String(), want) {
 			t.Errorf("warnings do not name %q: %s", want, w.b.String())
 		}
+	}
+}
+
+// cancellingReader cancels the transfer once n bytes went to the container.
+type cancellingReader struct {
+	r      io.Reader
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancellingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if c.n -= int64(n); c.n < 0 {
+		c.cancel()
+	}
+	return n, err
+}
+
+type cancelAfterStdin struct {
+	*localExecutor
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (e cancelAfterStdin) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, q remotecommand.TerminalSizeQueue) error {
+	if s.In != nil {
+		s.In = &cancellingReader{r: s.In, n: e.n, cancel: e.cancel}
+	}
+	return e.localExecutor.Exec(ctx, r, s, q)
+}
+
+func TestUploadCancelledMidStreamLeavesNoStaging(t *testing.T) {
+	local := filepath.Join(t.TempDir(), "src")
+	writeTree(t, local, map[string]string{"a": strings.Repeat("a", 1<<20), "b": strings.Repeat("b", 1<<20)})
+	container := t.TempDir()
+	writeTree(t, filepath.Join(container, "src"), map[string]string{"old": "old"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rem := &remote{exec: cancelAfterStdin{&localExecutor{bin: busyboxBin(t)}, 300000, cancel}, target: Target{WorkingDir: container}}
+	var w warnings
+	if err := upload(ctx, rem, local, ".", true, testSettings(&w, compressNone)); err == nil {
+		t.Fatal("cancelled upload succeeded")
+	}
+	if got := tree(t, container); !reflect.DeepEqual(got, map[string]string{".": got["."], "src": got["src"], "src/old": got["src/old"]}) || len(got) != 3 {
+		t.Errorf("container after a cancelled upload = %v", got)
 	}
 }
