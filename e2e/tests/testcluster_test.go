@@ -114,7 +114,7 @@ func TestLogsFollow(t *testing.T) {
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"}
 	createPod(t, pod, running)
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := testCluster.Command(ctx, "kubectl", "-n", ns, "logs", "-f", "ticker")
 	out, err := cmd.StdoutPipe()
@@ -124,7 +124,10 @@ func TestLogsFollow(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Wait() }()
+	defer func() {
+		cancel()
+		_ = cmd.Wait()
+	}()
 	lines := bufio.NewScanner(out)
 	// Lines written after kubectl started prove it follows, not just reads.
 	for want := 0; want < 15; want++ {
