@@ -62,8 +62,14 @@ func (a *Agent) podChanged(ctx context.Context, obj any) {
 	a.mu.Lock()
 	p := a.pods[pod.UID]
 	if p == nil {
-		terminal := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
-		if terminal && pod.DeletionTimestamp == nil {
+		if pod.DeletionTimestamp != nil {
+			// Being deleted and not running here (it finished, or was
+			// deleted while the agent was down): only the object is left.
+			a.mu.Unlock()
+			go a.deletePodObject(ctx, pod)
+			return
+		}
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			// Finished before this agent started: nothing to run.
 			a.mu.Unlock()
 			return
@@ -275,13 +281,19 @@ func (p *podRuntime) run(ctx context.Context) {
 	// gone, with the kubelet's zero-grace, UID-guarded delete. An agent
 	// shutting down leaves its pods alone.
 	if pod.DeletionTimestamp != nil && !removed && ctx.Err() == nil {
-		err := p.agent.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-			GracePeriodSeconds: new(int64),
-			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
-		})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			p.logf("delete: %v", err)
-		}
+		p.agent.deletePodObject(ctx, pod)
+	}
+}
+
+// deletePodObject removes a terminated pod from the API with the kubelet's
+// zero-grace delete, guarded by UID against a new pod of the same name.
+func (a *Agent) deletePodObject(ctx context.Context, pod *corev1.Pod) {
+	err := a.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: new(int64),
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+		a.logf("delete pod %s/%s: %v", pod.Namespace, pod.Name, err)
 	}
 }
 
