@@ -9,10 +9,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -385,4 +387,63 @@ func TestHijackChooserOnTTY(t *testing.T) {
 	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 9 {
 		t.Errorf("exit status = %v, want 9; screen:\n%s", err, screen.text())
 	}
+}
+
+// TestHijackRestoresTerminal checks the local terminal after a TTY session
+// ends normally and after SIGTERM: raw mode during, cooked mode after.
+func TestHijackRestoresTerminal(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "tty", pipeline: "main", job: "test", build: "1", step: "unit", image: "bash"}), running)
+
+	for _, end := range []string{"exit", "SIGTERM"} {
+		t.Run(end, func(t *testing.T) {
+			ptmx, tty, err := pty.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ptmx.Close()
+			defer tty.Close()
+			if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
+				t.Fatal(err)
+			}
+			cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-s", "unit")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			screen := newScreen(ptmx)
+			fmt.Fprint(ptmx, "echo ready-$((6*7))\n")
+			screen.waitFor(t, "ready-42")
+			if cooked(t, tty) {
+				t.Fatal("the local terminal is not in raw mode during the session")
+			}
+			if end == "exit" {
+				fmt.Fprint(ptmx, "exit 0\n")
+			} else if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("hijack did not end; screen:\n%s", screen.text())
+			}
+			if !cooked(t, tty) {
+				t.Error("the local terminal was left in raw mode")
+			}
+		})
+	}
+}
+
+// cooked says whether the terminal echoes and edits lines, as a shell leaves it.
+func cooked(t *testing.T, tty *os.File) bool {
+	t.Helper()
+	tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tio.Lflag&unix.ECHO != 0 && tio.Lflag&unix.ICANON != 0
 }
