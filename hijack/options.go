@@ -111,11 +111,14 @@ func (o *HijackOptions) Validate() error {
 func (o *HijackOptions) Run(ctx context.Context) error {
 	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
-		ns := o.Namespace
+		ns, verb := o.Namespace, "list"
 		if o.Target.AllNamespaces {
 			ns = ""
 		}
-		return explainForbidden(err, ns, "list", "pods")
+		if o.Target.Pod != "" {
+			verb = "get" // --pod is one GET
+		}
+		return explainForbidden(err, ns, verb, "pods")
 	}
 	m, err := selector.Choose(ms, o.In, o.ErrOut, o.terminal(o.In))
 	if errors.Is(err, selector.ErrNoChoice) {
