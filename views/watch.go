@@ -276,12 +276,13 @@ func (f *follower) print(ctx context.Context, s step) error {
 	}
 	logs, err := f.o.Logs(ctx, f.ns, s.pod, s.container)
 	if err != nil {
-		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s (pod %s, container %s): %v\n", s.name, s.pod, s.container, err)
+		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s (pod %s, container %s): %v\n",
+			printers.EscapeTerminal(s.name), s.pod, s.container, err)
 		return nil
 	}
 	defer logs.Close()
 	if _, err := io.Copy(newLogWriter(f.o.Out), logs); err != nil && ctx.Err() == nil {
-		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", s.name, err)
+		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", printers.EscapeTerminal(s.name), err)
 	}
 	return nil
 }
