@@ -155,7 +155,7 @@ func createPods(ctx context.Context, client kubernetes.Interface, from, to, node
 					TerminationGracePeriodSeconds: &grace,
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 					Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sh", "-c", "make test"},
-						WorkingDir: "/tmp/build/b1dda4c3",
+						WorkingDir:   "/tmp/build/b1dda4c3",
 						VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp/build/scratch"}}}},
 					Volumes: []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 				},
