@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ var views = map[string]func(*ViewOptions) runner{
 	"volumes":    func(o *ViewOptions) runner { return &VolumesOptions{o} },
 	"builds":     func(o *ViewOptions) runner { return &BuildsOptions{o} },
 }
+
+// namespaced are the views with -A, --pipeline and --job.
+var namespaced = []string{"containers", "volumes", "builds"}
 
 // customColumns is a -o custom-columns spec per view, on its JSON fields.
 var customColumns = map[string]string{
@@ -52,32 +56,36 @@ func newTestOptions(t *testing.T, objs ...runtime.Object) (*ViewOptions, *fake.C
 
 func TestGolden(t *testing.T) {
 	formats := []struct {
-		name string
-		set  func(o *ViewOptions, view string)
+		name  string
+		set   func(o *ViewOptions, view string)
+		views []string // the views that have the flag; nil: every view
 	}{
-		{"table", func(o *ViewOptions, _ string) {}},
-		{"wide", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "wide" }},
-		{"no-headers", func(o *ViewOptions, _ string) { o.NoHeaders = true }},
-		{"json", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "json" }},
-		{"yaml", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "yaml" }},
-		{"name", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "name" }},
+		{"table", func(o *ViewOptions, _ string) {}, nil},
+		{"wide", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "wide" }, nil},
+		{"no-headers", func(o *ViewOptions, _ string) { o.NoHeaders = true }, nil},
+		{"json", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "json" }, nil},
+		{"yaml", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "yaml" }, nil},
+		{"name", func(o *ViewOptions, _ string) { *o.PrintFlags.OutputFormat = "name" }, nil},
 		{"jsonpath", func(o *ViewOptions, _ string) {
 			*o.PrintFlags.OutputFormat = `jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}`
-		}},
+		}, nil},
 		{"go-template", func(o *ViewOptions, _ string) {
 			*o.PrintFlags.OutputFormat = `go-template={{range .items}}{{.kind}} {{.metadata.name}}{{"\n"}}{{end}}`
-		}},
-		{"custom-columns", func(o *ViewOptions, view string) { *o.PrintFlags.OutputFormat = customColumns[view] }},
-		{"fly-json", func(o *ViewOptions, _ string) { o.FlyJSON = true }},
-		{"colour", func(o *ViewOptions, _ string) { o.Color = "always" }},
-		{"details", func(o *ViewOptions, _ string) { o.Details = true }},
-		{"namespace", func(o *ViewOptions, _ string) { o.AllNamespaces = false }},
-		{"team", func(o *ViewOptions, _ string) { o.Team = "ops" }},
-		{"pipeline-long", func(o *ViewOptions, _ string) { o.Pipeline = longPipeline }},
-		{"job", func(o *ViewOptions, _ string) { o.Job = "main/branch:release/1.x/unit" }},
+		}, nil},
+		{"custom-columns", func(o *ViewOptions, view string) { *o.PrintFlags.OutputFormat = customColumns[view] }, nil},
+		{"fly-json", func(o *ViewOptions, _ string) { o.FlyJSON = true }, nil},
+		{"colour", func(o *ViewOptions, _ string) { o.Color = "always" }, nil},
+		{"details", func(o *ViewOptions, _ string) { o.Details = true }, []string{"workers", "volumes"}},
+		{"namespace", func(o *ViewOptions, _ string) { o.AllNamespaces = false }, namespaced},
+		{"team", func(o *ViewOptions, _ string) { o.Team = "ops" }, nil},
+		{"pipeline-long", func(o *ViewOptions, _ string) { o.Pipeline = longPipeline }, namespaced},
+		{"job", func(o *ViewOptions, _ string) { o.Job = "main/branch:release/1.x/unit" }, namespaced},
 	}
 	for view, newView := range views {
 		for _, f := range formats {
+			if f.views != nil && !slices.Contains(f.views, view) {
+				continue
+			}
 			t.Run(view+"-"+f.name, func(t *testing.T) {
 				o, _, out := newTestOptions(t, fixtures()...)
 				o.AllNamespaces = true
