@@ -404,15 +404,25 @@ func (p *podRuntime) newContainer(pod *corev1.Pod, spec corev1.Container, kind c
 // createOrFail creates a container; a failure is reported in its status and
 // retried, as the kubelet retries CreateContainerError.
 func (p *podRuntime) createOrFail(pod *corev1.Pod, spec corev1.Container, kind containerKind) *container {
-	for {
+	for attempt := 0; ; attempt++ {
 		c, err := p.newContainer(pod, spec, kind)
 		if err == nil {
 			return c
 		}
-		p.logf("create container %s: %v", spec.Name, err)
+		reason := "CreateContainerError"
+		switch {
+		case errors.Is(err, images.ErrNotFound) && attempt == 0:
+			// Only ephemeral containers get here: the others' images were
+			// checked by prepare.
+			reason = "ErrImagePull"
+		case errors.Is(err, images.ErrNotFound):
+			reason = "ImagePullBackOff"
+		default:
+			p.logf("create container %s: %v", spec.Name, err)
+		}
 		p.setStatus(corev1.ContainerStatus{
 			Name: spec.Name, Image: spec.Image, Started: ptrBool(false),
-			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}},
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}},
 		})
 		if !p.sleep(setupRetryInterval) {
 			return nil
