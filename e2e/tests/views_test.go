@@ -212,7 +212,7 @@ func TestViews(t *testing.T) {
 		}
 	})
 	t.Run("completion", func(t *testing.T) {
-		for _, cmd := range []string{"containers", "watch"} {
+		for _, cmd := range []string{"containers", "watch", "hijack"} {
 			r := run(t, "", "kubectl-concourse", "__complete", cmd, "-n", ns, "-j", "")
 			for _, want := range []string{"ops/deploy\n", viewsLongPipeline + "/unit\n"} {
 				if !strings.Contains(r.stdout, want) {
@@ -220,9 +220,19 @@ func TestViews(t *testing.T) {
 				}
 			}
 		}
-		r := run(t, "", "kubectl-concourse", "__complete", "watch", "-n", ns, "-j", "ops/deploy", "-b", "")
-		if !strings.HasPrefix(r.stdout, "7\n6\n") {
-			t.Errorf("__complete watch -b: want builds 7, 6 first\n%s", r.stdout)
+		for _, tc := range []struct {
+			args []string
+			want string // the candidates, then cobra's directive line
+		}{
+			{[]string{"watch", "-j", "ops/deploy", "-b", ""}, "7\n6\n:4\n"},
+			{[]string{"hijack", "-j", "ops/deploy", "-s", ""}, "clone\ndeploy\ntest\n:4\n"},
+			{[]string{"hijack", "-c", ""}, "ops/repo\n:4\n"},
+			{[]string{"builds", "--pipeline", "o"}, "ops\n:4\n"},
+		} {
+			r := run(t, "", "kubectl-concourse", append([]string{"__complete", tc.args[0], "-n", ns}, tc.args[1:]...)...)
+			if !strings.HasPrefix(r.stdout, tc.want) {
+				t.Errorf("__complete %v: got\n%s\nwant\n%s", tc.args, r.stdout, tc.want)
+			}
 		}
 	})
 }
