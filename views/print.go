@@ -83,7 +83,7 @@ type printer struct {
 }
 
 type printOptions struct {
-	format, namespace string
+	format            string
 	noHeaders         bool
 	withNamespace     bool
 	flyJSON           bool
