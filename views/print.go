@@ -83,12 +83,12 @@ type printer struct {
 }
 
 type printOptions struct {
-	format            string
-	noHeaders         bool
-	withNamespace     bool
-	flyJSON           bool
-	colour            bool
-	printFlags        *genericclioptions.PrintFlags
+	format        string
+	noHeaders     bool
+	withNamespace bool
+	flyJSON       bool
+	colour        bool
+	printFlags    *genericclioptions.PrintFlags
 }
 
 func newPrinter(out, errOut io.Writer, columns []metav1.TableColumnDefinition, rows rowContext, o printOptions) (*printer, error) {
