@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,4 +276,61 @@ func TestWatchFollowsSteps(t *testing.T) {
 	if r.exitCode != 1 || !strings.Contains(r.stdout, "broken\n") || !strings.HasSuffix(r.stdout, "failed\n") {
 		t.Errorf("watch of a failed build: exit %d, want 1\n%s%s", r.exitCode, r.stdout, r.stderr)
 	}
+}
+
+// lockedBuffer collects a running command's output for polling.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestViewsWatchRows follows `builds -w`: a build that appears after the
+// listing gets a row, and another when its step ends.
+func TestViewsWatchRows(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	cmd := testCluster.Command(ctx, "kubectl", "concourse", "builds", "-w", "-n", ns, "--no-headers")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput := func(want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			s := out.String()
+			found := true
+			for _, w := range want {
+				found = found && strings.Contains(s, w)
+			}
+			if found {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("builds -w: no line with %q in\n%s", want, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitOutput("No resources found")
+	createPod(t, viewPod(ns, "b3-unit", buildLabels("main", "unit", "3", "703", "unit"), nil,
+		busybox("main", "sh", "-c", "sleep 2; exit 1")), func(*corev1.Pod) bool { return true })
+	waitOutput("703 ", "started")
+	waitOutput("703 ", "failed")
+	cancel()
+	_ = cmd.Wait() // killed: the view runs until interrupted
 }
