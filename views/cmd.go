@@ -42,7 +42,8 @@ func NewCmdWorkers(streams genericiooptions.IOStreams, getter genericclioptions.
 		Long: templates.LongDesc(`
 			List the nodes that are Concourse workers: every node, or only those labelled
 			concourse-ci.org/worker=true when any node is. CONTAINERS counts the Concourse pods
-			bound to each node; STATE is running, landing (cordoned) or stalled (not ready).`),
+			bound to each node, in every namespace (only the namespace given with -n); STATE is
+			running, landing (cordoned) or stalled (not ready).`),
 		Example: templates.Examples(`
 			# List the workers, sorted by name
 			kubectl concourse workers
