@@ -144,6 +144,10 @@ func (e *extractor) entry(tr *tar.Reader, h *tar.Header, seen map[string]bool) e
 		return fmt.Errorf("%w: %q names %q again", errUnsafe, h.Name, rel)
 	}
 	seen[rel] = true
+	if sparse(h) {
+		// A sparse map inflates a few bytes of stream into any size on disk.
+		return fmt.Errorf("%w: sparse file %q (its map could fill the disk from a tiny stream)", errUnsafe, h.Name)
+	}
 	mode := h.FileInfo().Mode()
 	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 && h.Typeflag != tar.TypeSymlink {
 		e.warnf("warning: dropped setuid/setgid bits of %q\n", printers.EscapeTerminal(h.Name))
@@ -152,7 +156,7 @@ func (e *extractor) entry(tr *tar.Reader, h *tar.Header, seen map[string]bool) e
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return e.dir(rel, n)
-	case tar.TypeReg, tar.TypeGNUSparse:
+	case tar.TypeReg:
 		return e.file(rel, n, tr)
 	case tar.TypeLink:
 		return e.hardlink(rel, h.Linkname)
@@ -394,4 +398,18 @@ func (p progressWriter) Write(b []byte) (int, error) {
 		p(int64(len(b)))
 	}
 	return len(b), nil
+}
+
+// sparse reports an old GNU sparse entry or a PAX one (GNU.sparse.*
+// records); no tar writes them unless asked to (-S).
+func sparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }

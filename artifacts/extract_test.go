@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -95,11 +96,28 @@ func archive(t testing.TB, entries ...entry) []byte {
 		if _, err := tw.Write([]byte(e.body)); err != nil {
 			t.Fatal(err)
 		}
+		if h.Name == paxMarker {
+			tw.Flush()
+			patchTypeflag(b.Bytes()[b.Len()-int(roundBlock(h.Size))-512:], tar.TypeXHeader)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+func roundBlock(n int64) int64 { return (n + 511) / 512 * 512 }
+
+// patchTypeflag sets the typeflag of the header block hdr and its checksum.
+func patchTypeflag(hdr []byte, flag byte) {
+	hdr[156] = flag
+	copy(hdr[148:156], "        ")
+	sum := 0
+	for _, c := range hdr[:512] {
+		sum += int(c)
+	}
+	copy(hdr[148:156], fmt.Sprintf("%06o\x00 ", sum))
 }
 
 func dir(name string) entry {
@@ -114,6 +132,23 @@ func symlink(name, target string) entry {
 func hardlink(name, target string) entry {
 	return entry{h: tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target}}
 }
+
+// paxHeader is a raw PAX extended header (typeflag x) holding records,
+// which archive/tar's writer refuses to emit for GNU.sparse keys. It is
+// written as a regular file whose typeflag is then patched.
+func paxHeader(records ...string) entry {
+	var body strings.Builder
+	for _, r := range records {
+		n := len(r) + 3 // " " and "\n" and at least one digit
+		for len(fmt.Sprint(n))+len(r)+2 != n {
+			n = len(fmt.Sprint(n)) + len(r) + 2
+		}
+		fmt.Fprintf(&body, "%d %s\n", n, r)
+	}
+	return entry{h: tar.Header{Typeflag: tar.TypeReg, Name: paxMarker}, body: body.String()}
+}
+
+const paxMarker = "PaxHeaders.0/patch-me"
 
 // extractAll runs the extractor on data into a fresh directory beside a
 // "victim" directory and returns the root's parent, the error and warnings.
@@ -177,6 +212,8 @@ func TestExtractHostile(t *testing.T) {
 		{name: "symlink replaces directory", entries: []entry{dir("out/"), dir("out/d/"), symlink("out/d", "/tmp")}},
 		{name: "top is a symlink", entries: []entry{symlink("out", "/")}},
 		{name: "file under file", entries: []entry{file("out", "x"), file("out/a", "y")}},
+		{name: "sparse", entries: []entry{dir("out/"), paxHeader("GNU.sparse.major=1", "GNU.sparse.minor=0",
+			"GNU.sparse.name=out/s", "GNU.sparse.realsize=1099511627776"), file("out/s", "1\n0\n1\n"+strings.Repeat("\x00", 506)+"X")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
