@@ -19,17 +19,19 @@ const (
 // measurements). gzip raises throughput only where the link, not the
 // compressor, is the limit, and only for data that shrinks: with ratio
 // r < 1 a compressed transfer runs at min(C, L/r), which beats L exactly
-// when the compressor speed C exceeds the link speed L. Downloads are
-// compressed by the container's gzip -1 (busybox: ~33 MB/s on one core
-// here), uploads by Go's compress/gzip at BestSpeed (~87 MB/s on source
-// text); the exec channel over loopback moves ~100 MB/s, a remote
-// cluster's ~25 MB/s. The thresholds keep a margin below C.
+// when the compressor speed C exceeds the link speed L. On an idle core
+// the container's busybox gzip -1 does ~33 MB/s and Go's BestSpeed ~87 MB/s
+// on source text, but on the benchmark machine (2 cores shared by the API
+// server, the node agent, both tars and other work) gzip made every case
+// slower, the 25 MB/s link included: compression shares the cores the
+// transfer already saturates. So auto compresses only links far slower
+// than that: below 8 MB/s (down) and 10 MB/s (up).
 const (
 	sampleBytes          = 1 << 20 // link sample sent by the probe; the link proxy's burst is 64 KiB
 	smallTransfer        = 8 << 20 // below this the choice costs more than it saves
 	maxRatio             = 0.8     // compressed/raw above this: not worth it
-	downloadGzipLinkRate = 30e6    // bytes/s
-	uploadGzipLinkRate   = 50e6
+	downloadGzipLinkRate = 8e6     // bytes/s
+	uploadGzipLinkRate   = 10e6
 )
 
 // chooseGzip decides --compress. ratio and rate are 0 when unknown.
@@ -47,7 +49,7 @@ func chooseGzip(mode string, remoteGzip, upload bool, size int64, ratio, rate fl
 		return false, nil
 	}
 	if size < smallTransfer || rate == 0 {
-		return size < smallTransfer, nil
+		return false, nil
 	}
 	limit := downloadGzipLinkRate
 	if upload {
