@@ -36,7 +36,7 @@ func viewPod(ns, name string, labels, annotations map[string]string, containers 
 	}
 }
 
-func buildLabels(pipeline, job, build, id, step string) map[string]string {
+func viewBuildLabels(pipeline, job, build, id, step string) map[string]string {
 	l := map[string]string{"concourse-ci.org/team": "main", "concourse-ci.org/pipeline": pipeline,
 		"concourse-ci.org/build-name": build, "concourse-ci.org/build-id": id, "concourse-ci.org/step-name": step,
 		"concourse-ci.org/step-type": "task", "concourse-ci.org/attempt": "1"}
@@ -46,13 +46,13 @@ func buildLabels(pipeline, job, build, id, step string) map[string]string {
 	return l
 }
 
-func busybox(name string, command ...string) corev1.Container {
+func viewContainer(name string, command ...string) corev1.Container {
 	return corev1.Container{Name: name, Image: "busybox", Command: command}
 }
 
-// syntheticNode creates a Node that no agent runs, in the given state, and
+// viewNode creates a Node that no agent runs, in the given state, and
 // removes it when the test ends.
-func syntheticNode(t *testing.T, name string, ready corev1.ConditionStatus, cordoned bool, labels map[string]string) {
+func viewNode(t *testing.T, name string, ready corev1.ConditionStatus, cordoned bool, labels map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	nodes := testCluster.Client.CoreV1().Nodes()
@@ -67,7 +67,7 @@ func syntheticNode(t *testing.T, name string, ready corev1.ConditionStatus, cord
 	t.Cleanup(func() { _ = nodes.Delete(context.Background(), name, metav1.DeleteOptions{}) })
 	// Controllers touch new nodes too: set the status on the latest version.
 	for attempt := 0; ; attempt++ {
-		err := setNodeStatus(ctx, n, ready)
+		err := setViewNodeStatus(ctx, n, ready)
 		if err == nil {
 			return
 		}
@@ -81,7 +81,7 @@ func syntheticNode(t *testing.T, name string, ready corev1.ConditionStatus, cord
 	}
 }
 
-func setNodeStatus(ctx context.Context, n *corev1.Node, ready corev1.ConditionStatus) error {
+func setViewNodeStatus(ctx context.Context, n *corev1.Node, ready corev1.ConditionStatus) error {
 	now := metav1.Now()
 	n.Status = corev1.NodeStatus{
 		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready, Reason: "Synthetic",
@@ -108,8 +108,8 @@ func viewItems(t *testing.T, args ...string) []map[string]any {
 	return list.Items
 }
 
-// item finds the item named name (metadata.name).
-func item(t *testing.T, items []map[string]any, name string) map[string]any {
+// viewItem finds the item named name (metadata.name).
+func viewItem(t *testing.T, items []map[string]any, name string) map[string]any {
 	t.Helper()
 	for _, it := range items {
 		if it["metadata"].(map[string]any)["name"] == name {
@@ -120,7 +120,7 @@ func item(t *testing.T, items []map[string]any, name string) map[string]any {
 	return nil
 }
 
-func wantFields(t *testing.T, it map[string]any, want map[string]any) {
+func wantViewFields(t *testing.T, it map[string]any, want map[string]any) {
 	t.Helper()
 	for k, v := range want {
 		got, _ := json.Marshal(it[k])
@@ -134,13 +134,13 @@ func wantFields(t *testing.T, it map[string]any, want map[string]any) {
 func TestViews(t *testing.T) {
 	ns := testCluster.Namespace(t)
 	cordoned, notReady := "views-cordoned-"+ns, "views-notready-"+ns
-	syntheticNode(t, cordoned, corev1.ConditionTrue, true, map[string]string{
+	viewNode(t, cordoned, corev1.ConditionTrue, true, map[string]string{
 		"kubernetes.io/os": "linux", "concourse-ci.org/team": "main", "tags.concourse-ci.org/gpu": "true"})
-	syntheticNode(t, notReady, corev1.ConditionFalse, false, map[string]string{"kubernetes.io/os": "linux"})
+	viewNode(t, notReady, corev1.ConditionFalse, false, map[string]string{"kubernetes.io/os": "linux"})
 
 	// A Tekton-layout pod: one step per step-* container; clone exits, test runs.
-	tekton := viewPod(ns, "deploy-7", buildLabels("ops", "deploy", "7", "9007", "deploy"), nil,
-		busybox("step-clone", "sh", "-c", "echo cloned"), busybox("step-test", "sleep", "3600"))
+	tekton := viewPod(ns, "deploy-7", viewBuildLabels("ops", "deploy", "7", "9007", "deploy"), nil,
+		viewContainer("step-clone", "sh", "-c", "echo cloned"), viewContainer("step-test", "sleep", "3600"))
 	tekton.Labels["tekton.dev/taskRun"] = "deploy-7"
 	tekton.Spec.Volumes = []corev1.Volume{{Name: "workspace", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	for i := range tekton.Spec.Containers {
@@ -149,12 +149,12 @@ func TestViews(t *testing.T) {
 	// A check container: no job, type check, a resource.
 	check := viewPod(ns, "repo-check", map[string]string{"concourse-ci.org/team": "main", "concourse-ci.org/pipeline": "ops",
 		"concourse-ci.org/step-type": "check", "concourse-ci.org/resource": "repo", "concourse-ci.org/build-id": "9001"}, nil,
-		busybox("check", "sh", "-c", "echo checked"))
+		viewContainer("check", "sh", "-c", "echo checked"))
 	// A pipeline whose name is no label value: encoded, the original annotated.
-	long := viewPod(ns, "long-1", buildLabels(viewsLongPipelineEncoded, "unit", "1", "9008", "build"),
-		map[string]string{"concourse-ci.org/pipeline": viewsLongPipeline}, busybox("main", "sleep", "3600"))
+	long := viewPod(ns, "long-1", viewBuildLabels(viewsLongPipelineEncoded, "unit", "1", "9008", "build"),
+		map[string]string{"concourse-ci.org/pipeline": viewsLongPipeline}, viewContainer("main", "sleep", "3600"))
 	// A pod bound to the cordoned node, which nothing runs: it counts there.
-	stuck := viewPod(ns, "stuck-1", buildLabels("ops", "deploy", "6", "9006", "deploy"), nil, busybox("main", "true"))
+	stuck := viewPod(ns, "stuck-1", viewBuildLabels("ops", "deploy", "6", "9006", "deploy"), nil, viewContainer("main", "true"))
 	stuck.Spec.NodeName = cordoned
 	stuck.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
 
@@ -178,8 +178,8 @@ func TestViews(t *testing.T) {
 
 	t.Run("workers", func(t *testing.T) {
 		items := viewItems(t, "workers")
-		wantFields(t, item(t, items, cordoned), map[string]any{"state": "landing", "team": "main", "tags": []string{"gpu"}, "containers": 1})
-		wantFields(t, item(t, items, notReady), map[string]any{"state": "stalled", "version": "v1.37.2-synthetic"})
+		wantViewFields(t, viewItem(t, items, cordoned), map[string]any{"state": "landing", "team": "main", "tags": []string{"gpu"}, "containers": 1})
+		wantViewFields(t, viewItem(t, items, notReady), map[string]any{"state": "stalled", "version": "v1.37.2-synthetic"})
 		r := run(t, "", "kubectl", "concourse", "ws", "-d")
 		if r.exitCode != 0 || !strings.Contains(r.stdout, "TAINTS") || !strings.Contains(r.stdout, cordoned) {
 			t.Errorf("workers -d: exit %d\n%s%s", r.exitCode, r.stdout, r.stderr)
@@ -187,26 +187,26 @@ func TestViews(t *testing.T) {
 	})
 	t.Run("containers", func(t *testing.T) {
 		items := viewItems(t, "containers", "-n", ns)
-		wantFields(t, item(t, items, "deploy-7/clone"), map[string]any{"container": "step-clone", "state": "exited 0", "step": "clone"})
-		wantFields(t, item(t, items, "deploy-7/test"), map[string]any{"container": "step-test", "state": "running"})
-		wantFields(t, item(t, items, "repo-check"), map[string]any{"type": "check", "resource": "repo", "state": "exited 0"})
-		wantFields(t, item(t, items, "long-1"), map[string]any{"pipeline": viewsLongPipeline, "state": "running"})
-		wantFields(t, item(t, items, "stuck-1"), map[string]any{"worker": cordoned, "state": "pending"})
+		wantViewFields(t, viewItem(t, items, "deploy-7/clone"), map[string]any{"container": "step-clone", "state": "exited 0", "step": "clone"})
+		wantViewFields(t, viewItem(t, items, "deploy-7/test"), map[string]any{"container": "step-test", "state": "running"})
+		wantViewFields(t, viewItem(t, items, "repo-check"), map[string]any{"type": "check", "resource": "repo", "state": "exited 0"})
+		wantViewFields(t, viewItem(t, items, "long-1"), map[string]any{"pipeline": viewsLongPipeline, "state": "running"})
+		wantViewFields(t, viewItem(t, items, "stuck-1"), map[string]any{"worker": cordoned, "state": "pending"})
 		if got := viewItems(t, "cs", "-n", ns, "--pipeline", viewsLongPipeline); len(got) != 1 {
 			t.Errorf("containers --pipeline LONG: %d items, want 1", len(got))
 		}
 	})
 	t.Run("volumes", func(t *testing.T) {
 		items := viewItems(t, "volumes", "-n", ns)
-		wantFields(t, item(t, items, "cache-1"), map[string]any{"type": "task-cache", "identifier": "ops/deploy/test", "size": "1Gi"})
-		wantFields(t, item(t, items, "deploy-7/workspace"), map[string]any{"type": "container",
+		wantViewFields(t, viewItem(t, items, "cache-1"), map[string]any{"type": "task-cache", "identifier": "ops/deploy/test", "size": "1Gi"})
+		wantViewFields(t, viewItem(t, items, "deploy-7/workspace"), map[string]any{"type": "container",
 			"identifier": "deploy-7", "detailedIdentifier": "container:deploy-7,path:/workspace"})
 	})
 	t.Run("builds", func(t *testing.T) {
 		items := viewItems(t, "builds", "-n", ns)
-		wantFields(t, item(t, items, "9007"), map[string]any{"status": "started", "steps": []string{"clone", "test"}})
-		wantFields(t, item(t, items, "9001"), map[string]any{"status": "succeeded"})
-		wantFields(t, item(t, items, "9008"), map[string]any{"pipeline": viewsLongPipeline})
+		wantViewFields(t, viewItem(t, items, "9007"), map[string]any{"status": "started", "steps": []string{"clone", "test"}})
+		wantViewFields(t, viewItem(t, items, "9001"), map[string]any{"status": "succeeded"})
+		wantViewFields(t, viewItem(t, items, "9008"), map[string]any{"pipeline": viewsLongPipeline})
 		r := run(t, "", "kubectl", "concourse", "builds", "-n", ns)
 		if r.exitCode != 0 || !strings.HasPrefix(r.stdout, "ID ") || strings.Index(r.stdout, "9008") > strings.Index(r.stdout, "9001") {
 			t.Errorf("builds: want newest first\n%s%s", r.stdout, r.stderr)
@@ -244,8 +244,8 @@ func TestWatchFollowsSteps(t *testing.T) {
 	ns := testCluster.Namespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	createPod(t, viewPod(ns, "b1-fetch", buildLabels("main", "unit", "1", "501", "fetch"), nil,
-		busybox("main", "sh", "-c", "echo fetching; sleep 2; echo fetched")), func(*corev1.Pod) bool { return true })
+	createPod(t, viewPod(ns, "b1-fetch", viewBuildLabels("main", "unit", "1", "501", "fetch"), nil,
+		viewContainer("main", "sh", "-c", "echo fetching; sleep 2; echo fetched")), func(*corev1.Pod) bool { return true })
 
 	var out, errOut bytes.Buffer
 	cmd := testCluster.Command(ctx, "kubectl", "concourse", "watch", "-n", ns, "-j", "main/unit", "-b", "1", "--settle", "8s")
@@ -254,8 +254,8 @@ func TestWatchFollowsSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPod(t, ns, "b1-fetch", finished)
-	createPod(t, viewPod(ns, "b1-test", buildLabels("main", "unit", "1", "501", "test"), nil,
-		busybox("main", "sh", "-c", "echo testing; echo tested")), func(*corev1.Pod) bool { return true })
+	createPod(t, viewPod(ns, "b1-test", viewBuildLabels("main", "unit", "1", "501", "test"), nil,
+		viewContainer("main", "sh", "-c", "echo testing; echo tested")), func(*corev1.Pod) bool { return true })
 	err := cmd.Wait()
 	if err != nil {
 		t.Fatalf("watch: %v\n%s%s", err, out.String(), errOut.String())
@@ -270,27 +270,27 @@ func TestWatchFollowsSteps(t *testing.T) {
 		rest = rest[i+len(w):]
 	}
 
-	createPod(t, viewPod(ns, "b2-unit", buildLabels("main", "unit", "2", "502", "unit"), nil,
-		busybox("main", "sh", "-c", "echo broken; exit 3")), finished)
+	createPod(t, viewPod(ns, "b2-unit", viewBuildLabels("main", "unit", "2", "502", "unit"), nil,
+		viewContainer("main", "sh", "-c", "echo broken; exit 3")), finished)
 	r := run(t, "", "kubectl", "concourse", "watch", "-n", ns, "-j", "main/unit")
 	if r.exitCode != 1 || !strings.Contains(r.stdout, "broken\n") || !strings.HasSuffix(r.stdout, "failed\n") {
 		t.Errorf("watch of a failed build: exit %d, want 1\n%s%s", r.exitCode, r.stdout, r.stderr)
 	}
 }
 
-// lockedBuffer collects a running command's output for polling.
-type lockedBuffer struct {
+// viewOutput collects a running command's output for polling.
+type viewOutput struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *viewOutput) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *viewOutput) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -302,7 +302,7 @@ func TestViewsWatchRows(t *testing.T) {
 	ns := testCluster.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out viewOutput
 	cmd := testCluster.Command(ctx, "kubectl", "concourse", "builds", "-w", "-n", ns, "--no-headers")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -327,8 +327,8 @@ func TestViewsWatchRows(t *testing.T) {
 		}
 	}
 	waitOutput("No resources found")
-	createPod(t, viewPod(ns, "b3-unit", buildLabels("main", "unit", "3", "703", "unit"), nil,
-		busybox("main", "sh", "-c", "sleep 2; exit 1")), func(*corev1.Pod) bool { return true })
+	createPod(t, viewPod(ns, "b3-unit", viewBuildLabels("main", "unit", "3", "703", "unit"), nil,
+		viewContainer("main", "sh", "-c", "sleep 2; exit 1")), func(*corev1.Pod) bool { return true })
 	waitOutput("703 ", "started")
 	waitOutput("703 ", "failed")
 	cancel()
