@@ -16,7 +16,7 @@ import (
 
 // listCommand wires a list view: flags, the three phases, completion.
 func listCommand(o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd *cobra.Command, run func(*cobra.Command) error) *cobra.Command {
-	cmd.Args = cobra.NoArgs
+	cmd.Args, cmd.ValidArgsFunction = cobra.NoArgs, cobra.NoFileCompletions
 	cmd.DisableFlagsInUseLine = true
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		if err := o.Complete(getter); err != nil {
@@ -138,6 +138,7 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 		Use:                   "watch -j PIPELINE/JOB [-b BUILD]",
 		DisableFlagsInUseLine: true,
 		Args:                  cobra.NoArgs,
+		ValidArgsFunction:     cobra.NoFileCompletions,
 		Short:                 "Follow the step logs of a build until it ends",
 		Long: templates.LongDesc(`
 			Print the logs of a build's steps in the order they started, each under a header naming

@@ -27,6 +27,7 @@ const pageSize = 500
 // -j/--job (PIPELINE/JOB), -c/--check (PIPELINE/RESOURCE), -b/--build,
 // -s/--step, --pipeline, --team, --resource and --step-type. Candidates
 // narrow down by the other flags already given (-b offers the builds of -j).
+// Positional arguments are left to the command (cmd.ValidArgsFunction).
 func Register(cmd *cobra.Command, getter genericclioptions.RESTClientGetter) {
 	register(cmd, func(c *cobra.Command) (kubernetes.Interface, string, error) {
 		namespace, _, err := getter.ToRawKubeConfigLoader().Namespace()
@@ -46,9 +47,6 @@ func Register(cmd *cobra.Command, getter genericclioptions.RESTClientGetter) {
 type connect func(*cobra.Command) (kubernetes.Interface, string, error)
 
 func register(cmd *cobra.Command, conn connect) {
-	if cmd.ValidArgsFunction == nil && cmd.Args == nil {
-		cmd.ValidArgsFunction = cobra.NoFileCompletions
-	}
 	for flag, offer := range map[string]func(names, []step) []string{
 		"job":       jobs,
 		"check":     checks,
