@@ -61,9 +61,11 @@ func (c *container) logPath(restartCount int32) string {
 	return filepath.Join(c.logDir, strconv.Itoa(int(restartCount))+".log")
 }
 
-// start starts the container's process for run number c.status.RestartCount
-// and returns the run; the caller holds no lock. The status is not touched:
-// the caller records the outcome.
+// start starts the container's process for run number c.status.RestartCount.
+// It returns the run, the run's attach point, and wait, which blocks until
+// the process ended and its output is logged and returns the exit code. The
+// status is not touched: the caller (the container's loop, the only writer
+// of RestartCount) records the outcome.
 func (c *container) start() (*containerRun, *attachPoint, func() int, error) {
 	cmd, err := c.proc.command(c.argv)
 	if err != nil {
