@@ -86,8 +86,13 @@ $(BIN)/validate-krew-manifest: tools/krew/go.mod tools/krew/go.sum
 # One make target per benchmark program; each prints its own figures (and the
 # ratios its issue asks for). Add a `bench-<name>:` target below and its name
 # here, e.g. BENCHES += bench-hijack.
-BENCHES :=
+BENCHES := bench-hijack bench-artifacts bench-views
 
 bench: build cluster ## run every benchmark listed in BENCHES; each prints its figures
 	@if [ -z "$(strip $(BENCHES))" ]; then echo "bench: no benchmark listed in BENCHES (Makefile)"; exit 1; fi
 	@set -e; for b in $(BENCHES); do echo "== $$b"; $(MAKE) --no-print-directory $$b; done
+
+# The programs in e2e/bench/<name> start their own test cluster.
+.PHONY: $(BENCHES)
+$(BENCHES): bench-%:
+	cd e2e && $(GO) run ./bench/$*
