@@ -68,14 +68,6 @@ type measurement struct {
 
 func run() error {
 	ctx := context.Background()
-	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate})
-	if err != nil {
-		return fmt.Errorf("start cluster: %w", err)
-	}
-	defer c.Stop()
-	if err := createPod(ctx, c); err != nil {
-		return err
-	}
 	work, err := os.MkdirTemp("", "bench-artifacts-")
 	if err != nil {
 		return err
@@ -91,6 +83,14 @@ func run() error {
 		return err
 	}
 	sets := []dataset{file, tree}
+	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate})
+	if err != nil {
+		return fmt.Errorf("start cluster: %w", err)
+	}
+	defer c.Stop()
+	if err := createPod(ctx, c); err != nil {
+		return err
+	}
 	b := &bench{c: c, bin: c.BinDir, work: work}
 	// The remote originals for downloads, put there by the raw channel.
 	for _, d := range sets {
