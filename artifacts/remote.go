@@ -64,10 +64,12 @@ find "$2" -type f -exec sha256sum {} +`
 find "$2" -print0`
 
 	// receiveScript unpacks stdin into staging directory $1; $2 is "gzip"
-	// or "none", the rest are tar options.
+	// or "none"; unless $3 is "-", it then prints the sha256 of every file
+	// under $3 (saving an exec); the rest are tar options.
 	receiveScript = `mkdir -p -- "$1" && cd -- "$1" || exit
-z=$2; shift 2
-if [ "$z" = gzip ]; then gzip -dc | tar xf - "$@"; else tar xf - "$@"; fi`
+z=$2 v=$3; shift 3
+if [ "$z" = gzip ]; then gzip -dc | tar xf - "$@"; else tar xf - "$@"; fi || exit
+[ "$v" = - ] || find "$v" -type f -exec sha256sum {} +`
 
 	// commitScript moves staged $1/$3 to $2/$3, keeping the previous one
 	// at $4 until the new one is in place, then removes staging.

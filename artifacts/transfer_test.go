@@ -354,3 +354,23 @@ func TestUploadCancelledMidStreamLeavesNoStaging(t *testing.T) {
 		t.Errorf("container after a cancelled upload = %v", got)
 	}
 }
+
+func TestSingleFileRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"run.sh": "exe:#!/bin/sh\n"})
+	container := t.TempDir()
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+	var w warnings
+	if err := upload(ctx, rem, filepath.Join(dir, "run.sh"), "bin", false, testSettings(&w, compressAuto)); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	back := t.TempDir()
+	writeTree(t, back, map[string]string{"run.sh/old": "a directory in the way is replaced whole"})
+	if err := download(ctx, rem, filepath.Join(container, "bin", "run.sh"), back, testSettings(&w, compressAuto)); err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	if got, want := tree(t, back), tree(t, dir); !reflect.DeepEqual(got, want) {
+		t.Errorf("single file round trip = %v, want %v", got, want)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // upload copies local file or directory src to remoteDir/<base name of
@@ -152,17 +153,11 @@ func (u *uploader) intact(ctx context.Context, cause error) (func(string) bool, 
 }
 
 func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
-	if err := u.stream(ctx, skip); err != nil {
+	sums, err := u.stream(ctx, skip)
+	if err != nil || !u.verify {
 		return err
 	}
-	if !u.verify {
-		return nil
-	}
-	m, err := u.rem.manifest(ctx, u.staging, "./"+u.base, u.base)
-	if err != nil {
-		return err
-	}
-	differ, err := compare(u.p.sums, m)
+	differ, err := compare(u.p.sums, parseManifest(sums, u.base))
 	if err != nil || len(differ) == 0 {
 		return err
 	}
@@ -170,7 +165,9 @@ func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
 	return fmt.Errorf("%d staged files differ from the local sha256 (first: %q)", len(differ), path.Join(u.base, differ[0]))
 }
 
-func (u *uploader) stream(ctx context.Context, skip func(string) bool) error {
+// stream sends the archive; with verification on, the same exec returns
+// the staged files' sha256 manifest.
+func (u *uploader) stream(ctx context.Context, skip func(string) bool) (string, error) {
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
 	go func() {
@@ -187,19 +184,24 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) error {
 		pw.CloseWithError(err)
 		packErr <- err
 	}()
-	z := compressNone
+	args := []string{u.staging, compressNone, "-"}
 	if u.gzip {
-		z = compressGzip
+		args[1] = compressGzip
 	}
-	err := u.rem.run(ctx, receiveScript, append([]string{u.staging, z}, u.tarOpts...), pr, nil)
+	var sums strings.Builder
+	var out io.Writer
+	if u.verify {
+		args[2], out = "./"+u.base, &sums
+	}
+	err := u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
 	pr.CloseWithError(errors.New("upload stopped")) // stops the packer if the exec ended first
 	if perr := <-packErr; perr != nil && err == nil {
-		return perr
+		return "", perr
 	}
 	if err != nil {
-		return fmt.Errorf("stream to the container: %w", err)
+		return "", fmt.Errorf("stream to the container: %w", err)
 	}
-	return nil
+	return sums.String(), nil
 }
 
 func (u *uploader) commit(ctx context.Context) error {
