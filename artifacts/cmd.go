@@ -28,7 +28,7 @@ var (
 
 	uploadLong = templates.LongDesc(`
 		Copy a local file or directory into the container of a Concourse build step, found by
-		fly's flags, as REMOTE_DIR/<name>. REMOTE_DIR defaults to the step's working
+		fly's flags, as REMOTE_DIR/NAME. REMOTE_DIR defaults to the step's working
 		directory; relative paths start there.
 
 		Files are chosen as fly execute chooses them: in a git work tree, the tracked files
@@ -44,7 +44,7 @@ var (
 
 	downloadLong = templates.LongDesc(`
 		Copy a file or directory out of the container of a Concourse build step, found by
-		fly's flags, to LOCAL_DIR/<name>. LOCAL_DIR defaults to the current directory;
+		fly's flags, to LOCAL_DIR/NAME. LOCAL_DIR defaults to the current directory;
 		relative remote paths start at the step's working directory.
 
 		Whatever the container sends is treated as hostile: no entry is written outside the

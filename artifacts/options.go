@@ -106,8 +106,8 @@ func (o *TransferOptions) validate() error {
 
 // run resolves the step and runs transfer in its container, or in a helper
 // container beside it when the step's image cannot (no sh or no tar).
-// remotePaths are the remote paths the transfer touches, for the helper's
-// check that they lie on volumes.
+// remotePath is the remote path the transfer touches, which the helper
+// checks lies on a volume.
 func (o *TransferOptions) run(ctx context.Context, remotePath string, transfer func(context.Context, *remote, settings) error) error {
 	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
