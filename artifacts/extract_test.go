@@ -152,9 +152,9 @@ const paxMarker = "PaxHeaders.0/patch-me"
 
 // extractAll runs the extractor on data into a fresh directory beside a
 // "victim" directory and returns the root's parent, the error and warnings.
-func extractAll(t testing.TB, data []byte) (string, error, string) {
+func extractAll(t testing.TB, data []byte) (base, warnings string, err error) {
 	t.Helper()
-	base := t.TempDir()
+	base = t.TempDir()
 	if err := os.Mkdir(filepath.Join(base, "victim"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func extractAll(t testing.TB, data []byte) (string, error, string) {
 	if err == nil {
 		err = e.finish()
 	}
-	return base, err, warn.String()
+	return base, warn.String(), err
 }
 
 // assertContained fails when anything exists in base outside stage/.
@@ -217,7 +217,7 @@ func TestExtractHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base, err, warn := extractAll(t, archive(t, tt.entries...))
+			base, warn, err := extractAll(t, archive(t, tt.entries...))
 			if err == nil {
 				t.Fatalf("extract succeeded, want refusal (warnings %q)", warn)
 			}
@@ -241,7 +241,7 @@ func TestExtractKeepsTreeAndDropsDangerousBits(t *testing.T) {
 	data := archive(t, dir("out/"), dir("out/empty/"), exe, setuid, fifo, dev,
 		ro, file("out/ro/f", "r"), symlink("out/bin/link", "run"), symlink("out/up", "bin/../ro/f"),
 		hardlink("out/hard", "out/bin/run"))
-	base, err, warn := extractAll(t, data)
+	base, warn, err := extractAll(t, data)
 	if err != nil {
 		t.Fatalf("extract: %v", err)
 	}
@@ -283,7 +283,7 @@ func TestExtractKeepsTreeAndDropsDangerousBits(t *testing.T) {
 func TestExtractConcatenatedArchives(t *testing.T) {
 	a := archive(t, dir("out/"), file("out/a", "1"))
 	b := archive(t, file("out/b", "2"))
-	base, err, _ := extractAll(t, append(append(a, make([]byte, 10240)...), b...))
+	base, _, err := extractAll(t, append(append(a, make([]byte, 10240)...), b...))
 	if err != nil {
 		t.Fatal(err)
 	}

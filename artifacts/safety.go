@@ -29,7 +29,7 @@ func entryPath(name, prefix string) (string, error) {
 	}
 	for _, c := range strings.Split(name, "/") {
 		if c == ".." {
-			return "", fmt.Errorf("%w: %q contains ..", errUnsafe, name)
+			return "", fmt.Errorf("%w: %q has a \"..\" component", errUnsafe, name)
 		}
 	}
 	clean := path.Clean(name)
