@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -373,4 +374,77 @@ func TestSingleFileRoundTrip(t *testing.T) {
 	if got, want := tree(t, back), tree(t, dir); !reflect.DeepEqual(got, want) {
 		t.Errorf("single file round trip = %v, want %v", got, want)
 	}
+}
+
+// TestSelectionEqualsGitOnGeneratedTrees checks gitFiles against a second
+// oracle: every file on disk that `git check-ignore` does not ignore
+// (check-ignore never reports tracked files, so force-added ones count).
+func TestSelectionEqualsGitOnGeneratedTrees(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			dir := t.TempDir()
+			exts := []string{".go", ".o", ".log", ".tmp", ".txt"}
+			var all []string
+			for i := 0; i < 300; i++ {
+				p := fmt.Sprintf("d%d/e%d/f%d%s", r.IntN(6), r.IntN(4), i, exts[r.IntN(len(exts))])
+				if r.IntN(5) == 0 {
+					p = fmt.Sprintf("build/out%d%s", i, exts[r.IntN(len(exts))])
+				}
+				all = append(all, p)
+				writeTree(t, dir, map[string]string{p: "x"})
+			}
+			writeTree(t, dir, map[string]string{
+				".gitignore": "*.o\nbuild/\n!d1/**/*.o\n/d2/e1/\n", "d3/.gitignore": "*.tmp\n!keep*.tmp\n", "d4/e2/.gitignore": "*\n!*.go\n",
+			})
+			git(t, dir, "init", "-q")
+			git(t, dir, "add", ".")
+			git(t, dir, "add", "-f", all[0], all[1]) // tracked though maybe ignored
+			os.Remove(filepath.Join(dir, all[2]))    // tracked, then deleted
+			got, ok := gitFiles(context.Background(), dir)
+			if !ok {
+				t.Fatal("not a work tree")
+			}
+			var onDisk []string
+			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if d.IsDir() && d.Name() == ".git" {
+					return filepath.SkipDir
+				}
+				if !d.IsDir() {
+					rel, _ := filepath.Rel(dir, p)
+					onDisk = append(onDisk, filepath.ToSlash(rel))
+				}
+				return nil
+			})
+			cmd := exec.Command("git", "check-ignore", "-z", "--stdin")
+			cmd.Dir, cmd.Stdin = dir, strings.NewReader(strings.Join(onDisk, "\x00")+"\x00")
+			out, _ := cmd.Output() // exit 1 when nothing is ignored
+			ignored := map[string]bool{}
+			for _, f := range strings.Split(string(out), "\x00") {
+				ignored[f] = true
+			}
+			var want []string
+			for _, f := range onDisk {
+				if !ignored[f] {
+					want = append(want, f)
+				}
+			}
+			sort.Strings(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("gitFiles = %d files, oracle %d; first difference at %v", len(got), len(want), firstDiff(got, want))
+			}
+		})
+	}
+}
+
+func firstDiff(a, b []string) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return a[i] + " vs " + b[i]
+		}
+	}
+	return "the end"
 }
