@@ -299,3 +299,34 @@ func TestArtifactsDistrolessThroughHelper(t *testing.T) {
 		t.Errorf("no helper container was added")
 	}
 }
+
+func TestArtifactsUploadResumesAfterCut(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	// The receiving exec's stdout carries the staged files' checksums: a cut
+	// there breaks the first attempt after every byte went in.
+	createPod(t, artifactsPod(ns, "upcut", "busybox", map[string]string{
+		"testcluster.kubectl-concourse.dev/exec-cut-after-bytes": "200",
+		"testcluster.kubectl-concourse.dev/exec-cut-times":       "1",
+	}), running)
+	src := filepath.Join(t.TempDir(), "src")
+	for i := 0; i < 8; i++ {
+		mustWrite(t, filepath.Join(src, fmt.Sprintf("f%d", i)), bytes.Repeat([]byte{byte('a' + i)}, 100000), 0o644)
+	}
+	r := concourse(t, "upload", ns, "upcut", src, "/data")
+	if r.exitCode != 0 {
+		t.Fatalf("upload through a cut: exit %d: %s", r.exitCode, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "resuming") {
+		t.Errorf("no resume reported: %s", r.stderr)
+	}
+	sums := kubectl(t, "exec", "-n", ns, "upcut", "--", "sh", "-c", "cd /data && sha256sum src/* && ls -A /data")
+	for i := 0; i < 8; i++ {
+		want := fmt.Sprintf("%x  src/f%d", sha256.Sum256(bytes.Repeat([]byte{byte('a' + i)}, 100000)), i)
+		if !strings.Contains(sums, want) {
+			t.Errorf("container lacks %q:\n%s", want, sums)
+		}
+	}
+	if strings.Contains(sums, ".kubectl-concourse") {
+		t.Errorf("staging left behind:\n%s", sums)
+	}
+}
