@@ -19,15 +19,45 @@ import (
 // WorkersOptions lists nodes as Concourse workers.
 type WorkersOptions struct{ *ViewOptions }
 
-// Run lists the Concourse pods once to count them per node, then the
-// worker nodes page by page: two paginated LISTs whatever the cluster's size.
+// Run counts the Concourse pods per node while it lists the worker nodes,
+// both paginated and at the same time (the API server does the work of
+// either while this process waits), then prints the workers in name order.
+// Memory holds a count and a row per node, never the pods.
 func (o *WorkersOptions) Run(ctx context.Context) error {
-	nodeSel, err := o.workerSelector(ctx)
+	p, err := o.newPrinter(workerColumns, false)
 	if err != nil {
 		return err
 	}
+	listCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type nodesResult struct {
+		workers []*Worker // in name order, as the API returns nodes and fly sorts
+		sel, rv string
+		err     error
+	}
+	nodesDone := make(chan nodesResult, 1)
+	go func() {
+		r := nodesResult{}
+		defer func() { nodesDone <- r }()
+		if r.sel, r.err = o.workerSelector(listCtx); r.err != nil {
+			return
+		}
+		r.rv, r.err = eachPage(listCtx, o.ChunkSize, metav1.ListOptions{LabelSelector: r.sel}, o.Client.CoreV1().Nodes().List,
+			func(l *corev1.NodeList) error {
+				for i := range l.Items {
+					if o.matches(&l.Items[i]) {
+						r.workers = append(r.workers, newWorker(&l.Items[i], 0))
+					}
+				}
+				return nil
+			})
+		if r.err != nil {
+			r.err = fmt.Errorf("list nodes: %w", r.err)
+		}
+	}()
+
 	counts := map[string]int{}
-	podNode := map[string]string{} // namespace/pod -> node, to follow pods that go
+	podNode := map[string]string{} // namespace/pod -> node, to follow pods that go (-w)
 	namespace := metav1.NamespaceAll
 	if o.ExplicitNamespace {
 		namespace = o.Namespace
@@ -37,7 +67,9 @@ func (o *WorkersOptions) Run(ctx context.Context) error {
 		for _, pod := range pods {
 			if pod.Spec.NodeName != "" {
 				counts[pod.Spec.NodeName]++
-				podNode[pod.Namespace+"/"+pod.Name] = pod.Spec.NodeName
+				if o.Watch {
+					podNode[pod.Namespace+"/"+pod.Name] = pod.Spec.NodeName
+				}
 			}
 		}
 		return nil
@@ -45,42 +77,38 @@ func (o *WorkersOptions) Run(ctx context.Context) error {
 	// The pod count is about the whole worker, not a team: no filters here.
 	countOpts := *o.ViewOptions
 	countOpts.filterValues, countOpts.vars = nil, nil
-	podRV, err := countOpts.eachPod(ctx, namespace, podSel, countPods)
+	podRV, err := countOpts.eachPod(listCtx, namespace, podSel, countPods)
 	if apierrors.IsForbidden(err) && namespace == metav1.NamespaceAll {
 		fmt.Fprintf(o.ErrOut, "warning: cannot list pods in all namespaces, counting containers in namespace %s only\n", o.Namespace)
 		namespace = o.Namespace
-		podRV, err = countOpts.eachPod(ctx, namespace, podSel, countPods)
+		podRV, err = countOpts.eachPod(listCtx, namespace, podSel, countPods)
 	}
 	if err != nil {
+		cancel()
+		<-nodesDone
 		return fmt.Errorf("count containers: list pods: %w", err)
 	}
-
-	p, err := o.newPrinter(workerColumns, false)
-	if err != nil {
-		return err
+	nodes := <-nodesDone
+	if nodes.err != nil {
+		return nodes.err
 	}
+
 	workers := map[string]*Worker{} // kept only to reprint rows with -w
-	nodeRV, err := eachPage(ctx, o.ChunkSize, metav1.ListOptions{LabelSelector: nodeSel}, o.Client.CoreV1().Nodes().List,
-		func(l *corev1.NodeList) error {
-			var page []item
-			for i := range l.Items {
-				if !o.matches(&l.Items[i]) {
-					continue
-				}
-				w := newWorker(&l.Items[i], counts[l.Items[i].Name])
-				if o.Watch {
-					workers[w.Name] = w
-				}
-				page = append(page, w)
-			}
-			return p.add(page...) // nodes come sorted by name, as fly sorts
-		})
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+	rows := make([]item, len(nodes.workers))
+	for i, w := range nodes.workers {
+		w.Containers = counts[w.Name]
+		rows[i] = w
+		if o.Watch {
+			workers[w.Name] = w
+		}
+	}
+	if err := p.add(rows...); err != nil {
+		return err
 	}
 	if err := p.finish(""); err != nil || !o.Watch {
 		return err
 	}
+	nodeSel, nodeRV := nodes.sel, nodes.rv
 
 	return follow(ctx, func(ev watch.Event) error {
 		switch obj := ev.Object.(type) {
