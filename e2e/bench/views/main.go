@@ -43,7 +43,8 @@ func main() {
 
 type sample struct {
 	wall time.Duration
-	rss  int64 // KiB
+	cpu  time.Duration // user + system of the command (the API server's is not in it)
+	rss  int64         // KiB
 }
 
 type contender struct {
@@ -106,7 +107,7 @@ func run(pods, nodes, namespaces, runs, parallel int, maxRatio float64, errOut i
 		}
 		fmt.Printf("%d Concourse pods on %d nodes in %d namespaces, median of %d interleaved runs:\n", size, nodes, namespaces, runs)
 		for _, k := range cs {
-			fmt.Printf("  %-44s %8.0f ms  peak RSS %6.1f MiB", k.name, median(k)/1e6, mib(maxRSS(k)))
+			fmt.Printf("  %-44s %8.0f ms  cpu %6.0f ms  peak RSS %6.1f MiB", k.name, median(k)/1e6, medianCPU(k)/1e6, mib(maxRSS(k)))
 			if k != kubectlGet {
 				fmt.Printf("  time %.2fx  memory %.2fx", median(k)/median(kubectlGet), float64(maxRSS(k))/float64(maxRSS(kubectlGet)))
 			}
@@ -208,13 +209,20 @@ func measure(c *cluster.Cluster, argv []string) (sample, error) {
 	if !ok {
 		return sample{}, fmt.Errorf("no rusage")
 	}
-	return sample{wall: wall, rss: ru.Maxrss}, nil
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return sample{wall: wall, cpu: cpu, rss: ru.Maxrss}, nil
 }
 
-func median(k *contender) float64 {
+func median(k *contender) float64 { return medianOf(k, func(s sample) time.Duration { return s.wall }) }
+
+func medianCPU(k *contender) float64 {
+	return medianOf(k, func(s sample) time.Duration { return s.cpu })
+}
+
+func medianOf(k *contender, f func(sample) time.Duration) float64 {
 	v := make([]float64, len(k.samples))
 	for i, s := range k.samples {
-		v[i] = float64(s.wall)
+		v[i] = float64(f(s))
 	}
 	slices.Sort(v)
 	if n := len(v); n%2 == 1 {
