@@ -58,13 +58,17 @@ release: ## cross-compile and pack dist/ archives and checksums.txt: make releas
 	$(GO) run ./hack/release -version "$(VERSION)" -date "$(DATE)" -dist "$(DIST)" -ldflags "$(LDFLAGS)" \
 		$(if $(PLATFORMS),-platforms "$(PLATFORMS)")
 
+# Every check runs, so one run lists every finding; the target fails if any did.
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck on the plugin and e2e modules
-	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
-	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
-	@set -e; for m in $(LINT_MODULES); do \
+	@status=0; \
+	unformatted=$$(find . -path ./.git -prune -o -path ./.cache -prune -o -name '*.go' -print | xargs gofmt -l); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; status=1; fi; \
+	for m in $(LINT_MODULES); do \
 		echo "lint: $$m"; \
-		(cd $$m && $(GO) vet ./... && $(STATICCHECK) ./...); \
-	done
+		(cd $$m && $(GO) vet ./...) || status=1; \
+		(cd $$m && $(STATICCHECK) ./...) || status=1; \
+	done; \
+	exit $$status
 
 # Installed under a versioned directory, so that changing the pin rebuilds it.
 $(STATICCHECK):
