@@ -16,7 +16,20 @@ export PATH="$bin:$PATH"
 export KUBECONFIG="$dir/kubeconfig"
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# run shows a command as it could be pasted into a shell (single-quoting
+# the words that need it), then runs it.
+run() {
+	local line='$' word
+	for word in "$@"; do
+		if [[ $word =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+			line+=" $word"
+		else
+			line+=" '${word//\'/\'\\\'\'}'"
+		fi
+	done
+	printf '%s\n' "$line"
+	"$@"
+}
 
 # A cluster left by an earlier demo is stopped first: its state dir is reused.
 if [ -f "$dir/testcluster.pid" ] && kill -0 "$(cat "$dir/testcluster.pid")" 2>/dev/null; then
@@ -65,6 +78,9 @@ run kubectl concourse volumes -n team-main
 
 say "fly builds -> builds from their step pods, newest first"
 run kubectl concourse builds -A
+
+say "fly watch -> the step logs of finished build 1, in order; the exit status is the build's"
+run kubectl concourse watch -n team-main -j hello/fetch-and-use-ubuntu -b 1 --settle 2s
 
 say "fly hijack -> a command in the running step, in its working directory"
 run kubectl concourse hijack -n team-main -j hello/fetch-and-use-ubuntu -b 2 -s use-it -- sh -c 'pwd; ls'
