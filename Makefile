@@ -27,8 +27,9 @@ CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manage
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/kubectl-concourse
+build: ## build bin/kubectl-concourse (and put its completion helper beside it)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
+	install -m 0755 kubectl_complete-concourse $(BIN)/
 
 cluster: $(CONTROL_PLANE) $(BIN)/testcluster $(BIN)/pause ## build the test cluster (control plane from modules, node agent, kubectl)
 
