@@ -22,7 +22,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
                -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
 
-.PHONY: help build cluster test unit e2e release lint docs bench krew FORCE
+.PHONY: help build cluster test unit e2e release lint docs bench krew demo FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ $(BIN)/kubectl-krew: tools/krew/go.mod tools/krew/go.sum
 	cd tools/krew && $(GO) build -o $@ sigs.k8s.io/krew/cmd/krew
 $(BIN)/validate-krew-manifest: tools/krew/go.mod tools/krew/go.sum
 	cd tools/krew && $(GO) build -o $@ sigs.k8s.io/krew/cmd/validate-krew-manifest
+
+demo: build cluster ## start the test cluster, seed a Concourse installation and tour every command (leaves the cluster running)
+	hack/demo.sh
 
 # ---- Benchmarks: THE LEAD EXTENDS THIS LIST ------------------------------------
 # One make target per benchmark program; each prints its own figures (and the
