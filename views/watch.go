@@ -227,7 +227,9 @@ func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr 
 			f.done[steps[next].pod+"/"+steps[next].container] = true
 			settle = nil
 			continue
-		case next < 0:
+		case next >= 0:
+			settle = nil // a step is yet to start: the build goes on
+		default:
 			status := buildStatus(steps)
 			if status == statusSucceeded && settle == nil {
 				settle = time.After(f.o.Settle)

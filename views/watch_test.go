@@ -57,6 +57,24 @@ func TestWatch(t *testing.T) {
 			wantOut: "==> task fetch\nlogs of b5-fetch\n==> task test\nlogs of b5-test\nsucceeded\n",
 		},
 		{
+			name: "a next step slow to start is waited for, whatever --settle",
+			pods: []runtime.Object{stepPod("b4-fetch", "4", "40", "fetch", time.Minute, running(time.Minute))},
+			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
+				if err := setState(ctx, c, pod, exited(0, time.Minute, 0)); err != nil || pod != "b4-fetch" {
+					return err
+				}
+				// The next step's pod waits for its image three times longer than --settle.
+				_, err := c.CoreV1().Pods("ci").Create(ctx, stepPod("b4-test", "4", "40", "test", 0, waiting("ContainerCreating")), metav1.CreateOptions{})
+				go func() {
+					time.Sleep(150 * time.Millisecond)
+					_ = setState(ctx, c, "b4-test", running(0))
+				}()
+				return err
+			},
+			target:  selector.Target{Job: "main/unit", Build: "4"},
+			wantOut: "==> task fetch\nlogs of b4-fetch\n==> task test\nlogs of b4-test\nsucceeded\n",
+		},
+		{
 			name: "failed",
 			pods: []runtime.Object{stepPod("b6-unit", "6", "60", "unit", time.Minute, running(time.Minute))},
 			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
