@@ -147,8 +147,8 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 			one-off build. The exit status is fly's: 0 succeeded, 1 failed, 2 errored, 3 aborted.
 
 			Nothing in the pods says that a build has no more steps to come: once every step has
-			succeeded, watch waits --settle for the next step's pod before it calls the build
-			succeeded.`),
+			succeeded, watch waits until --settle after the last one ended for the next step's pod
+			before it calls the build succeeded.`),
 		Example: templates.Examples(`
 			# Follow the latest build of a job
 			kubectl concourse watch -j main/unit
@@ -170,7 +170,7 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 	fs.StringVarP(&o.Target.Build, "build", "b", o.Target.Build, "Build number within the job, or global build ID")
 	fs.StringVar(&o.Target.Team, "team", o.Target.Team, "Name of the team the build belongs to")
 	fs.BoolVarP(&o.Target.AllNamespaces, "all-namespaces", "A", o.Target.AllNamespaces, "Look for the build in every namespace")
-	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long to wait for a next step before the build counts as succeeded")
+	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long after the last one ended to wait for a next step before the build counts as succeeded")
 	fs.StringVar(&o.Color, "color", o.Color, "Colour headers and the status: auto (only on a terminal), always or never")
 	complete.Register(cmd, getter)
 	return cmd

@@ -27,7 +27,7 @@ import (
 // exitCodes are fly's exit statuses for a watched build.
 var exitCodes = map[string]int{statusSucceeded: 0, statusFailed: 1, statusErrored: 2, statusAborted: 3}
 
-// DefaultSettle is how long watch waits, once every step it knows has
+// DefaultSettle is how long watch waits, after the last step it knows
 // succeeded, for the build's next step pod to appear. Nothing in the pods
 // says a build has no more steps to come.
 const DefaultSettle = 10 * time.Second
@@ -232,7 +232,19 @@ func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr 
 		default:
 			status := buildStatus(steps)
 			if status == statusSucceeded && settle == nil {
-				settle = time.After(f.o.Settle)
+				// --settle counts from the last step's end: a build that
+				// ended long ago is over at once.
+				var last time.Time
+				for _, s := range steps {
+					if s.finished.After(last) {
+						last = s.finished
+					}
+				}
+				wait := f.o.Settle - f.o.Now().Sub(last)
+				if wait <= 0 {
+					return statusSucceeded, nil
+				}
+				settle = time.After(wait)
 			}
 			if status != statusSucceeded && finished(status) {
 				return status, nil

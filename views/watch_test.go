@@ -1,6 +1,7 @@
 package views
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -40,6 +41,7 @@ func TestWatch(t *testing.T) {
 		pods     []runtime.Object
 		target   selector.Target
 		onLogs   func(ctx context.Context, c *fake.Clientset, pod string) error // the step's logs were read to the end
+		settle   time.Duration                                                  // default 50ms
 		wantOut  string
 		wantCode int
 	}{
@@ -73,6 +75,16 @@ func TestWatch(t *testing.T) {
 			},
 			target:  selector.Target{Job: "main/unit", Build: "4"},
 			wantOut: "==> task fetch\nlogs of b4-fetch\n==> task test\nlogs of b4-test\nsucceeded\n",
+		},
+		{
+			name: "a build that ended longer than --settle ago is over at once",
+			pods: []runtime.Object{
+				stepPod("b3-fetch", "3", "30", "fetch", 2*time.Hour, exited(0, 2*time.Hour, 90*time.Minute)),
+				stepPod("b3-test", "3", "30", "test", 80*time.Minute, exited(0, 80*time.Minute, time.Hour)),
+			},
+			target:  selector.Target{Build: "30"},
+			settle:  30 * time.Minute,
+			wantOut: "==> task fetch\nlogs of b3-fetch\n==> task test\nlogs of b3-test\nsucceeded\n",
 		},
 		{
 			name: "failed",
@@ -117,7 +129,7 @@ func TestWatch(t *testing.T) {
 			started := watchStarted(client, "pods")
 			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 			o := NewWatchOptions(streams)
-			o.Client, o.Namespace, o.Target, o.Settle = client, "ci", tt.target, 50*time.Millisecond
+			o.Client, o.Namespace, o.Target, o.Settle = client, "ci", tt.target, cmp.Or(tt.settle, 50*time.Millisecond)
 			o.Now = func() time.Time { return now }
 			o.IsTerminal = func(io.Writer) bool { return false }
 			watching := false
