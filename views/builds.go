@@ -337,7 +337,7 @@ func statusColour(status string) string {
 
 // flyBuild is atc.Build's JSON, for --json.
 type flyBuild struct {
-	ID           string `json:"id"`
+	ID           int    `json:"id"`
 	TeamName     string `json:"team_name"`
 	Name         string `json:"name"`
 	Status       string `json:"status"`
@@ -347,8 +347,14 @@ type flyBuild struct {
 	EndTime      int64  `json:"end_time,omitempty"`
 }
 
+// flyID is a build id as fly's JSON has it, a number (0 when there is none).
+func flyID(id string) int {
+	n, _ := strconv.Atoi(id)
+	return n
+}
+
 func (b *Build) fly() any {
-	f := flyBuild{ID: b.ID, TeamName: b.Team, Name: b.BuildName, Status: b.Status, JobName: b.Job, PipelineName: b.Pipeline}
+	f := flyBuild{ID: flyID(b.ID), TeamName: b.Team, Name: b.BuildName, Status: b.Status, JobName: b.Job, PipelineName: b.Pipeline}
 	if b.Start != nil {
 		f.StartTime = b.Start.Unix()
 	}

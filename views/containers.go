@@ -144,7 +144,7 @@ type flyContainer struct {
 	Type             string         `json:"type,omitempty"`
 	StepName         string         `json:"step_name,omitempty"`
 	Attempt          string         `json:"attempt,omitempty"`
-	BuildID          string         `json:"build_id,omitempty"`
+	BuildID          int            `json:"build_id,omitempty"`
 	PipelineName     string         `json:"pipeline_name,omitempty"`
 	InstanceVars     map[string]any `json:"pipeline_instance_vars,omitempty"`
 	JobName          string         `json:"job_name,omitempty"`
@@ -156,7 +156,7 @@ type flyContainer struct {
 func (c *Container) fly() any {
 	return flyContainer{
 		ID: c.Name, WorkerName: c.Worker, State: flyContainerState(c.State), Type: c.Type, StepName: c.Step,
-		Attempt: c.Attempt, BuildID: c.BuildID, PipelineName: c.Pipeline, InstanceVars: c.vars,
+		Attempt: c.Attempt, BuildID: flyID(c.BuildID), PipelineName: c.Pipeline, InstanceVars: c.vars,
 		JobName: c.Job, BuildName: c.BuildName, ResourceName: c.Resource, WorkingDirectory: c.WorkingDir,
 	}
 }
