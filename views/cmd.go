@@ -4,7 +4,6 @@
 package views
 
 import (
-	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -23,7 +22,7 @@ func listCommand(o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd 
 			return err
 		}
 		if err := o.Validate(); err != nil {
-			return usageError(c, err)
+			return c.FlagErrorFunc()(c, err)
 		}
 		return run(c)
 	}
@@ -124,13 +123,6 @@ func NewCmdBuilds(streams genericiooptions.IOStreams, getter genericclioptions.R
 	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
 }
 
-// usageError adds kubectl's hint to an error in how the command was called,
-// as cli does for flag errors (cli imports views, so it cannot be shared
-// from there).
-func usageError(c *cobra.Command, err error) error {
-	return fmt.Errorf("%w\nSee '%s -h' for help and examples", err, c.CommandPath())
-}
-
 // NewCmdWatch is fly watch: a build's step logs until it ends.
 func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
 	o := NewWatchOptions(streams)
@@ -160,7 +152,7 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				return usageError(c, err)
+				return c.FlagErrorFunc()(c, err)
 			}
 			return o.Run(c.Context())
 		},
