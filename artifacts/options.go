@@ -16,7 +16,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -35,9 +34,7 @@ type TransferOptions struct {
 	Progress      bool // draw progress even when stderr is not a terminal
 	HelperImage   string
 
-	Namespace string
-	Client    kubernetes.Interface
-	Executor  podexec.Executor
+	podexec.Connection
 
 	// isTerminal decides about progress and the chooser; a field for tests.
 	isTerminal func(any) bool
@@ -60,30 +57,10 @@ func (o *TransferOptions) addFlags(cmd *cobra.Command) {
 }
 
 func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) error {
-	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return fmt.Errorf("namespace: %w", err)
-	}
-	o.Namespace = ns
 	if o.isTerminal == nil {
 		o.isTerminal = printers.IsTerminal
 	}
-	if o.Client != nil && o.Executor != nil {
-		return nil
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return err
-	}
-	if o.Client == nil {
-		if o.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
-	}
-	if o.Executor == nil {
-		o.Executor = podexec.NewRemoteExecutor(config, o.Client)
-	}
-	return nil
+	return o.Connection.Complete(getter)
 }
 
 func (o *TransferOptions) validate() error {

@@ -14,7 +14,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -35,10 +34,8 @@ type HijackOptions struct {
 	Keep       bool
 	Command    []string // after the flags; empty: fly's default shell
 
-	Namespace string
-	Client    kubernetes.Interface
-	Executor  podexec.Executor
-	Term      string // the local $TERM, forwarded as fly does
+	podexec.Connection
+	Term string // the local $TERM, forwarded as fly does
 
 	// isTerminal decides about stdin/stdout; a field so tests can fake a terminal.
 	isTerminal func(any) bool
@@ -64,33 +61,13 @@ func (o *HijackOptions) AddFlags(cmd *cobra.Command) {
 func (o *HijackOptions) Complete(getter genericclioptions.RESTClientGetter, cmd *cobra.Command, args []string) error {
 	o.Command = args
 	o.workDirSet = cmd.Flags().Changed("workdir")
-	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return fmt.Errorf("namespace: %w", err)
-	}
-	o.Namespace = ns
 	if o.Term == "" {
 		o.Term = os.Getenv("TERM")
 	}
 	if o.isTerminal == nil {
 		o.isTerminal = printers.IsTerminal
 	}
-	if o.Client != nil && o.Executor != nil {
-		return nil
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return err
-	}
-	if o.Client == nil {
-		if o.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
-	}
-	if o.Executor == nil {
-		o.Executor = podexec.NewRemoteExecutor(config, o.Client)
-	}
-	return nil
+	return o.Connection.Complete(getter)
 }
 
 // Validate checks the flags; it calls no API.
