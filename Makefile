@@ -22,7 +22,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
                -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
 
-.PHONY: help build cluster test unit e2e release lint docs bench krew demo FORCE
+.PHONY: help build cluster test unit fuzz e2e release lint docs bench krew demo FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,10 +47,17 @@ $(BIN)/testcluster: FORCE
 $(BIN)/pause: FORCE
 	cd e2e && CGO_ENABLED=0 $(GO) build -o $@ ./cmd/pause
 
-test: unit e2e ## run unit and end-to-end tests
+test: unit fuzz e2e ## run unit tests, a short fuzzing of hostile input, and end-to-end tests
 
 unit: ## unit tests of the plugin
 	$(GO) test -count=1 ./...
+
+# A short fuzzing run of the code that reads hostile input: every CI run explores
+# new inputs on top of the seed corpus that `unit` already replays.
+FUZZTIME ?= 20s
+fuzz: ## fuzz the tar extractor and the label encoding for FUZZTIME each
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./artifacts
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./selector
 
 e2e: build cluster ## end-to-end tests on the test cluster
 	cd e2e && $(GO) test -count=1 -timeout 40m ./...
