@@ -10,10 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +17,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/bench/interleave"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/cluster"
 )
 
@@ -33,17 +30,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench hijack:", err)
 		os.Exit(1)
 	}
-}
-
-type sample struct {
-	wall, cpu time.Duration // cpu: user+system, less sensitive to a loaded machine
-	rss       int64         // KiB
-}
-
-type contender struct {
-	name    string
-	argv    []string // bin/ relative program, then args
-	samples []sample
 }
 
 func run(runs, filler int, maxRatio float64) error {
@@ -83,37 +69,28 @@ func run(runs, filler int, maxRatio float64) error {
 // of the plugin through kubectl to kubectl exec.
 func compare(c *cluster.Cluster, ns string, runs, filler int) (float64, error) {
 	target := []string{"-n", ns, "-j", "main/test", "-b", "7", "-s", "unit", "--", "true"}
-	cs := []*contender{
-		{name: "kubectl exec POD -- true", argv: []string{"kubectl", "exec", "-n", ns, "step", "--", "true"}},
-		{name: "kubectl concourse hijack -j P/J -b N -s S -- true", argv: append([]string{"kubectl", "concourse", "hijack"}, target...)},
-		{name: "kubectl-concourse hijack ... (plugin binary alone)", argv: append([]string{"kubectl-concourse", "hijack"}, target...)},
+	cs := []*interleave.Contender{
+		{Name: "kubectl exec POD -- true", Argv: []string{"kubectl", "exec", "-n", ns, "step", "--", "true"}},
+		{Name: "kubectl concourse hijack -j P/J -b N -s S -- true", Argv: append([]string{"kubectl", "concourse", "hijack"}, target...)},
+		{Name: "kubectl-concourse hijack ... (plugin binary alone)", Argv: append([]string{"kubectl-concourse", "hijack"}, target...)},
 	}
-	// Warm caches (binaries, discovery, the API server's) before measuring,
-	// then interleave so that drift hits every contender alike.
-	for i := 0; i < 2+runs; i++ {
-		for _, k := range cs {
-			s, err := measure(c, k.argv)
-			if err != nil {
-				return 0, fmt.Errorf("%s: %w", k.name, err)
-			}
-			if i >= 2 {
-				k.samples = append(k.samples, s)
-			}
-		}
+	// Two warm-up rounds fill the caches (binaries, discovery, the API server's).
+	if err := interleave.Measure(c, cs, 2, runs); err != nil {
+		return 0, err
 	}
 	fmt.Printf("hijack vs exec: %d interleaved runs each, %d pods in the namespace (%d of them other builds of the job)\n",
 		runs, filler+1, filler)
 	base := cs[0]
 	for _, k := range cs {
-		fmt.Printf("  %-52s median %6.1f ms (cpu %5.1f ms)  peak RSS %5.1f MiB", k.name,
-			ms(median(k, wallOf)), ms(median(k, cpuOf)), mib(maxRSS(k)))
+		fmt.Printf("  %-52s median %6.1f ms (cpu %5.1f ms)  peak RSS %5.1f MiB", k.Name,
+			interleave.Ms(k.Median()), interleave.Ms(k.MedianCPU()), interleave.MiB(k.PeakRSS()))
 		if k != base {
-			fmt.Printf("  time %.2fx  cpu %.2fx  memory %.2fx", ratio(k, base, wallOf), ratio(k, base, cpuOf),
-				float64(maxRSS(k))/float64(maxRSS(base)))
+			fmt.Printf("  time %.2fx  cpu %.2fx  memory %.2fx", interleave.Ratio(k.Median(), base.Median()),
+				interleave.Ratio(k.MedianCPU(), base.MedianCPU()), interleave.Ratio(k.PeakRSS(), base.PeakRSS()))
 		}
 		fmt.Println()
 	}
-	return ratio(cs[1], base, wallOf), nil
+	return interleave.Ratio(cs[1].Median(), base.Median()), nil
 }
 
 // setup creates the namespace and the step's pod, and waits until it runs.
@@ -171,59 +148,3 @@ func stepPod(ns, name, build string) *corev1.Pod {
 			Name: "main", Image: "busybox", Command: []string{"sleep", "3600"}, WorkingDir: "/tmp/build/b1dda4c3"}}},
 	}
 }
-
-// measure runs one command to completion: its wall time and its peak RSS
-// (ru_maxrss also covers kubectl before it execs the plugin).
-func measure(c *cluster.Cluster, argv []string) (sample, error) {
-	cmd := exec.Command(filepath.Join(c.BinDir, argv[0]), argv[1:]...)
-	cmd.Env = c.Env()
-	out, err := os.CreateTemp("", "bench-hijack-")
-	if err != nil {
-		return sample{}, err
-	}
-	defer os.Remove(out.Name())
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	start := time.Now()
-	err = cmd.Run()
-	wall := time.Since(start)
-	if err != nil {
-		b, _ := os.ReadFile(out.Name())
-		return sample{}, fmt.Errorf("%v: %s", err, b)
-	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if ru == nil {
-		return sample{}, fmt.Errorf("no rusage")
-	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return sample{wall: wall, cpu: cpu, rss: ru.Maxrss}, nil
-}
-
-func wallOf(s sample) float64 { return float64(s.wall) }
-func cpuOf(s sample) float64  { return float64(s.cpu) }
-
-func median(k *contender, f func(sample) float64) float64 {
-	v := make([]float64, len(k.samples))
-	for i, s := range k.samples {
-		v[i] = f(s)
-	}
-	slices.Sort(v)
-	if n := len(v); n%2 == 1 {
-		return v[n/2]
-	} else {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-}
-
-func ratio(a, b *contender, f func(sample) float64) float64 { return median(a, f) / median(b, f) }
-
-func maxRSS(k *contender) int64 {
-	var m int64
-	for _, s := range k.samples {
-		m = max(m, s.rss)
-	}
-	return m
-}
-
-func ms(ns float64) float64 { return ns / 1e6 }
-func mib(kib int64) float64 { return float64(kib) / 1024 }

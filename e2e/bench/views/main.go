@@ -12,11 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -24,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/bench/interleave"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/cluster"
 )
 
@@ -39,18 +36,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench views:", err)
 		os.Exit(1)
 	}
-}
-
-type sample struct {
-	wall time.Duration
-	cpu  time.Duration // user + system of the command (the API server's is not in it)
-	rss  int64         // KiB
-}
-
-type contender struct {
-	name    string
-	argv    []string // a program in bin/, then its args
-	samples []sample
 }
 
 func run(pods, nodes, namespaces, runs, parallel int, maxRatio float64, errOut io.Writer) (err error) {
@@ -81,18 +66,18 @@ func run(pods, nodes, namespaces, runs, parallel int, maxRatio float64, errOut i
 		}
 	}
 
-	kubectlGet := &contender{name: "kubectl get pods -A -l managed-by=concourse",
-		argv: []string{"kubectl", "get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=concourse"}}
-	cs := []*contender{
+	kubectlGet := &interleave.Contender{Name: "kubectl get pods -A -l managed-by=concourse",
+		Argv: []string{"kubectl", "get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=concourse"}}
+	cs := []*interleave.Contender{
 		kubectlGet,
-		{name: "kubectl concourse containers -A", argv: []string{"kubectl", "concourse", "containers", "-A"}},
-		{name: "kubectl concourse workers", argv: []string{"kubectl", "concourse", "workers"}},
-		{name: "kubectl concourse builds -A", argv: []string{"kubectl", "concourse", "builds", "-A"}},
+		{Name: "kubectl concourse containers -A", Argv: []string{"kubectl", "concourse", "containers", "-A"}},
+		{Name: "kubectl concourse workers", Argv: []string{"kubectl", "concourse", "workers"}},
+		{Name: "kubectl concourse builds -A", Argv: []string{"kubectl", "concourse", "builds", "-A"}},
 		// Through kubectl, peak RSS is kubectl's own start-up when that is
 		// larger; alone, the plugin's memory shows.
-		{name: "kubectl-concourse containers -A (alone)", argv: []string{"kubectl-concourse", "containers", "-A"}},
-		{name: "kubectl-concourse workers (alone)", argv: []string{"kubectl-concourse", "workers"}},
-		{name: "kubectl-concourse builds -A (alone)", argv: []string{"kubectl-concourse", "builds", "-A"}},
+		{Name: "kubectl-concourse containers -A (alone)", Argv: []string{"kubectl-concourse", "containers", "-A"}},
+		{Name: "kubectl-concourse workers (alone)", Argv: []string{"kubectl-concourse", "workers"}},
+		{Name: "kubectl-concourse builds -A (alone)", Argv: []string{"kubectl-concourse", "builds", "-A"}},
 	}
 	created := 0
 	for _, size := range []int{pods / 2, pods} {
@@ -102,29 +87,28 @@ func run(pods, nodes, namespaces, runs, parallel int, maxRatio float64, errOut i
 		}
 		fmt.Printf("created pods %d..%d in %s\n", created, size-1, time.Since(start).Round(time.Second))
 		created = size
-		if err := measureAll(c, cs, runs); err != nil {
+		if err := interleave.Measure(c, cs, 1, runs); err != nil {
 			return err
 		}
 		fmt.Printf("%d Concourse pods on %d nodes in %d namespaces, median of %d interleaved runs:\n", size, nodes, namespaces, runs)
 		for _, k := range cs {
-			fmt.Printf("  %-44s %8.0f ms  cpu %6.0f ms  peak RSS %6.1f MiB", k.name, median(k)/1e6, medianCPU(k)/1e6, mib(maxRSS(k)))
+			fmt.Printf("  %-44s %8.0f ms  cpu %6.0f ms  peak RSS %6.1f MiB", k.Name,
+				interleave.Ms(k.Median()), interleave.Ms(k.MedianCPU()), interleave.MiB(k.PeakRSS()))
 			if k != kubectlGet {
-				fmt.Printf("  time %.2fx  memory %.2fx", median(k)/median(kubectlGet), float64(maxRSS(k))/float64(maxRSS(kubectlGet)))
+				fmt.Printf("  time %.2fx  memory %.2fx", interleave.Ratio(k.Median(), kubectlGet.Median()),
+					interleave.Ratio(k.PeakRSS(), kubectlGet.PeakRSS()))
 			}
 			fmt.Println()
 		}
 		if size == pods {
 			for _, k := range cs[1:4] {
-				r := median(k) / median(kubectlGet)
+				r := interleave.Ratio(k.Median(), kubectlGet.Median())
 				verdict := "within"
 				if r > maxRatio {
 					verdict = "OVER"
 				}
-				fmt.Printf("  %s / kubectl get = %.2fx: %s the %.2fx budget\n", k.name, r, verdict, maxRatio)
+				fmt.Printf("  %s / kubectl get = %.2fx: %s the %.2fx budget\n", k.Name, r, verdict, maxRatio)
 			}
-		}
-		for _, k := range cs {
-			k.samples = nil
 		}
 	}
 	return nil
@@ -167,76 +151,3 @@ func createPods(ctx context.Context, client kubernetes.Interface, from, to, node
 	}
 	return g.Wait()
 }
-
-// measureAll warms up once, then interleaves runs so that drift hits every
-// contender alike.
-func measureAll(c *cluster.Cluster, cs []*contender, runs int) error {
-	for i := 0; i < 1+runs; i++ {
-		for _, k := range cs {
-			s, err := measure(c, k.argv)
-			if err != nil {
-				return fmt.Errorf("%s: %w", k.name, err)
-			}
-			if i > 0 {
-				k.samples = append(k.samples, s)
-			}
-		}
-	}
-	return nil
-}
-
-// measure runs one command to completion, output to a file: its wall time
-// and its peak RSS (ru_maxrss covers kubectl and the plugin it execs, the
-// larger of the two).
-func measure(c *cluster.Cluster, argv []string) (sample, error) {
-	cmd := exec.Command(filepath.Join(c.BinDir, argv[0]), argv[1:]...)
-	cmd.Env = c.Env()
-	out, err := os.CreateTemp("", "bench-views-")
-	if err != nil {
-		return sample{}, err
-	}
-	defer os.Remove(out.Name())
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	start := time.Now()
-	err = cmd.Run()
-	wall := time.Since(start)
-	if err != nil {
-		b, _ := os.ReadFile(out.Name())
-		return sample{}, fmt.Errorf("%v: %.2000s", err, b)
-	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return sample{}, fmt.Errorf("no rusage")
-	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return sample{wall: wall, cpu: cpu, rss: ru.Maxrss}, nil
-}
-
-func median(k *contender) float64 { return medianOf(k, func(s sample) time.Duration { return s.wall }) }
-
-func medianCPU(k *contender) float64 {
-	return medianOf(k, func(s sample) time.Duration { return s.cpu })
-}
-
-func medianOf(k *contender, f func(sample) time.Duration) float64 {
-	v := make([]float64, len(k.samples))
-	for i, s := range k.samples {
-		v[i] = float64(f(s))
-	}
-	slices.Sort(v)
-	if n := len(v); n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-func maxRSS(k *contender) int64 {
-	var m int64
-	for _, s := range k.samples {
-		m = max(m, s.rss)
-	}
-	return m
-}
-
-func mib(kib int64) float64 { return float64(kib) / 1024 }
