@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -119,5 +125,66 @@ func sleeper(namespace, name string) *corev1.Pod {
 				Name: "main", Image: "busybox", Command: []string{"sleep", "3600"},
 			}},
 		},
+	}
+}
+
+// screen accumulates what a pty shows.
+type screen struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func newScreen(r io.Reader) *screen {
+	s := &screen{}
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := r.Read(b)
+			s.mu.Lock()
+			s.buf.Write(b[:n])
+			s.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (s *screen) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func (s *screen) contains(sub string) bool { return strings.Contains(s.text(), sub) }
+
+func (s *screen) waitFor(t *testing.T, sub string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !s.contains(sub) {
+		if time.Now().After(deadline) {
+			t.Fatalf("screen never showed %q:\n%s", sub, s.text())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// resizeTo resizes the pty and waits until `stty size`, typed into the remote
+// shell, reports the new size: the resize travels kubectl (or the plugin) →
+// API server → node agent asynchronously.
+func resizeTo(t *testing.T, term *os.File, s *screen, rows, cols uint16) {
+	t.Helper()
+	if err := pty.Setsize(term, &pty.Winsize{Rows: rows, Cols: cols}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d %d", rows, cols)
+	deadline := time.Now().Add(20 * time.Second)
+	for !s.contains(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal size never became %s; screen:\n%s", want, s.text())
+		}
+		fmt.Fprint(term, "stty size\n")
+		time.Sleep(300 * time.Millisecond)
 	}
 }

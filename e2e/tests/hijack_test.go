@@ -158,17 +158,7 @@ func TestHijackTTYResize(t *testing.T) {
 	if !screen.contains("/tmp/build/tty:") || screen.contains("/tmp/build/tty:\r") {
 		t.Errorf("not bash in the working directory:\n%s", screen.text())
 	}
-	if err := pty.Setsize(term, &pty.Winsize{Rows: 40, Cols: 132}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !screen.contains("40 132") {
-		if time.Now().After(deadline) {
-			t.Fatalf("terminal size never became 40 132; screen:\n%s", screen.text())
-		}
-		fmt.Fprint(term, "stty size\n")
-		time.Sleep(300 * time.Millisecond)
-	}
+	resizeTo(t, term, screen, 40, 132)
 	fmt.Fprint(term, "exit 3\n")
 	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 3 {
 		t.Errorf("exit status = %v, want 3; screen:\n%s", err, screen.text())

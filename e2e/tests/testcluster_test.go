@@ -9,11 +9,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -90,18 +88,7 @@ func TestExecTTYFollowsResize(t *testing.T) {
 	screen := newScreen(term)
 	fmt.Fprint(term, "stty size\n")
 	screen.waitFor(t, "24 80")
-	if err := pty.Setsize(term, &pty.Winsize{Rows: 40, Cols: 132}); err != nil {
-		t.Fatal(err)
-	}
-	// The resize travels kubectl → API server → agent asynchronously.
-	deadline := time.Now().Add(20 * time.Second)
-	for !screen.contains("40 132") {
-		if time.Now().After(deadline) {
-			t.Fatalf("terminal size never became 40 132; screen:\n%s", screen.text())
-		}
-		fmt.Fprint(term, "stty size\n")
-		time.Sleep(300 * time.Millisecond)
-	}
+	resizeTo(t, term, screen, 40, 132)
 	fmt.Fprint(term, "exit 3\n")
 	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 3 {
 		t.Errorf("exit status = %v, want 3", err)
@@ -240,46 +227,4 @@ func processesWithArg(arg string) []string {
 		}
 	}
 	return pids
-}
-
-// screen accumulates what a pty shows.
-type screen struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func newScreen(r io.Reader) *screen {
-	s := &screen{}
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := r.Read(b)
-			s.mu.Lock()
-			s.buf.Write(b[:n])
-			s.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return s
-}
-
-func (s *screen) text() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-func (s *screen) contains(sub string) bool { return strings.Contains(s.text(), sub) }
-
-func (s *screen) waitFor(t *testing.T, sub string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !s.contains(sub) {
-		if time.Now().After(deadline) {
-			t.Fatalf("screen never showed %q:\n%s", sub, s.text())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
