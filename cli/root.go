@@ -51,8 +51,8 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-concourse",
 		Short: "Debug and move files in Concourse builds that run on Kubernetes",
-		Long: `kubectl concourse brings fly's hijack, execute, workers, containers, volumes and
-builds to Concourse builds that run as pods, found through labels.`,
+		Long: `kubectl concourse brings fly's hijack, one-off artifacts (upload, download), workers,
+containers, volumes, builds and watch to Concourse builds that run as pods, found through labels.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl concourse"},
@@ -74,7 +74,24 @@ builds to Concourse builds that run as pods, found through labels.`,
 		views.NewCmdWatch(streams, flags),
 	)
 	addCompletion(root)
+	hintArgErrors(root)
 	return root
+}
+
+// hintArgErrors makes a wrong number of positional arguments a usage error
+// like a bad flag: cobra reports it outside the flag error func.
+func hintArgErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		hintArgErrors(sub)
+	}
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError(cmd, err)
+			}
+			return nil
+		}
+	}
 }
 
 // addKubectlFlags adds kubectl's global flags, except that --server loses its
