@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
@@ -78,17 +79,17 @@ func writeError(w http.ResponseWriter, code int, err error) {
 	http.Error(w, err.Error(), code)
 }
 
-func (a *Agent) lookup(w http.ResponseWriter, r *http.Request) (*podRuntime, bool) {
-	p, _, err := a.podByName(r.PathValue("namespace"), r.PathValue("pod"))
+func (a *Agent) lookup(w http.ResponseWriter, r *http.Request) (*podRuntime, *corev1.Pod, bool) {
+	p, pod, err := a.podByName(r.PathValue("namespace"), r.PathValue("pod"))
 	if err != nil {
 		code := http.StatusInternalServerError
 		if apierrors.IsNotFound(err) {
 			code = http.StatusNotFound
 		}
 		writeError(w, code, err)
-		return nil, false
+		return nil, nil, false
 	}
-	return p, true
+	return p, pod, true
 }
 
 func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request) {
@@ -97,14 +98,10 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	p, ok := a.lookup(w, r)
+	// The pod as the informer has it now: its fault injection annotations
+	// apply to this session.
+	p, pod, ok := a.lookup(w, r)
 	if !ok {
-		return
-	}
-	// The current pod, for the fault injection annotations of this session.
-	pod, err := a.podLister.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, err)
 		return
 	}
 	session := &execSession{pod: p, podObj: pod}
@@ -118,7 +115,7 @@ func (a *Agent) serveAttach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	p, ok := a.lookup(w, r)
+	p, _, ok := a.lookup(w, r)
 	if !ok {
 		return
 	}
@@ -151,7 +148,7 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	p, ok := a.lookup(w, r)
+	p, _, ok := a.lookup(w, r)
 	if !ok {
 		return
 	}
