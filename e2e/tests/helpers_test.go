@@ -170,6 +170,18 @@ func (s *screen) waitFor(t *testing.T, sub string) {
 	}
 }
 
+// startOnPTY starts cmd on a new 24x80 pty, closed when the test ends, and
+// records what the pty shows.
+func startOnPTY(t *testing.T, cmd *exec.Cmd) (*os.File, *screen) {
+	t.Helper()
+	term, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { term.Close() })
+	return term, newScreen(term)
+}
+
 // resizeTo resizes the pty and waits until `stty size`, typed into the remote
 // shell, reports the new size: the resize travels kubectl (or the plugin) →
 // API server → node agent asynchronously.

@@ -147,12 +147,7 @@ func TestHijackTTYResize(t *testing.T) {
 		image: "bash", workingDir: "/tmp/build/tty"}), running)
 
 	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-s", "unit")
-	term, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer term.Close()
-	screen := newScreen(term)
+	term, screen := startOnPTY(t, cmd)
 	fmt.Fprint(term, "echo \"$PWD:$BASH_VERSION\"; stty size\n")
 	screen.waitFor(t, "24 80")
 	if !screen.contains("/tmp/build/tty:") || screen.contains("/tmp/build/tty:\r") {
@@ -363,12 +358,7 @@ func TestHijackChooserOnTTY(t *testing.T) {
 			image: "bash", workingDir: "/tmp/build/b" + b}), running)
 	}
 	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-s", "unit")
-	term, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer term.Close()
-	screen := newScreen(term)
+	term, screen := startOnPTY(t, cmd)
 	screen.waitFor(t, "2. build #2, step: unit, type: task, attempt: 1")
 	screen.waitFor(t, "choose a container: ")
 	fmt.Fprint(term, "2\n")

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -80,12 +79,7 @@ func TestExecTTYFollowsResize(t *testing.T) {
 	createPod(t, sleeper(ns, "tty"), running)
 
 	cmd := testCluster.Command(context.Background(), "kubectl", "-n", ns, "exec", "-it", "tty", "--", "sh")
-	term, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer term.Close()
-	screen := newScreen(term)
+	term, screen := startOnPTY(t, cmd)
 	fmt.Fprint(term, "stty size\n")
 	screen.waitFor(t, "24 80")
 	resizeTo(t, term, screen, 40, 132)
