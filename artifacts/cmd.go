@@ -9,6 +9,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+
 	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
 )
 
@@ -145,14 +147,14 @@ func NewCmdUpload(streams genericiooptions.IOStreams, getter genericclioptions.R
 		Short:                 "Copy a local file or directory into the container of a build step",
 		Long:                  uploadLong,
 		Example:               uploadExample,
-		Args:                  cobra.RangeArgs(1, 2),
+		Args:                  cmderr.Args(cobra.RangeArgs(1, 2)),
 		DisableFlagsInUseLine: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := o.Complete(getter, args); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				return c.FlagErrorFunc()(c, err)
+				return cmderr.Usage(err)
 			}
 			return o.Run(c.Context())
 		},
@@ -172,14 +174,14 @@ func NewCmdDownload(streams genericiooptions.IOStreams, getter genericclioptions
 		Short:                 "Copy a file or directory out of the container of a build step",
 		Long:                  downloadLong,
 		Example:               downloadExample,
-		Args:                  cobra.RangeArgs(1, 2),
+		Args:                  cmderr.Args(cobra.RangeArgs(1, 2)),
 		DisableFlagsInUseLine: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := o.Complete(getter, args); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				return c.FlagErrorFunc()(c, err)
+				return cmderr.Usage(err)
 			}
 			return o.Run(c.Context())
 		},

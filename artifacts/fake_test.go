@@ -12,9 +12,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // localExecutor is a podexec.Executor whose "container" is the local

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"k8s.io/cli-runtime/pkg/printers"
 	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // Remote scripts. Paths travel as positional parameters ("$1"), never

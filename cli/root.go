@@ -15,34 +15,68 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // cloud auth providers, as kubectl
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
 
 // Main runs the plugin with args and returns the process exit status.
+// SIGINT and SIGTERM cancel the command's context, so that every command
+// cleans up before it returns; the exit status is then the shell's for that
+// signal (130, 143), as kubectl's when it is interrupted.
 func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	go func() {
+		select {
+		case sig := <-signals:
+			cancel(interrupted{sig.(syscall.Signal)})
+		case <-ctx.Done():
+		}
+	}()
 	root := NewCmdRoot(streams)
 	root.SetArgs(args)
-	return exitStatus(root.ExecuteContext(ctx), streams)
+	cmd, err := root.ExecuteContextC(ctx)
+	return exitStatus(cmd, err, context.Cause(ctx), streams)
 }
 
-// exitStatus prints err once and chooses the exit status: a remote or build
-// status travels as an ExitError and is returned as is, without a message.
-func exitStatus(err error, streams genericiooptions.IOStreams) int {
+// interrupted is the cause of a context cancelled by a signal.
+type interrupted struct{ sig syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// exitStatus prints err once and chooses the exit status. A cmderr.Status is
+// the command's result and exits quietly with its code; a usage error gets
+// kubectl's hint. An interrupted command exits as the signal would have
+// made it (128+signal), silently when the interruption is its only error.
+func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.IOStreams) int {
 	if err == nil {
 		return 0
 	}
-	var exit utilexec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitStatus()
+	var status cmderr.Status
+	if errors.As(err, &status) {
+		return status.Code
 	}
-	fmt.Fprintf(streams.ErrOut, "error: %v\n", err)
-	return 1
+	code := 1
+	var sig interrupted
+	if errors.As(cause, &sig) {
+		code = 128 + int(sig.sig)
+		if errors.Is(err, context.Canceled) {
+			return code
+		}
+	}
+	msg := err.Error()
+	var usage *cmderr.UsageError
+	if errors.As(err, &usage) && cmd != nil {
+		msg += fmt.Sprintf("\nSee '%s -h' for help and examples", cmd.CommandPath())
+	}
+	fmt.Fprintf(streams.ErrOut, "error: %s\n", msg)
+	return code
 }
 
 // NewCmdRoot returns the root command with every kubectl global flag.
@@ -60,7 +94,7 @@ containers, volumes, builds and watch to Concourse builds that run as pods, foun
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(c, err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmderr.Usage(err) })
 	addKubectlFlags(root.PersistentFlags(), flags)
 
 	root.AddCommand(
@@ -74,24 +108,7 @@ containers, volumes, builds and watch to Concourse builds that run as pods, foun
 		views.NewCmdWatch(streams, flags),
 	)
 	addCompletion(root)
-	hintArgErrors(root)
 	return root
-}
-
-// hintArgErrors makes a wrong number of positional arguments a usage error
-// like a bad flag: cobra reports it outside the flag error func.
-func hintArgErrors(c *cobra.Command) {
-	for _, sub := range c.Commands() {
-		hintArgErrors(sub)
-	}
-	if check := c.Args; check != nil {
-		c.Args = func(cmd *cobra.Command, args []string) error {
-			if err := check(cmd, args); err != nil {
-				return usageError(cmd, err)
-			}
-			return nil
-		}
-	}
 }
 
 // addKubectlFlags adds kubectl's global flags, except that --server loses its
@@ -105,9 +122,4 @@ func addKubectlFlags(dst *pflag.FlagSet, flags *genericclioptions.ConfigFlags) {
 		}
 		dst.AddFlag(f)
 	})
-}
-
-// usageError adds kubectl's hint to an error caused by how the command was called.
-func usageError(c *cobra.Command, err error) error {
-	return fmt.Errorf("%w\nSee '%s -h' for help and examples", err, c.CommandPath())
 }

@@ -2,7 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"syscall"
 	"testing"
+
+	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
@@ -35,6 +42,48 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if out.Len() != 0 {
 				t.Errorf("Main(%q) wrote %q on stdout", tt.args, out.String())
+			}
+		})
+	}
+}
+
+// TestExitStatus pins what reaches the user for each kind of failure: only a
+// cmderr.Status is silent; a remote helper's exit status, however wrapped,
+// is an ordinary error with its message (it once exited 2 with nothing).
+func TestExitStatus(t *testing.T) {
+	remoteExit := fmt.Errorf("upload into /full: receive: %w: tar: write error: No space left on device",
+		utilexec.CodeExitError{Err: errors.New("command terminated with exit code 2"), Code: 2})
+	tests := []struct {
+		name     string
+		err      error
+		cause    error
+		wantCode int
+		wantOut  string
+	}{
+		{"success", nil, nil, 0, ""},
+		{"the command's own result is silent", fmt.Errorf("session: %w", cmderr.Status{Code: 42}), nil, 42, ""},
+		{"a wrapped remote exit is reported", remoteExit, nil, 1,
+			"error: upload into /full: receive: command terminated with exit code 2: tar: write error: No space left on device\n"},
+		{"usage", cmderr.Usagef("--bad %q", "x"), nil, 1,
+			"error: --bad \"x\"\nSee 'kubectl concourse hijack -h' for help and examples\n"},
+		{"interrupted", fmt.Errorf("wait: %w", context.Canceled), interrupted{syscall.SIGINT}, 130, ""},
+		{"terminated", context.Canceled, interrupted{syscall.SIGTERM}, 143, ""},
+		{"interrupted with a cleanup failure", errors.New("pod x/y is left behind"), interrupted{syscall.SIGINT}, 130,
+			"error: pod x/y is left behind\n"},
+	}
+	root := NewCmdRoot(genericiooptions.NewTestIOStreamsDiscard())
+	hijack, _, err := root.Find([]string{"hijack"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+			if code := exitStatus(hijack, tt.err, tt.cause, streams); code != tt.wantCode {
+				t.Errorf("exitStatus(%v) = %d, want %d", tt.err, code, tt.wantCode)
+			}
+			if errOut.String() != tt.wantOut {
+				t.Errorf("exitStatus(%v) printed %q, want %q", tt.err, errOut.String(), tt.wantOut)
 			}
 		})
 	}

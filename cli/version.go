@@ -4,7 +4,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 )
 
 // Set at build time with -ldflags "-X github.com/kubectl-concourse/kubectl-concourse/cli.version=...".
@@ -19,7 +22,7 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the kubectl concourse version",
-		Args:  cobra.NoArgs,
+		Args:  cmderr.Args(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			_, err := fmt.Fprintf(streams.Out, "kubectl-concourse %s (commit %s, built %s)\n", version, commit, date)
 			return err

@@ -6,6 +6,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+
 	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
 )
 
@@ -60,8 +62,7 @@ func NewCmdHijack(streams genericiooptions.IOStreams, getter genericclioptions.R
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				// The root's flag error func adds kubectl's usage hint.
-				return c.FlagErrorFunc()(c, err)
+				return cmderr.Usage(err)
 			}
 			return o.Run(c.Context())
 		},

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/printers"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -83,7 +84,7 @@ func (o *HijackOptions) debugEphemeral(ctx context.Context, m *selector.Match) e
 	pods := o.Client.CoreV1().Pods(pod.Namespace)
 	where := printers.EscapeTerminal(pod.Namespace + "/" + pod.Name)
 	if _, err := pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers"); err != nil {
-		return fmt.Errorf("add debug container to pod %s: %w", where, explainForbidden(err, pod.Namespace, "patch", "pods/ephemeralcontainers"))
+		return fmt.Errorf("add debug container to pod %s: %w", where, cmderr.ExplainForbidden(err, pod.Namespace, "patch", "pods/ephemeralcontainers"))
 	}
 	defer o.stopKeeper(ctx, pod, name)
 	fmt.Fprintf(o.ErrOut, "Debug container %s (%s) targets container %s of pod %s; its processes, and their root filesystems as /proc/PID/root, are visible where the runtime supports targeting.\n",
@@ -154,7 +155,7 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 	created, err := pods.Create(ctx, cp, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create a copy of pod %s/%s: %w", printers.EscapeTerminal(orig.Namespace), printers.EscapeTerminal(orig.Name),
-			explainForbidden(err, orig.Namespace, "create", "pods"))
+			cmderr.ExplainForbidden(err, orig.Namespace, "create", "pods"))
 	}
 	where := printers.EscapeTerminal(created.Namespace + "/" + created.Name)
 	if o.Keep {
@@ -192,7 +193,7 @@ func (o *HijackOptions) waitRunning(ctx context.Context, pod *corev1.Pod, contai
 	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
 		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
-			return false, explainForbidden(err, pod.Namespace, "get", "pods")
+			return false, cmderr.ExplainForbidden(err, pod.Namespace, "get", "pods")
 		}
 		current = p
 		switch p.Status.Phase {

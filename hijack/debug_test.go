@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -172,9 +174,9 @@ func TestDebugDir(t *testing.T) {
 }
 
 func exitStatusOf(err error) int {
-	var exit interface{ ExitStatus() int }
-	if errors.As(err, &exit) {
-		return exit.ExitStatus()
+	var st cmderr.Status
+	if errors.As(err, &st) {
+		return st.Code
 	}
 	return -1
 }

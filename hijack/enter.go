@@ -13,12 +13,13 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // enter runs the command (or fly's default shell) in a container of pod,
 // starting in workingDir unless -w says otherwise. The remote exit status
-// comes back as a utilexec.ExitError.
+// comes back as a cmderr.Status.
 func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, workingDir string) error {
 	dir := workingDir
 	if o.workDirSet {
@@ -106,19 +107,20 @@ func maybeNotFound(err error) bool {
 	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")
 }
 
-// execError passes a remote exit status through untouched (it becomes the
-// plugin's) and gives other failures their context.
+// execError turns the remote exit status into the command's own (a
+// cmderr.Status) and gives other failures their context.
 func (o *HijackOptions) execError(ctx context.Context, err error, pod *corev1.Pod, container string) error {
 	if err == nil {
 		return nil
 	}
 	var exit utilexec.ExitError
 	if errors.As(err, &exit) {
-		return err
+		// The session's own status is the command's result, as in fly.
+		return cmderr.Status{Code: exit.ExitStatus(), Reason: "remote command exited"}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("session ended: %w", context.Cause(ctx))
 	}
-	err = explainForbidden(err, pod.Namespace, "create", "pods/exec")
+	err = cmderr.ExplainForbidden(err, pod.Namespace, "create", "pods/exec")
 	return fmt.Errorf("exec in container %s of pod %s: %w", printers.EscapeTerminal(container), printers.EscapeTerminal(pod.Namespace+"/"+pod.Name), err)
 }

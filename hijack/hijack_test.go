@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -231,14 +232,13 @@ func TestRun(t *testing.T) {
 				tt.setup(o)
 			}
 			err := o.Run(t.Context())
-			var exit utilexec.ExitError
 			switch {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Run() = %v\nwant error containing %q", err, tt.wantErr)
 				}
 			case tt.wantExit != 0:
-				if !errors.As(err, &exit) || exit.ExitStatus() != tt.wantExit {
+				if exitStatusOf(err) != tt.wantExit {
 					t.Fatalf("Run() = %v, want exit status %d", err, tt.wantExit)
 				}
 			case err != nil:
@@ -271,7 +271,7 @@ func TestRunListForbidden(t *testing.T) {
 	})
 	o.Target = selector.Target{Job: "main/test"}
 	err := o.Run(t.Context())
-	var forbidden *ForbiddenError
+	var forbidden *cmderr.ForbiddenError
 	if !errors.As(err, &forbidden) || forbidden.Verb != "list" || forbidden.Resource != "pods" || forbidden.Namespace != "ci" {
 		t.Fatalf("Run() = %v, want a ForbiddenError for list pods in ci", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -95,7 +96,7 @@ func (o *HijackOptions) Run(ctx context.Context) error {
 		if o.Target.Pod != "" {
 			verb = "get" // --pod is one GET
 		}
-		return explainForbidden(err, ns, verb, "pods")
+		return cmderr.ExplainForbidden(err, ns, verb, "pods")
 	}
 	m, err := selector.Choose(ms, o.In, o.ErrOut, o.terminal(o.In))
 	if errors.Is(err, selector.ErrNoChoice) {

@@ -9,19 +9,21 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+
 	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
 )
 
 // listCommand wires a list view: flags, the three phases, completion.
 func listCommand(o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd *cobra.Command, run func(*cobra.Command) error) *cobra.Command {
-	cmd.Args, cmd.ValidArgsFunction = cobra.NoArgs, cobra.NoFileCompletions
+	cmd.Args, cmd.ValidArgsFunction = cmderr.Args(cobra.NoArgs), cobra.NoFileCompletions
 	cmd.DisableFlagsInUseLine = true
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		if err := o.Complete(getter); err != nil {
 			return err
 		}
 		if err := o.Validate(); err != nil {
-			return c.FlagErrorFunc()(c, err)
+			return cmderr.Usage(err)
 		}
 		return run(c)
 	}
@@ -128,7 +130,7 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 	cmd := &cobra.Command{
 		Use:                   "watch -j PIPELINE/JOB [-b BUILD]",
 		DisableFlagsInUseLine: true,
-		Args:                  cobra.NoArgs,
+		Args:                  cmderr.Args(cobra.NoArgs),
 		ValidArgsFunction:     cobra.NoFileCompletions,
 		Short:                 "Follow the step logs of a build until it ends",
 		Long: templates.LongDesc(`
@@ -151,7 +153,7 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				return c.FlagErrorFunc()(c, err)
+				return cmderr.Usage(err)
 			}
 			return o.Run(c.Context())
 		},

@@ -19,8 +19,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/kubernetes"
-	utilexec "k8s.io/client-go/util/exec"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -115,7 +115,7 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 		fmt.Fprintln(o.Out, status)
 	}
 	if code := exitCodes[status]; code != 0 {
-		return utilexec.CodeExitError{Err: fmt.Errorf("build %s", status), Code: code}
+		return cmderr.Status{Code: code, Reason: "build " + status}
 	}
 	return nil
 }
@@ -252,7 +252,7 @@ func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr 
 		}
 		select {
 		case <-ctx.Done():
-			return "", utilexec.CodeExitError{Err: ctx.Err(), Code: 130}
+			return "", ctx.Err()
 		case err := <-watchErr:
 			if err != nil {
 				return "", fmt.Errorf("watch pods: %w", err)

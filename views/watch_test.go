@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -155,9 +156,9 @@ func TestWatch(t *testing.T) {
 			defer cancel()
 			err := o.Run(ctx)
 			code := 0
-			var exit utilexec.ExitError
-			if errors.As(err, &exit) {
-				code = exit.ExitStatus()
+			var st cmderr.Status
+			if errors.As(err, &st) {
+				code = st.Code
 			} else if err != nil {
 				t.Fatalf("Run() = %v", err)
 			}

@@ -1,0 +1,98 @@
+// Package cmderr holds the errors that commands return for cli to print,
+// each telling cli how: a usage error gets kubectl's "See ... -h" hint, a
+// Status is a result that exits quietly with its own code, and a
+// ForbiddenError names the permission that was missing. Commands never print
+// their own fatal errors or exit; only cli does, once.
+package cmderr
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// UsageError is a mistake in how a command was called: a bad flag or
+// argument, or flags that contradict each other. cli prints it with
+// kubectl's hint to the command's help, as kubectl's UsageErrorf does.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usage marks err as a usage error; nil stays nil.
+func Usage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UsageError{Err: err}
+}
+
+// Usagef is Usage(fmt.Errorf(format, a...)).
+func Usagef(format string, a ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, a...)}
+}
+
+// Args makes the errors of a cobra argument check usage errors, so that a
+// wrong number of arguments gets the same hint as a bad flag.
+func Args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		return Usage(check(cmd, args))
+	}
+}
+
+// Status is the exit status of something whose status is the command's
+// result: hijack's remote process, the build that watch follows, the task
+// that execute runs. The command has already shown what it wanted to, so
+// cli exits with Code and prints nothing. No other failure may use it: a
+// helper script's non-zero exit is an ordinary error with a message.
+type Status struct {
+	Code   int
+	Reason string // what the status stands for, e.g. "build failed"; never printed by cli
+}
+
+func (s Status) Error() string {
+	if s.Reason != "" {
+		return fmt.Sprintf("%s (exit status %d)", s.Reason, s.Code)
+	}
+	return fmt.Sprintf("exit status %d", s.Code)
+}
+
+// ForbiddenError names the permission a command lacked and where, so that
+// the user can ask for exactly that (docs/rbac.md has the minimal Roles).
+type ForbiddenError struct {
+	Verb, Resource string // e.g. create, pods/exec
+	Namespace      string // "" for every namespace
+	Err            error
+}
+
+func (e *ForbiddenError) Error() string {
+	where := "namespace " + e.Namespace
+	if e.Namespace == "" {
+		where = "every namespace (a ClusterRole, because of -A)"
+	}
+	return fmt.Sprintf("permission denied: you need %q on %q in %s (docs/rbac.md gives the minimal Role): %v",
+		e.Verb, e.Resource, where, e.Err)
+}
+
+func (e *ForbiddenError) Unwrap() error { return e.Err }
+
+// ExplainForbidden turns an authorization failure into a ForbiddenError and
+// leaves every other error as it is. An exec that falls back to SPDY loses
+// the API status on the way and only its message says "forbidden", hence
+// the second test.
+func ExplainForbidden(err error, namespace, verb, resource string) error {
+	if err == nil {
+		return nil
+	}
+	var already *ForbiddenError
+	if errors.As(err, &already) {
+		return err
+	}
+	if !apierrors.IsForbidden(err) && !strings.Contains(err.Error(), " is forbidden: ") {
+		return err
+	}
+	return &ForbiddenError{Verb: verb, Resource: resource, Namespace: namespace, Err: err}
+}
