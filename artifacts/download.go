@@ -51,7 +51,14 @@ func splitRemote(p string) (dir, base string, err error) {
 
 // download copies remote path src into localDir/<base name of src>.
 func download(ctx context.Context, rem *remote, src, localDir string, s settings) error {
-	src = remoteAbs(rem.target.WorkingDir, src)
+	src = remoteAbs(rem.workingDir, src)
+	if err := downloadTo(ctx, rem, src, localDir, s); err != nil {
+		return fmt.Errorf("download %s into %s: %w", src, localDir, err)
+	}
+	return nil
+}
+
+func downloadTo(ctx context.Context, rem *remote, src, localDir string, s settings) error {
 	parent, base, err := splitRemote(src)
 	if err != nil {
 		return err
@@ -214,7 +221,7 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	err := d.extract(pr)
 	pr.CloseWithError(errors.New("download stopped")) // unblocks the exec if extraction ended first
 	if eerr := <-execErr; eerr != nil {
-		return fmt.Errorf("stream from the container: %w", eerr)
+		return fmt.Errorf("receive: %w", eerr)
 	}
 	return err
 }

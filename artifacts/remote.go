@@ -8,12 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
 	"strings"
 	"time"
-
-	"k8s.io/cli-runtime/pkg/printers"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
@@ -84,47 +82,19 @@ exit $st`
 	removeScript = `rm -rf -- "$@"`
 )
 
-// Target is the container a transfer talks to.
-type Target struct {
-	Namespace, Pod, Container string
-	// WorkingDir anchors relative remote paths; empty means the exec's
-	// own directory.
-	WorkingDir string
-}
-
 // remote runs the scripts above in one container.
 type remote struct {
-	exec   podexec.Executor
-	target Target
+	exec      podexec.Executor
+	container podexec.Container
+	// workingDir anchors relative remote paths; empty means the exec's
+	// own directory.
+	workingDir string
 }
 
+// run runs a script; a failure is a *podexec.ScriptError that says where,
+// and in the container's words what, went wrong.
 func (r *remote) run(ctx context.Context, script string, args []string, in io.Reader, out io.Writer) error {
-	cmd := append([]string{"sh", "-c", script, "sh"}, args...)
-	stderr := &tailBuffer{max: 2048}
-	err := r.exec.Exec(ctx, podexec.Request{
-		Namespace: r.target.Namespace, Pod: r.target.Pod, Container: r.target.Container,
-		Command: cmd, Stdin: in != nil,
-	}, podexec.Streams{In: in, Out: out, ErrOut: stderr}, nil)
-	if err != nil && stderr.Len() > 0 {
-		return fmt.Errorf("%w: %s", err, printers.EscapeTerminal(strings.TrimSpace(stderr.String())))
-	}
-	return err
-}
-
-// tailBuffer keeps the last max bytes of a remote stderr, which is hostile
-// and may be endless.
-type tailBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	b.Buffer.Write(p)
-	if over := b.Buffer.Len() - b.max; over > 0 {
-		b.Buffer.Next(over)
-	}
-	return n, nil
+	return podexec.RunScript(ctx, r.exec, r.container, script, args, in, out)
 }
 
 // caps is what the probe found.
@@ -159,27 +129,16 @@ func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample i
 	if perr := <-done; err == nil {
 		err = perr
 	}
-	if err != nil && noShell(err) {
+	if err != nil && podexec.ExecutableMissing(err) {
 		return c, fmt.Errorf("%w (%v)", errNoTar, err)
 	}
 	if err != nil {
-		return c, fmt.Errorf("probe container: %w", err)
+		return c, fmt.Errorf("probe %s: %w", p, err)
 	}
 	if !c.tar {
 		return c, errNoTar
 	}
 	return c, nil
-}
-
-// noShell tells "sh is missing" (exit 126/127 or the runtime's words for
-// it) from other failures.
-func noShell(err error) bool {
-	var exit utilexec.ExitError
-	if errors.As(err, &exit) && (exit.ExitStatus() == 126 || exit.ExitStatus() == 127) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")
 }
 
 func parseProbe(r io.Reader, c *caps) error {
@@ -265,7 +224,7 @@ type manifest struct {
 func (r *remote) manifest(ctx context.Context, dir, name, prefix string) (manifest, error) {
 	var out bytes.Buffer
 	if err := r.run(ctx, manifestScript, []string{dir, name}, nil, &out); err != nil {
-		return manifest{}, fmt.Errorf("compute sha256 in the container: %w", err)
+		return manifest{}, fmt.Errorf("sha256 of %s: %w", path.Join(dir, name), err)
 	}
 	return parseManifest(out.String(), prefix), nil
 }
@@ -326,7 +285,7 @@ func compare(local map[string][32]byte, m manifest) (differ []string, err error)
 func (r *remote) list(ctx context.Context, dir, name string) ([]string, error) {
 	var out bytes.Buffer
 	if err := r.run(ctx, listScript, []string{dir, name}, nil, &out); err != nil {
-		return nil, fmt.Errorf("list %s in the container: %w", name, err)
+		return nil, fmt.Errorf("list %s: %w", path.Join(dir, name), err)
 	}
 	var names []string
 	for _, n := range strings.Split(out.String(), "\x00") {

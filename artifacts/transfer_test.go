@@ -118,7 +118,7 @@ func TestRoundTrip(t *testing.T) {
 			local := filepath.Join(t.TempDir(), "src")
 			writeTree(t, local, sampleTree)
 			container := t.TempDir()
-			rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+			rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: container}
 			var w warnings
 			if err := upload(ctx, rem, local, "work", true, testSettings(&w, compress)); err != nil {
 				t.Fatalf("upload: %v (%s)", err, w.b.String())
@@ -159,7 +159,7 @@ func TestDownloadReplacesAtomicallyAndResumes(t *testing.T) {
 
 	// A stream cut after 250 kB every time: retries exhausted, old tree intact.
 	ex := &localExecutor{bin: busyboxBin(t), cutAfter: 250000, cuts: 100}
-	rem := &remote{exec: ex, target: Target{WorkingDir: container}}
+	rem := &remote{exec: ex, workingDir: container}
 	var w warnings
 	s := testSettings(&w, compressNone)
 	s.retries = 1
@@ -195,7 +195,7 @@ func TestDownloadInterruptedLeavesNothing(t *testing.T) {
 	dest := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: container}
 	var w warnings
 	if err := download(ctx, rem, "out", dest, testSettings(&w, compressNone)); err == nil {
 		t.Fatal("cancelled download succeeded")
@@ -213,7 +213,7 @@ func TestUploadFailureKeepsOldDestination(t *testing.T) {
 	writeTree(t, filepath.Join(container, "src"), map[string]string{"old": "old"})
 	// A container whose tar always fails after reading its input.
 	bin := fakeTarBin(t, "cat >/dev/null; exit 3")
-	rem := &remote{exec: &localExecutor{bin: bin}, target: Target{WorkingDir: container}}
+	rem := &remote{exec: &localExecutor{bin: bin}, workingDir: container}
 	var w warnings
 	if err := upload(ctx, rem, local, ".", true, testSettings(&w, compressNone)); err == nil {
 		t.Fatal("upload through a failing tar succeeded")
@@ -238,7 +238,7 @@ func TestUploadSelectsLikeFly(t *testing.T) {
 	git(t, local, "add", "-f", "keep.log")
 	os.Remove(filepath.Join(local, "deleted"))
 	container := t.TempDir()
-	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: container}
 	var w warnings
 	if err := upload(ctx, rem, local, ".", false, testSettings(&w, compressNone)); err != nil {
 		t.Fatalf("upload: %v", err)
@@ -293,7 +293,7 @@ func TestDownloadFromHostileTar(t *testing.T) {
 	writeTree(t, filepath.Join(container, "out"), map[string]string{"ok": "fine"})
 	base := t.TempDir()
 	dest := filepath.Join(base, "dest")
-	rem := &remote{exec: &localExecutor{bin: fakeTarBin(t, "cat "+evil)}, target: Target{WorkingDir: container}}
+	rem := &remote{exec: &localExecutor{bin: fakeTarBin(t, "cat "+evil)}, workingDir: container}
 	var w warnings
 	s := testSettings(&w, compressNone)
 	s.retries = 0
@@ -346,7 +346,7 @@ func TestUploadCancelledMidStreamLeavesNoStaging(t *testing.T) {
 	writeTree(t, filepath.Join(container, "src"), map[string]string{"old": "old"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rem := &remote{exec: cancelAfterStdin{&localExecutor{bin: busyboxBin(t)}, 300000, cancel}, target: Target{WorkingDir: container}}
+	rem := &remote{exec: cancelAfterStdin{&localExecutor{bin: busyboxBin(t)}, 300000, cancel}, workingDir: container}
 	var w warnings
 	if err := upload(ctx, rem, local, ".", true, testSettings(&w, compressNone)); err == nil {
 		t.Fatal("cancelled upload succeeded")
@@ -361,7 +361,7 @@ func TestSingleFileRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"run.sh": "exe:#!/bin/sh\n"})
 	container := t.TempDir()
-	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, target: Target{WorkingDir: container}}
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: container}
 	var w warnings
 	if err := upload(ctx, rem, filepath.Join(dir, "run.sh"), "bin", false, testSettings(&w, compressAuto)); err != nil {
 		t.Fatalf("upload: %v", err)
@@ -404,9 +404,9 @@ func TestSelectionEqualsGitOnGeneratedTrees(t *testing.T) {
 			git(t, dir, "add", ".")
 			git(t, dir, "add", "-f", all[0], all[1]) // tracked though maybe ignored
 			os.Remove(filepath.Join(dir, all[2]))    // tracked, then deleted
-			got, ok := gitFiles(context.Background(), dir)
-			if !ok {
-				t.Fatal("not a work tree")
+			got, err := gitFiles(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
 			}
 			var onDisk []string
 			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {

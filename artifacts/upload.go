@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"k8s.io/cli-runtime/pkg/printers"
 )
 
 // upload copies local file or directory src to remoteDir/<base name of
@@ -20,6 +23,13 @@ import (
 // moved into place only once complete (and verified), so an interrupted
 // upload leaves the old destination as it was.
 func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgnored bool, s settings) error {
+	if err := uploadTo(ctx, rem, src, remoteDir, includeIgnored, s); err != nil {
+		return fmt.Errorf("upload %s into %s: %w", src, remoteAbs(rem.workingDir, remoteDir), err)
+	}
+	return nil
+}
+
+func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIgnored bool, s settings) error {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return err
@@ -32,9 +42,9 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 	if base == string(filepath.Separator) || base == "." {
 		return fmt.Errorf("local path %q does not name a file or directory", src)
 	}
-	var files []string
-	if fi.IsDir() && !includeIgnored {
-		files, _ = gitFiles(ctx, abs) // nil outside a work tree: everything, as fly
+	files, err := selectFiles(ctx, abs, fi.IsDir() && !includeIgnored, s.warnf)
+	if err != nil {
+		return err
 	}
 	p := newPacker(abs, base, files, s.preserveOwner, s.warnf, nil)
 	total, err := p.size()
@@ -42,7 +52,7 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 		return err
 	}
 
-	dest := remoteAbs(rem.target.WorkingDir, remoteDir)
+	dest := remoteAbs(rem.workingDir, remoteDir)
 	var ratio float64
 	sample := 0
 	if s.compress == compressAuto {
@@ -91,6 +101,30 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 	b.end(err == nil)
 	return err
 }
+
+// selectFiles chooses what to upload from dir as fly does: nil (everything)
+// outside a git work tree or without git, and with --include-ignored
+// (byGit false); else what gitFiles lists. A git that fails otherwise is an
+// error, not a silent upload of everything.
+func selectFiles(ctx context.Context, dir string, byGit bool, warnf func(string, ...any)) ([]string, error) {
+	if !byGit {
+		return nil, nil
+	}
+	files, err := gitFiles(ctx, dir)
+	switch {
+	case errors.Is(err, errNotWorkTree):
+		return nil, nil
+	case errors.Is(err, exec.ErrNotFound):
+		warnf("warning: git is not installed: uploading every file of %s, as if --include-ignored\n", printers.EscapeTerminal(dir))
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("choose the files git does not ignore: %w (--include-ignored uploads every file without asking git)", err)
+	}
+	return files, nil
+}
+
+// errUploadStopped ends the packer when the exec ended first.
+var errUploadStopped = errors.New("upload stopped")
 
 func randomSuffix() (string, error) {
 	var b [6]byte
@@ -194,19 +228,21 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (string, 
 		args[2], out = "./"+u.base, &sums
 	}
 	err := u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
-	pr.CloseWithError(errors.New("upload stopped")) // stops the packer if the exec ended first
-	if perr := <-packErr; perr != nil && err == nil {
+	pr.CloseWithError(errUploadStopped) // stops the packer if the exec ended first
+	if perr := <-packErr; perr != nil && !errors.Is(perr, errUploadStopped) {
+		// A local failure (a file we cannot read) also breaks the remote
+		// tar; it is the cause, and the one to report.
 		return "", perr
 	}
 	if err != nil {
-		return "", fmt.Errorf("stream to the container: %w", err)
+		return "", fmt.Errorf("send: %w", err)
 	}
 	return sums.String(), nil
 }
 
 func (u *uploader) commit(ctx context.Context) error {
 	if err := u.rem.run(ctx, commitScript, []string{u.staging, u.dest, u.base, u.old}, nil, nil); err != nil {
-		return fmt.Errorf("move %s into place in the container: %w", path.Join(u.dest, u.base), err)
+		return fmt.Errorf("move %s into place: %w", path.Join(u.dest, u.base), err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,7 +31,7 @@ func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, w
 		}
 		req.Command = remoteCommand(o.Command, dir, o.Term)
 		err := o.Executor.Exec(ctx, req, s, resize)
-		if err == nil || !maybeNotFound(err) {
+		if err == nil || !podexec.ExecutableMissing(err) {
 			return o.execError(ctx, err, pod, container)
 		}
 		// Either sh is missing (a shell-less image, or Windows), or the
@@ -79,7 +78,7 @@ func (o *HijackOptions) hasShell(ctx context.Context, req podexec.Request) (bool
 	switch {
 	case err == nil:
 		return true, nil
-	case maybeNotFound(err):
+	case podexec.ExecutableMissing(err):
 		return false, nil
 	}
 	return false, err
@@ -93,18 +92,6 @@ func (o *HijackOptions) nodeIsWindows(ctx context.Context, pod *corev1.Pod) bool
 	}
 	node, err := o.Client.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
 	return err == nil && node.Labels[corev1.LabelOSStable] == string(corev1.Windows)
-}
-
-// maybeNotFound says whether an exec may have failed because its
-// executable does not exist: exit status 127 (as a shell or the test
-// cluster reports it) or the runtime's own message (containerd, CRI-O).
-func maybeNotFound(err error) bool {
-	var exit utilexec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitStatus() == 127
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")
 }
 
 // execError turns the remote exit status into the command's own (a
