@@ -3,6 +3,7 @@ package artifacts
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"k8s.io/client-go/tools/remotecommand"
@@ -447,4 +449,23 @@ func firstDiff(a, b []string) string {
 		}
 	}
 	return "the end"
+}
+
+// TestUploadReportsTheLocalCause: a local file that cannot be read breaks
+// the container's tar too; the local error is the cause and the one
+// reported (the remote tar's exit once hid it).
+func TestUploadReportsTheLocalCause(t *testing.T) {
+	local := filepath.Join(t.TempDir(), "src")
+	writeTree(t, local, map[string]string{"big": strings.Repeat("b", 1<<20), "x": "a file, not a directory"})
+	container := t.TempDir()
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: container}
+	var w warnings
+	// "x/y" cannot be read (x is a file): what a file the plugin may not
+	// read does, reproducible as root.
+	p := newPacker(local, "src", []string{"big", "x/y"}, false, testSettings(&w, compressNone).warnf, nil)
+	u := &uploader{rem: rem, p: p, base: "src", dest: container, staging: filepath.Join(container, ".staging"), tarOpts: []string{"-o"}}
+	_, err := u.stream(context.Background(), nil)
+	if !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("stream() = %v, want the local ENOTDIR", err)
+	}
 }

@@ -85,11 +85,22 @@ func (e *ScriptError) Unwrap() error { return e.Err }
 // stream.
 func (e *ScriptError) Exited() bool { return e.Code >= 0 }
 
-// lastLine is the last line of s that holds more than white space, escaped
-// for the terminal.
+// lastLine is the last line of s that says something, escaped for the
+// terminal: GNU tar ends with a summary ("Exiting with failure status due to
+// previous errors") that names no cause, so the line before it is taken.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return printers.EscapeTerminal(strings.TrimSpace(lines[len(lines)-1]))
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l != "" && (i == 0 || !isSummary(l)) {
+			return printers.EscapeTerminal(l)
+		}
+	}
+	return ""
+}
+
+func isSummary(line string) bool {
+	return strings.HasSuffix(line, "due to previous errors") || strings.HasSuffix(line, "error exit delayed from previous errors")
 }
 
 // tailBuffer keeps the last max bytes written to it.
