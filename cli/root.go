@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -72,7 +73,10 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 	}
 	msg := err.Error()
 	var usage *cmderr.UsageError
-	if errors.As(err, &usage) && cmd != nil {
+	// cobra's lookup reports an unknown subcommand as a plain error, before
+	// any command (or our Args checks) could type it.
+	unknown := strings.HasPrefix(msg, "unknown command ")
+	if (errors.As(err, &usage) || unknown) && cmd != nil {
 		msg += fmt.Sprintf("\nSee '%s -h' for help and examples", cmd.CommandPath())
 	}
 	fmt.Fprintf(streams.ErrOut, "error: %s\n", msg)
