@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -323,19 +322,8 @@ func TestHijackDebugInterruptedLeavesNothing(t *testing.T) {
 	createPod(t, stepPod(ns, step{name: "done", pipeline: "main", job: "test", build: "1", step: "unit",
 		command: []string{"true"}}), finished)
 
-	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns,
+	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
 		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 60")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, len("started\n"))
-	if _, err := io.ReadFull(out, buf); err != nil {
-		t.Fatalf("session never started: %v", err)
-	}
 	// kubectl execs the plugin in place: the signal reaches the plugin.
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -435,19 +423,8 @@ func TestHelperEndsWhenThePluginIsKilled(t *testing.T) {
 	t.Parallel() // it mostly waits out the grace
 	ns := testCluster.Namespace(t)
 	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
-	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns,
+	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
 		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 600")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, len("started\n"))
-	if _, err := io.ReadFull(out, buf); err != nil {
-		t.Fatalf("session never started: %v", err)
-	}
 	killed := time.Now()
 	if err := cmd.Process.Kill(); err != nil { // kubectl execs the plugin in place
 		t.Fatal(err)
