@@ -12,19 +12,19 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"sort"
-	"strings"
+	"time"
 
 	"k8s.io/cli-runtime/pkg/printers"
 )
 
 // upload copies local file or directory src to remoteDir/<base name of
-// src>. It lands in a staging directory beside the destination and is
-// moved into place only once complete (and verified), so an interrupted
-// upload leaves the old destination as it was.
+// src>. It arrives in a staging directory beside the destination and lands
+// only once complete (and verified), in one rename, so that an interrupted
+// or failed upload leaves the old destination as it was (scripts.go has the
+// layout).
 func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgnored bool, s settings) error {
 	if err := uploadTo(ctx, rem, src, remoteDir, includeIgnored, s); err != nil {
-		return fmt.Errorf("upload %s into %s: %w", src, remoteAbs(rem.workingDir, remoteDir), err)
+		return fmt.Errorf("upload %s into %s: %w", src, remoteAbs(rem.workingDir, remoteDir), withRemedy(err))
 	}
 	return nil
 }
@@ -41,6 +41,9 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIg
 	base := filepath.Base(abs)
 	if base == string(filepath.Separator) || base == "." {
 		return fmt.Errorf("local path %q does not name a file or directory", src)
+	}
+	if base == stateDirName {
+		return fmt.Errorf("%s is the name of the plugin's own directory beside uploads; rename %s", stateDirName, src)
 	}
 	files, err := selectFiles(ctx, abs, fi.IsDir() && !includeIgnored, s.warnf)
 	if err != nil {
@@ -61,7 +64,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIg
 			sample = sampleBytes
 		}
 	}
-	c, err := rem.probe(ctx, dest, false, false, sample, 0)
+	c, err := probeRetrying(ctx, rem, s, dest, false, false, sample, 0)
 	if err != nil {
 		return err
 	}
@@ -76,13 +79,16 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIg
 	if s.verify && !verify {
 		s.warnf("warning: the container has no sha256sum or find; the upload is not verified\n")
 	}
-	suffix, err := randomSuffix()
+	id, err := randomSuffix()
 	if err != nil {
 		return err
 	}
+	state := path.Join(dest, stateDirName, base)
 	u := &uploader{rem: rem, p: p, base: base, dest: dest, gzip: useGzip, verify: verify,
-		staging: path.Join(dest, ".kubectl-concourse-upload-"+suffix),
-		old:     path.Join(dest, ".kubectl-concourse-old-"+suffix)}
+		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
+	if fi.IsDir() {
+		u.kind = "dir"
+	}
 	u.tarOpts = []string{"-o"} // extract as the container's user, not ours
 	if s.preserveOwner {
 		u.tarOpts = []string{"--numeric-owner"}
@@ -94,12 +100,24 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIg
 	p.progress = b.counter()
 	err = u.run(ctx, s)
 	if err != nil {
-		if rerr := rem.remove(ctx, u.staging); rerr != nil {
-			s.warnf("warning: could not remove staging directory %s in the container: %v\n", u.staging, rerr)
+		if aerr := rem.abort(ctx, u.staging); aerr != nil {
+			s.warnf("warning: could not remove staging directory %s in the container: %v\n", u.staging, aerr)
 		}
 	}
 	b.end(err == nil)
 	return err
+}
+
+// probeRetrying probes, again after a broken stream (the link sample is
+// the longest part of a probe).
+func probeRetrying(ctx context.Context, rem *remote, s settings, p string, size, ratio bool, sample int, sampleMin int64) (caps, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := rem.probe(ctx, p, size, ratio, sample, sampleMin)
+		if err == nil || !transient(err) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
+			return c, err
+		}
+		s.warnf("warning: %v; probing again (retry %d)\n", err, attempt+1)
+	}
 }
 
 // selectFiles chooses what to upload from dir as fly does: nil (everything)
@@ -135,13 +153,18 @@ func randomSuffix() (string, error) {
 }
 
 type uploader struct {
-	rem                      *remote
-	p                        *packer
-	base, dest, staging, old string
-	gzip, verify             bool
-	tarOpts                  []string
+	rem                *remote
+	p                  *packer
+	base, dest         string
+	state, id, staging string
+	kind               string // dir or file
+	gzip, verify       bool
+	tarOpts            []string
 }
 
+// run sends until the staging directory holds the tree intact, resuming
+// after what a retry can fix (a broken stream, a failed check) with only
+// the files not yet staged intact, and then lands it.
 func (u *uploader) run(ctx context.Context, s settings) error {
 	var skip func(string) bool // nil: send everything
 	for attempt := 0; ; attempt++ {
@@ -152,56 +175,56 @@ func (u *uploader) run(ctx context.Context, s settings) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if s.retries >= 0 && attempt >= s.retries {
-			return err
-		}
-		skip, err = u.intact(ctx, err)
-		if err != nil {
+		if !transient(err) || s.retries >= 0 && attempt >= s.retries {
 			return err
 		}
 		s.warnf("warning: %v; resuming (retry %d)\n", err, attempt+1)
+		skip = u.intact(ctx, s)
 	}
 }
 
 // intact decides what a retry may leave out: with checksums, the files the
 // staging directory already holds byte for byte; without, nothing (and the
-// staging directory starts over).
-func (u *uploader) intact(ctx context.Context, cause error) (func(string) bool, error) {
+// staging directory starts over). The previous attempt's receiver is ended
+// first, so that it cannot write over the next one's files.
+func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
 	if !u.verify {
-		if err := u.rem.remove(ctx, u.staging); err != nil {
-			return nil, fmt.Errorf("%w; and clearing the staging directory: %v", cause, err)
+		if err := u.rem.abort(ctx, u.staging); err != nil {
+			s.warnf("warning: clearing the staging directory: %v\n", err)
 		}
-		return nil, nil
+		return nil
+	}
+	if err := u.rem.run(ctx, settleScript, []string{u.staging}, nil, nil); err != nil {
+		s.warnf("warning: ending the previous attempt: %v; sending everything\n", err)
+		return nil
 	}
 	m, err := u.rem.manifest(ctx, u.staging, "./"+u.base, u.base)
 	if err != nil {
-		return nil, nil // nothing staged yet, or unreadable: send everything
+		return nil // nothing staged yet, or unreadable: send everything
 	}
-	sent := map[string][32]byte{}
+	sent := map[string]bool{}
 	for rel, sum := range u.p.sums {
-		if m.sums[rel] == sum {
-			sent[rel] = sum
+		if got, ok := m[rel]; ok && got == sum {
+			sent[rel] = true
 		}
 	}
-	return func(rel string) bool { _, ok := sent[rel]; return ok }, nil
+	return func(rel string) bool { return sent[rel] }
 }
 
 func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
-	sums, err := u.stream(ctx, skip)
+	staged, err := u.stream(ctx, skip)
 	if err != nil || !u.verify {
 		return err
 	}
-	differ, err := compare(u.p.sums, parseManifest(sums, u.base))
-	if err != nil || len(differ) == 0 {
-		return err
+	if differ := compare(u.p.sums, staged); len(differ) > 0 {
+		return fmt.Errorf("%d staged files: %w (first: %q)", len(differ), errMismatch, path.Join(u.base, differ[0]))
 	}
-	sort.Strings(differ)
-	return fmt.Errorf("%d staged files differ from the local sha256 (first: %q)", len(differ), path.Join(u.base, differ[0]))
+	return nil
 }
 
 // stream sends the archive; with verification on, the same exec returns
-// the staged files' sha256 manifest.
-func (u *uploader) stream(ctx context.Context, skip func(string) bool) (string, error) {
+// the staged files' sums.
+func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest, error) {
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
 	go func() {
@@ -222,27 +245,48 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (string, 
 	if u.gzip {
 		args[1] = compressGzip
 	}
-	var sums strings.Builder
 	var out io.Writer
+	var parsed chan manifestResult
 	if u.verify {
-		args[2], out = "./"+u.base, &sums
+		args[2] = "./" + u.base
+		sr, sw := io.Pipe()
+		out, parsed = sw, make(chan manifestResult, 1)
+		go func() {
+			m, err := parseSums(sr, u.base)
+			_, _ = io.Copy(io.Discard, sr)
+			parsed <- manifestResult{m, err}
+		}()
+		defer sw.Close()
 	}
 	err := u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
 	pr.CloseWithError(errUploadStopped) // stops the packer if the exec ended first
 	if perr := <-packErr; perr != nil && !errors.Is(perr, errUploadStopped) {
 		// A local failure (a file we cannot read) also breaks the remote
 		// tar; it is the cause, and the one to report.
-		return "", perr
+		return nil, perr
 	}
 	if err != nil {
-		return "", fmt.Errorf("send: %w", err)
+		return nil, fmt.Errorf("send: %w", err)
 	}
-	return sums.String(), nil
+	if parsed == nil {
+		return nil, nil
+	}
+	out.(*io.PipeWriter).Close()
+	res := <-parsed
+	if res.err != nil {
+		return nil, &streamError{fmt.Errorf("sha256 of the staged files: %w", res.err)}
+	}
+	return res.m, nil
 }
 
+// commit lands the staged tree in one rename, under the destination's lock.
 func (u *uploader) commit(ctx context.Context) error {
-	if err := u.rem.run(ctx, commitScript, []string{u.staging, u.dest, u.base, u.old}, nil, nil); err != nil {
-		return fmt.Errorf("move %s into place: %w", path.Join(u.dest, u.base), err)
+	// Not cancelled with ctx: a commit that began ends, so that the lock
+	// is released and the destination is whole.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := u.rem.run(ctx, commitScript, []string{u.state, u.id, u.dest, u.base, u.kind}, nil, nil); err != nil {
+		return fmt.Errorf("land %s: %w", path.Join(u.dest, u.base), err)
 	}
 	return nil
 }
