@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // settings are the flags both directions share.
@@ -154,7 +156,7 @@ func (d *downloader) run(ctx context.Context, s settings) error {
 			return err // a local failure, the container's answer, or a hostile stream
 		}
 		if s.retries >= 0 && attempt >= s.retries {
-			if errors.Is(err, errMismatch) {
+			if errors.Is(err, errMismatch) || errors.Is(err, errSourceChanged) {
 				return fmt.Errorf("the source changed during the download: %w", err)
 			}
 			return err
@@ -252,6 +254,10 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	var broken *streamError
 	if err != nil && !errors.As(err, &broken) {
 		return err // a local failure (no space here) broke the stream: it is the cause
+	}
+	var se *podexec.ScriptError
+	if errors.As(eerr, &se) && se.Exited() && sourceChanged(se.Stderr) {
+		return fmt.Errorf("receive: %w: %w", errSourceChanged, eerr)
 	}
 	if eerr != nil {
 		return fmt.Errorf("receive: %w", eerr)

@@ -11,6 +11,21 @@ import (
 // errMismatch: what arrived differs from what was sent, by sha256.
 var errMismatch = errors.New("files differ from the source's sha256")
 
+// errSourceChanged: the container's tar saw a file go or change while it
+// read it.
+var errSourceChanged = errors.New("the source changed while it was read")
+
+// sourceChanged says whether the stderr of the container's tar says that
+// what it packed changed under it.
+func sourceChanged(stderr string) bool {
+	for _, w := range []string{"No such file or directory", "file changed as we read it", "File removed before we read it", "short read", "file shrank"} {
+		if strings.Contains(stderr, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // streamError: the stream broke while it was read (a cut: the archive
 // ends early), as opposed to a local failure to write what it carried.
 type streamError struct{ err error }
@@ -28,7 +43,7 @@ func transient(err error) bool {
 	var se *podexec.ScriptError
 	var st *streamError
 	switch {
-	case errors.Is(err, errMismatch), errors.As(err, &st):
+	case errors.Is(err, errMismatch), errors.Is(err, errSourceChanged), errors.As(err, &st):
 		return true
 	case errors.As(err, &se):
 		return !se.Exited() || inputEndedEarly(se.Stderr)

@@ -110,7 +110,7 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly b
 		}, err, remoteAbs(m.WorkingDir, remotePath))
 	}
 	prog.wait()
-	return err
+	return cmderr.ExplainForbidden(err, m.Pod.Namespace, "create", "pods/exec")
 }
 
 // resolveError names the permission a failed lookup lacked.

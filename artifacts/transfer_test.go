@@ -114,6 +114,8 @@ var sampleTree = map[string]string{
 	"name with spaces":    "s",
 	"-dash":               "d",
 	"deep/er/weird\\name": "w",
+	"new\nline":           "n",
+	"tab\there\r":         "t",
 }
 
 func TestRoundTrip(t *testing.T) {

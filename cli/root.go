@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -28,6 +31,9 @@ import (
 // cleans up before it returns; the exit status is then the shell's for that
 // signal (130, 143), as kubectl's when it is interrupted.
 func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
+	// client-go reports what it also returns (a stdin copy that failed on a
+	// cut stream) through klog: the error reaches the user once, from cli.
+	klog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	signals := make(chan os.Signal, 1)
@@ -61,6 +67,9 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 	}
 	var status cmderr.Status
 	if errors.As(err, &status) {
+		if status.Explain != "" {
+			fmt.Fprintf(streams.ErrOut, "error: %s\n", status.Explain)
+		}
 		return status.Code
 	}
 	code := 1

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/tools/remotecommand"
@@ -94,6 +96,17 @@ func (o *HijackOptions) nodeIsWindows(ctx context.Context, pod *corev1.Pod) bool
 	return err == nil && node.Labels[corev1.LabelOSStable] == string(corev1.Windows)
 }
 
+// podGone says, when pod is gone or going, that this ended the session.
+func (o *HijackOptions) podGone(pod *corev1.Pod) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := o.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && (p.DeletionTimestamp != nil || p.UID != pod.UID) {
+		return fmt.Sprintf("the session ended because pod %s was deleted", printers.EscapeTerminal(pod.Namespace+"/"+pod.Name))
+	}
+	return ""
+}
+
 // execError turns the remote exit status into the command's own (a
 // cmderr.Status) and gives other failures their context.
 func (o *HijackOptions) execError(ctx context.Context, err error, pod *corev1.Pod, container string) error {
@@ -102,8 +115,13 @@ func (o *HijackOptions) execError(ctx context.Context, err error, pod *corev1.Po
 	}
 	var exit utilexec.ExitError
 	if errors.As(err, &exit) {
-		// The session's own status is the command's result, as in fly.
-		return cmderr.Status{Code: exit.ExitStatus(), Reason: "remote command exited"}
+		// The session's own status is the command's result, as in fly;
+		// killed by a signal, it may say that the pod went away.
+		st := cmderr.Status{Code: exit.ExitStatus(), Reason: "remote command exited"}
+		if st.Code == 128+9 || st.Code == 128+15 {
+			st.Explain = o.podGone(pod)
+		}
+		return st
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("session ended: %w", context.Cause(ctx))

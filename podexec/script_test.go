@@ -84,3 +84,15 @@ func TestExecutableMissing(t *testing.T) {
 		t.Error("Container.String")
 	}
 }
+
+func TestTidy(t *testing.T) {
+	inner := errors.New(`Internal error occurred: Internal error occurred: error executing command in container: container "main" is not running`)
+	got := tidy(inner)
+	if got.Error() != `Internal error occurred: error executing command in container: container "main" is not running` || !errors.Is(got, inner) {
+		t.Errorf("tidy() = %v", got)
+	}
+	plain := errors.New("connection refused")
+	if tidy(plain) != plain {
+		t.Error("tidy changed a plain error")
+	}
+}
