@@ -48,10 +48,6 @@ func Encode(name string) string {
 	return s + "-" + hash
 }
 
-// NeedsAnnotation reports whether name is stored encoded, so that its
-// original must be written to the annotation with the label's key.
-func NeedsAnnotation(name string) bool { return Encode(name) != name }
-
 // Original returns the name a label stands for: the annotation with the same
 // key when there is one (the label was encoded), else the label itself.
 func Original(labels, annotations map[string]string, key string) (string, bool) {

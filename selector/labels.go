@@ -21,8 +21,11 @@ const (
 	LabelHandle       = "concourse-ci.org/handle"
 	LabelLegacyHandle = "org.concourse-ci.handle"
 
-	AnnotationInstanceVars     = "concourse-ci.org/instance-vars"
-	AnnotationContainer        = "concourse-ci.org/container"
+	AnnotationInstanceVars = "concourse-ci.org/instance-vars"
+	AnnotationContainer    = "concourse-ci.org/container"
+	// AnnotationVersion optionally holds a resource volume's version as a
+	// JSON object; fly shows it as the identifier of resource volumes.
+	AnnotationVersion          = "concourse-ci.org/version"
 	AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
 
 	// Tekton layout: one step per container named TektonStepPrefix+step.

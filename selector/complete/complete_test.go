@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/selectortest"
 )
 
 // longPipeline is stored encoded; completion must offer the original.
@@ -26,10 +27,7 @@ func stepPod(ns, name string, labels map[string]string, vars string) *corev1.Pod
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}},
 	}
 	for k, v := range labels {
-		p.Labels[k] = selector.Encode(v)
-		if selector.NeedsAnnotation(v) {
-			p.Annotations[k] = v
-		}
+		selectortest.Put(p.Labels, p.Annotations, k, v)
 	}
 	if vars != "" {
 		p.Annotations[selector.AnnotationInstanceVars] = vars
