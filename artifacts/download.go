@@ -21,7 +21,7 @@ type settings struct {
 	retries       int // negative: no limit
 	preserveOwner bool
 	warnf         func(format string, a ...any)
-	progress      *progress
+	progress      *Progress
 }
 
 // remoteAbs anchors a relative remote path at the working directory and
@@ -53,13 +53,20 @@ func splitRemote(p string) (dir, base string, err error) {
 // download copies remote path src into localDir/<base name of src>.
 func download(ctx context.Context, rem *remote, src, localDir string, s settings) error {
 	src = remoteAbs(rem.workingDir, src)
-	if err := downloadTo(ctx, rem, src, localDir, s); err != nil {
-		return fmt.Errorf("download %s into %s: %w", src, localDir, err)
+	_, base, err := splitRemote(src)
+	if err != nil {
+		return err
+	}
+	if err := downloadTo(ctx, rem, src, filepath.Join(localDir, base), s); err != nil {
+		return fmt.Errorf("download %s into %s: %w", src, localDir, withRemedy(err))
 	}
 	return nil
 }
 
-func downloadTo(ctx context.Context, rem *remote, src, localDir string, s settings) error {
+// downloadTo downloads remote path src (absolute, or ./ relative) to the
+// local path dest, which it replaces whole.
+func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) error {
+	localDir := filepath.Dir(dest)
 	parent, base, err := splitRemote(src)
 	if err != nil {
 		return err
@@ -122,7 +129,7 @@ func downloadTo(ctx context.Context, rem *remote, src, localDir string, s settin
 		}
 	}
 	if err == nil {
-		err = land(filepath.Join(tmp, "data"), filepath.Join(localDir, base))
+		err = land(filepath.Join(tmp, "data"), dest)
 	}
 	b.end(err == nil)
 	return err

@@ -99,7 +99,7 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly b
 		return err
 	}
 	tty := o.isTerminal(o.ErrOut)
-	prog := newProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
+	prog := NewProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
 	s := settings{compress: o.Compress, verify: o.Verify, retries: o.Retries, preserveOwner: o.PreserveOwner,
 		warnf: o.warnf(prog), progress: prog}
 	step := podexec.Container{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Name: m.Container}
@@ -109,7 +109,7 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly b
 			return transfer(ctx, rem, s)
 		}, err, remoteAbs(m.WorkingDir, remotePath))
 	}
-	prog.wait()
+	prog.Wait()
 	return cmderr.ExplainForbidden(err, m.Pod.Namespace, "create", "pods/exec")
 }
 
@@ -126,7 +126,7 @@ func (o *TransferOptions) resolveError(err error) error {
 }
 
 // warnf prints warnings above the progress bars when there are any.
-func (o *TransferOptions) warnf(p *progress) func(string, ...any) {
+func (o *TransferOptions) warnf(p *Progress) func(string, ...any) {
 	var w io.Writer = o.ErrOut
 	if p != nil {
 		w = p.p

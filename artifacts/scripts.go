@@ -75,30 +75,29 @@ set -- "$2"
 	listScript = `cd -- "$1" || exit
 find "$2" -print0`
 
-	// receiveScript unpacks stdin into staging directory $1, whose
-	// receiving processes it names in $1.pids (so that an interrupted
-	// upload can end them before it removes the staging); $2 is "gzip" or
-	// "none"; unless $3 is "-", it then prints the sums of the files under
-	// $3 (saving an exec); the rest are tar options. tar runs in the
-	// background so that its pid is known; POSIX gives a background job
-	// /dev/null as stdin, hence fd 3.
-	receiveScript = `st=$1 z=$2 v=$3; shift 3
+	// receiveScript unpacks stdin into directory $1 and names its
+	// receiving processes in $2 (so that an interrupted upload can end them
+	// before it removes the staging); $3 is "gzip" or "none"; unless $4 is
+	// "-", it then prints the sums of the files under $4 (saving an exec);
+	// the rest are tar options. tar runs in the background so that its pid
+	// is known; POSIX gives a background job /dev/null as stdin, hence fd 3.
+	receiveScript = `st=$1 pf=$2 z=$3 v=$4; shift 4
 mkdir -p -- "$st" && cd -- "$st" || exit
 exec 3<&0
 if [ "$z" = gzip ]; then gzip -dc <&3 | tar xf - "$@" & else tar xf - "$@" <&3 & fi
 t=$!
 exec 3<&-
-echo "$$ $t" >"$st.pids"
+echo "$$ $t" >"$pf"
 wait "$t" || exit
-rm -f -- "$st.pids"
+rm -f -- "$pf"
 [ "$v" = - ] && exit 0
 set -- "$v"
 ` + sumFiles
 
-	// endReceivers ends the receiving processes named in $st.pids and
+	// endReceivers ends the receiving processes named in file $pf and
 	// waits (five seconds at most) until they are gone.
-	endReceivers = `if [ -f "$st.pids" ]; then
-  pids=$(cat -- "$st.pids")
+	endReceivers = `if [ -f "$pf" ]; then
+  pids=$(cat -- "$pf")
   for p in $pids; do kill "$p" 2>/dev/null; done
   i=0
   while [ "$i" -lt 50 ]; do
@@ -107,19 +106,20 @@ set -- "$v"
     [ -z "$alive" ] && break
     sleep 0.1; i=$((i+1))
   done
-  rm -f -- "$st.pids"
+  rm -f -- "$pf"
 fi
 `
 
-	// settleScript ends what still receives into staging directory $1
-	// (after a broken stream), so that a retry writes alone.
-	settleScript = `st=$1
+	// settleScript ends the receivers named in $1 (after a broken
+	// stream), so that a retry writes alone.
+	settleScript = `pf=$1
 ` + endReceivers
 
-	// abortScript ends what still receives into staging directory $1 and
-	// removes it: removing it while tar still writes would leave part of
-	// it behind. The state directory goes too when nothing else is in it.
-	abortScript = `st=$1
+	// abortScript ends what still receives into staging directory $1 (its
+	// receivers are named in $1.pids) and removes it: removing it while tar
+	// still writes would leave part of it behind. The state directory goes
+	// too when nothing else is in it.
+	abortScript = `st=$1 pf=$1.pids
 ` + endReceivers + `rm -rf -- "$st"
 rmdir -- "${st%/*}" "${st%/*/*}" 2>/dev/null
 exit 0`

@@ -23,13 +23,17 @@ import (
 // or failed upload leaves the old destination as it was (scripts.go has the
 // layout).
 func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgnored bool, s settings) error {
-	if err := uploadTo(ctx, rem, src, remoteDir, includeIgnored, s); err != nil {
+	if err := uploadTo(ctx, rem, src, remoteDir, "", includeIgnored, s); err != nil {
 		return fmt.Errorf("upload %s into %s: %w", src, remoteAbs(rem.workingDir, remoteDir), withRemedy(err))
 	}
 	return nil
 }
 
-func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIgnored bool, s settings) error {
+// uploadTo uploads src as remoteDir/<its base name>, through staging and
+// one rename; or, when into is set, straight into remoteDir itself, a
+// directory nothing uses yet (a volume of a task that has not started), so
+// that remoteDir ends up holding what src holds.
+func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, includeIgnored bool, s settings) error {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return err
@@ -49,13 +53,20 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIg
 	if err != nil {
 		return err
 	}
-	p := newPacker(abs, base, files, s.preserveOwner, s.warnf, nil)
+	dest := remoteAbs(rem.workingDir, remoteDir)
+	name := base
+	if into != "" {
+		dest = remoteAbs(rem.workingDir, into)
+		if dest, name, err = splitRemote(dest); err != nil {
+			return err
+		}
+	}
+	p := newPacker(abs, name, files, s.preserveOwner, s.warnf, nil)
 	total, err := p.size()
 	if err != nil {
 		return err
 	}
 
-	dest := remoteAbs(rem.workingDir, remoteDir)
 	var ratio float64
 	sample := 0
 	if s.compress == compressAuto {
@@ -83,11 +94,17 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIg
 	if err != nil {
 		return err
 	}
-	state := path.Join(dest, stateDirName, base)
-	u := &uploader{rem: rem, p: p, base: base, dest: dest, gzip: useGzip, verify: verify,
+	state := path.Join(dest, stateDirName, name)
+	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, verify: verify,
 		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
+	u.pids = u.staging + ".pids"
 	if fi.IsDir() {
 		u.kind = "dir"
+	}
+	if into != "" {
+		// Nothing to land: it arrives in place, and a failure is the
+		// caller's to clean (the whole pod goes).
+		u.staging, u.pids, u.into = dest, "/tmp/.kubectl-concourse-receive."+id+".pids", true
 	}
 	u.tarOpts = []string{"-o"} // extract as the container's user, not ours
 	if s.preserveOwner {
@@ -99,7 +116,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir string, includeIg
 	b := s.progress.bar("uploading "+base, total)
 	p.progress = b.counter()
 	err = u.run(ctx, s)
-	if err != nil {
+	if err != nil && !u.into {
 		if aerr := rem.abort(ctx, u.staging); aerr != nil {
 			s.warnf("warning: could not remove staging directory %s in the container: %v\n", u.staging, aerr)
 		}
@@ -156,7 +173,9 @@ type uploader struct {
 	rem                *remote
 	p                  *packer
 	base, dest         string
-	state, id, staging string
+	state, id, staging string // staging: where it arrives
+	pids               string // the file naming its receiving processes
+	into               bool   // it arrives in place: no staging, no landing
 	kind               string // dir or file
 	gzip, verify       bool
 	tarOpts            []string
@@ -169,6 +188,9 @@ func (u *uploader) run(ctx context.Context, s settings) error {
 	var skip func(string) bool // nil: send everything
 	for attempt := 0; ; attempt++ {
 		err := u.attempt(ctx, skip)
+		if err == nil && u.into {
+			return nil
+		}
 		if err == nil {
 			return u.commit(ctx)
 		}
@@ -188,13 +210,13 @@ func (u *uploader) run(ctx context.Context, s settings) error {
 // staging directory starts over). The previous attempt's receiver is ended
 // first, so that it cannot write over the next one's files.
 func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
-	if !u.verify {
+	if !u.verify && !u.into {
 		if err := u.rem.abort(ctx, u.staging); err != nil {
 			s.warnf("warning: clearing the staging directory: %v\n", err)
 		}
 		return nil
 	}
-	if err := u.rem.run(ctx, settleScript, []string{u.staging}, nil, nil); err != nil {
+	if err := u.rem.run(ctx, settleScript, []string{u.pids}, nil, nil); err != nil {
 		s.warnf("warning: ending the previous attempt: %v; sending everything\n", err)
 		return nil
 	}
@@ -241,14 +263,14 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 		pw.CloseWithError(err)
 		packErr <- err
 	}()
-	args := []string{u.staging, compressNone, "-"}
+	args := []string{u.staging, u.pids, compressNone, "-"}
 	if u.gzip {
-		args[1] = compressGzip
+		args[2] = compressGzip
 	}
 	var out io.Writer
 	var parsed chan manifestResult
 	if u.verify {
-		args[2] = "./" + u.base
+		args[3] = "./" + u.base
 		sr, sw := io.Pipe()
 		out, parsed = sw, make(chan manifestResult, 1)
 		go func() {
