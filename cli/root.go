@@ -22,6 +22,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/execute"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
@@ -114,6 +115,7 @@ containers, volumes, builds and watch to Concourse builds that run as pods, foun
 		NewCmdVersion(streams),
 		hijack.NewCmdHijack(streams, flags),
 		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
+		execute.NewCmdExecute(streams, flags),
 		views.NewCmdWorkers(streams, flags),
 		views.NewCmdContainers(streams, flags),
 		views.NewCmdVolumes(streams, flags),

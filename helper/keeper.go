@@ -69,13 +69,15 @@ func KeeperCommand(lifetime time.Duration) []string {
 	if secs < 1 {
 		secs = 1
 	}
-	return []string{"sh", "-c", escapeForKubelet(keeperScript), "sh", keeperPIDFile, strconv.FormatInt(secs, 10), keeperTetherFile,
+	return []string{"sh", "-c", EscapeExpansion(keeperScript), "sh", keeperPIDFile, strconv.FormatInt(secs, 10), keeperTetherFile,
 		strconv.Itoa(int(tieWithin / time.Second))}
 }
 
-// escapeForKubelet doubles every $ so that the kubelet's expansion of
-// container commands gives the text back unchanged.
-func escapeForKubelet(s string) string {
+// EscapeExpansion doubles every $ so that the kubelet's expansion of a
+// container's command and args ($(VAR), $$) gives the text back unchanged:
+// for commands that are not Kubernetes's to expand (a shell script, a
+// Concourse task's run).
+func EscapeExpansion(s string) string {
 	out := make([]byte, 0, len(s)+8)
 	for i := 0; i < len(s); i++ {
 		if s[i] == '$' {

@@ -61,6 +61,9 @@ func Waiting(pod *corev1.Pod, container string) (string, Hope) {
 				continue
 			}
 			why, hope := containerWaiting(s)
+			if hope == Running {
+				why = "it runs"
+			}
 			return fmt.Sprintf("init container %s: %s", printers.EscapeTerminal(s.Name), why), max(hope, Pending)
 		}
 	}
@@ -144,8 +147,12 @@ type WaitOptions struct {
 	// Patient keeps waiting while the kubelet retries (image pulls,
 	// crashes) instead of giving up at once.
 	Patient bool
-	// Report, when set, is told each new reason the container waits.
-	Report func(why string)
+	// Report, when set, is told each new reason the container waits, and
+	// how much hope there is.
+	Report func(why string, hope Hope)
+	// Ended counts a container that ran and ended as started: a task may
+	// end before the first look.
+	Ended bool
 }
 
 // WaitRunning polls the pod until container runs and returns the pod as it
@@ -169,9 +176,12 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 			return false, cmderr.ExplainForbidden(err, namespace, "get", "pods")
 		}
 		current = p
+		if s := findStatus(p, container); o.Ended && s != nil && s.State.Terminated != nil && s.State.Terminated.StartedAt != (metav1.Time{}) {
+			return true, nil
+		}
 		reason, hope := Waiting(p, container)
 		if reason != why && reason != "" && o.Report != nil {
-			o.Report(reason)
+			o.Report(reason, hope)
 		}
 		why = reason
 		switch {

@@ -121,7 +121,7 @@ func TestWaitRunning(t *testing.T) {
 		statusSequence(client, func(*corev1.Pod) {}, pull, pull, up)
 		var reports []string
 		p, err := WaitRunning(t.Context(), client.CoreV1(), "ci", "p", "inputs", WaitOptions{Interval: time.Millisecond, Patient: true,
-			Report: func(why string) { reports = append(reports, why) }})
+			Report: func(why string, _ Hope) { reports = append(reports, why) }})
 		if err != nil || p == nil {
 			t.Fatalf("WaitRunning() = %v", err)
 		}
