@@ -216,7 +216,7 @@ func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
 		secret = &corev1.Secret{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 			ObjectMeta: metav1.ObjectMeta{Name: b.secretName(), Namespace: b.Namespace,
-				Labels: map[string]string{selector.LabelCreatedBy: selector.CreatedByExecute, selector.LabelBuildID: b.BuildID},
+				Labels:          map[string]string{selector.LabelCreatedBy: selector.CreatedByExecute, selector.LabelBuildID: b.BuildID},
 				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: b.podName()}}},
 			Type: corev1.SecretTypeOpaque,
 			Data: data,
