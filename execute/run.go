@@ -42,6 +42,9 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	}
 	b := o.plan(team)
 	pod, secret := b.objects()
+	for _, w := range o.warnings() {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+	}
 	if o.DryRun == "client" {
 		return o.print(pod, secret)
 	}
