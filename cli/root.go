@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/execute"
+	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
@@ -115,7 +116,7 @@ containers, volumes, builds and watch to Concourse builds that run as pods, foun
 		NewCmdVersion(streams),
 		hijack.NewCmdHijack(streams, flags),
 		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
-		execute.NewCmdExecute(streams, flags),
+		execute.NewCmdExecute(streams, flags), gc.NewCmdGC(streams, flags),
 		views.NewCmdWorkers(streams, flags),
 		views.NewCmdContainers(streams, flags),
 		views.NewCmdVolumes(streams, flags),

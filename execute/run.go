@@ -48,11 +48,28 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	if o.DryRun == "client" {
 		return o.print(pod, secret)
 	}
-	// The first Ctrl-C cancels ctx (cli) and aborts the build; a second
-	// one, while it is being deleted, exits at once.
-	second := make(chan os.Signal, 1)
-	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(second)
+	// The first Ctrl-C (or SIGTERM) aborts the build; a second one, while
+	// it is being deleted, exits at once. cli cancels ctx on the first too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	second, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-signals:
+			cancel()
+		case <-finished:
+			return
+		}
+		select {
+		case <-signals:
+			close(second)
+		case <-finished:
+		}
+	}()
 	r := &runner{o: o, b: b, client: o.Client, second: second, colour: o.isTerminal(o.Out)}
 	return r.run(ctx, pod, secret)
 }
@@ -87,7 +104,7 @@ type runner struct {
 	o      *ExecuteOptions
 	b      oneOff
 	client kubernetes.Interface
-	second <-chan os.Signal
+	second <-chan struct{} // closed by a second Ctrl-C
 	colour bool
 
 	pod     *corev1.Pod
@@ -425,7 +442,7 @@ func (r *runner) printFollowUp() {
 	fmt.Fprintf(r.o.Out, "  kubectl concourse watch -n %s -b %s\n", ns, id)
 	fmt.Fprintf(r.o.Out, "  kubectl concourse hijack -n %s -b %s\n", ns, id)
 	fmt.Fprintf(r.o.Out, "  kubectl concourse download -n %s -b %s PATH\n", ns, id)
-	fmt.Fprintf(r.o.Out, "and remove it when done with: kubectl concourse gc -n %s\n", ns)
+	fmt.Fprintf(r.o.Out, "and remove it when done with: kubectl delete pod -n %s %s (its Secret goes with it)\n", ns, printers.EscapeTerminal(r.pod.Name))
 }
 
 // Colours as fly's (fly/ui): on a terminal only.
