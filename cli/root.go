@@ -100,8 +100,9 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-concourse",
 		Short: "Debug and move files in Concourse builds that run on Kubernetes",
-		Long: `kubectl concourse brings fly's hijack, one-off artifacts (upload, download), workers,
-containers, volumes, builds and watch to Concourse builds that run as pods, found through labels.`,
+		Long: `kubectl concourse brings fly's hijack, execute (a task file as a one-off build), one-off
+artifacts (upload, download), workers, containers, volumes, builds and watch to Concourse builds
+that run as pods, found through labels.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl concourse"},
