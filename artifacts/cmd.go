@@ -10,6 +10,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
 )
@@ -97,7 +98,7 @@ func (o *UploadOptions) Validate() error {
 func (o *UploadOptions) Run(ctx context.Context) error {
 	return o.run(ctx, o.RemoteDir, false, func(ctx context.Context, rem *remote, s settings) error {
 		return upload(ctx, rem, o.LocalPath, o.RemoteDir, o.IncludeIgnored, s)
-	})
+	}, nil)
 }
 
 // DownloadOptions is the state of one download.
@@ -135,7 +136,7 @@ func (o *DownloadOptions) Validate() error {
 func (o *DownloadOptions) Run(ctx context.Context) error {
 	return o.run(ctx, o.RemotePath, true, func(ctx context.Context, rem *remote, s settings) error {
 		return download(ctx, rem, o.RemotePath, o.LocalDir, s)
-	})
+	}, o.downloadFinished)
 }
 
 // NewCmdUpload returns `upload`.
@@ -187,6 +188,7 @@ func NewCmdDownload(streams genericiooptions.IOStreams, getter genericclioptions
 		},
 	}
 	o.addFlags(cmd)
+	cmd.Flags().StringVar(&o.KubeletDir, "kubelet-dir", o.KubeletDir, "Root directory of the kubelet on a finished step's node, where its emptyDirs are (default: asked of the kubelet, which needs get on nodes/proxy, else "+helper.DefaultKubeletDir+")")
 	complete.Register(cmd, getter)
 	return cmd
 }

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -34,11 +36,16 @@ type TransferOptions struct {
 	Quiet         bool
 	Progress      bool // draw progress even when stderr is not a terminal
 	HelperImage   string
+	// KubeletDir is the kubelet's root directory on a finished step's
+	// node ("": asked of the kubelet, else helper.DefaultKubeletDir).
+	KubeletDir string
 
 	podexec.Connection
 
 	// isTerminal decides about progress and the chooser; a field for tests.
 	isTerminal func(any) bool
+	// kubeletDirLookup asks a node's kubelet for its root directory.
+	kubeletDirLookup func(ctx context.Context, node string) (string, error)
 }
 
 func newTransferOptions(streams genericiooptions.IOStreams) TransferOptions {
@@ -61,7 +68,15 @@ func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) er
 	if o.isTerminal == nil {
 		o.isTerminal = printers.IsTerminal
 	}
-	return o.Connection.Complete(getter)
+	if err := o.Connection.Complete(getter); err != nil {
+		return err
+	}
+	if o.kubeletDirLookup == nil {
+		o.kubeletDirLookup = func(ctx context.Context, node string) (string, error) {
+			return helper.KubeletDir(ctx, o.Client.CoreV1().RESTClient(), node)
+		}
+	}
+	return nil
 }
 
 func (o *TransferOptions) validate() error {
@@ -79,14 +94,20 @@ func (o *TransferOptions) validate() error {
 	if o.Quiet && o.Progress {
 		return errors.New("--quiet and --progress contradict each other")
 	}
+	if o.KubeletDir != "" && !path.IsAbs(o.KubeletDir) {
+		return fmt.Errorf("--kubelet-dir %q must be an absolute path", o.KubeletDir)
+	}
 	return nil
 }
 
 // run resolves the step and runs transfer in its container, or in a helper
-// container beside it when the step's image cannot (no sh or no tar).
-// remotePath is the remote path the transfer touches, which the helper
-// checks lies on a volume; readOnly says the transfer only reads there.
-func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly bool, transfer func(context.Context, *remote, settings) error) error {
+// container beside it when the step's image cannot (no sh or no tar) or its
+// container has ended in a pod that runs on. remotePath is the remote path
+// the transfer touches, which the helper checks lies on a volume; readOnly
+// says the transfer only reads there. A step whose pod has finished is
+// finished's to reach (nil: it cannot be).
+func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly bool, transfer func(context.Context, *remote, settings) error,
+	finished func(context.Context, *selector.Match, settings) error) error {
 	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
 		return o.resolveError(err)
@@ -103,14 +124,43 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly b
 	s := settings{compress: o.Compress, verify: o.Verify, retries: o.Retries, preserveOwner: o.PreserveOwner,
 		warnf: o.warnf(prog), progress: prog}
 	step := podexec.Container{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Name: m.Container}
-	err = transfer(ctx, &remote{exec: o.Executor, container: step, workingDir: m.WorkingDir}, s)
-	if errors.Is(err, errNoTar) {
-		err = o.viaHelper(ctx, m, readOnly, func(ctx context.Context, rem *remote) error {
+	viaHelper := func(cause error) error {
+		return o.viaHelper(ctx, m, readOnly, func(ctx context.Context, rem *remote) error {
 			return transfer(ctx, rem, s)
-		}, err, remoteAbs(m.WorkingDir, remotePath))
+		}, cause, remoteAbs(m.WorkingDir, remotePath))
+	}
+	switch phase, ended := stepState(m); {
+	case phase == corev1.PodSucceeded || phase == corev1.PodFailed:
+		if finished == nil {
+			err = fmt.Errorf("pod %s has %s: a finished step's containers are gone, and nothing can be put into it",
+				printers.EscapeTerminal(m.Pod.Namespace+"/"+m.Pod.Name), phase)
+			break
+		}
+		err = finished(ctx, m, s)
+	case ended != "":
+		err = viaHelper(errors.New(ended))
+	default:
+		err = transfer(ctx, &remote{exec: o.Executor, container: step, workingDir: m.WorkingDir}, s)
+		if errors.Is(err, errNoTar) {
+			err = viaHelper(err)
+		}
 	}
 	prog.Wait()
 	return cmderr.ExplainForbidden(err, m.Pod.Namespace, "create", "pods/exec")
+}
+
+// stepState is the phase of the step's pod and, when the step's container
+// has ended while the pod runs on (other containers keep it), how.
+func stepState(m *selector.Match) (corev1.PodPhase, string) {
+	if m.Pod.Status.Phase != corev1.PodRunning {
+		return m.Pod.Status.Phase, ""
+	}
+	for _, st := range m.Pod.Status.ContainerStatuses {
+		if t := st.State.Terminated; st.Name == m.Container && t != nil {
+			return m.Pod.Status.Phase, fmt.Sprintf("the step's container has ended (%s, exit code %d)", printers.EscapeTerminal(t.Reason), t.ExitCode)
+		}
+	}
+	return m.Pod.Status.Phase, ""
 }
 
 // resolveError names the permission a failed lookup lacked.

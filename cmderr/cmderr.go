@@ -91,11 +91,34 @@ func ExplainForbidden(err error, namespace, verb, resource string) error {
 		return nil
 	}
 	var already *ForbiddenError
-	if errors.As(err, &already) {
+	var refused *RefusedError
+	if errors.As(err, &already) || errors.As(err, &refused) {
 		return err
 	}
 	if !apierrors.IsForbidden(err) && !strings.Contains(err.Error(), " is forbidden: ") {
 		return err
 	}
 	return &ForbiddenError{Verb: verb, Resource: resource, Namespace: namespace, Err: err}
+}
+
+// RefusedError is the cluster's refusal of an object for what it holds
+// (Pod Security, an admission policy or webhook), not for who asks: no
+// Role grants it, and an object without it may pass. ExplainForbidden
+// leaves it as it is.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Refused marks err as a RefusedError when the API server refused for a
+// reason other than RBAC, whose refusals say who cannot do what ("User
+// "x" cannot create resource "pods""); other errors stay as they are.
+func Refused(err error) error {
+	if err == nil || !apierrors.IsForbidden(err) && !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+		return err
+	}
+	if strings.Contains(err.Error(), " cannot ") {
+		return err
+	}
+	return &RefusedError{Err: err}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
 	"sync"
 	"time"
@@ -27,9 +28,10 @@ import (
 const DefaultImage = "busybox"
 
 const (
-	// The keeper's files, in the helper container's own /tmp.
-	keeperPIDFile    = "/tmp/.kubectl-concourse-keeper.pid"
-	keeperTetherFile = "/tmp/.kubectl-concourse-keeper.tether"
+	// The keeper's files, in a directory of the helper container's own
+	// (Keeper.Dir, by default /tmp).
+	keeperPIDFile    = ".kubectl-concourse-keeper.pid"
+	keeperTetherFile = ".kubectl-concourse-keeper.tether"
 
 	// DefaultGrace is how long a keeper outlives a lost tether: long enough
 	// for a dropped connection to tie again, short enough that a killed
@@ -61,17 +63,58 @@ done
 sleep "$2" & wait $!
 exit 1`
 
-// KeeperCommand is the command of a helper container whose keeper lives at
-// most lifetime. The kubelet expands $(VAR) and turns $$ into $ in a
+// Keeper says how a container runs the keeper and the scripts that tie it:
+// with which sh, where the keeper keeps its files, and which directory of
+// tools its scripts may fall back on. The zero Keeper is a helper image's:
+// sh and its tools from the image's PATH, files in /tmp.
+type Keeper struct {
+	// Shell is the path of sh; "" is sh from the container's PATH.
+	Shell string
+	// Dir holds the keeper's pid and tether files; "" is /tmp.
+	Dir string
+	// Tools, when set, is appended to PATH for the keeper's scripts (sleep,
+	// cat and kill may not be in the image).
+	Tools string
+}
+
+func (k Keeper) file(name string) string {
+	dir := k.Dir
+	if dir == "" {
+		dir = "/tmp"
+	}
+	return path.Join(dir, name)
+}
+
+func (k Keeper) shell() string {
+	if k.Shell == "" {
+		return "sh"
+	}
+	return k.Shell
+}
+
+// script is s as the keeper's shell runs it: with its tools on PATH.
+func (k Keeper) script(s string) string {
+	if k.Tools == "" {
+		return s
+	}
+	return "PATH=\"$PATH:" + k.Tools + "\"\n" + s
+}
+
+// Command is the command of a container whose keeper lives at most
+// lifetime. The kubelet expands $(VAR) and turns $$ into $ in a
 // container's command, so the shell's $$ (its pid) is written $$$$ there.
-func KeeperCommand(lifetime time.Duration) []string {
+func (k Keeper) Command(lifetime time.Duration) []string {
 	secs := int64(lifetime / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
-	return []string{"sh", "-c", EscapeExpansion(keeperScript), "sh", keeperPIDFile, strconv.FormatInt(secs, 10), keeperTetherFile,
-		strconv.Itoa(int(tieWithin / time.Second))}
+	return []string{k.shell(), "-c", EscapeExpansion(k.script(keeperScript)), "sh", k.file(keeperPIDFile), strconv.FormatInt(secs, 10),
+		k.file(keeperTetherFile), strconv.Itoa(int(tieWithin / time.Second))}
 }
+
+// KeeperCommand is the command of a helper container whose image has sh
+// and sleep, and whose keeper lives at most lifetime: Keeper{}.Command.
+func KeeperCommand(lifetime time.Duration) []string { return Keeper{}.Command(lifetime) }
 
 // EscapeExpansion doubles every $ so that the kubelet's expansion of a
 // container's command and args ($(VAR), $$) gives the text back unchanged:
@@ -116,6 +159,7 @@ const signalScript = `kill -s "$1" "$(cat "$2")"`
 type Tether struct {
 	exec      podexec.Executor
 	container podexec.Container
+	keeper    Keeper
 	grace     time.Duration
 
 	mu     sync.Mutex
@@ -125,11 +169,19 @@ type Tether struct {
 	result error          // how the last tether ended
 }
 
-// Tie ties the keeper of container to this process until Stop or Release.
-// A tether whose stream breaks is tied again (a dropped connection is not
-// the end of the session) for as long as the grace lets the keeper wait.
+// Tie ties the keeper of container (started with KeeperCommand) to this
+// process until Stop or Release: Keeper{}.Tie.
 func Tie(ex podexec.Executor, c podexec.Container, grace time.Duration) *Tether {
-	t := &Tether{exec: ex, container: c, grace: grace, done: make(chan struct{})}
+	return Keeper{}.Tie(ex, c, grace)
+}
+
+// Tie ties the keeper of container, started with k.Command, to this process
+// until Stop or Release. A tether whose stream breaks is tied again (a
+// dropped connection is not the end of the session) for as long as the
+// grace lets the keeper wait.
+func (k Keeper) Tie(ex podexec.Executor, c podexec.Container, grace time.Duration) *Tether {
+	c.Shell = k.Shell
+	t := &Tether{exec: ex, container: c, keeper: k, grace: grace, done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	t.stdin = pw // before the first exec starts, so that an early Stop reaches it
 	go t.loop(pr)
@@ -153,8 +205,8 @@ func (t *Tether) loop(pr *io.PipeReader) {
 		}
 		id, err := randomID()
 		if err == nil {
-			err = podexec.RunScript(context.Background(), t.exec, t.container, tetherScript,
-				[]string{id, keeperTetherFile, keeperPIDFile, strconv.Itoa(int(t.grace / time.Second))}, pr, nil)
+			err = podexec.RunScript(context.Background(), t.exec, t.container, t.keeper.script(tetherScript),
+				[]string{id, t.keeper.file(keeperTetherFile), t.keeper.file(keeperPIDFile), strconv.Itoa(int(t.grace / time.Second))}, pr, nil)
 		}
 		pr.CloseWithError(errors.New("tether ended")) // a late Stop must not block on it
 		pr = nil
@@ -215,7 +267,7 @@ func (t *Tether) end(ctx context.Context, word, signal string) error {
 	}
 	// No tether is tied (it broke, or this one did not answer): signal the
 	// keeper in an exec of its own.
-	if err := podexec.RunScript(ctx, t.exec, t.container, signalScript, []string{signal, keeperPIDFile}, nil, nil); err != nil {
+	if err := podexec.RunScript(ctx, t.exec, t.container, t.keeper.script(signalScript), []string{signal, t.keeper.file(keeperPIDFile)}, nil, nil); err != nil {
 		return fmt.Errorf("end the keeper of %s: %w", t.container, err)
 	}
 	return nil

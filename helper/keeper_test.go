@@ -170,7 +170,7 @@ func TestLostTetherStopsTheKeeperAfterTheGrace(t *testing.T) {
 	keeper := c.startKeeper(KeeperCommand(time.Hour))
 	tie := func(id string, in io.Reader) error {
 		return podexec.RunScript(t.Context(), c, podexec.Container{}, tetherScript,
-			[]string{id, keeperTetherFile, keeperPIDFile, "1"}, in, nil)
+			[]string{id, Keeper{}.file(keeperTetherFile), Keeper{}.file(keeperPIDFile), "1"}, in, nil)
 	}
 	// A first tether lost while a second is tied: the first must not stop
 	// the keeper.

@@ -153,6 +153,11 @@ type WaitOptions struct {
 	// Ended counts a container that ran and ended as started: a task may
 	// end before the first look.
 	Ended bool
+	// Events, when set, explains a pod that waits on its volumes from its
+	// warning events (a claim that does not attach, a host path that is
+	// not there), which its status does not say. Best effort: without the
+	// right to list events it waits as it would without them.
+	Events corev1client.EventsGetter
 }
 
 // WaitRunning polls the pod until container runs and returns the pod as it
@@ -170,6 +175,10 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 	}
 	var current *corev1.Pod
 	var why string
+	var volumes *volumeEvents
+	if o.Events != nil {
+		volumes = &volumeEvents{events: o.Events}
+	}
 	check := func(ctx context.Context) (bool, error) {
 		p, err := pods.Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -180,6 +189,9 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 			return true, nil
 		}
 		reason, hope := Waiting(p, container)
+		if hope == Pending && volumes != nil {
+			reason, hope = volumes.explain(ctx, p, reason, hope)
+		}
 		if reason != why && reason != "" && o.Report != nil {
 			o.Report(reason, hope)
 		}
@@ -260,4 +272,64 @@ func WaitEnded(ctx context.Context, pods corev1client.PodsGetter, namespace, nam
 		return false, nil
 	})
 	return ended, current, err
+}
+
+// volumeEvents reads why a scheduled pod cannot mount its volumes from its
+// warning events, at most every volumeEventsEvery.
+type volumeEvents struct {
+	events    corev1client.EventsGetter
+	last      time.Time
+	forbidden bool
+	found     string // the latest explanation
+	hopeless  bool
+}
+
+const volumeEventsEvery = time.Second
+
+// Reasons of the kubelet's and the attach controller's volume events.
+var volumeEventReasons = map[string]bool{"FailedMount": true, "FailedAttachVolume": true, "FailedMapVolume": true}
+
+func (v *volumeEvents) explain(ctx context.Context, pod *corev1.Pod, reason string, hope Hope) (string, Hope) {
+	if pod.Spec.NodeName == "" || v.forbidden {
+		return reason, hope
+	}
+	if time.Since(v.last) >= volumeEventsEvery {
+		v.last = time.Now()
+		list, err := v.events.Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
+			"involvedObject.uid": string(pod.UID), "type": corev1.EventTypeWarning}.String()})
+		if err != nil {
+			v.forbidden = true // or unreadable: the status alone must do
+			return reason, hope
+		}
+		var latest *corev1.Event
+		for i := range list.Items {
+			e := &list.Items[i]
+			if volumeEventReasons[e.Reason] && (latest == nil || eventTime(e).After(eventTime(latest))) {
+				latest = e
+			}
+		}
+		if latest != nil {
+			v.found = printers.EscapeTerminal(latest.Reason + ": " + strings.TrimSpace(latest.Message))
+			// A host path that is not there (or not a directory) will not
+			// appear by waiting; an attach or a mount may still succeed.
+			v.hopeless = strings.Contains(latest.Message, "hostPath type check failed")
+		}
+	}
+	switch {
+	case v.found == "":
+		return reason, hope
+	case v.hopeless:
+		return v.found, Hopeless
+	}
+	return v.found, Retrying
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.FirstTimestamp.Time
 }

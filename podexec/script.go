@@ -15,6 +15,10 @@ import (
 // Container names the container an exec goes to.
 type Container struct {
 	Namespace, Pod, Name string
+	// Shell is the sh that RunScript starts there: "" is sh from the
+	// container's PATH, a path names one the plugin brought (a helper's
+	// toolbox in an image that has none).
+	Shell string
 }
 
 // String names the container for messages, escaped: the names come from the
@@ -37,7 +41,11 @@ func (c Container) Request(argv []string, stdin bool) Request {
 // failure (the stream broke, the API refused) as a *ScriptError whose Err is
 // that failure and whose Code is -1.
 func RunScript(ctx context.Context, ex Executor, c Container, script string, args []string, in io.Reader, out io.Writer) error {
-	argv := append([]string{"sh", "-c", script, "sh"}, args...)
+	shell := c.Shell
+	if shell == "" {
+		shell = "sh"
+	}
+	argv := append([]string{shell, "-c", script, "sh"}, args...)
 	stderr := &tailBuffer{max: 4096}
 	err := ex.Exec(ctx, c.Request(argv, in != nil), Streams{In: in, Out: out, ErrOut: stderr}, nil)
 	if err == nil {

@@ -34,13 +34,16 @@ const (
 
 	// The plugin's own objects (docs/labels.md). Debug copies and helper
 	// pods are the plugin's (managed-by ManagedByPlugin), so that no view
-	// or lookup takes them for a step. execute's one-off builds are
-	// Concourse builds (managed-by concourse, seen by every view and by
-	// hijack) that say which command created them, for gc.
-	ManagedByPlugin   = "kubectl-concourse"
-	LabelCreatedBy    = "kubectl-concourse.dev/created-by"
-	CreatedByExecute  = "execute"
-	AnnotationDebugOf = "kubectl-concourse.dev/debug-of"
+	// or lookup takes them for a step; they say what they are for
+	// (LabelPurpose) and whose pod they serve (AnnotationHelperOf).
+	// execute's one-off builds are Concourse builds (managed-by concourse,
+	// seen by every view and by hijack) that say which command created
+	// them, for gc.
+	ManagedByPlugin    = "kubectl-concourse"
+	LabelPurpose       = "kubectl-concourse.dev/purpose"
+	AnnotationHelperOf = "kubectl-concourse.dev/helper-of"
+	LabelCreatedBy     = "kubectl-concourse.dev/created-by"
+	CreatedByExecute   = "execute"
 
 	// Nodes and volumes.
 	LabelWorker     = "concourse-ci.org/worker"

@@ -148,6 +148,9 @@ type podRuntime struct {
 	killOnce    sync.Once
 	dirty       chan struct{}
 	containerWG sync.WaitGroup
+
+	lastMountEvent string    // the last FailedMount reported (prepare's only)
+	released       sync.Once // the volumes of a finished pod were torn down
 }
 
 func newPodRuntime(a *Agent, pod *corev1.Pod) *podRuntime {
@@ -337,6 +340,7 @@ func (p *podRuntime) prepare(ctx context.Context, pod *corev1.Pod) bool {
 			return true
 		}
 		p.logf("set up volumes: %v (retrying)", err)
+		p.mountFailed(ctx, pod, err)
 		if !p.sleep(setupRetryInterval) {
 			return false
 		}
@@ -653,6 +657,9 @@ func (p *podRuntime) statusLoop(ctx context.Context) {
 			continue
 		}
 		last = &status
+		if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
+			p.released.Do(func() { p.releaseVolumes(pod) })
+		}
 	}
 }
 

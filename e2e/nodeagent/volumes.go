@@ -21,22 +21,56 @@ type volume struct {
 	// readOnly forces every mount read-only: Secret, ConfigMap, projected
 	// and downward API volumes are never writable, as on a kubelet.
 	readOnly bool
+	// owned: the agent made the directory (emptyDirs, content volumes),
+	// and removes it when the pod's volumes are torn down; a claim's or a
+	// host path's data stays.
+	owned bool
 }
 
-// setupVolumes prepares every volume of the pod: emptyDirs in the pod
-// directory, PVCs through their bound PV, host paths as they are, and the
-// content volumes written as files.
+// pluginDirs are the kubelet's directory names of the volume plugins whose
+// volumes live in the pod's directory: <root>/pods/<uid>/volumes/<plugin>/<name>.
+func pluginDir(v *corev1.Volume) string {
+	switch {
+	case v.EmptyDir != nil:
+		return "kubernetes.io~empty-dir"
+	case v.Secret != nil:
+		return "kubernetes.io~secret"
+	case v.ConfigMap != nil:
+		return "kubernetes.io~configmap"
+	case v.Projected != nil:
+		return "kubernetes.io~projected"
+	case v.DownwardAPI != nil:
+		return "kubernetes.io~downward-api"
+	}
+	return ""
+}
+
+// volumeError is the failure to set up one volume, which the kubelet
+// reports in a FailedMount event.
+type volumeError struct {
+	name string
+	err  error
+}
+
+func (e *volumeError) Error() string { return fmt.Sprintf("volume %q: %v", e.name, e.err) }
+func (e *volumeError) Unwrap() error { return e.err }
+
+// setupVolumes prepares every volume of the pod, in the kubelet's layout of
+// the pod directory (the state directory is the agent's kubelet root):
+// emptyDirs and content volumes (written as files) under
+// volumes/<plugin>/<name>, PVCs through their bound PV, host paths as they
+// are.
 func (p *podRuntime) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string]volume, error) {
 	vols := map[string]volume{}
 	src := newObjectSource(p.agent.cfg.Client, pod.Namespace)
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
-		dir := filepath.Join(p.dir, "volumes", v.Name)
+		dir := filepath.Join(p.dir, "volumes", pluginDir(v), v.Name)
 		var err error
 		var vol volume
 		switch {
 		case v.EmptyDir != nil:
-			vol.path = dir
+			vol = volume{path: dir, owned: true}
 			err = os.MkdirAll(dir, 0o777)
 			if err == nil {
 				// Any user of the pod may write an emptyDir, as on a kubelet.
@@ -48,7 +82,7 @@ func (p *podRuntime) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[str
 			vol.path, err = p.claimPath(ctx, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
 			vol.readOnly = v.PersistentVolumeClaim.ReadOnly
 		case v.Secret != nil, v.ConfigMap != nil, v.Projected != nil, v.DownwardAPI != nil:
-			vol = volume{path: dir, readOnly: true}
+			vol = volume{path: dir, readOnly: true, owned: true}
 			var files []volumeFile
 			files, err = p.volumeFiles(ctx, src, pod, v)
 			if err == nil {
@@ -58,17 +92,27 @@ func (p *podRuntime) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[str
 			err = errors.New("unsupported volume type")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("volume %q: %w", v.Name, err)
+			return nil, &volumeError{name: v.Name, err: err}
 		}
 		vols[v.Name] = vol
 	}
 	return vols, nil
 }
 
+// hostPathVolume checks a host path as the kubelet's hostPath plugin does,
+// with its messages: the ...OrCreate types create what is missing, the
+// others must find what they name.
 func hostPathVolume(hp *corev1.HostPathVolumeSource) (string, error) {
 	typ := corev1.HostPathUnset
 	if hp.Type != nil {
 		typ = *hp.Type
+	}
+	fi, statErr := os.Stat(hp.Path)
+	is := func(ok bool, what string) (string, error) {
+		if statErr != nil || !ok {
+			return "", fmt.Errorf("hostPath type check failed: %s is not a %s", hp.Path, what)
+		}
+		return hp.Path, nil
 	}
 	switch typ {
 	case corev1.HostPathDirectoryOrCreate:
@@ -82,9 +126,19 @@ func hostPathVolume(hp *corev1.HostPathVolumeSource) (string, error) {
 			return "", err
 		}
 		return hp.Path, f.Close()
+	case corev1.HostPathDirectory:
+		return is(statErr == nil && fi.IsDir(), "directory")
+	case corev1.HostPathFile:
+		return is(statErr == nil && fi.Mode().IsRegular(), "file")
+	case corev1.HostPathSocket:
+		return is(statErr == nil && fi.Mode()&os.ModeSocket != 0, "socket")
+	case corev1.HostPathCharDev:
+		return is(statErr == nil && fi.Mode()&os.ModeCharDevice != 0, "character device")
+	case corev1.HostPathBlockDev:
+		return is(statErr == nil && fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0, "block device")
 	}
-	if _, err := os.Stat(hp.Path); err != nil {
-		return "", fmt.Errorf("host path: %w", err)
+	if statErr != nil {
+		return "", fmt.Errorf("host path: %w", statErr)
 	}
 	return hp.Path, nil
 }
@@ -338,4 +392,66 @@ func mountVolumes(mounts *mountTable, rootfs string, vols map[string]volume, vol
 		}
 	}
 	return nil
+}
+
+// AnnotationKeepTerminatedPodVolumes ("true") keeps a finished pod's volumes
+// mounted and its emptyDirs' data on disk until the pod is deleted, as the
+// kubelet's --keep-terminated-pod-volumes did before it was removed: tests
+// use it to stand for the moments before a kubelet's teardown.
+const AnnotationKeepTerminatedPodVolumes = "testcluster.kubectl-concourse.dev/keep-terminated-pod-volumes"
+
+// releaseVolumes does what a kubelet does once a pod has finished
+// (SyncTerminatedPod): it unmounts the pod's volumes and removes the
+// directories it made for them, an emptyDir's data included. A claim's and
+// a host path's data stay, and so do the pod's directory and its logs until
+// the pod is deleted.
+func (p *podRuntime) releaseVolumes(pod *corev1.Pod) {
+	if pod.Annotations[AnnotationKeepTerminatedPodVolumes] == "true" {
+		return
+	}
+	if err := p.mounts.unmountAll(); err != nil {
+		p.logf("tear down volumes: %v", err)
+	}
+	p.mu.Lock()
+	vols := p.volumes
+	p.mu.Unlock()
+	for name, vol := range vols {
+		if !vol.owned {
+			continue
+		}
+		if err := removeUnmounted(vol.path); err != nil {
+			p.logf("remove volume %s: %v", name, err)
+		}
+	}
+}
+
+// mountFailed reports a volume that cannot be set up as the kubelet does,
+// in a FailedMount warning event on the pod (once for each new message).
+func (p *podRuntime) mountFailed(ctx context.Context, pod *corev1.Pod, err error) {
+	msg := err.Error()
+	var ve *volumeError
+	if errors.As(err, &ve) {
+		msg = fmt.Sprintf("MountVolume.SetUp failed for volume %q : %v", ve.name, ve.err)
+	}
+	if msg == p.lastMountEvent {
+		return
+	}
+	p.lastMountEvent = msg
+	now := metav1.Now()
+	ev := &corev1.Event{
+		ObjectMeta:          metav1.ObjectMeta{GenerateName: pod.Name + ".", Namespace: pod.Namespace},
+		InvolvedObject:      corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+		Reason:              "FailedMount",
+		Message:             msg,
+		Type:                corev1.EventTypeWarning,
+		Source:              corev1.EventSource{Component: "kubelet", Host: p.agent.cfg.NodeName},
+		FirstTimestamp:      now,
+		LastTimestamp:       now,
+		Count:               1,
+		ReportingController: "kubelet",
+		ReportingInstance:   p.agent.cfg.NodeName,
+	}
+	if _, err := p.agent.cfg.Client.CoreV1().Events(pod.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil && ctx.Err() == nil {
+		p.logf("report FailedMount: %v", err)
+	}
 }

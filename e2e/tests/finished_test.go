@@ -1,0 +1,291 @@
+package tests
+
+// Finished steps (issue 10): a step that wrote files to an emptyDir and to
+// a claim and then failed. download brings both trees back byte for byte,
+// hijack --debug enters a copy from the step's own image that sees both,
+// and logs prints what it said; a user without the node-level rights gets
+// the claim's tree and one clear error about the rest.
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// annotationKeepVolumes stands for the moments before a kubelet tears a
+// finished pod's volumes down (e2e/nodeagent: AnnotationKeepTerminatedPodVolumes).
+const annotationKeepVolumes = "testcluster.kubectl-concourse.dev/keep-terminated-pod-volumes"
+
+// failedStepScript writes a tree into the working directory (an emptyDir)
+// and one into the claim beside it, says so, and fails.
+const failedStepScript = `set -e
+mkdir -p src/deep empty ../cache/bin
+printf 'hello\n' >hello.txt
+seq 1 50000 >src/numbers
+printf '\000\001\002\377binary' >src/deep/blob
+chmod 0600 src/deep/blob
+ln -s ../hello.txt src/link
+seq 1 10000 | sed 's/$/ cached/' >../cache/index
+printf '#!/bin/sh\necho tool\n' >../cache/bin/tool
+chmod 0755 ../cache/bin/tool
+echo "compiling in $(pwd)"
+echo "warning: something" >&2
+exit 3`
+
+// failedStep is a step pod of main/test #1, step "unit", on image, in
+// /tmp/build/work (an emptyDir) with claim "cache" at /tmp/build/cache,
+// that ran script and ended.
+func failedStep(t *testing.T, ns, image string, keepVolumes bool, script string) *corev1.Pod {
+	t.Helper()
+	createClaim(t, ns, "cache")
+	pod := stepPod(ns, step{name: "unit-1", pipeline: "main", job: "test", build: "1", step: "unit",
+		image: image, workingDir: "/tmp/build/work", command: []string{"sh", "-c", script}})
+	if keepVolumes {
+		pod.Annotations[annotationKeepVolumes] = "true"
+	}
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "STEP_SECRET_SAUCE", Value: "ketchup"}}
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "cache", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "cache"}}},
+	}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+		{Name: "work", MountPath: "/tmp/build/work"}, {Name: "cache", MountPath: "/tmp/build/cache"}}
+	return createPod(t, pod, func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return p.Status.Phase == corev1.PodFailed && len(s) == 1 && s[0].State.Terminated != nil && s[0].State.Terminated.ExitCode == 3
+	})
+}
+
+// nodeTrees are the two trees as they are on the node's disk: what a
+// download must bring back.
+func nodeTrees(t *testing.T, pod *corev1.Pod) (work, cache map[string]string) {
+	t.Helper()
+	work = localTree(t, filepath.Join(kubeletDir(), "pods", string(pod.UID), "volumes", "kubernetes.io~empty-dir", "work"))
+	pvc, err := testCluster.Client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(context.Background(), "cache", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := testCluster.Client.CoreV1().PersistentVolumes().Get(context.Background(), pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache = localTree(t, pv.Spec.HostPath.Path)
+	if len(work) < 6 || len(cache) < 4 {
+		t.Fatalf("the step wrote less than expected: %v %v", work, cache)
+	}
+	return work, cache
+}
+
+// kubeletDir is node-1's agent's root directory, in the kubelet's layout.
+func kubeletDir() string { return filepath.Join(testCluster.Dir, "nodes", "node-1") }
+
+// pluginPods lists the pods of the plugin's own left in ns.
+func pluginPods(t *testing.T, ns string) []string {
+	t.Helper()
+	pods, err := testCluster.Client.CoreV1().Pods(ns).List(context.Background(),
+		metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubectl-concourse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pods.Items {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// downloadStep runs `kubectl concourse download` of main/test #1's step,
+// with the agent's root as the kubelet's unless args give one. (The API
+// server does not proxy to a node at a loopback address, so the plugin
+// cannot ask the test cluster's node for its /flagz.)
+func downloadStep(t *testing.T, kubeconfig, ns string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	base := []string{"concourse", "download", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "-q"}
+	if !slices.Contains(args, "--kubelet-dir") {
+		base = append(base, "--kubelet-dir", kubeletDir())
+	}
+	cmd := testCluster.Command(ctx, "kubectl", append(base, args...)...)
+	if kubeconfig != "" {
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig) // the last one wins
+	}
+	return runCmd(t, cmd, "")
+}
+
+func TestFinishedDownloadBringsBackBothTrees(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	pod := failedStep(t, ns, "busybox", true, failedStepScript)
+	work, cache := nodeTrees(t, pod)
+
+	dest := t.TempDir()
+	// The working directory's tree, named as in the step.
+	if r := downloadStep(t, "", ns, ".", dest); r.exitCode != 0 {
+		t.Fatalf("download of the working directory: exit %d: %s", r.exitCode, r.stderr)
+	}
+	if got := localTree(t, filepath.Join(dest, "work")); !equalTrees(got, work) {
+		t.Errorf("the emptyDir's tree came back as\n%v\nwant\n%v", got, work)
+	}
+	if r := downloadStep(t, "", ns, "/tmp/build/cache", dest); r.exitCode != 0 {
+		t.Fatalf("download of the claim: exit %d: %s", r.exitCode, r.stderr)
+	}
+	if got := localTree(t, filepath.Join(dest, "cache")); !equalTrees(got, cache) {
+		t.Errorf("the claim's tree came back as\n%v\nwant\n%v", got, cache)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "work", "src", "deep", "blob")); err != nil || string(b) != "\x00\x01\x02\xffbinary" {
+		t.Errorf("blob = %q, %v", b, err)
+	}
+	// A file the step left in its image's filesystem died with it.
+	r := downloadStep(t, "", ns, "/etc/hostname", dest)
+	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, "container's own filesystem") ||
+		!strings.Contains(r.stderr, "/tmp/build/cache") {
+		t.Errorf("outside the volumes: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+	if left := pluginPods(t, ns); len(left) > 0 {
+		t.Errorf("helper pods left behind: %v", left)
+	}
+}
+
+// equalTrees compares two localTree results, the top directory's mode
+// aside (the download's top directory is made here).
+func equalTrees(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if k != "." && b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// On a kubelet (and the test cluster's node), a finished pod's emptyDirs
+// are torn down at once: the download says so, and the claim is still
+// there.
+func TestFinishedDownloadAfterTheKubeletsTeardown(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	pod := failedStep(t, ns, "busybox", false, failedStepScript)
+	emptyDir := filepath.Join(kubeletDir(), "pods", string(pod.UID), "volumes", "kubernetes.io~empty-dir", "work")
+	deadline := time.Now().Add(30 * time.Second)
+	for _, err := os.Stat(emptyDir); err == nil; _, err = os.Stat(emptyDir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the finished pod's emptyDir %s is still there", emptyDir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dest := t.TempDir()
+	r := downloadStep(t, "", ns, "src", dest)
+	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, "removed when the pod finished") {
+		t.Errorf("the torn-down emptyDir: exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+	if r := downloadStep(t, "", ns, "../cache/index", dest); r.exitCode != 0 {
+		t.Fatalf("the claim's file: exit %d: %s", r.exitCode, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "index")); err != nil || !strings.HasSuffix(string(b), "10000 cached\n") {
+		t.Errorf("index: %v, %d bytes", err, len(b))
+	}
+	if left := pluginPods(t, ns); len(left) > 0 {
+		t.Errorf("helper pods left behind: %v", left)
+	}
+}
+
+// restrictedUser makes a user with the artifacts and hijack --debug Roles
+// of docs/rbac.md in ns, and nothing on nodes.
+func restrictedUser(t *testing.T, ns, user string) string {
+	t.Helper()
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "concourse-finished", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		}}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "concourse-finished", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "concourse-finished"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := testCluster.UserKubeconfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RBAC bindings take effect asynchronously.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := run(t, "", "kubectl", "--kubeconfig", kubeconfig, "-n", ns, "auth", "can-i", "create", "pods/exec")
+		if r.exitCode == 0 {
+			return kubeconfig
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Role never took effect: %s", r.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// restrictHostPaths makes ns refuse pods with host paths, as most clusters
+// do for their users: Pod Security "baseline".
+func restrictHostPaths(t *testing.T, ns string) {
+	t.Helper()
+	kubectl(t, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=baseline")
+}
+
+func TestFinishedDownloadWithoutNodeRights(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	pod := failedStep(t, ns, "busybox", true, failedStepScript)
+	_, cache := nodeTrees(t, pod)
+	restrictHostPaths(t, ns)
+	kubeconfig := restrictedUser(t, ns, "finished-files")
+
+	dest := t.TempDir()
+	if r := downloadStep(t, kubeconfig, ns, "/tmp/build/cache", dest); r.exitCode != 0 {
+		t.Fatalf("the claim's tree: exit %d: %s", r.exitCode, r.stderr)
+	}
+	if got := localTree(t, filepath.Join(dest, "cache")); !equalTrees(got, cache) {
+		t.Errorf("the claim's tree came back as\n%v\nwant\n%v", got, cache)
+	}
+	r := downloadStep(t, kubeconfig, ns, "src", dest)
+	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 {
+		t.Fatalf("the emptyDir's tree: exit %d, stderr %q; want one error", r.exitCode, r.stderr)
+	}
+	for _, want := range []string{"/tmp/build/work/src is on /tmp/build/work (emptyDir work)", "read-only host path volume", "refused",
+		"(/tmp/build/cache) can still be downloaded", "docs/rbac.md", "PodSecurity"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the error lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dest, "src")); err == nil {
+		t.Error("something landed for the refused tree")
+	}
+	if left := pluginPods(t, ns); len(left) > 0 {
+		t.Errorf("helper pods left behind: %v", left)
+	}
+}
+
+// A kubelet whose root directory is not where the plugin looks fails the
+// helper's mount; the error says what to give.
+func TestFinishedDownloadKubeletDirElsewhere(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	failedStep(t, ns, "busybox", true, failedStepScript)
+	r := downloadStep(t, "", ns, "--kubelet-dir", "/var/lib/no-kubelet-here", "src", t.TempDir())
+	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, "hostPath type check failed") ||
+		!strings.Contains(r.stderr, "--kubelet-dir") {
+		t.Errorf("exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+	if left := pluginPods(t, ns); len(left) > 0 {
+		t.Errorf("helper pods left behind: %v", left)
+	}
+}
