@@ -328,8 +328,8 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 	}
 	node := printers.EscapeTerminal(pod.Spec.NodeName)
 	kubeletDir := o.KubeletDir
-	if plan.needsNode() && kubeletDir == "" {
-		kubeletDir = o.kubeletDirOf(ctx, pod.Spec.NodeName)
+	if plan.needsNode() {
+		kubeletDir = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, pod.Spec.NodeName)
 	}
 	onNode := plan.needsNode() || helper.OnStepNode(ctx, o.Client.CoreV1(), pod.Namespace, plan.claims())
 	spec := helper.PodSpec{
@@ -420,17 +420,4 @@ func (o *DownloadOptions) finishedError(plan finishedPlan, pod *corev1.Pod, kube
 			err, node, printers.EscapeTerminal(kubeletDir))
 	}
 	return err
-}
-
-// kubeletDirOf asks the node's kubelet for its root directory, else takes
-// the default (a mount that fails then says so).
-func (o *TransferOptions) kubeletDirOf(ctx context.Context, node string) string {
-	if o.kubeletDirLookup == nil {
-		return helper.DefaultKubeletDir
-	}
-	dir, err := o.kubeletDirLookup(ctx, node)
-	if err != nil {
-		return helper.DefaultKubeletDir
-	}
-	return dir
 }

@@ -44,8 +44,9 @@ type TransferOptions struct {
 
 	// isTerminal decides about progress and the chooser; a field for tests.
 	isTerminal func(any) bool
-	// kubeletDirLookup asks a node's kubelet for its root directory.
-	kubeletDirLookup func(ctx context.Context, node string) (string, error)
+	// askKubelet asks a node's kubelet for its root directory (nil: not
+	// asked).
+	askKubelet func(ctx context.Context, node string) (string, error)
 }
 
 func newTransferOptions(streams genericiooptions.IOStreams) TransferOptions {
@@ -71,10 +72,8 @@ func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) er
 	if err := o.Connection.Complete(getter); err != nil {
 		return err
 	}
-	if o.kubeletDirLookup == nil {
-		o.kubeletDirLookup = func(ctx context.Context, node string) (string, error) {
-			return helper.KubeletDir(ctx, o.Client.CoreV1().RESTClient(), node)
-		}
+	if o.askKubelet == nil {
+		o.askKubelet = helper.AskKubelet(o.Client.CoreV1().RESTClient())
 	}
 	return nil
 }

@@ -104,6 +104,27 @@ func KubeletDir(ctx context.Context, client rest.Interface, node string) (string
 	return parseFlagz(raw)
 }
 
+// KubeletDirOf is the kubelet's root directory on node: given (a flag)
+// when set, else the kubelet's own answer (ask, nil when not to ask: see
+// AskKubelet), else DefaultKubeletDir. A wrong guess fails the mount of
+// NodeDirVolume, which says so.
+func KubeletDirOf(ctx context.Context, given string, ask func(context.Context, string) (string, error), node string) string {
+	if given != "" {
+		return given
+	}
+	if ask != nil && node != "" {
+		if dir, err := ask(ctx, node); err == nil {
+			return dir
+		}
+	}
+	return DefaultKubeletDir
+}
+
+// AskKubelet asks through client (a CoreV1 REST client), for KubeletDirOf.
+func AskKubelet(client rest.Interface) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, node string) (string, error) { return KubeletDir(ctx, client, node) }
+}
+
 // parseFlagz reads root-dir from a kubelet's /flagz: an object with its
 // flags, or the text form, one flag a line with one of several separators.
 func parseFlagz(raw []byte) (string, error) {

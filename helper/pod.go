@@ -114,8 +114,14 @@ func StartPod(ctx context.Context, client corev1client.CoreV1Interface, ex podex
 	}
 	running, err := WaitRunning(ctx, client, created.Namespace, created.Name, spec.main(), wait)
 	if err != nil {
-		p.delete(ctx)
-		return nil, fmt.Errorf("%s pod: %w", spec.Purpose, err)
+		last, _ := client.Pods(created.Namespace).Get(context.WithoutCancel(ctx), created.Name, metav1.GetOptions{})
+		if said := initSaid(ctx, client, last); said != "" {
+			err = fmt.Errorf("%w: %s", err, said)
+		}
+		if derr := p.delete(ctx); derr != nil {
+			err = fmt.Errorf("%w; and %w", err, derr)
+		}
+		return nil, &StartError{Pod: last, Container: spec.main(), Err: fmt.Errorf("%s pod: %w", spec.Purpose, err)}
 	}
 	p.Pod = running
 	if !spec.Keep {
@@ -150,6 +156,64 @@ func deletePod(ctx context.Context, pods corev1client.PodsGetter, namespace, nam
 			printers.EscapeTerminal(namespace+"/"+name), cmderr.ExplainForbidden(err, namespace, "delete", "pods"))
 	}
 	return nil
+}
+
+// initSaid is the last line that a failed init container of pod printed:
+// the plugin's own say why they fail. Best effort (it needs pods/log).
+func initSaid(ctx context.Context, client corev1client.PodsGetter, pod *corev1.Pod) string {
+	if pod == nil {
+		return ""
+	}
+	name, _ := failedInit(pod)
+	if name == "" {
+		return ""
+	}
+	tail := int64(5)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	raw, err := client.Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: name, TailLines: &tail}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	return printers.EscapeTerminal(strings.TrimSpace(lines[len(lines)-1]))
+}
+
+// StartError is a pod of the plugin's own that was created but did not
+// come to run; Pod is how it last was (nil when it could not be read).
+type StartError struct {
+	Pod       *corev1.Pod
+	Container string
+	Err       error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// ImageCannotRun says, of a StartError, whether the container's image is
+// what failed: it cannot be pulled, or the keeper cannot be started in it.
+func (e *StartError) ImageCannotRun() (string, bool) {
+	if e.Pod == nil {
+		return "", false
+	}
+	s := findStatus(e.Pod, e.Container)
+	if s == nil {
+		return "", false
+	}
+	switch st := s.State; {
+	case st.Waiting != nil:
+		switch st.Waiting.Reason {
+		case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerError", "RunContainerError":
+			why, _ := containerWaiting(s)
+			return why, true
+		}
+	case st.Terminated != nil:
+		if st.Terminated.Reason == "StartError" || st.Terminated.ExitCode == 126 || st.Terminated.ExitCode == 127 {
+			why, _ := containerWaiting(s)
+			return why, true
+		}
+	}
+	return "", false
 }
 
 // policyRefusal: the cluster refused a pod for what it holds, which a pod

@@ -41,7 +41,18 @@ func Waiting(pod *corev1.Pod, container string) (string, Hope) {
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded, corev1.PodFailed:
 		if s := findStatus(pod, container); s == nil || s.State.Running == nil {
-			return fmt.Sprintf("the pod has %s", pod.Status.Phase), Hopeless
+			why := fmt.Sprintf("the pod has %s", pod.Status.Phase)
+			if name, t := failedInit(pod); t != nil {
+				// The init container that failed is why, unless it is
+				// container itself.
+				s := corev1.ContainerStatus{State: corev1.ContainerState{Terminated: t}}
+				ended, _ := containerWaiting(&s)
+				if name != container {
+					why += ": init container " + printers.EscapeTerminal(name)
+				}
+				why += " " + ended
+			}
+			return why, Hopeless
 		}
 	}
 	for _, c := range pod.Status.Conditions {
@@ -108,6 +119,16 @@ func waitingHope(reason string) Hope {
 		return Retrying
 	}
 	return Pending
+}
+
+// failedInit is the init container that failed a pod, and how it ended.
+func failedInit(pod *corev1.Pod) (string, *corev1.ContainerStateTerminated) {
+	for _, s := range pod.Status.InitContainerStatuses {
+		if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
+			return s.Name, t
+		}
+	}
+	return "", nil
 }
 
 func findStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {

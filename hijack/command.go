@@ -1,6 +1,8 @@
 package hijack
 
 import (
+	"path"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -38,6 +40,16 @@ func remoteCommand(argv []string, dir, term string) []string {
 		argv, flag = []string{defaultShell}, "default"
 	}
 	return append([]string{fallbackShell, "-c", startScript, fallbackShell, term, dir, flag}, argv...)
+}
+
+// toolboxCommand is remoteCommand started by the sh of a toolbox in
+// directory tools, whose applets come after the image's own on PATH: the
+// step's tools first, a shell and coreutils whatever the image lacks.
+func toolboxCommand(argv []string, dir, term, tools string) []string {
+	cmd := remoteCommand(argv, dir, term)
+	cmd[0] = path.Join(tools, fallbackShell)
+	cmd[2] = "PATH=\"$PATH:" + tools + "\"; export PATH\n" + startScript
+	return cmd
 }
 
 // isWindows says whether the pod runs Windows containers, from what the

@@ -1,36 +1,28 @@
 package hijack
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
 const (
-	// Debug pods are ours, not Concourse's: they carry none of the
-	// contract's labels, so that no view or lookup takes them for a step.
-	labelDebugManagedBy = "kubectl-concourse"
-	annotationDebugOf   = "kubectl-concourse.dev/debug-of"
-
 	// debugLifetime bounds a debug container whose tether was lost; the
 	// tether ends it with the session, and within helper.DefaultGrace of a
 	// lost plugin. A debug copy pod gets it as its activeDeadlineSeconds.
 	debugLifetime = 12 * time.Hour
 	// debugStartTimeout bounds the wait for a debug container to run.
 	debugStartTimeout = 5 * time.Minute
-
-	cleanupTimeout = 30 * time.Second
 )
 
 // runDebug enters a step through a debug container: an ephemeral container
@@ -56,9 +48,9 @@ func (o *HijackOptions) debugEphemeral(ctx context.Context, m *selector.Match) e
 	}
 	where := printers.EscapeTerminal(pod.Namespace + "/" + pod.Name)
 	fmt.Fprintf(o.ErrOut, "Adding a debug container (%s) that targets container %s of pod %s; its processes, and their root filesystems as /proc/PID/root, are visible where the runtime supports targeting.\n",
-		printers.EscapeTerminal(o.DebugImage), printers.EscapeTerminal(m.Container), where)
+		printers.EscapeTerminal(o.debugImage()), printers.EscapeTerminal(m.Container), where)
 	h, err := helper.AddEphemeral(ctx, o.Client.CoreV1(), o.Executor, pod, helper.EphemeralSpec{
-		NamePrefix: "debugger", Image: o.DebugImage, Step: step, StepEnv: true, WorkingDir: o.debugDir(step),
+		NamePrefix: "debugger", Image: o.debugImage(), Step: step, StepEnv: true, WorkingDir: o.debugDir(step),
 		Lifetime: debugLifetime, Wait: helper.WaitOptions{Timeout: debugStartTimeout},
 	})
 	if err != nil {
@@ -69,7 +61,15 @@ func (o *HijackOptions) debugEphemeral(ctx context.Context, m *selector.Match) e
 		fmt.Fprintf(o.ErrOut, "warning: volume %s is not mounted at %s: ephemeral containers cannot mount a subPath\n",
 			printers.EscapeTerminal(vm.Name), printers.EscapeTerminal(vm.MountPath))
 	}
-	return o.enter(ctx, pod, h.Container.Name, o.debugDir(step))
+	return o.enter(ctx, pod, h.Container.Name, o.debugDir(step), "")
+}
+
+// debugImage is the image of a debug container next to a running step.
+func (o *HijackOptions) debugImage() string {
+	if o.DebugImage != "" {
+		return o.DebugImage
+	}
+	return o.HelperImage
 }
 
 // stopKeeper ends the ephemeral container, even after Ctrl-C.
@@ -79,95 +79,192 @@ func (o *HijackOptions) stopKeeper(ctx context.Context, h *helper.Ephemeral) {
 	}
 }
 
-// debugCopy starts a copy of a finished step's pod: the debug image with the
-// step container's volumes, environment and working directory. PVC data
-// is visible; emptyDirs start empty. The copy is deleted when the session
-// ends, on every path, unless --keep; its keeper ends it within
-// helper.DefaultGrace of a lost plugin, and activeDeadlineSeconds bounds it
-// in any case (a kept copy lives that long at most).
+// debugCopy enters a copy of a finished step's pod, as kubectl debug
+// --copy-to does: the step's container from its own image (--debug-image
+// another), with its environment, working directory, security context and
+// volumes, on its node when its claims or its emptyDirs need that. The copy's
+// keeper runs on the toolbox, so the image needs neither sh nor sleep; only
+// an image that cannot run at all gives way to the helper image. The
+// emptyDirs start with what the node still holds of the step's, when the
+// cluster lets a pod read the node's disk, and say so when not. The copy is
+// deleted when the session ends, on every path, unless --keep; its keeper
+// ends it within helper.DefaultGrace of a lost plugin, and its deadline
+// bounds it in any case (a kept copy lives that long at most).
 func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error {
-	orig, step := m.Pod, selector.FindContainer(m.Pod, m.Container)
-	c := corev1.Container{
-		Name:    m.Container,
-		Image:   o.DebugImage,
-		Command: helper.KeeperCommand(debugLifetime),
+	orig := m.Pod
+	step := selector.FindContainer(orig, m.Container)
+	if step == nil {
+		return fmt.Errorf("pod %s has no container %s to copy", printers.EscapeTerminal(orig.Namespace+"/"+orig.Name), printers.EscapeTerminal(m.Container))
 	}
-	if o.Keep {
-		// Kept for later sessions, so tied to none: it sleeps until the
-		// deadline or its deletion.
-		c.Command = []string{"sleep", strconv.Itoa(int(debugLifetime / time.Second))}
+	if isWindows(orig) {
+		return errors.New("a copy of a finished Windows step cannot be made: its keeper and tools are Linux programs")
 	}
-	if step != nil {
-		c.Env, c.EnvFrom, c.VolumeMounts, c.WorkingDir = step.Env, step.EnvFrom, step.VolumeMounts, step.WorkingDir
-		c.SecurityContext = step.SecurityContext
+	c := debugCopyOf(orig, step)
+	emptyDirs := c.emptyDirs()
+	kubeletDir := ""
+	if len(emptyDirs) > 0 {
+		kubeletDir = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, orig.Spec.NodeName)
 	}
-	grace := int64(1)
-	deadline := int64(debugLifetime / time.Second)
-	prefix := orig.Name
-	if len(prefix) > 40 {
-		prefix = prefix[:40]
+	onNode := len(emptyDirs) > 0 || helper.OnStepNode(ctx, o.Client.CoreV1(), orig.Namespace, c.claims)
+	image, own := o.DebugImage, o.DebugImage == ""
+	if own {
+		image = step.Image
 	}
-	cp := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: strings.TrimRight(prefix, "-.") + "-debug-",
-			Namespace:    orig.Namespace,
-			Labels:       map[string]string{selector.LabelManagedBy: labelDebugManagedBy},
-			Annotations:  map[string]string{annotationDebugOf: orig.Name},
-		},
-		Spec: corev1.PodSpec{
-			Containers:                    []corev1.Container{c},
-			Volumes:                       orig.Spec.Volumes,
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			TerminationGracePeriodSeconds: &grace,
-			ActiveDeadlineSeconds:         &deadline,
-			ServiceAccountName:            orig.Spec.ServiceAccountName,
-			AutomountServiceAccountToken:  orig.Spec.AutomountServiceAccountToken,
-			SecurityContext:               orig.Spec.SecurityContext,
-			ImagePullSecrets:              orig.Spec.ImagePullSecrets,
-			NodeSelector:                  orig.Spec.NodeSelector,
-			Affinity:                      orig.Spec.Affinity,
-			Tolerations:                   orig.Spec.Tolerations,
-			OS:                            orig.Spec.OS,
-		},
+	where := printers.EscapeTerminal(orig.Namespace + "/" + orig.Name)
+	var fallback func(corev1.PodSpec) corev1.PodSpec
+	if len(emptyDirs) > 0 {
+		// Without the node's disk, the emptyDirs start empty.
+		fallback = func(spec corev1.PodSpec) corev1.PodSpec { return helper.DropCopyFromNode(spec, copyNodeVolume) }
 	}
-	pods := o.Client.CoreV1().Pods(orig.Namespace)
-	created, err := pods.Create(ctx, cp, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("create a copy of pod %s/%s: %w", printers.EscapeTerminal(orig.Namespace), printers.EscapeTerminal(orig.Name),
-			cmderr.ExplainForbidden(err, orig.Namespace, "create", "pods"))
+	for {
+		p, err := helper.StartPod(ctx, o.Client.CoreV1(), o.Executor, helper.PodSpec{
+			Of: orig, Purpose: "debug", Spec: c.spec(image, o.HelperImage, kubeletDir, onNode), Main: step.Name,
+			Keeper: helper.ToolboxKeeper, Lifetime: debugLifetime, Keep: o.Keep, Fallback: fallback,
+			Created: func(p *corev1.Pod) {
+				fmt.Fprintf(o.ErrOut, "Pod %s has %s; debugging a copy, %s, from image %s with its volumes.\n",
+					where, orig.Status.Phase, printers.EscapeTerminal(p.Name), printers.EscapeTerminal(image))
+			},
+			Wait: helper.WaitOptions{Timeout: debugStartTimeout},
+		})
+		var se *helper.StartError
+		if why, ok := startFailure(err, &se); own && ok && image != o.HelperImage {
+			fmt.Fprintf(o.ErrOut, "warning: the step's image %s cannot run here (%s); the copy runs the helper image %s instead, without the step's tools\n",
+				printers.EscapeTerminal(image), why, printers.EscapeTerminal(o.HelperImage))
+			image = o.HelperImage
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("debug copy: %w", err)
+		}
+		return o.enterCopy(ctx, p, orig, emptyDirs, step)
 	}
-	where := printers.EscapeTerminal(created.Namespace + "/" + created.Name)
-	if o.Keep {
-		defer fmt.Fprintf(o.ErrOut, "Kept debug pod %s (for up to %s); remove it with: kubectl delete pod -n %s %s\n",
-			where, debugLifetime, printers.EscapeTerminal(created.Namespace), printers.EscapeTerminal(created.Name))
-	} else {
-		defer o.deletePod(ctx, created)
-	}
-	fmt.Fprintf(o.ErrOut, "Pod %s has %s; debugging copy %s (%s) with its volumes.\n",
-		printers.EscapeTerminal(orig.Namespace+"/"+orig.Name), orig.Status.Phase, where, printers.EscapeTerminal(o.DebugImage))
-	running, err := helper.WaitRunning(ctx, o.Client.CoreV1(), created.Namespace, created.Name, c.Name,
-		helper.WaitOptions{Timeout: debugStartTimeout})
-	if err != nil {
-		return fmt.Errorf("debug copy: %w", err)
-	}
-	if !o.Keep {
-		t := helper.Tie(o.Executor, podexec.Container{Namespace: created.Namespace, Pod: created.Name, Name: c.Name}, helper.DefaultGrace)
-		// Deleting the pod ends it too; stopping first ends the session's
-		// process at once instead of after the pod's grace period.
-		defer func() { _ = t.Stop(ctx) }()
-	}
-	return o.enter(ctx, running, c.Name, c.WorkingDir)
 }
 
-func (o *HijackOptions) deletePod(ctx context.Context, pod *corev1.Pod) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	grace := int64(0)
-	err := o.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
-	if err != nil {
-		fmt.Fprintf(o.ErrOut, "warning: debug pod %s/%s is left behind: %v\n",
-			printers.EscapeTerminal(pod.Namespace), printers.EscapeTerminal(pod.Name), err)
+// startFailure says whether err is a copy whose image cannot run, and why.
+func startFailure(err error, se **helper.StartError) (string, bool) {
+	if !errors.As(err, se) {
+		return "", false
 	}
+	return (*se).ImageCannotRun()
+}
+
+// enterCopy says what the copy's emptyDirs hold, runs the session, and ends
+// the copy (unless kept).
+func (o *HijackOptions) enterCopy(ctx context.Context, p *helper.Pod, orig *corev1.Pod, emptyDirs []string, step *corev1.Container) error {
+	where := printers.EscapeTerminal(p.Namespace + "/" + p.Name)
+	if o.Keep {
+		defer fmt.Fprintf(o.ErrOut, "Kept debug pod %s (for up to %s); remove it with: kubectl delete pod -n %s %s\n",
+			where, debugLifetime, printers.EscapeTerminal(p.Namespace), printers.EscapeTerminal(p.Name))
+	} else {
+		defer func() {
+			if err := p.End(ctx); err != nil {
+				fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
+			}
+		}()
+	}
+	node := printers.EscapeTerminal(orig.Spec.NodeName)
+	switch {
+	case len(emptyDirs) == 0:
+	case p.Refused != nil:
+		fmt.Fprintf(o.ErrOut, "warning: the emptyDirs %s start empty: copying them from node %s needs a pod with a read-only host path volume, which the cluster refused: %v\n",
+			printers.EscapeTerminal(strings.Join(emptyDirs, ", ")), node, p.Refused)
+	default:
+		var report bytes.Buffer
+		if err := podexec.RunScript(ctx, o.Executor, p.Container, `cat -- "$1"`, []string{helper.CopyReport}, nil, &report); err != nil {
+			fmt.Fprintf(o.ErrOut, "warning: what was copied from node %s is unknown: %v\n", node, err)
+		}
+		for _, line := range strings.Split(report.String(), "\n") {
+			if name, ok := strings.CutPrefix(line, "gone "); ok {
+				fmt.Fprintf(o.ErrOut, "warning: emptyDir %s starts empty: the kubelet of node %s removed it when the pod finished\n",
+					printers.EscapeTerminal(name), node)
+			}
+		}
+	}
+	return o.enter(ctx, p.Pod, step.Name, step.WorkingDir, helper.ToolboxBin)
+}
+
+// copyNodeVolume is the copy's read-only view of the node's emptyDirs.
+const copyNodeVolume = "kubectl-concourse-node"
+
+// debugCopySpec is a copy of a finished step's container and what it mounts.
+type debugCopySpec struct {
+	orig      *corev1.Pod
+	container corev1.Container
+	volumes   []corev1.Volume
+	claims    []string
+}
+
+// debugCopyOf copies step, and of orig's volumes those it mounts: a generic
+// ephemeral volume as the claim Kubernetes made for it (a new one would be
+// empty), emptyDirs as new ones, which CopyFromNode may fill.
+func debugCopyOf(orig *corev1.Pod, step *corev1.Container) debugCopySpec {
+	c := step.DeepCopy()
+	// What made it a step, and would end or disturb a copy that waits for
+	// a session: probes, hooks, ports, its terminal.
+	c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
+	c.Ports, c.Stdin, c.StdinOnce, c.TTY, c.RestartPolicy, c.ResizePolicy = nil, false, false, false, nil, nil
+	d := debugCopySpec{orig: orig, container: *c}
+	used := map[string]bool{}
+	for _, vm := range c.VolumeMounts {
+		used[vm.Name] = true
+	}
+	for _, v := range orig.Spec.Volumes {
+		if !used[v.Name] {
+			continue
+		}
+		if claim, ok := helper.ClaimOf(orig, &v); ok {
+			d.claims = append(d.claims, claim)
+			if v.Ephemeral != nil {
+				v = corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}
+			}
+		}
+		d.volumes = append(d.volumes, v)
+	}
+	return d
+}
+
+// emptyDirs names the emptyDirs of the copy: the step's, on its node.
+func (d debugCopySpec) emptyDirs() []string {
+	var names []string
+	for _, v := range d.volumes {
+		if v.EmptyDir != nil {
+			names = append(names, v.Name)
+		}
+	}
+	return names
+}
+
+// spec is the copy's pod spec, in image, with the toolbox of helperImage
+// and, when it has emptyDirs, their contents copied from the node.
+func (d debugCopySpec) spec(image, helperImage, kubeletDir string, onNode bool) corev1.PodSpec {
+	orig := d.orig
+	c := *d.container.DeepCopy()
+	c.Image = image
+	spec := corev1.PodSpec{
+		Containers:                   []corev1.Container{c},
+		Volumes:                      append([]corev1.Volume(nil), d.volumes...),
+		ServiceAccountName:           orig.Spec.ServiceAccountName,
+		AutomountServiceAccountToken: orig.Spec.AutomountServiceAccountToken,
+		SecurityContext:              orig.Spec.SecurityContext,
+		ImagePullSecrets:             orig.Spec.ImagePullSecrets,
+		Tolerations:                  orig.Spec.Tolerations,
+		OS:                           orig.Spec.OS,
+		HostAliases:                  orig.Spec.HostAliases,
+		DNSPolicy:                    orig.Spec.DNSPolicy,
+		DNSConfig:                    orig.Spec.DNSConfig,
+		EnableServiceLinks:           orig.Spec.EnableServiceLinks,
+		RuntimeClassName:             orig.Spec.RuntimeClassName,
+	}
+	if onNode {
+		spec.NodeName = orig.Spec.NodeName
+	} else {
+		spec.NodeSelector, spec.Affinity = orig.Spec.NodeSelector, orig.Spec.Affinity
+	}
+	helper.AddToolbox(&spec, helperImage, c.Name)
+	if names := d.emptyDirs(); len(names) > 0 {
+		helper.CopyFromNode(&spec, helperImage, copyNodeVolume, helper.EmptyDirsOnNode(kubeletDir, orig), names)
+	}
+	return spec
 }
 
 // debugDir is where a debug session starts: the step's working directory

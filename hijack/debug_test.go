@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -85,14 +86,17 @@ func TestDebugEphemeral(t *testing.T) {
 func TestDebugCopy(t *testing.T) {
 	finished := func(p *corev1.Pod) {
 		p.Status.Phase = corev1.PodFailed
+		p.Spec.Containers[0].Image = "golang:1.26"
 		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "b"}}
+		p.Spec.Containers[0].LivenessProbe = &corev1.Probe{}
 	}
 	for _, keep := range []bool{false, true} {
 		t.Run(map[bool]string{false: "removed", true: "kept"}[keep], func(t *testing.T) {
-			ex := &fakeExecutor{results: []error{exitCode(2)}}
+			// The copy's report of its emptyDirs, then the session.
+			ex := &fakeExecutor{stdout: "gone work\n", results: []error{nil, exitCode(2)}}
 			o, client, _, errOut := newOptions(t, ex, stepPod("unit-42", "test", "42", "unit", finished))
 			startContainers(client)
-			o.Target, o.Debug, o.Keep = selector.Target{Job: "main/test", Build: "42", Step: "unit"}, true, keep
+			o.Target, o.Debug, o.Keep, o.KubeletDir = selector.Target{Job: "main/test", Build: "42", Step: "unit"}, true, keep, "/var/lib/k"
 			err := o.Run(t.Context())
 			if st := exitStatusOf(err); st != 2 {
 				t.Fatalf("Run() = %v, want the session's exit status 2", err)
@@ -107,17 +111,40 @@ func TestDebugCopy(t *testing.T) {
 				t.Fatal("no copy created")
 			}
 			c := created.Spec.Containers[0]
-			if c.Name != "main" || c.Image != "busybox" || c.WorkingDir != "/tmp/build/abc" || len(c.Env) != 1 ||
-				len(created.Spec.Volumes) != 1 || created.Labels[selector.LabelPipeline] != "" {
+			if c.Name != "main" || c.Image != "golang:1.26" || c.WorkingDir != "/tmp/build/abc" || len(c.Env) != 1 || c.LivenessProbe != nil ||
+				created.Labels[selector.LabelPipeline] != "" || created.Labels[selector.LabelManagedBy] != selector.ManagedByPlugin ||
+				created.Annotations[selector.AnnotationHelperOf] != "unit-42" || created.Spec.NodeName != "node-1" {
 				t.Errorf("copy %+v", created)
 			}
-			const name = "unit-42-debug-x1y2z" // generateName + the fake's suffix
-			if created.GenerateName != "unit-42-debug-" {
-				t.Errorf("copy named %q", created.GenerateName)
+			if c.Command[0] != helper.ToolboxBin+"/sh" {
+				t.Errorf("the copy's keeper needs the image's sh: %q", c.Command)
+			}
+			var inits []string
+			for _, ic := range created.Spec.InitContainers {
+				inits = append(inits, ic.Name+"="+ic.Image)
+			}
+			if strings.Join(inits, " ") != "kubectl-concourse-tools=busybox kubectl-concourse-copy=busybox" {
+				t.Errorf("init containers %v", inits)
+			}
+			var node string
+			for _, v := range created.Spec.Volumes {
+				if v.HostPath != nil {
+					node = v.HostPath.Path
+				}
+			}
+			if node != "/var/lib/k/pods/volumes/kubernetes.io~empty-dir" { // the fixture has no UID
+				t.Errorf("the node's emptyDirs are read from %q", node)
+			}
+			if !strings.HasPrefix(created.Name, "unit-42-debug-") {
+				t.Errorf("copy named %q", created.Name)
 			}
 			sessions := ex.sessions()
-			if len(sessions) != 1 || sessions[0].Pod != name || !equal(sessions[0].Command, shellArgv("xterm-256color", "/tmp/build/abc", "default", "bash")) {
+			if len(sessions) != 2 || sessions[1].Pod != created.Name ||
+				!equal(sessions[1].Command, toolboxCommand(nil, "/tmp/build/abc", "xterm-256color", helper.ToolboxBin)) {
 				t.Errorf("exec %+v", ex.got)
+			}
+			if !strings.Contains(errOut.String(), "emptyDir work starts empty: the kubelet of node node-1 removed it") {
+				t.Errorf("stderr %q", errOut.String())
 			}
 			if tethers, _ := ex.tethers(); len(tethers) != map[bool]int{false: 1, true: 0}[keep] {
 				t.Errorf("keep=%v: tethers %+v", keep, tethers)
@@ -125,11 +152,58 @@ func TestDebugCopy(t *testing.T) {
 			if created.Spec.ActiveDeadlineSeconds == nil {
 				t.Errorf("the copy has no deadline")
 			}
-			_, err = client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "ci", name)
+			_, err = client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "ci", created.Name)
 			if gone := err != nil; gone == keep {
 				t.Errorf("keep=%v but copy gone=%v (stderr %q)", keep, gone, errOut.String())
 			}
 		})
+	}
+}
+
+// A copy whose image cannot be pulled gives way to the helper image; one
+// the user chose does not.
+func TestDebugCopyFallsBackToTheHelperImage(t *testing.T) {
+	ex := &fakeExecutor{}
+	o, client, _, errOut := newOptions(t, ex, stepPod("unit-42", "test", "42", "unit", func(p *corev1.Pod) {
+		p.Status.Phase = corev1.PodSucceeded
+		p.Spec.Containers[0].Image = "registry.gone/toolchain:1"
+		p.Spec.Volumes = nil
+		p.Spec.Containers[0].VolumeMounts = nil
+	}))
+	var images []string
+	client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		images = append(images, a.(k8stesting.CreateAction).GetObject().(*corev1.Pod).Spec.Containers[0].Image)
+		return false, nil, nil
+	})
+	client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj, err := client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), a.(k8stesting.GetAction).GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		p := obj.(*corev1.Pod).DeepCopy()
+		if p.Name == "unit-42" {
+			return true, p, nil
+		}
+		state := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+		if p.Spec.Containers[0].Image != "busybox" {
+			state = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "not found"}}
+		}
+		p.Status.Phase = corev1.PodRunning
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: state}}
+		return true, p, nil
+	})
+	o.Target, o.Debug, o.Command = selector.Target{Job: "main/test", Build: "42", Step: "unit"}, true, []string{"true"}
+	if err := o.Run(t.Context()); err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	if strings.Join(images, " ") != "registry.gone/toolchain:1 busybox" {
+		t.Errorf("copies of images %v", images)
+	}
+	if !strings.Contains(errOut.String(), "cannot run here (ImagePullBackOff: not found); the copy runs the helper image busybox") {
+		t.Errorf("stderr %q", errOut.String())
+	}
+	if pods, _ := client.CoreV1().Pods("ci").List(t.Context(), metav1.ListOptions{}); len(pods.Items) != 1 {
+		t.Errorf("pods left: %d", len(pods.Items))
 	}
 }
 

@@ -19,9 +19,11 @@ import (
 )
 
 // enter runs the command (or fly's default shell) in a container of pod,
-// starting in workingDir unless -w says otherwise. The remote exit status
-// comes back as a cmderr.Status.
-func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, workingDir string) error {
+// starting in workingDir unless -w says otherwise. tools, when set, is a
+// directory of the plugin's own tools in the container (a copy's toolbox):
+// its sh starts the session, and its applets come after the image's own on
+// PATH. The remote exit status comes back as a cmderr.Status.
+func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, workingDir, tools string) error {
 	dir := workingDir
 	if o.workDirSet {
 		dir = o.WorkDir
@@ -30,6 +32,10 @@ func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, w
 		req := podexec.Request{Namespace: pod.Namespace, Pod: pod.Name, Container: container, Stdin: s.In != nil, TTY: tty}
 		if isWindows(pod) {
 			return o.enterWindows(ctx, req, s, resize, pod, workingDir)
+		}
+		if tools != "" {
+			req.Command = toolboxCommand(o.Command, dir, o.Term, tools)
+			return o.execError(ctx, o.Executor.Exec(ctx, req, s, resize), pod, container)
 		}
 		req.Command = remoteCommand(o.Command, dir, o.Term)
 		err := o.Executor.Exec(ctx, req, s, resize)
@@ -48,7 +54,7 @@ func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, w
 		where := fmt.Sprintf("container %s of pod %s", printers.EscapeTerminal(container), printers.EscapeTerminal(pod.Namespace+"/"+pod.Name))
 		switch {
 		case len(o.Command) == 0:
-			return fmt.Errorf("%s has no shell (its image lacks sh); --debug enters it through a %s container that shares its processes and volumes", where, o.DebugImage)
+			return fmt.Errorf("%s has no shell (its image lacks sh); --debug enters it through a %s container that shares its processes and volumes", where, o.debugImage())
 		case o.workDirSet && o.WorkDir != workingDir:
 			return fmt.Errorf("-w needs sh in the container, and the image of %s has none; leave -w out to start in its working directory", where)
 		}

@@ -318,10 +318,12 @@ func TestValidate(t *testing.T) {
 		o    HijackOptions
 		want string
 	}{
-		{"ok", HijackOptions{DebugImage: "busybox"}, ""},
-		{"keep without debug", HijackOptions{Keep: true, DebugImage: "busybox"}, "--keep applies to --debug only"},
-		{"empty debug image", HijackOptions{Debug: true}, "--debug-image must name an image"},
-		{"bad target", HijackOptions{DebugImage: "busybox", Target: selector.Target{Job: "x"}}, "-j/--job"},
+		{"ok", HijackOptions{HelperImage: "busybox"}, ""},
+		{"the step's own image", HijackOptions{Debug: true, HelperImage: "busybox"}, ""},
+		{"keep without debug", HijackOptions{Keep: true, HelperImage: "busybox"}, "--keep applies to --debug only"},
+		{"empty helper image", HijackOptions{Debug: true}, "--helper-image must name an image"},
+		{"relative kubelet dir", HijackOptions{HelperImage: "busybox", KubeletDir: "var/lib/kubelet"}, "--kubelet-dir"},
+		{"bad target", HijackOptions{HelperImage: "busybox", Target: selector.Target{Job: "x"}}, "-j/--job"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

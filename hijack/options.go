@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -16,12 +17,10 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
-
-// DefaultDebugImage holds sh and the usual tools, and is small.
-const DefaultDebugImage = "busybox"
 
 // HijackOptions is the state of one hijack.
 type HijackOptions struct {
@@ -31,20 +30,27 @@ type HijackOptions struct {
 	WorkDir    string // -w; used only when workDirSet
 	workDirSet bool
 	Debug      bool
-	DebugImage string
-	Keep       bool
-	Command    []string // after the flags; empty: fly's default shell
+	DebugImage string // "": the helper image next to a running step, the step's own for a copy
+	// HelperImage has a static busybox and sh: the debug container next
+	// to a running step, the tools a copy brings along, and the copy's
+	// image when the step's cannot run.
+	HelperImage string
+	KubeletDir  string // the kubelet's root on a finished step's node ("": asked, else the default)
+	Keep        bool
+	Command     []string // after the flags; empty: fly's default shell
 
 	podexec.Connection
 	Term string // the local $TERM, forwarded as fly does
 
 	// isTerminal decides about stdin/stdout; a field so tests can fake a terminal.
 	isTerminal func(any) bool
+	// askKubelet asks a node's kubelet for its root directory (nil: not asked).
+	askKubelet func(ctx context.Context, node string) (string, error)
 }
 
 // NewHijackOptions sets every default.
 func NewHijackOptions(streams genericiooptions.IOStreams) *HijackOptions {
-	return &HijackOptions{IOStreams: streams, DebugImage: DefaultDebugImage}
+	return &HijackOptions{IOStreams: streams, HelperImage: helper.DefaultImage}
 }
 
 // AddFlags binds the target flags (shared with the other commands) and hijack's own.
@@ -52,8 +58,10 @@ func (o *HijackOptions) AddFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	o.Target.AddFlags(fs)
 	fs.StringVarP(&o.WorkDir, "workdir", "w", o.WorkDir, "Directory to start in (default: the step's working directory)")
-	fs.BoolVar(&o.Debug, "debug", o.Debug, "Enter through a debug container: an ephemeral container next to a running step, or a copy of a finished step's pod with its volumes")
-	fs.StringVar(&o.DebugImage, "debug-image", o.DebugImage, "Image of the debug container")
+	fs.BoolVar(&o.Debug, "debug", o.Debug, "Enter through a debug container: an ephemeral container next to a running step, or a copy of a finished step's pod from its image, with its volumes")
+	fs.StringVar(&o.DebugImage, "debug-image", o.DebugImage, "Image of the debug container (default: --helper-image next to a running step, the step's own image for a copy of a finished one)")
+	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image with a static busybox: the debug container next to a running step, the tools a copy brings along, and the copy's image when the step's cannot run")
+	fs.StringVar(&o.KubeletDir, "kubelet-dir", o.KubeletDir, "Root directory of the kubelet on a finished step's node, where its emptyDirs are (default: asked of the kubelet, which needs get on nodes/proxy, else "+helper.DefaultKubeletDir+")")
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "With --debug on a finished step, keep the copy pod after the session")
 }
 
@@ -68,7 +76,13 @@ func (o *HijackOptions) Complete(getter genericclioptions.RESTClientGetter, cmd 
 	if o.isTerminal == nil {
 		o.isTerminal = printers.IsTerminal
 	}
-	return o.Connection.Complete(getter)
+	if err := o.Connection.Complete(getter); err != nil {
+		return err
+	}
+	if o.askKubelet == nil {
+		o.askKubelet = helper.AskKubelet(o.Client.CoreV1().RESTClient())
+	}
+	return nil
 }
 
 // Validate checks the flags; it calls no API.
@@ -76,8 +90,11 @@ func (o *HijackOptions) Validate() error {
 	if err := o.Target.Validate(); err != nil {
 		return err
 	}
-	if o.Debug && o.DebugImage == "" {
-		return errors.New("--debug-image must name an image")
+	if o.HelperImage == "" {
+		return errors.New("--helper-image must name an image")
+	}
+	if o.KubeletDir != "" && !path.IsAbs(o.KubeletDir) {
+		return fmt.Errorf("--kubelet-dir %q must be an absolute path", o.KubeletDir)
 	}
 	if o.Keep && !o.Debug {
 		return errors.New("--keep applies to --debug only")
@@ -111,7 +128,7 @@ func (o *HijackOptions) Run(ctx context.Context) error {
 	if err := enterable(m.Pod, m.Container); err != nil {
 		return err
 	}
-	return o.enter(ctx, m.Pod, m.Container, m.WorkingDir)
+	return o.enter(ctx, m.Pod, m.Container, m.WorkingDir, "")
 }
 
 // enterable explains why a step's container cannot be exec'd into, pointing
@@ -120,7 +137,7 @@ func enterable(pod *corev1.Pod, container string) error {
 	name := printers.EscapeTerminal(pod.Namespace + "/" + pod.Name)
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded, corev1.PodFailed:
-		return fmt.Errorf("pod %s has %s, so its containers are gone; --debug opens a copy of it with the same volumes",
+		return fmt.Errorf("pod %s has %s, so its containers are gone; --debug opens a copy of it from the step's image, with its volumes",
 			name, pod.Status.Phase)
 	}
 	for _, s := range append(pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses...) {

@@ -289,3 +289,90 @@ func TestFinishedDownloadKubeletDirElsewhere(t *testing.T) {
 		t.Errorf("helper pods left behind: %v", left)
 	}
 }
+
+// hijackStep runs `kubectl concourse hijack --debug` of main/test #1's
+// step, with the agent's root as the kubelet's.
+func hijackStep(t *testing.T, kubeconfig, ns string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	base := []string{"concourse", "hijack", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "--debug", "--kubelet-dir", kubeletDir()}
+	cmd := testCluster.Command(ctx, "kubectl", append(base, args...)...)
+	if kubeconfig != "" {
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+	}
+	return runCmd(t, cmd, "")
+}
+
+// seeBoth prints where the session starts, a file of each tree, the
+// step's environment, and whether bash (the bash image's, not busybox's)
+// is there.
+const seeBoth = `pwd; cat hello.txt; tail -n 1 ../cache/index; echo "$STEP_SECRET_SAUCE"; command -v bash || echo no-bash; exit 7`
+
+func TestFinishedHijackDebugRunsTheStepsImage(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	failedStep(t, ns, "bash", true, failedStepScript)
+	r := hijackStep(t, "", ns, "--", "sh", "-c", seeBoth)
+	if want := "/tmp/build/work\nhello\n10000 cached\nketchup\n/bin/bash\n"; r.exitCode != 7 || r.stdout != want {
+		t.Errorf("exit %d, stdout %q (want 7, %q), stderr %q", r.exitCode, r.stdout, want, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "from image bash") || strings.Contains(r.stderr, "warning") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	waitNoDebugPods(t, ns)
+}
+
+// A step image with no shell and no sleep (the pause program alone) is
+// still the copy's: the keeper and the session's sh come from the toolbox.
+func TestFinishedHijackDebugShellLessImage(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createClaim(t, ns, "cache")
+	pod := stepPod(ns, step{name: "unit-1", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless",
+		workingDir: "/tmp/build/work", command: []string{"/pause", "cp", "/etc/group", "/tmp/build/work/group", "exit", "3"}})
+	pod.Annotations[annotationKeepVolumes] = "true"
+	pod.Spec.Volumes = []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "work", MountPath: "/tmp/build/work"}}
+	createPod(t, pod, finished)
+	r := hijackStep(t, "", ns, "--", "sh", "-c", `pwd; ls /pause; grep -c . group; exit 4`)
+	if r.exitCode != 4 || !strings.HasPrefix(r.stdout, "/tmp/build/work\n/pause\n") {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+	waitNoDebugPods(t, ns)
+}
+
+func TestFinishedHijackDebugInterrupted(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	failedStep(t, ns, "bash", true, failedStepScript)
+	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit",
+		"--debug", "--kubelet-dir", kubeletDir(), "--", "sh", "-c", "echo started; sleep 60")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil { // kubectl execs the plugin in place
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("hijack did not end on SIGINT")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130", code)
+	}
+	waitNoDebugPods(t, ns)
+}
+
+func TestFinishedHijackDebugWithoutNodeRights(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	failedStep(t, ns, "bash", true, failedStepScript)
+	restrictHostPaths(t, ns)
+	kubeconfig := restrictedUser(t, ns, "finished-debug")
+	r := hijackStep(t, kubeconfig, ns, "--", "sh", "-c", `pwd; ls -A; tail -n 1 ../cache/index; exit 5`)
+	if want := "/tmp/build/work\n10000 cached\n"; r.exitCode != 5 || r.stdout != want {
+		t.Errorf("exit %d, stdout %q (want 5, %q), stderr %q", r.exitCode, r.stdout, want, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warning: the emptyDirs work start empty") || !strings.Contains(r.stderr, "refused") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	waitNoDebugPods(t, ns)
+}
