@@ -25,6 +25,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/execute"
 	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
+	"github.com/kubectl-concourse/kubectl-concourse/logs"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
 
@@ -101,7 +102,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		Use:   "kubectl-concourse",
 		Short: "Debug and move files in Concourse builds that run on Kubernetes",
 		Long: `kubectl concourse brings fly's hijack, execute (a task file as a one-off build), one-off
-artifacts (upload, download), workers, containers, volumes, builds and watch to Concourse builds
+artifacts (upload, download), logs, workers, containers, volumes, builds and watch to Concourse builds
 that run as pods, found through labels.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -117,6 +118,7 @@ that run as pods, found through labels.`,
 		NewCmdVersion(streams),
 		hijack.NewCmdHijack(streams, flags),
 		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
+		logs.NewCmdLogs(streams, flags),
 		execute.NewCmdExecute(streams, flags), gc.NewCmdGC(streams, flags),
 		views.NewCmdWorkers(streams, flags),
 		views.NewCmdContainers(streams, flags),

@@ -1,7 +1,9 @@
 package selector
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -193,3 +195,16 @@ func BuildSelector(m Match) string {
 	}
 	return sel.String()
 }
+
+// LatestBuild is the match of the most recent build among ms (not empty):
+// the highest build id, else build name, else the newest pod; what fly
+// takes for a job's build when -b is not given.
+func LatestBuild(ms []Match) Match {
+	return slices.MaxFunc(ms, func(a, b Match) int {
+		return cmp.Or(CompareNumbered(a.BuildID, b.BuildID), CompareNumbered(a.Build, b.Build),
+			a.Pod.CreationTimestamp.Compare(b.Pod.CreationTimestamp.Time))
+	})
+}
+
+// SameBuild says whether two matches are steps of one build.
+func SameBuild(a, b Match) bool { return BuildSelector(a) == BuildSelector(b) }

@@ -36,6 +36,21 @@ type Target struct {
 // Shorthands follow fly (-c is the check container, not kubectl's
 // container; -s is the step, not --server).
 func (t *Target) AddFlags(fs *pflag.FlagSet, names ...string) {
+	addSome(fs, t.flags(), names)
+}
+
+// AddFlagsExcept is AddFlags with the shorthands of the flags in
+// longOnly left out: for a command whose own flag has that letter (logs'
+// -a is --all-attempts, not --attempt).
+func (t *Target) AddFlagsExcept(fs *pflag.FlagSet, longOnly []string, names ...string) {
+	all := t.flags()
+	for _, name := range longOnly {
+		all.Lookup(name).Shorthand = ""
+	}
+	addSome(fs, all, names)
+}
+
+func (t *Target) flags() *pflag.FlagSet {
 	all := pflag.NewFlagSet("target", pflag.ContinueOnError)
 	all.StringVarP(&t.Job, "job", "j", t.Job, "Name of a job, as PIPELINE/JOB or PIPELINE/KEY:VALUE,.../JOB for an instanced pipeline")
 	all.StringVarP(&t.Check, "check", "c", t.Check, "Name of a resource's checking container, as PIPELINE/RESOURCE")
@@ -50,7 +65,7 @@ func (t *Target) AddFlags(fs *pflag.FlagSet, names ...string) {
 	all.StringVar(&t.Pod, "pod", t.Pod, "Name of the pod, bypassing the Concourse labels")
 	all.StringVar(&t.Container, "container", t.Container, "Name of the container within the pod, instead of the step's container")
 	all.BoolVarP(&t.AllNamespaces, "all-namespaces", "A", t.AllNamespaces, "Look for the step in every namespace")
-	addSome(fs, all, names)
+	return all
 }
 
 // Validate checks the flags without calling the API; errors name the flag.

@@ -1,12 +1,10 @@
 package views
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -130,10 +129,7 @@ func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	latest := slices.MaxFunc(ms, func(a, b selector.Match) int {
-		return cmp.Or(selector.CompareNumbered(a.BuildID, b.BuildID), selector.CompareNumbered(a.Build, b.Build),
-			a.Pod.CreationTimestamp.Compare(b.Pod.CreationTimestamp.Time))
-	})
+	latest := selector.LatestBuild(ms)
 	return latest.Pod.Namespace, selector.BuildSelector(latest), nil
 }
 
@@ -275,7 +271,7 @@ func (f *follower) print(ctx context.Context, s step) error {
 		return nil
 	}
 	defer logs.Close()
-	if _, err := io.Copy(newLogWriter(f.o.Out), logs); err != nil && ctx.Err() == nil {
+	if _, err := io.Copy(podlogs.NewWriter(f.o.Out), logs); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", printers.EscapeTerminal(s.name), err)
 	}
 	return nil

@@ -7,7 +7,9 @@ package tests
 // the claim's tree and one clear error about the rest.
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -375,4 +377,156 @@ func TestFinishedHijackDebugWithoutNodeRights(t *testing.T) {
 		t.Errorf("stderr %q", r.stderr)
 	}
 	waitNoDebugPods(t, ns)
+}
+
+// logsOf runs `kubectl concourse logs -n ns args...`.
+func logsOf(t *testing.T, ns string, args ...string) result {
+	t.Helper()
+	return run(t, "", "kubectl", append([]string{"concourse", "logs", "-n", ns}, args...)...)
+}
+
+func TestFinishedLogs(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	failedStep(t, ns, "busybox", false, failedStepScript)
+	// Its stdout and stderr, in the order the runtime read them.
+	r := logsOf(t, ns, "-j", "main/test", "-b", "1", "-s", "unit")
+	got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	slices.Sort(got)
+	if r.exitCode != 0 || strings.Join(got, "|") != "compiling in /tmp/build/work|warning: something" {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+	r = logsOf(t, ns, "-j", "main/test", "-s", "unit", "--tail", "1", "--timestamps")
+	if stamp, line, _ := strings.Cut(r.stdout, " "); r.exitCode != 0 || !slices.Contains(got, strings.TrimSuffix(line, "\n")) || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("--tail 1 --timestamps: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	} else if _, err := time.Parse(time.RFC3339Nano, stamp); err != nil {
+		t.Errorf("--timestamps: %v", err)
+	}
+}
+
+// tickerScript prints a line every 0.2s for five seconds.
+const tickerScript = `i=1; while [ $i -le 25 ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done`
+
+func TestLogsFollowARunningStep(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "ticker", pipeline: "main", job: "test", build: "1", step: "tick",
+		command: []string{"sh", "-c", tickerScript}}), running)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := testCluster.Command(ctx, "kubectl", "concourse", "logs", "-n", ns, "-j", "main/test", "-s", "tick", "-f")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	for want := 1; want <= 25; want++ {
+		if !lines.Scan() {
+			t.Fatalf("the log ended after %d lines: %v", want-1, lines.Err())
+		}
+		if got := lines.Text(); got != fmt.Sprintf("tick %d", want) {
+			t.Fatalf("line %d = %q", want, got)
+		}
+		if want == 3 {
+			// Lines printed while the step still runs: it follows.
+			pod, err := testCluster.Client.CoreV1().Pods(ns).Get(ctx, "ticker", metav1.GetOptions{})
+			if err != nil || pod.Status.Phase != corev1.PodRunning {
+				t.Fatalf("the step no longer runs at line 3: %v %v", err, podStatus(pod))
+			}
+		}
+	}
+	// The step ends, and so does the log.
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("logs -f after the step ended: %v", err)
+	}
+}
+
+func TestLogsTellStepsApart(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	for _, s := range []step{
+		{name: "compile", pipeline: "main", job: "test", build: "2", step: "compile", command: []string{"sh", "-c", "echo compiled"}},
+		{name: "test", pipeline: "main", job: "test", build: "2", step: "test", command: []string{"sh", "-c", "echo 'test line 1'; echo 'test line 2'; exit 1"}},
+	} {
+		createPod(t, stepPod(ns, s), finished) // one after the other, as a build's steps run
+	}
+	r := logsOf(t, ns, "-j", "main/test", "-b", "2")
+	if want := "compile | compiled\ntest    | test line 1\ntest    | test line 2\n"; r.exitCode != 0 || r.stdout != want {
+		t.Errorf("exit %d, stdout %q (want %q), stderr %q", r.exitCode, r.stdout, want, r.stderr)
+	}
+	r = logsOf(t, ns, "-j", "main/test", "--color", "always")
+	if !strings.Contains(r.stdout, "compile | \x1b[0mcompiled\n") || !strings.HasPrefix(r.stdout, "\x1b[") {
+		t.Errorf("--color always: stdout %q", r.stdout)
+	}
+
+	// A Tekton pod: one step per step-* container.
+	tekton := stepPod(ns, step{name: "taskrun", pipeline: "main", job: "test", build: "3"})
+	tekton.Labels["tekton.dev/taskRun"] = "taskrun"
+	delete(tekton.Labels, "concourse-ci.org/step-name")
+	tekton.Spec.Containers = []corev1.Container{
+		{Name: "step-clone", Image: "busybox", Command: []string{"sh", "-c", "echo cloned"}},
+		{Name: "step-build", Image: "busybox", Command: []string{"sh", "-c", "echo built"}},
+	}
+	createPod(t, tekton, finished)
+	r = logsOf(t, ns, "-j", "main/test", "-b", "3")
+	got := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	slices.Sort(got)
+	if r.exitCode != 0 || strings.Join(got, ",") != "build | built,clone | cloned" {
+		t.Errorf("Tekton: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+}
+
+// Following a whole build: its next step's log comes as the step comes,
+// until interrupted.
+func TestLogsFollowABuild(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "first", pipeline: "main", job: "test", build: "4", step: "first",
+		command: []string{"sh", "-c", "echo one; exec sleep 3600"}}), running)
+	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "logs", "-n", ns, "-j", "main/test", "-f")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() string {
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(30 * time.Second):
+			t.Fatal("no line within 30s")
+			return ""
+		}
+	}
+	if l := next(); l != "first | one" {
+		t.Fatalf("first line %q", l)
+	}
+	createPod(t, stepPod(ns, step{name: "second", pipeline: "main", job: "test", build: "4", step: "second",
+		command: []string{"sh", "-c", "echo two"}}), finished)
+	if l := next(); l != "second | two" {
+		t.Fatalf("the next step's line %q", l)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("logs -f did not end on SIGINT")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130", code)
+	}
 }

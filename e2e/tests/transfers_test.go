@@ -312,14 +312,21 @@ func TestTransfersSmallerPoints(t *testing.T) {
 			t.Errorf("landed %v", got)
 		}
 	})
-	t.Run("a step that is not running says so once", func(t *testing.T) {
-		done := artifactsPod(ns, "done", "busybox", nil)
-		done.Spec.Containers[0].Command = []string{"true"}
+	t.Run("a finished step's files come from its volumes, and nothing goes in", func(t *testing.T) {
+		done := artifactsPod(ns, "done", "busybox", map[string]string{annotationKeepVolumes: "true"})
+		done.Spec.Containers[0].Command = []string{"sh", "-c", "echo kept >/data/out"}
 		done.Spec.RestartPolicy = corev1.RestartPolicyNever
 		createPod(t, done, finished)
-		r := concourse(t, "download", ns, "done", "/data", t.TempDir())
-		if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || strings.Contains(r.stderr, "Internal error occurred: Internal error occurred") {
-			t.Errorf("exit %d, stderr:\n%s", r.exitCode, r.stderr)
+		dest := t.TempDir()
+		if r := concourse(t, "download", ns, "done", "--kubelet-dir", kubeletDir(), "out", dest); r.exitCode != 0 {
+			t.Fatalf("download: exit %d, stderr:\n%s", r.exitCode, r.stderr)
+		}
+		if b, err := os.ReadFile(filepath.Join(dest, "out")); err != nil || string(b) != "kept\n" {
+			t.Errorf("downloaded %q, %v", b, err)
+		}
+		r := concourse(t, "upload", ns, "done", filepath.Join(dest, "out"), "/data")
+		if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, "nothing can be put into it") {
+			t.Errorf("upload: exit %d, stderr:\n%s", r.exitCode, r.stderr)
 		}
 	})
 }

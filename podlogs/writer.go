@@ -1,15 +1,17 @@
-package views
+// Package podlogs shows what containers print: their logs are hostile
+// text, from the build's own tools, that reaches the user's terminal.
+package podlogs
 
 import (
 	"bytes"
 	"io"
 )
 
-// logWriter passes build logs through but defuses terminal control: a log
+// Writer passes build logs through but defuses terminal control: a log
 // comes from the container and is hostile. Colour (SGR: ESC [ digits ; m),
 // which build tools print and fly shows, is kept; any other escape sequence
 // loses its ESC, written "^[" as kubectl's printers do.
-type logWriter struct {
+type Writer struct {
 	w       io.Writer
 	pending []byte // an unfinished escape sequence, from ESC on
 }
@@ -17,9 +19,10 @@ type logWriter struct {
 // maxSGR bounds a colour sequence; longer ones are not colour.
 const maxSGR = 32
 
-func newLogWriter(w io.Writer) *logWriter { return &logWriter{w: w} }
+// NewWriter writes to w what a container printed, defused.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
-func (l *logWriter) Write(b []byte) (int, error) {
+func (l *Writer) Write(b []byte) (int, error) {
 	var out bytes.Buffer
 	for _, c := range b {
 		switch {

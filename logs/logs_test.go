@@ -1,0 +1,145 @@
+package logs
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+var t0 = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+
+// stepPod is step of build 7 of main/test, attempt, whose container
+// started at start (zero: not yet).
+func stepPod(name, step, attempt string, start time.Time) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: name, Labels: map[string]string{
+			selector.LabelManagedBy: selector.ManagedByValue, selector.LabelPipeline: "main", selector.LabelJob: "test",
+			selector.LabelBuildName: "7", selector.LabelBuildID: "70", selector.LabelStepName: step, selector.LabelStepType: "task",
+			selector.LabelAttempt: attempt,
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}},
+	}
+	state := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+	if !start.IsZero() {
+		state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{StartedAt: metav1.NewTime(start)}}
+	}
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: state}}
+	return p
+}
+
+func newOptions(objs ...runtime.Object) (*LogsOptions, *bytes.Buffer, *bytes.Buffer) {
+	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	o := NewLogsOptions(streams)
+	o.Namespace, o.Client, o.Color = "ci", fake.NewClientset(objs...), "never"
+	return o, out, errOut
+}
+
+func TestRun(t *testing.T) {
+	pods := []runtime.Object{
+		stepPod("test-1", "test", "1", t0.Add(time.Minute)),
+		stepPod("compile-1", "compile", "1", t0),
+		stepPod("compile-2", "compile", "2", t0.Add(2*time.Minute)),
+		stepPod("lint-1", "lint", "1", time.Time{}),
+	}
+	tests := []struct {
+		name    string
+		setup   func(*LogsOptions)
+		want    string
+		wantErr string // in stderr
+	}{
+		{"a whole build: last attempts, in the order they started", func(o *LogsOptions) { o.Target = selector.Target{Job: "main/test", Build: "7"} },
+			"test    | fake logs\ncompile | fake logs\n", "no log of step lint"},
+		{"every attempt", func(o *LogsOptions) { o.Target, o.AllAttempts = selector.Target{Job: "main/test", Build: "7", Step: "compile"}, true },
+			"compile attempt 1 | fake logs\ncompile attempt 2 | fake logs\n", ""},
+		{"one attempt, no prefix", func(o *LogsOptions) {
+			o.Target = selector.Target{Job: "main/test", Build: "7", Step: "compile", Attempt: "1"}
+		}, "fake logs", ""},
+		{"one step, a prefix asked for", func(o *LogsOptions) { o.Target, o.Prefix = selector.Target{Job: "main/test", Step: "test"}, true },
+			"test | fake logs\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, out, errOut := newOptions(pods...)
+			tt.setup(o)
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Run(t.Context()); err != nil {
+				t.Fatalf("Run() = %v", err)
+			}
+			if out.String() != tt.want {
+				t.Errorf("stdout %q, want %q", out.String(), tt.want)
+			}
+			if tt.wantErr != "" && !strings.Contains(errOut.String(), tt.wantErr) || tt.wantErr == "" && errOut.Len() > 0 {
+				t.Errorf("stderr %q, want %q", errOut.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLineWriter(t *testing.T) {
+	tests := []struct {
+		name   string
+		colour bool
+		in     []string
+		want   string
+	}{
+		{"lines, split anywhere", false, []string{"one\ntw", "o\nthree"}, "unit | one\nunit | two\nunit | three\n"},
+		{"CRLF and a carriage return that would hide the head", false, []string{"a\r\nfake head\rx\n"}, "unit | a\nunit | fake head^Mx\n"},
+		{"escapes defused, colour kept and ended", true, []string{"\x1b[31mred\x1b]0;title\x07\n"},
+			"\x1b[91munit | \x1b[0m\x1b[31mred^[]0;title\x07\x1b[0m\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			p := &printer{out: &b, prefix: true, colour: tt.colour, labels: map[string]string{}, taken: map[string]bool{}}
+			w := p.writer(selector.Match{Pod: &corev1.Pod{}, Step: "unit", Container: "main"})
+			for _, s := range tt.in {
+				if _, err := io.WriteString(w, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tt.want {
+				t.Errorf("wrote %q, want %q", b.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*LogsOptions)
+		want string
+	}{
+		{"ok", func(*LogsOptions) {}, ""},
+		{"tail", func(o *LogsOptions) { o.Tail = -2 }, "--tail must be -1 (all) or more"},
+		{"since", func(o *LogsOptions) { o.Since = -time.Second }, "--since must not be negative"},
+		{"attempts", func(o *LogsOptions) { o.AllAttempts, o.Target.Attempt = true, "2" }, "contradict"},
+		{"color", func(o *LogsOptions) { o.Color = "sometimes" }, `--color "sometimes"`},
+		{"target", func(o *LogsOptions) { o.Target.Job = "nope" }, "-j/--job"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := NewLogsOptions(genericiooptions.NewTestIOStreamsDiscard())
+			tt.mod(o)
+			err := o.Validate()
+			if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
