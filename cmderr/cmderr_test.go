@@ -53,3 +53,29 @@ func TestUsage(t *testing.T) {
 		t.Errorf("Usagef = %v", err)
 	}
 }
+
+func TestRefused(t *testing.T) {
+	psa := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New(`violates PodSecurity "baseline:latest": hostPath volumes`))
+	rbac := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New(`User "dev" cannot create resource "pods"`))
+	policy := apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "x", nil)
+	tests := []struct {
+		name    string
+		err     error
+		refused bool
+	}{
+		{"Pod Security", psa, true},
+		{"an admission policy", policy, true},
+		{"RBAC", rbac, false},
+		{"not the API's", errors.New("connection refused"), false},
+	}
+	for _, tt := range tests {
+		got := Refused(tt.err)
+		var r *RefusedError
+		if errors.As(got, &r) != tt.refused {
+			t.Errorf("%s: Refused(%v) = %v", tt.name, tt.err, got)
+		}
+		if tt.refused && errors.As(ExplainForbidden(got, "ci", "create", "pods"), new(*ForbiddenError)) {
+			t.Errorf("%s: ExplainForbidden names a permission for a refusal", tt.name)
+		}
+	}
+}
