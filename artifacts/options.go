@@ -164,13 +164,7 @@ func stepState(m *selector.Match) (corev1.PodPhase, string) {
 
 // resolveError names the permission a failed lookup lacked.
 func (o *TransferOptions) resolveError(err error) error {
-	ns, verb := o.Namespace, "list"
-	if o.Target.AllNamespaces {
-		ns = ""
-	}
-	if o.Target.Pod != "" {
-		verb = "get" // --pod is one GET
-	}
+	ns, verb := o.Target.Access(o.Namespace)
 	return cmderr.ExplainForbidden(err, ns, verb, "pods")
 }
 

@@ -106,13 +106,7 @@ func (o *HijackOptions) Validate() error {
 func (o *HijackOptions) Run(ctx context.Context) error {
 	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
-		ns, verb := o.Namespace, "list"
-		if o.Target.AllNamespaces {
-			ns = ""
-		}
-		if o.Target.Pod != "" {
-			verb = "get" // --pod is one GET
-		}
+		ns, verb := o.Target.Access(o.Namespace)
 		return cmderr.ExplainForbidden(err, ns, verb, "pods")
 	}
 	m, err := selector.Choose(ms, o.In, o.ErrOut, o.terminal(o.In))

@@ -59,7 +59,9 @@ func TestRun(t *testing.T) {
 	}{
 		{"a whole build: last attempts, in the order they started", func(o *LogsOptions) { o.Target = selector.Target{Job: "main/test", Build: "7"} },
 			"test    | fake logs\ncompile | fake logs\n", "no log of step lint"},
-		{"every attempt", func(o *LogsOptions) { o.Target, o.AllAttempts = selector.Target{Job: "main/test", Build: "7", Step: "compile"}, true },
+		{"every attempt", func(o *LogsOptions) {
+			o.Target, o.AllAttempts = selector.Target{Job: "main/test", Build: "7", Step: "compile"}, true
+		},
 			"compile attempt 1 | fake logs\ncompile attempt 2 | fake logs\n", ""},
 		{"one attempt, no prefix", func(o *LogsOptions) {
 			o.Target = selector.Target{Job: "main/test", Build: "7", Step: "compile", Attempt: "1"}

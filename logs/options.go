@@ -89,13 +89,7 @@ func (o *LogsOptions) Validate() error {
 func (o *LogsOptions) Run(ctx context.Context) error {
 	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
-		ns, verb := o.Namespace, "list"
-		if o.Target.AllNamespaces {
-			ns = ""
-		}
-		if o.Target.Pod != "" {
-			verb = "get"
-		}
+		ns, verb := o.Target.Access(o.Namespace)
 		return cmderr.ExplainForbidden(err, ns, verb, "pods")
 	}
 	byName := o.Target.Pod != "" || o.Target.Handle != ""

@@ -159,16 +159,21 @@ func (o *LogsOptions) print(ctx context.Context, p *printer, m selector.Match) e
 	if err != nil {
 		return o.logError(m, err)
 	}
-	defer rc.Close()
-	w := p.writer(m)
-	_, err = io.Copy(w, rc)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && ctx.Err() == nil {
+	if err := p.copy(m, rc); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("log of %s cut short: %w", describe(m), err)
 	}
 	return ctx.Err()
+}
+
+// copy writes the log rc of m, and closes it.
+func (p *printer) copy(m selector.Match, rc io.ReadCloser) error {
+	defer rc.Close()
+	w := p.writer(m)
+	_, err := io.Copy(w, rc)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // logError says why a log cannot be read: a step that has not started, or
@@ -252,13 +257,7 @@ func (o *LogsOptions) stream(ctx context.Context, p *printer, m selector.Match) 
 		}
 		return o.logError(m, err)
 	}
-	defer rc.Close()
-	w := p.writer(m)
-	_, err = io.Copy(w, rc)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && ctx.Err() == nil {
+	if err := p.copy(m, rc); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(o.ErrOut, "warning: log of %s cut short: %v\n", describe(m), err)
 	}
 	return nil

@@ -74,6 +74,20 @@ func (t Target) Validate() error {
 	return err
 }
 
+// Access is what Resolve asks the API for, to name the permission a refused
+// lookup lacked: the namespace ("" with -A, every namespace) and the verb
+// on pods (get for --pod, else list).
+func (t Target) Access(namespace string) (ns, verb string) {
+	ns, verb = namespace, "list"
+	if t.AllNamespaces {
+		ns = ""
+	}
+	if t.Pod != "" {
+		verb = "get" // --pod is one GET
+	}
+	return ns, verb
+}
+
 // String describes the target in fly's words, for messages.
 func (t Target) String() string {
 	q, err := t.query()

@@ -347,18 +347,7 @@ func TestFinishedHijackDebugInterrupted(t *testing.T) {
 	failedStep(t, ns, "bash", true, failedStepScript)
 	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit",
 		"--debug", "--kubelet-dir", kubeletDir(), "--", "sh", "-c", "echo started; sleep 60")
-	if err := cmd.Process.Signal(os.Interrupt); err != nil { // kubectl execs the plugin in place
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("hijack did not end on SIGINT")
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 130 {
+	if code := interrupt(t, cmd); code != 130 {
 		t.Errorf("exit %d, want 130", code)
 	}
 	waitNoDebugPods(t, ns)
@@ -482,32 +471,7 @@ func TestLogsFollowABuild(t *testing.T) {
 	ns := testCluster.Namespace(t)
 	createPod(t, stepPod(ns, step{name: "first", pipeline: "main", job: "test", build: "4", step: "first",
 		command: []string{"sh", "-c", "echo one; exec sleep 3600"}}), running)
-	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "logs", "-n", ns, "-j", "main/test", "-f")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	next := func() string {
-		select {
-		case l := <-lines:
-			return l
-		case <-time.After(30 * time.Second):
-			t.Fatal("no line within 30s")
-			return ""
-		}
-	}
+	cmd, next := startLines(t, "kubectl", "concourse", "logs", "-n", ns, "-j", "main/test", "-f")
 	if l := next(); l != "first | one" {
 		t.Fatalf("first line %q", l)
 	}
@@ -516,17 +480,7 @@ func TestLogsFollowABuild(t *testing.T) {
 	if l := next(); l != "second | two" {
 		t.Fatalf("the next step's line %q", l)
 	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("logs -f did not end on SIGINT")
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 130 {
+	if code := interrupt(t, cmd); code != 130 {
 		t.Errorf("exit %d, want 130", code)
 	}
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -71,6 +72,61 @@ func startUntil(t *testing.T, want string, name string, args ...string) *exec.Cm
 		t.Fatalf("%s never printed %q (got %q): %v", cmd, want, buf, err)
 	}
 	return cmd
+}
+
+// interrupt sends SIGINT to cmd (kubectl execs the plugin in place: the
+// signal reaches the plugin) and returns its exit status, failing the test
+// when it does not end within 30 seconds.
+func interrupt(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("%s did not end on SIGINT", cmd)
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// startLines starts bin/name and returns a function that gives its next
+// line of stdout, failing the test after 30 seconds without one.
+func startLines(t *testing.T, name string, args ...string) (*exec.Cmd, func() string) {
+	t.Helper()
+	cmd := testCluster.Command(context.Background(), name, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return cmd, func() string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("%s: stdout ended", cmd)
+			}
+			return l
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no line within 30s", cmd)
+			return ""
+		}
+	}
 }
 
 // kubectl runs bin/kubectl and fails the test unless it exits 0.

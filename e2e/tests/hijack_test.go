@@ -324,18 +324,7 @@ func TestHijackDebugInterruptedLeavesNothing(t *testing.T) {
 
 	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
 		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 60")
-	// kubectl execs the plugin in place: the signal reaches the plugin.
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("hijack did not end on SIGINT")
-	}
+	interrupt(t, cmd)
 	waitNoDebugPods(t, ns)
 }
 
