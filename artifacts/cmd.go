@@ -52,14 +52,24 @@ var (
 
 		Whatever the container sends is treated as hostile: no entry is written outside the
 		destination, and absolute names, "..", symlinks leading out of the tree, hardlinks
-		to outside, devices, fifos and setuid bits are refused or dropped, and named.` + transferLong)
+		to outside, devices, fifos and setuid bits are refused or dropped, and named.
+
+		A step that has finished is read from its volumes, named as in the step, through a
+		short-lived helper pod (--helper-image) that mounts them read-only where the step had
+		them and is deleted at the end, Ctrl-C included: its claims, on the step's node when
+		they need it, and its emptyDirs from the kubelet's directory on that node
+		(--kubelet-dir), through a read-only host path that the cluster must admit, for as
+		long as the kubelet has not torn the finished pod's volumes down.` + transferLong)
 
 	downloadExample = templates.Examples(`
 		# Download the "built" output directory of step "compile" of build 42 into ./out
 		kubectl concourse download -j main/test -b 42 -s compile built ./out
 
 		# Download a log file from a pod found by name, without progress
-		kubectl concourse download --pod my-pod --container step-run -q /var/log/app.log`)
+		kubectl concourse download --pod my-pod --container step-run -q /var/log/app.log
+
+		# Download what a failed step left on its cache claim
+		kubectl concourse download -j main/test -b 42 -s unit /tmp/build/cache ./cache`)
 )
 
 // UploadOptions is the state of one upload.

@@ -26,9 +26,15 @@ var (
 		build (fly execute) is used.
 
 		A step that has finished, or whose image has no shell, can be entered with --debug:
-		a running step gets an ephemeral container (--debug-image) that sees its processes
-		and mounts its volumes; a finished step's pod is copied with the same volumes, and
-		the copy is removed afterwards unless --keep.`)
+		a running step gets an ephemeral container (--debug-image, else --helper-image)
+		that sees its processes and mounts its volumes. A finished step is copied from its
+		own image (--debug-image another), with its environment, working directory and
+		claims, on its node when they need it; its emptyDirs start with what the node still
+		holds of them when the cluster admits a read-only host path (--kubelet-dir names
+		the kubelet's root), and the copy says when they cannot. The copy needs neither a
+		shell nor sleep in the image: an init container brings the helper image's static
+		busybox, whose applets come after the image's own on PATH. It is removed afterwards,
+		Ctrl-C included, unless --keep.`)
 
 	hijackExample = templates.Examples(`
 		# Open a shell in the "unit" step of build 42 of job "test" in pipeline "main"
@@ -43,8 +49,8 @@ var (
 		# Pipe a script into the step of the most recent one-off build (fly execute)
 		echo 'go test ./...' | kubectl concourse hijack -s one-off -- sh
 
-		# Look around a finished step's volumes through a copy of its pod
-		kubectl concourse hijack -j main/test -b 42 -s unit --debug`)
+		# Run the step's own tools again in a copy of a finished step, with its files
+		kubectl concourse hijack -j main/test -b 42 -s unit --debug -- make test`)
 )
 
 // NewCmdHijack returns `hijack` (aliases intercept, i).

@@ -277,6 +277,72 @@ func TestFinishedDownloadWithoutNodeRights(t *testing.T) {
 	}
 }
 
+// A user who may not create pods gets one error that names the permission.
+func TestFinishedDownloadWithoutCreatePods(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	failedStep(t, ns, "busybox", true, failedStepScript)
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "concourse-artifacts", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		}}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "concourse-artifacts", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "concourse-artifacts"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "artifacts-only"}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := testCluster.UserKubeconfig("artifacts-only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`permission denied: you need "create" on "pods" in namespace %s`, ns)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := downloadStep(t, kubeconfig, ns, "/tmp/build/cache", t.TempDir())
+		if strings.Contains(r.stderr, `"list" on "pods"`) && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond) // the binding is not in effect yet
+			continue
+		}
+		if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("exit %d, stderr %q; want %q", r.exitCode, r.stderr, want)
+		}
+		break
+	}
+}
+
+// Ctrl-C in the middle of a download from a finished step leaves no
+// helper behind.
+func TestFinishedDownloadInterrupted(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	failedStep(t, ns, "busybox", true, "head -c 60000000 /dev/urandom >../cache/big; exit 3")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Through the rate-limited link, so that the transfer takes a while.
+	cmd := testCluster.Command(ctx, "kubectl", "concourse", "download", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "-q",
+		"--kubelet-dir", kubeletDir(), "--compress", "none", "/tmp/build/cache", t.TempDir())
+	cmd.Env = append(cmd.Env, "KUBECONFIG="+testCluster.LimitedKubeconfig)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(pluginPods(t, ns)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no helper pod within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // into the wait or the transfer
+	if code := interrupt(t, cmd); code != 130 {
+		t.Errorf("exit %d, want 130", code)
+	}
+	waitNoDebugPods(t, ns)
+}
+
 // A kubelet whose root directory is not where the plugin looks fails the
 // helper's mount; the error says what to give.
 func TestFinishedDownloadKubeletDirElsewhere(t *testing.T) {
