@@ -2,7 +2,10 @@ package logs
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +146,27 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Following a whole build streams each step's last attempt once, and goes
+// on until interrupted.
+func TestFollowABuild(t *testing.T) {
+	o, out, _ := newOptions(
+		stepPod("compile-1", "compile", "1", t0),
+		stepPod("compile-2", "compile", "2", t0.Add(time.Minute)),
+		stepPod("test-1", "test", "1", t0.Add(2*time.Minute)),
+	)
+	o.Target, o.Follow = selector.Target{Job: "main/test", Build: "7"}, true
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	err := o.Run(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run() = %v, want it to follow until interrupted", err)
+	}
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	slices.Sort(got)
+	if strings.Join(got, "|") != "compile | fake logs|test    | fake logs" {
+		t.Errorf("stdout %q", out.String())
 	}
 }

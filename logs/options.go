@@ -117,13 +117,19 @@ func (o *LogsOptions) Run(ctx context.Context) error {
 	return o.follow(ctx, p, ms, watchBuild)
 }
 
+// attemptKey is a step whatever its attempt.
+type attemptKey struct{ build, step, stepType, resource, container string }
+
+func attemptKeyOf(m selector.Match) attemptKey {
+	return attemptKey{selector.BuildSelector(m), m.Step, m.StepType, m.Resource, m.Container}
+}
+
 // lastAttempts keeps the last attempt of each step.
 func lastAttempts(ms []selector.Match) []selector.Match {
-	type key struct{ build, step, stepType, resource, container string }
-	last := map[key]selector.Match{}
-	var order []key
+	last := map[attemptKey]selector.Match{}
+	var order []attemptKey
 	for _, m := range ms {
-		k := key{selector.BuildSelector(m), m.Step, m.StepType, m.Resource, m.Container}
+		k := attemptKeyOf(m)
 		prev, seen := last[k]
 		if !seen {
 			order = append(order, k)

@@ -208,10 +208,19 @@ func (o *LogsOptions) follow(ctx context.Context, p *printer, ms []selector.Matc
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	seen := map[string]bool{}
+	last := map[attemptKey]string{} // the last attempt of each step started
 	start := func(m selector.Match) {
 		key := m.Pod.Namespace + "/" + m.Pod.Name + "/" + m.Container + "/" + string(m.Pod.UID)
 		if seen[key] {
 			return
+		}
+		if !o.AllAttempts && o.Target.Attempt == "" {
+			// Only a step's last attempt, and the next ones as they come.
+			k := attemptKeyOf(m)
+			if a, ok := last[k]; ok && selector.CompareNumbered(m.Attempt, a) < 0 {
+				return
+			}
+			last[k] = m.Attempt
 		}
 		seen[key] = true
 		wg.Add(1)
@@ -285,25 +294,38 @@ func (o *LogsOptions) watchBuild(ctx context.Context, latest selector.Match, sta
 				}
 				return fmt.Errorf("watch the build's pods: %w", cmderr.ExplainForbidden(err, latest.Pod.Namespace, "watch", "pods"))
 			}
-			gone := false
-			for ev := range w.ResultChan() {
-				if ev.Type == watch.Error {
-					gone = true // the resource version is too old: list again
-					break
-				}
-				if pod, ok := ev.Object.(*corev1.Pod); ok {
-					rv = pod.ResourceVersion
-					if ev.Type == watch.Added || ev.Type == watch.Modified {
-						o.startSteps(pod, start)
-					}
-				}
-			}
+			gone := o.watchEvents(ctx, w, &rv, start)
 			w.Stop()
 			if ctx.Err() != nil {
 				return nil
 			}
 			if gone {
 				break
+			}
+		}
+	}
+}
+
+// watchEvents starts the steps of the pods w tells of, and keeps rv at the
+// last resource version seen, until w ends, ctx ends (a watcher need not
+// end with its context) or the resource version is too old (gone).
+func (o *LogsOptions) watchEvents(ctx context.Context, w watch.Interface, rv *string, start func(selector.Match)) (gone bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return false
+			}
+			if ev.Type == watch.Error {
+				return true
+			}
+			if pod, ok := ev.Object.(*corev1.Pod); ok {
+				*rv = pod.ResourceVersion
+				if ev.Type == watch.Added || ev.Type == watch.Modified {
+					o.startSteps(pod, start)
+				}
 			}
 		}
 	}
