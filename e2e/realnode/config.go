@@ -125,12 +125,12 @@ func writeKubeletConfig(path string, o kubeletOptions) error {
 		return err
 	}
 	cfg := map[string]any{
-		"apiVersion": "kubelet.config.k8s.io/v1beta1",
-		"kind":       "KubeletConfiguration",
-		"address":    o.nodeIP,
-		"port":       10250,
-		"readOnlyPort": 0,
-		"healthzPort":  0,
+		"apiVersion":        "kubelet.config.k8s.io/v1beta1",
+		"kind":              "KubeletConfiguration",
+		"address":           o.nodeIP,
+		"port":              10250,
+		"readOnlyPort":      0,
+		"healthzPort":       0,
 		"tlsCertFile":       o.serving[0],
 		"tlsPrivateKeyFile": o.serving[1],
 		"authentication": map[string]any{
@@ -158,8 +158,8 @@ func writeKubeletConfig(path string, o kubeletOptions) error {
 		"registerWithTaints":       o.taints,
 		// The machine is shared and its disk fills up with other work:
 		// neither evict pods nor delete images because of it.
-		"imageGCHighThresholdPercent": 100,
-		"evictionHard":                map[string]string{"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+		"imageGCHighThresholdPercent":  100,
+		"evictionHard":                 map[string]string{"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
 		"mergeDefaultEvictionSettings": false,
 		"nodeStatusReportFrequency":    "10s",
 	}
