@@ -65,11 +65,15 @@ func TestExecInContainer(t *testing.T) {
 		wantOut  string
 		wantErr  string
 		wantCode int
+		// wantFailure is part of the error of an exec that could not start.
+		wantFailure string
 	}{
 		{name: "env and working dir", argv: []string{"sh", "-c", "echo $GREETING; pwd"}, wantOut: "hi\n/work\n"},
 		{name: "stdin to EOF", argv: []string{"wc", "-c"}, stdin: "12345", wantOut: "5\n"},
 		{name: "exit code", argv: []string{"sh", "-c", "echo err >&2; exit 3"}, wantErr: "err\n", wantCode: 3},
-		{name: "command not found", argv: []string{"nope"}, wantErr: "exec: \"nope\": executable file not found in $PATH\n", wantCode: 127},
+		// As with the real runtime: an error of the call, not exit 127.
+		{name: "command not found", argv: []string{"nope"}, wantFailure: `unable to start container process: exec: "nope": executable file not found in $PATH`},
+		{name: "path not found", argv: []string{"/no/such"}, wantFailure: `exec: "/no/such": no such file or directory`},
 		{name: "killed by signal", argv: []string{"sh", "-c", "kill -9 $$"}, wantCode: 137},
 	}
 	for _, tt := range tests {
@@ -79,9 +83,14 @@ func TestExecInContainer(t *testing.T) {
 				nopCloser{&out}, nopCloser{&errOut}, false, nil, 0)
 			code := 0
 			var exitErr utilexec.CodeExitError
-			if errors.As(err, &exitErr) {
+			switch {
+			case tt.wantFailure != "":
+				if err == nil || errors.As(err, &exitErr) || !strings.Contains(err.Error(), tt.wantFailure) {
+					t.Errorf("ExecInContainer: %v, want a failure with %q", err, tt.wantFailure)
+				}
+			case errors.As(err, &exitErr):
 				code = exitErr.Code
-			} else if err != nil {
+			case err != nil:
 				t.Fatalf("ExecInContainer: %v", err)
 			}
 			if code != tt.wantCode || out.String() != tt.wantOut || errOut.String() != tt.wantErr {

@@ -149,7 +149,7 @@ func writeKubeletConfig(path string, o kubeletOptions) error {
 		"makeIPTablesUtilChains":   false,
 		"protectKernelDefaults":    false,
 		"podLogsDir":               filepath.Join(o.stateDir, "pod-logs"),
-		"volumePluginDir":          filepath.Join(o.stateDir, "kubelet", "volume-plugins"),
+		"volumePluginDir":          kubeletRootDir + "/volume-plugins",
 		"resolvConf":               resolv,
 		"clusterDomain":            "cluster.local",
 		"clusterDNS":               []string{"10.96.0.10"},

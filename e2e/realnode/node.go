@@ -160,7 +160,7 @@ func configure(cfg Config, stateDir string, slot *Slot) ([]string, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		taints = append(taints, map[string]string{"key": k, "value": v, "effect": effect})
 	}
-	kubeletConfig := filepath.Join(stateDir, "kubelet", "config.json")
+	kubeletConfig := filepath.Join(stateDir, "kubelet.json")
 	if err := writeKubeletConfig(kubeletConfig, kubeletOptions{
 		stateDir: stateDir, nodeIP: slot.NodeIP(), clientCAFile: ca.CertFile,
 		serving: [2]string{serving.CertFile, serving.KeyFile}, cgroupRoot: "/" + slot.Cgroup(), taints: taints,
@@ -170,7 +170,7 @@ func configure(cfg Config, stateDir string, slot *Slot) ([]string, error) {
 	return []string{
 		"--config=" + kubeletConfig,
 		"--kubeconfig=" + kubeconfig,
-		"--root-dir=" + filepath.Join(stateDir, "kubelet"),
+		"--root-dir=" + kubeletRootDir,
 		"--cert-dir=" + pkiDir,
 		"--hostname-override=" + cfg.Name,
 		"--node-ip=" + slot.NodeIP(),
@@ -202,8 +202,24 @@ func isolateMounts(stateDir string) error {
 			return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
 		}
 	}
+	// The kubelet's sockets (pod-resources, device plugins) live in its
+	// root directory and a Unix socket path has at most 107 bytes: the
+	// node's kubelet directory is seen at the kubelet's usual short path.
+	kubeletDir := filepath.Join(stateDir, "kubelet")
+	for _, d := range []string{kubeletDir, kubeletRootDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount(kubeletDir, kubeletRootDir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", kubeletDir, kubeletRootDir, err)
+	}
 	return maskKernelTunables(filepath.Join(stateDir, "sysctl"))
 }
+
+// kubeletRootDir is the kubelet's root directory as it sees it: the node's
+// kubelet directory, bound there in the node's mount namespace.
+const kubeletRootDir = "/var/lib/kubelet"
 
 // kernelTunables are the sysctls the kubelet sets at start, with the values
 // it wants (pkg/kubelet/cm setupKernelTunables). It would change them for

@@ -91,8 +91,9 @@ func mustWrite(t *testing.T, p string, data []byte, mode os.FileMode) {
 	}
 }
 
-func TestArtifactsRoundTrip(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestArtifactsRoundTrip(t *testing.T) { onEachNodeKind(t, testArtifactsRoundTrip) }
+
+func testArtifactsRoundTrip(t *testing.T, ns string) {
 	createPod(t, artifactsPod(ns, "rt", "busybox", nil), running)
 	src := filepath.Join(t.TempDir(), "src")
 	mustWrite(t, filepath.Join(src, "a.txt"), []byte("hello\n"), 0o640)
@@ -199,8 +200,9 @@ func evilArchive(t *testing.T) []byte {
 	return b.Bytes()
 }
 
-func TestArtifactsHostileTarWritesNothingOutside(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestArtifactsHostileTarWritesNothingOutside(t *testing.T) { onEachNodeKind(t, testArtifactsHostileTarWritesNothingOutside) }
+
+func testArtifactsHostileTarWritesNothingOutside(t *testing.T, ns string) {
 	// bash looks tar up in PATH (busybox sh would run its own applet), so
 	// /hostile/sh -> bash and /hostile/tar is what the plugin's scripts run.
 	path := corev1.EnvVar{Name: "PATH", Value: "/hostile:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
@@ -271,8 +273,9 @@ func TestArtifactsResumeAfterCut(t *testing.T) {
 	}
 }
 
-func TestArtifactsDistrolessThroughHelper(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestArtifactsDistrolessThroughHelper(t *testing.T) { onEachNodeKind(t, testArtifactsDistrolessThroughHelper) }
+
+func testArtifactsDistrolessThroughHelper(t *testing.T, ns string) {
 	createPod(t, artifactsPod(ns, "dl", "distroless", nil), running)
 	src := filepath.Join(t.TempDir(), "payload")
 	mustWrite(t, filepath.Join(src, "x", "data.bin"), bytes.Repeat([]byte("distroless"), 100000), 0o644)

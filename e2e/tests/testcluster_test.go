@@ -49,8 +49,9 @@ func createClaim(t *testing.T, ns, name string) {
 	}
 }
 
-func TestExecInWorkingDirWithVolumes(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestExecInWorkingDirWithVolumes(t *testing.T) { onEachNodeKind(t, testExecInWorkingDirWithVolumes) }
+
+func testExecInWorkingDirWithVolumes(t *testing.T, ns string) {
 	createClaim(t, ns, "data")
 	createPod(t, volumePod(t, ns, "vols", "data"), running)
 
@@ -74,14 +75,14 @@ func TestExecInWorkingDirWithVolumes(t *testing.T) {
 	}
 }
 
-func TestExecTTYFollowsResize(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestExecTTYFollowsResize(t *testing.T) { onEachNodeKind(t, testExecTTYFollowsResize) }
+
+func testExecTTYFollowsResize(t *testing.T, ns string) {
 	createPod(t, sleeper(ns, "tty"), running)
 
 	cmd := testCluster.Command(context.Background(), "kubectl", "-n", ns, "exec", "-it", "tty", "--", "sh")
 	term, screen := startOnPTY(t, cmd)
-	fmt.Fprint(term, "stty size\n")
-	screen.waitFor(t, "24 80")
+	resizeTo(t, term, screen, 24, 80) // applied just after the shell starts
 	resizeTo(t, term, screen, 40, 132)
 	fmt.Fprint(term, "exit 3\n")
 	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 3 {
@@ -89,8 +90,9 @@ func TestExecTTYFollowsResize(t *testing.T) {
 	}
 }
 
-func TestLogsFollow(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestLogsFollow(t *testing.T) { onEachNodeKind(t, testLogsFollow) }
+
+func testLogsFollow(t *testing.T, ns string) {
 	pod := sleeper(ns, "ticker")
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"}
 	createPod(t, pod, running)
@@ -121,8 +123,9 @@ func TestLogsFollow(t *testing.T) {
 	}
 }
 
-func TestUnknownImageBacksOff(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestUnknownImageBacksOff(t *testing.T) { onEachNodeKind(t, testUnknownImageBacksOff) }
+
+func testUnknownImageBacksOff(t *testing.T, ns string) {
 	pod := sleeper(ns, "noimage")
 	pod.Spec.Containers[0].Image = "registry.example/does-not-exist:1.0"
 	createPod(t, pod, func(p *corev1.Pod) bool {
@@ -132,8 +135,9 @@ func TestUnknownImageBacksOff(t *testing.T) {
 	})
 }
 
-func TestClaimOutlivesPod(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestClaimOutlivesPod(t *testing.T) { onEachNodeKind(t, testClaimOutlivesPod) }
+
+func testClaimOutlivesPod(t *testing.T, ns string) {
 	createClaim(t, ns, "keep")
 	createPod(t, volumePod(t, ns, "writer", "keep"), running)
 	kubectl(t, "-n", ns, "exec", "writer", "--", "sh", "-c", "echo kept >/data/proof")
@@ -144,8 +148,9 @@ func TestClaimOutlivesPod(t *testing.T) {
 	}
 }
 
-func TestDeletingPodKillsProcesses(t *testing.T) {
-	ns := testCluster.Namespace(t)
+func TestDeletingPodKillsProcesses(t *testing.T) { onEachNodeKind(t, testDeletingPodKillsProcesses) }
+
+func testDeletingPodKillsProcesses(t *testing.T, ns string) {
 	pod := sleeper(ns, "victim")
 	marker := fmt.Sprintf("%d", 4000000+time.Now().UnixNano()%1000000) // a sleep nobody else runs
 	pod.Spec.Containers[0].Command = []string{"sleep", marker}

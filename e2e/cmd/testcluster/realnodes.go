@@ -104,7 +104,7 @@ func (c *testCluster) startRealNode(ctx context.Context, o options, name, regist
 	select {
 	case n.info = <-readyLine:
 	case <-n.done:
-		return n, fmt.Errorf("real node %s exited: %v; see %s", name, n.err, logFile.Name())
+		return n, fmt.Errorf("real node %s exited: %v; the end of %s:\n%s", name, n.err, logFile.Name(), tail(logFile.Name(), 2000))
 	case <-ctx.Done():
 		return n, fmt.Errorf("real node %s: %w", name, ctx.Err())
 	}
@@ -118,7 +118,9 @@ func (c *testCluster) startRealNode(ctx context.Context, o options, name, regist
 		}
 	}()
 	if err := waitNodeReady(readyCtx, c.cp, name); err != nil {
-		return n, fmt.Errorf("real node %s (see %s and %s-kubelet.log): %w", name, logFile.Name(), name, err)
+		kubeletLog := filepath.Join(o.dir, "logs", name+"-kubelet.log")
+		return n, fmt.Errorf("real node %s: %w; the end of %s:\n%s\nthe end of %s:\n%s", name, err,
+			logFile.Name(), tail(logFile.Name(), 1500), kubeletLog, tail(kubeletLog, 1500))
 	}
 	return n, nil
 }
@@ -210,4 +212,12 @@ func runCheck(args []string) error {
 	}
 	fmt.Println("testcluster: real nodes: yes (kubelet, containerd and runc are all here)")
 	return nil
+}
+
+func tail(file string, n int) string {
+	data, _ := os.ReadFile(file)
+	if len(data) > n {
+		data = data[len(data)-n:]
+	}
+	return string(data)
 }
