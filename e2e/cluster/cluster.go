@@ -44,8 +44,8 @@ type Cluster struct {
 	// there are none, when there are none.
 	RealNodes   []string
 	NoRealNodes string
-	Config            *rest.Config
-	Client            kubernetes.Interface
+	Config      *rest.Config
+	Client      kubernetes.Interface
 
 	cmd     *exec.Cmd
 	exited  chan struct{}

@@ -91,7 +91,9 @@ func mustWrite(t *testing.T, p string, data []byte, mode os.FileMode) {
 	}
 }
 
-func TestArtifactsRoundTrip(t *testing.T) { onEachNodeKind(t, testArtifactsRoundTrip) }
+func TestArtifactsRoundTrip(t *testing.T) {
+	onEachNodeKind(t, testArtifactsRoundTrip)
+}
 
 func testArtifactsRoundTrip(t *testing.T, ns string) {
 	createPod(t, artifactsPod(ns, "rt", "busybox", nil), running)
@@ -200,7 +202,9 @@ func evilArchive(t *testing.T) []byte {
 	return b.Bytes()
 }
 
-func TestArtifactsHostileTarWritesNothingOutside(t *testing.T) { onEachNodeKind(t, testArtifactsHostileTarWritesNothingOutside) }
+func TestArtifactsHostileTarWritesNothingOutside(t *testing.T) {
+	onEachNodeKind(t, testArtifactsHostileTarWritesNothingOutside)
+}
 
 func testArtifactsHostileTarWritesNothingOutside(t *testing.T, ns string) {
 	// bash looks tar up in PATH (busybox sh would run its own applet), so
@@ -273,7 +277,9 @@ func TestArtifactsResumeAfterCut(t *testing.T) {
 	}
 }
 
-func TestArtifactsDistrolessThroughHelper(t *testing.T) { onEachNodeKind(t, testArtifactsDistrolessThroughHelper) }
+func TestArtifactsDistrolessThroughHelper(t *testing.T) {
+	onEachNodeKind(t, testArtifactsDistrolessThroughHelper)
+}
 
 func testArtifactsDistrolessThroughHelper(t *testing.T, ns string) {
 	createPod(t, artifactsPod(ns, "dl", "distroless", nil), running)

@@ -95,7 +95,9 @@ func hijack(t *testing.T, ns, stdin string, args ...string) result {
 	return run(t, stdin, "kubectl", append([]string{"concourse", "hijack", "-n", ns}, args...)...)
 }
 
-func TestHijackWorkingDirAndExitStatus(t *testing.T) { onEachNodeKind(t, testHijackWorkingDirAndExitStatus) }
+func TestHijackWorkingDirAndExitStatus(t *testing.T) {
+	onEachNodeKind(t, testHijackWorkingDirAndExitStatus)
+}
 
 func testHijackWorkingDirAndExitStatus(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "unit", pipeline: "main", job: "test", build: "1", step: "unit",
@@ -132,7 +134,9 @@ func testHijackWorkingDirAndExitStatus(t *testing.T, ns string) {
 	}
 }
 
-func TestHijackFallsBackToSh(t *testing.T) { onEachNodeKind(t, testHijackFallsBackToSh) }
+func TestHijackFallsBackToSh(t *testing.T) {
+	onEachNodeKind(t, testHijackFallsBackToSh)
+}
 
 func testHijackFallsBackToSh(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "bb", pipeline: "main", job: "test", build: "1", step: "unit"}), running)
@@ -143,7 +147,9 @@ func testHijackFallsBackToSh(t *testing.T, ns string) {
 	}
 }
 
-func TestHijackTTYResize(t *testing.T) { onEachNodeKind(t, testHijackTTYResize) }
+func TestHijackTTYResize(t *testing.T) {
+	onEachNodeKind(t, testHijackTTYResize)
+}
 
 func testHijackTTYResize(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "tty", pipeline: "main", job: "test", build: "1", step: "unit",
@@ -177,7 +183,9 @@ func TestHijackAmbiguousWithoutTTY(t *testing.T) {
 	}
 }
 
-func TestHijackTektonStep(t *testing.T) { onEachNodeKind(t, testHijackTektonStep) }
+func TestHijackTektonStep(t *testing.T) {
+	onEachNodeKind(t, testHijackTektonStep)
+}
 
 func testHijackTektonStep(t *testing.T, ns string) {
 	pod := stepPod(ns, step{name: "tr-pod", pipeline: "main", job: "tk", build: "1"})
@@ -218,7 +226,9 @@ func TestHijackLongNonASCIIPipeline(t *testing.T) {
 	}
 }
 
-func TestHijackDebugFinishedPod(t *testing.T) { onEachNodeKind(t, testHijackDebugFinishedPod) }
+func TestHijackDebugFinishedPod(t *testing.T) {
+	onEachNodeKind(t, testHijackDebugFinishedPod)
+}
 
 func testHijackDebugFinishedPod(t *testing.T, ns string) {
 	createClaim(t, ns, "cache")
@@ -240,7 +250,9 @@ func testHijackDebugFinishedPod(t *testing.T, ns string) {
 	waitNoDebugPods(t, ns)
 }
 
-func TestHijackDebugShellLessPod(t *testing.T) { onEachNodeKind(t, testHijackDebugShellLessPod) }
+func TestHijackDebugShellLessPod(t *testing.T) {
+	onEachNodeKind(t, testHijackDebugShellLessPod)
+}
 
 func testHijackDebugShellLessPod(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
@@ -325,7 +337,9 @@ func waitNoDebugPods(t *testing.T, ns string) {
 	}
 }
 
-func TestHijackDebugInterruptedLeavesNothing(t *testing.T) { onEachNodeKind(t, testHijackDebugInterruptedLeavesNothing) }
+func TestHijackDebugInterruptedLeavesNothing(t *testing.T) {
+	onEachNodeKind(t, testHijackDebugInterruptedLeavesNothing)
+}
 
 func testHijackDebugInterruptedLeavesNothing(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "done", pipeline: "main", job: "test", build: "1", step: "unit",

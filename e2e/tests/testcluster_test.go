@@ -49,7 +49,9 @@ func createClaim(t *testing.T, ns, name string) {
 	}
 }
 
-func TestExecInWorkingDirWithVolumes(t *testing.T) { onEachNodeKind(t, testExecInWorkingDirWithVolumes) }
+func TestExecInWorkingDirWithVolumes(t *testing.T) {
+	onEachNodeKind(t, testExecInWorkingDirWithVolumes)
+}
 
 func testExecInWorkingDirWithVolumes(t *testing.T, ns string) {
 	createClaim(t, ns, "data")
@@ -75,7 +77,9 @@ func testExecInWorkingDirWithVolumes(t *testing.T, ns string) {
 	}
 }
 
-func TestExecTTYFollowsResize(t *testing.T) { onEachNodeKind(t, testExecTTYFollowsResize) }
+func TestExecTTYFollowsResize(t *testing.T) {
+	onEachNodeKind(t, testExecTTYFollowsResize)
+}
 
 func testExecTTYFollowsResize(t *testing.T, ns string) {
 	createPod(t, sleeper(ns, "tty"), running)
@@ -90,7 +94,9 @@ func testExecTTYFollowsResize(t *testing.T, ns string) {
 	}
 }
 
-func TestLogsFollow(t *testing.T) { onEachNodeKind(t, testLogsFollow) }
+func TestLogsFollow(t *testing.T) {
+	onEachNodeKind(t, testLogsFollow)
+}
 
 func testLogsFollow(t *testing.T, ns string) {
 	pod := sleeper(ns, "ticker")
@@ -123,7 +129,9 @@ func testLogsFollow(t *testing.T, ns string) {
 	}
 }
 
-func TestUnknownImageBacksOff(t *testing.T) { onEachNodeKind(t, testUnknownImageBacksOff) }
+func TestUnknownImageBacksOff(t *testing.T) {
+	onEachNodeKind(t, testUnknownImageBacksOff)
+}
 
 func testUnknownImageBacksOff(t *testing.T, ns string) {
 	pod := sleeper(ns, "noimage")
@@ -135,7 +143,9 @@ func testUnknownImageBacksOff(t *testing.T, ns string) {
 	})
 }
 
-func TestClaimOutlivesPod(t *testing.T) { onEachNodeKind(t, testClaimOutlivesPod) }
+func TestClaimOutlivesPod(t *testing.T) {
+	onEachNodeKind(t, testClaimOutlivesPod)
+}
 
 func testClaimOutlivesPod(t *testing.T, ns string) {
 	createClaim(t, ns, "keep")
@@ -148,7 +158,9 @@ func testClaimOutlivesPod(t *testing.T, ns string) {
 	}
 }
 
-func TestDeletingPodKillsProcesses(t *testing.T) { onEachNodeKind(t, testDeletingPodKillsProcesses) }
+func TestDeletingPodKillsProcesses(t *testing.T) {
+	onEachNodeKind(t, testDeletingPodKillsProcesses)
+}
 
 func testDeletingPodKillsProcesses(t *testing.T, ns string) {
 	pod := sleeper(ns, "victim")

@@ -131,7 +131,9 @@ func wantViewFields(t *testing.T, it map[string]any, want map[string]any) {
 	}
 }
 
-func TestViews(t *testing.T) { onEachNodeKind(t, testViews) }
+func TestViews(t *testing.T) {
+	onEachNodeKind(t, testViews)
+}
 
 func testViews(t *testing.T, ns string) {
 	cordoned, notReady := "views-cordoned-"+ns, "views-notready-"+ns
@@ -241,7 +243,9 @@ func testViews(t *testing.T, ns string) {
 
 // TestWatchFollowsSteps watches a build whose second step starts after the
 // first one ends, then a failing build.
-func TestWatchFollowsSteps(t *testing.T) { onEachNodeKind(t, testWatchFollowsSteps) }
+func TestWatchFollowsSteps(t *testing.T) {
+	onEachNodeKind(t, testWatchFollowsSteps)
+}
 
 func testWatchFollowsSteps(t *testing.T, ns string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -300,7 +304,9 @@ func (l *viewOutput) String() string {
 
 // TestViewsWatchRows follows `builds -w`: a build that appears after the
 // listing gets a row, and another when its step ends.
-func TestViewsWatchRows(t *testing.T) { onEachNodeKind(t, testViewsWatchRows) }
+func TestViewsWatchRows(t *testing.T) {
+	onEachNodeKind(t, testViewsWatchRows)
+}
 
 func testViewsWatchRows(t *testing.T, ns string) {
 	ctx, cancel := context.WithCancel(context.Background())
