@@ -167,16 +167,18 @@ func killCgroupTree(name string) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes of cgroup %s still alive after SIGKILL: %v", name, sortedPIDs(pids))
 		}
+		// cgroup.kill (v2) kills the whole tree at once; on a hybrid host
+		// it may miss processes placed only in the v1 hierarchies, so the
+		// listed ones get SIGKILL too, frozen (v1) where possible.
 		if kill != "" {
 			_ = os.WriteFile(kill, []byte("1"), 0o644)
-		} else {
-			frozen := freezer != "" && freeze(freezer)
-			for pid := range treeProcesses(name) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			if frozen {
-				_ = os.WriteFile(freezer, []byte("THAWED"), 0o644)
-			}
+		}
+		frozen := freezer != "" && freeze(freezer)
+		for pid := range treeProcesses(name) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if frozen {
+			_ = os.WriteFile(freezer, []byte("THAWED"), 0o644)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
