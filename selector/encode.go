@@ -48,10 +48,6 @@ func Encode(name string) string {
 	return s + "-" + hash
 }
 
-// NeedsAnnotation reports whether name is stored encoded, so that its
-// original must be written to the annotation with the label's key.
-func NeedsAnnotation(name string) bool { return Encode(name) != name }
-
 // Original returns the name a label stands for: the annotation with the same
 // key when there is one (the label was encoded), else the label itself.
 func Original(labels, annotations map[string]string, key string) (string, bool) {
@@ -84,4 +80,21 @@ func isLabelRune(r rune) bool {
 
 func isAlphanumeric(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
+// Put writes name under key as the contract wants it: the label holds
+// Encode(name) and, when that is not name itself, the annotation of the
+// same key holds the name. A nil annotations map is made when one is
+// needed; Put returns it. Runtimes write the contract this way, and so
+// does execute for the one-off builds it creates.
+func Put(labels, annotations map[string]string, key, name string) map[string]string {
+	enc := Encode(name)
+	labels[key] = enc
+	if enc != name {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[key] = name
+	}
+	return annotations
 }

@@ -90,7 +90,7 @@ func FuzzEncode(f *testing.F) {
 		// Store a as the contract says and look both names up.
 		labels := map[string]string{LabelPipeline: ea}
 		var annotations map[string]string
-		if NeedsAnnotation(a) {
+		if Encode(a) != a {
 			annotations = map[string]string{LabelPipeline: a}
 		}
 		if !HasValue(labels, annotations, LabelPipeline, a) {

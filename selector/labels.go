@@ -21,13 +21,26 @@ const (
 	LabelHandle       = "concourse-ci.org/handle"
 	LabelLegacyHandle = "org.concourse-ci.handle"
 
-	AnnotationInstanceVars     = "concourse-ci.org/instance-vars"
-	AnnotationContainer        = "concourse-ci.org/container"
+	AnnotationInstanceVars = "concourse-ci.org/instance-vars"
+	AnnotationContainer    = "concourse-ci.org/container"
+	// AnnotationVersion optionally holds a resource volume's version as a
+	// JSON object; fly shows it as the identifier of resource volumes.
+	AnnotationVersion          = "concourse-ci.org/version"
 	AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
 
 	// Tekton layout: one step per container named TektonStepPrefix+step.
 	LabelTektonTaskRun = "tekton.dev/taskRun"
 	TektonStepPrefix   = "step-"
+
+	// The plugin's own objects (docs/labels.md). Debug copies and helper
+	// pods are the plugin's (managed-by ManagedByPlugin), so that no view
+	// or lookup takes them for a step. execute's one-off builds are
+	// Concourse builds (managed-by concourse, seen by every view and by
+	// hijack) that say which command created them, for gc.
+	ManagedByPlugin   = "kubectl-concourse"
+	LabelCreatedBy    = "kubectl-concourse.dev/created-by"
+	CreatedByExecute  = "execute"
+	AnnotationDebugOf = "kubectl-concourse.dev/debug-of"
 
 	// Nodes and volumes.
 	LabelWorker     = "concourse-ci.org/worker"

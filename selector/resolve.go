@@ -142,16 +142,7 @@ func (q query) podMatches(pod *corev1.Pod) bool {
 	if q.handle != "" && !HasValue(l, a, LabelHandle, q.handle) && !HasValue(l, a, LabelLegacyHandle, q.handle) {
 		return false
 	}
-	if q.vars != nil {
-		vars, err := ParseInstanceVarsJSON(a[AnnotationInstanceVars])
-		if a[AnnotationInstanceVars] == "" {
-			vars, err = nil, nil
-		}
-		if err != nil || !vars.Equal(q.vars) {
-			return false
-		}
-	}
-	return true
+	return q.vars == nil || varsMatch(a, q.vars)
 }
 
 // latestBuild keeps the pods of the highest build id: fly's most recent
@@ -314,40 +305,15 @@ func (q query) widen() (query, bool) {
 func SortMatches(ms []Match) {
 	slices.SortStableFunc(ms, func(a, b Match) int {
 		return cmp.Or(
-			cmpNumeric(a.BuildID, b.BuildID),
-			cmpNumeric(a.Build, b.Build),
+			CompareNumbered(a.BuildID, b.BuildID),
+			CompareNumbered(a.Build, b.Build),
 			cmp.Compare(a.Resource, b.Resource),
 			cmp.Compare(a.Step, b.Step),
 			cmp.Compare(a.StepType, b.StepType),
-			cmpAttempt(a.Attempt, b.Attempt),
+			CompareNumbered(a.Attempt, b.Attempt),
 			cmp.Compare(a.Pod.Namespace, b.Pod.Namespace),
 			cmp.Compare(a.Pod.Name, b.Pod.Name),
 			cmp.Compare(a.Container, b.Container),
 		)
 	})
-}
-
-// cmpNumeric sorts numbers numerically and before anything else.
-func cmpNumeric(a, b string) int {
-	x, errA := strconv.ParseUint(a, 10, 64)
-	y, errB := strconv.ParseUint(b, 10, 64)
-	switch {
-	case errA == nil && errB == nil:
-		return cmp.Compare(x, y)
-	case errA == nil:
-		return -1
-	case errB == nil:
-		return 1
-	}
-	return cmp.Compare(a, b)
-}
-
-func cmpAttempt(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		if c := cmpNumeric(as[i], bs[i]); c != 0 {
-			return c
-		}
-	}
-	return cmp.Compare(len(as), len(bs))
 }

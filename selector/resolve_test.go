@@ -30,7 +30,7 @@ func (p pod) build() *corev1.Pod {
 	}
 	for k, v := range p.names {
 		o.Labels[k] = Encode(v)
-		if NeedsAnnotation(v) {
+		if Encode(v) != v {
 			o.Annotations[k] = v
 		}
 	}

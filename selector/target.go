@@ -32,43 +32,31 @@ type Target struct {
 	AllNamespaces bool   // -A
 }
 
-// AddFlags binds every target flag to t. Shorthands follow fly (-c is the
-// check container, not kubectl's container; -s is the step, not --server).
-func (t *Target) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVarP(&t.Job, "job", "j", t.Job, "Name of a job, as PIPELINE/JOB or PIPELINE/KEY:VALUE,.../JOB for an instanced pipeline")
-	fs.StringVarP(&t.Check, "check", "c", t.Check, "Name of a resource's checking container, as PIPELINE/RESOURCE")
-	fs.StringVarP(&t.URL, "url", "u", t.URL, "URL for the build, job, or check container, as copied from the Concourse web UI")
-	fs.StringVarP(&t.Build, "build", "b", t.Build, "Build number within the job, or global build ID")
-	fs.StringVarP(&t.Step, "step", "s", t.Step, "Name of step (e.g. build, unit, resource name)")
-	fs.StringVar(&t.StepType, "step-type", t.StepType, "Type of step (get, put, task, check or run)")
-	fs.StringVarP(&t.Attempt, "attempt", "a", t.Attempt, "Attempt number of step, e.g. 1 or 1.1.2")
-	fs.StringVar(&t.Handle, "handle", t.Handle, "Handle id of the container")
-	fs.StringVar(&t.Team, "team", t.Team, "Name of the team to which the container belongs")
-	fs.StringVarP(&t.LabelSelector, "selector", "l", t.LabelSelector, "Extra label selector the step's pod must match (e.g. -l key1=value1,key2=value2)")
-	fs.StringVar(&t.Pod, "pod", t.Pod, "Name of the pod, bypassing the Concourse labels")
-	fs.StringVar(&t.Container, "container", t.Container, "Name of the container within the pod, instead of the step's container")
-	fs.BoolVarP(&t.AllNamespaces, "all-namespaces", "A", t.AllNamespaces, "Look for the step in every namespace")
+// AddFlags binds the target flags named (every one when none are) to t.
+// Shorthands follow fly (-c is the check container, not kubectl's
+// container; -s is the step, not --server).
+func (t *Target) AddFlags(fs *pflag.FlagSet, names ...string) {
+	all := pflag.NewFlagSet("target", pflag.ContinueOnError)
+	all.StringVarP(&t.Job, "job", "j", t.Job, "Name of a job, as PIPELINE/JOB or PIPELINE/KEY:VALUE,.../JOB for an instanced pipeline")
+	all.StringVarP(&t.Check, "check", "c", t.Check, "Name of a resource's checking container, as PIPELINE/RESOURCE")
+	all.StringVarP(&t.URL, "url", "u", t.URL, "URL for the build, job, or check container, as copied from the Concourse web UI")
+	all.StringVarP(&t.Build, "build", "b", t.Build, "Build number within the job, or global build ID")
+	all.StringVarP(&t.Step, "step", "s", t.Step, "Name of step (e.g. build, unit, resource name)")
+	all.StringVar(&t.StepType, "step-type", t.StepType, "Type of step (get, put, task, check or run)")
+	all.StringVarP(&t.Attempt, "attempt", "a", t.Attempt, "Attempt number of step, e.g. 1 or 1.1.2")
+	all.StringVar(&t.Handle, "handle", t.Handle, "Handle id of the container")
+	all.StringVar(&t.Team, "team", t.Team, "Name of the team to which the container belongs")
+	all.StringVarP(&t.LabelSelector, "selector", "l", t.LabelSelector, "Extra label selector the step's pod must match (e.g. -l key1=value1,key2=value2)")
+	all.StringVar(&t.Pod, "pod", t.Pod, "Name of the pod, bypassing the Concourse labels")
+	all.StringVar(&t.Container, "container", t.Container, "Name of the container within the pod, instead of the step's container")
+	all.BoolVarP(&t.AllNamespaces, "all-namespaces", "A", t.AllNamespaces, "Look for the step in every namespace")
+	addSome(fs, all, names)
 }
 
 // Validate checks the flags without calling the API; errors name the flag.
 func (t Target) Validate() error {
 	_, err := t.query()
 	return err
-}
-
-// Selector returns the label selector of the one LIST that resolves t. The
-// step name is not part of it (Tekton pods hold several steps) and the
-// instance vars live in an annotation: Resolve checks both on the result.
-// It is an error to ask for the selector of --pod, which is found by name.
-func (t Target) Selector() (labels.Selector, error) {
-	q, err := t.query()
-	if err != nil {
-		return nil, err
-	}
-	if q.pod != "" {
-		return nil, errors.New("--pod names a pod; it has no label selector")
-	}
-	return q.selector(), nil
 }
 
 // String describes the target in fly's words, for messages.
@@ -205,17 +193,14 @@ func ParseJob(s string) (pipeline string, vars InstanceVars, name string, err er
 	return pipeline, vars, name, nil
 }
 
-// selector builds the label selector of the LIST. Names are encoded; the
-// annotations that tell encoded names apart are checked by filter.
+// selector builds the label selector of the one LIST that resolves q.
+// Names are encoded; the step name is not part of it (Tekton pods hold
+// several steps) and the instance vars live in an annotation: podMatches
+// checks those and the annotations that tell encoded names apart.
 func (q query) selector() labels.Selector {
 	sel := labels.NewSelector()
 	add := func(key string, op selection.Operator, values ...string) {
-		// Every value is Encode()d, hence valid: NewRequirement cannot fail.
-		r, err := labels.NewRequirement(key, op, values)
-		if err != nil {
-			panic(fmt.Sprintf("selector: requirement %s: %v", key, err))
-		}
-		sel = sel.Add(*r)
+		sel = sel.Add(requirement(key, op, values...))
 	}
 	eq := func(key, name string) {
 		if name != "" {
@@ -226,7 +211,7 @@ func (q query) selector() labels.Selector {
 		eq(LabelHandle, q.handle)
 		return sel
 	}
-	add(LabelManagedBy, selection.Equals, ManagedByValue)
+	sel = sel.Add(ManagedPods())
 	eq(LabelTeam, q.team)
 	eq(LabelPipeline, q.pipeline)
 	eq(LabelJob, q.job)
@@ -247,11 +232,7 @@ func (q query) selector() labels.Selector {
 
 // legacyHandleSelector finds pods that carry only the older handle label.
 func (q query) legacyHandleSelector() labels.Selector {
-	r, err := labels.NewRequirement(LabelLegacyHandle, selection.Equals, []string{Encode(q.handle)})
-	if err != nil {
-		panic(fmt.Sprintf("selector: requirement %s: %v", LabelLegacyHandle, err))
-	}
-	return labels.NewSelector().Add(*r)
+	return labels.NewSelector().Add(requirement(LabelLegacyHandle, selection.Equals, Encode(q.handle)))
 }
 
 // String says what was asked for, in fly's words: `step "unit" of main/test #3`.

@@ -137,11 +137,11 @@ func TestTargetSelector(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sel, err := tt.target.Selector()
+			q, err := tt.target.query()
 			if err != nil {
-				t.Fatalf("Selector(): %v", err)
+				t.Fatalf("query(): %v", err)
 			}
-			if got := sel.String(); got != tt.want {
+			if got := q.selector().String(); got != tt.want {
 				t.Errorf("Selector() = %s\nwant %s", got, tt.want)
 			}
 		})

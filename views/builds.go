@@ -199,18 +199,7 @@ func (s *buildSet) items() []*Build {
 }
 
 func compareBuilds(a, b *Build) int {
-	ai, aerr := strconv.ParseUint(a.ID, 10, 64)
-	bi, berr := strconv.ParseUint(b.ID, 10, 64)
-	switch {
-	case aerr == nil && berr == nil && ai != bi:
-		return cmp.Compare(bi, ai)
-	case (aerr == nil) != (berr == nil):
-		if aerr == nil {
-			return -1
-		}
-		return 1
-	}
-	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	return cmp.Or(selector.CompareNumbered(b.ID, a.ID), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 }
 
 // steps returns the build's steps in the order they were created.
@@ -267,7 +256,7 @@ func (e *buildEntry) build() *Build {
 }
 
 var buildColumns = []metav1.TableColumnDefinition{
-	{Name: "ID", Type: "string", Format: "name", Description: "label concourse-ci.org/build-id"},
+	{Name: "ID", Type: "string", Format: "name", Description: "label " + selector.LabelBuildID},
 	{Name: "Pipeline/Job", Type: "string", Description: "one-off for builds without a pipeline"},
 	{Name: "Build", Type: "string", Description: "build name within the job"},
 	{Name: "Status", Type: "string", Description: "derived from the step containers"},

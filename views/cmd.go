@@ -10,7 +10,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
-
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
 	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
 )
 
@@ -41,7 +41,7 @@ func NewCmdWorkers(streams genericiooptions.IOStreams, getter genericclioptions.
 		Short:   "List the nodes that run Concourse steps, as fly workers",
 		Long: templates.LongDesc(`
 			List the nodes that are Concourse workers: every node, or only those labelled
-			concourse-ci.org/worker=true when any node is. CONTAINERS counts the Concourse pods
+			` + selector.LabelWorker + `=true when any node is. CONTAINERS counts the Concourse pods
 			bound to each node, in every namespace (only the namespace given with -n); STATE is
 			running, landing (cordoned) or stalled (not ready).`),
 		Example: templates.Examples(`
@@ -66,7 +66,7 @@ func NewCmdContainers(streams genericiooptions.IOStreams, getter genericclioptio
 		Aliases: []string{"cs"},
 		Short:   "List the step containers of Concourse builds and checks",
 		Long: templates.LongDesc(`
-			List one row per step container of the pods labelled app.kubernetes.io/managed-by=concourse
+			List one row per step container of the pods labelled ` + selector.LabelManagedBy + "=" + selector.ManagedByValue + `
 			(one per step-* container of a Tekton pod), in the pods' order (namespace, then name).`),
 		Example: templates.Examples(`
 			# List the step containers of every namespace
@@ -87,7 +87,7 @@ func NewCmdVolumes(streams genericiooptions.IOStreams, getter genericclioptions.
 		Aliases: []string{"vs"},
 		Short:   "List Concourse volumes: labelled PVCs and the volumes of step pods",
 		Long: templates.LongDesc(`
-			List the PVCs labelled concourse-ci.org/volume-type and the data volumes of Concourse pods
+			List the PVCs labelled ` + selector.LabelVolumeType + ` and the data volumes of Concourse pods
 			(emptyDir, hostPath, ephemeral, CSI, PVC), sorted by worker then handle. IDENTIFIER follows
 			fly's rules; -d prints the detailed identifier.`),
 		Example: templates.Examples(`
@@ -159,10 +159,10 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVarP(&o.Target.Job, "job", "j", o.Target.Job, "The build's job, as PIPELINE/JOB or PIPELINE/KEY:VALUE,.../JOB")
-	fs.StringVarP(&o.Target.Build, "build", "b", o.Target.Build, "Build number within the job, or global build ID")
-	fs.StringVar(&o.Target.Team, "team", o.Target.Team, "Name of the team the build belongs to")
-	fs.BoolVarP(&o.Target.AllNamespaces, "all-namespaces", "A", o.Target.AllNamespaces, "Look for the build in every namespace")
+	o.Target.AddFlags(fs, "job", "build", "team", "all-namespaces")
+	// The shared flags speak of a step's container; watch follows a build.
+	fs.Lookup("team").Usage = "Name of the team the build belongs to"
+	fs.Lookup("all-namespaces").Usage = "Look for the build in every namespace"
 	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long after the last one ended to wait for a next step before the build counts as succeeded")
 	fs.StringVar(&o.Color, "color", o.Color, "Colour headers and the status: auto (only on a terminal), always or never")
 	complete.Register(cmd, getter)

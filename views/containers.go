@@ -76,7 +76,7 @@ func containerState(pod *corev1.Pod, container string) string {
 }
 
 var containerColumns = []metav1.TableColumnDefinition{
-	{Name: "Handle", Type: "string", Format: "name", Description: "label concourse-ci.org/handle, else the pod name"},
+	{Name: "Handle", Type: "string", Format: "name", Description: "label " + selector.LabelHandle + ", else the pod name"},
 	{Name: "Worker", Type: "string", Description: "node"},
 	{Name: "Pipeline", Type: "string", Description: "pipeline, with instance vars"},
 	{Name: "Job", Type: "string"},

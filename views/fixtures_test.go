@@ -99,10 +99,7 @@ func pod(s podSpec) *corev1.Pod {
 		if v == "" {
 			continue
 		}
-		p.Labels[key] = selector.Encode(v)
-		if selector.NeedsAnnotation(v) {
-			p.Annotations[key] = v
-		}
+		selector.Put(p.Labels, p.Annotations, key, v)
 	}
 	if s.vars != "" {
 		p.Annotations[selector.AnnotationInstanceVars] = s.vars
@@ -168,13 +165,7 @@ func ptrQuantity(s string) *resource.Quantity {
 func pvc(ns, name, volumeType string, labels, annotations map[string]string, size string, phase corev1.PersistentVolumeClaimPhase) *corev1.PersistentVolumeClaim {
 	l := map[string]string{selector.LabelVolumeType: volumeType}
 	for k, v := range labels {
-		l[k] = selector.Encode(v)
-		if selector.NeedsAnnotation(v) {
-			if annotations == nil {
-				annotations = map[string]string{}
-			}
-			annotations[k] = v
-		}
+		annotations = selector.Put(l, annotations, k, v)
 	}
 	c := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l, Annotations: annotations, CreationTimestamp: ago(30 * time.Minute)},
@@ -197,7 +188,7 @@ func fixturePVCs() []runtime.Object {
 		}, nil, "1Gi", corev1.ClaimBound),
 		pvc("ci", "repo-version", volumeResource, map[string]string{
 			selector.LabelPipeline: "main", selector.LabelResource: "repo", selector.LabelTeam: "main",
-		}, map[string]string{annotationVersion: `{"ref":"abc123","committed at":"2026-11-26"}`, annotationSelectedNode: "worker-b"}, "500Mi", corev1.ClaimBound),
+		}, map[string]string{selector.AnnotationVersion: `{"ref":"abc123","committed at":"2026-11-26"}`, annotationSelectedNode: "worker-b"}, "500Mi", corev1.ClaimBound),
 		pvc("ops", "build-outputs", volumeContainer, map[string]string{selector.LabelTeam: "ops", selector.LabelPipeline: "ops"}, nil, "5Gi", corev1.ClaimPending),
 		pvc("ops", "registry-image", volumeResourceType, map[string]string{selector.LabelResource: "registry-image", selector.LabelTeam: "ops"}, nil, "200Mi", corev1.ClaimLost),
 	}

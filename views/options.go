@@ -6,20 +6,18 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -30,29 +28,53 @@ const DefaultChunkSize = 500
 type ViewOptions struct {
 	genericiooptions.IOStreams
 
-	PrintFlags    *genericclioptions.PrintFlags
-	NoHeaders     bool
-	FlyJSON       bool   // --json: fly's JSON shape
-	Color         string // auto, always or never
-	Details       bool   // -d
-	Team          string
-	Pipeline      string
-	Job           string
-	LabelSelector string
-	AllNamespaces bool
-	ChunkSize     int64
-	Watch         bool
+	PrintFlags      *genericclioptions.PrintFlags
+	NoHeaders       bool
+	FlyJSON         bool   // --json: fly's JSON shape
+	Color           string // auto, always or never
+	Details         bool   // -d
+	ChunkSize       int64
+	Watch           bool
+	selector.Filter // --team, -l, and where a view has them --pipeline, -j, -A
 
-	// Filled by Complete: the filters by label key, and -j's instance vars.
-	filterValues map[string]string
-	vars         selector.InstanceVars
+	scope selector.Scope // the Filter, parsed by Complete
 
+	cluster
+	Now        func() time.Time
+	Location   *time.Location       // START and END of builds
+	IsTerminal func(io.Writer) bool // colour decision, per writer
+}
+
+// cluster is where a command reads from: the namespace (and whether -n
+// named it) and a client, from the kubeconfig unless preset.
+type cluster struct {
 	Namespace         string
 	ExplicitNamespace bool // -n given: workers count pods only there
 	Client            kubernetes.Interface
-	Now               func() time.Time
-	Location          *time.Location       // START and END of builds
-	IsTerminal        func(io.Writer) bool // colour decision, per writer
+}
+
+// complete fills what is not preset. Pages of thousands of pods decode
+// several times faster from protobuf, hence the content type.
+func (c *cluster) complete(getter genericclioptions.RESTClientGetter) error {
+	var err error
+	if c.Namespace == "" {
+		c.Namespace, c.ExplicitNamespace, err = getter.ToRawKubeConfigLoader().Namespace()
+		if err != nil {
+			return err
+		}
+	}
+	if c.Client == nil {
+		config, err := getter.ToRESTConfig()
+		if err != nil {
+			return err
+		}
+		config.ContentType = runtime.ContentTypeProtobuf
+		config.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+		if c.Client, err = kubernetes.NewForConfig(config); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewViewOptions sets every default.
@@ -65,8 +87,8 @@ func NewViewOptions(streams genericiooptions.IOStreams) *ViewOptions {
 	}
 }
 
-// AddFlags binds the flags every list view has; filters are added by the
-// views they make sense for (addFilterFlags).
+// AddFlags binds the flags every list view has; the filters that only some
+// views have (--pipeline, -j, -A) are added by those (addFilterFlags).
 func (o *ViewOptions) AddFlags(cmd *cobra.Command) {
 	o.PrintFlags.AddFlags(cmd)
 	cmd.Flags().Lookup("output").Usage = "Output format. One of: (json, yaml, name, go-template, go-template-file, template, templatefile, jsonpath, jsonpath-as-json, jsonpath-file, custom-columns, wide)."
@@ -76,55 +98,22 @@ func (o *ViewOptions) AddFlags(cmd *cobra.Command) {
 	fs.StringVar(&o.Color, "color", o.Color, "Colour rows by state: auto (only on a terminal), always or never")
 	fs.Int64Var(&o.ChunkSize, "chunk-size", o.ChunkSize, "Return large lists in chunks rather than all at once. Pass 0 to disable.")
 	fs.BoolVarP(&o.Watch, "watch", "w", o.Watch, "After listing, watch for changes and print the rows that change")
-	fs.StringVarP(&o.LabelSelector, "selector", "l", o.LabelSelector, "Extra label selector (e.g. -l key1=value1,key2=value2)")
-	fs.StringVar(&o.Team, "team", o.Team, "Only this team's objects")
+	o.Filter.AddFlags(fs, selector.FlagSelector, selector.FlagTeam)
 }
 
 func (o *ViewOptions) addFilterFlags(cmd *cobra.Command) {
-	fs := cmd.Flags()
-	fs.StringVar(&o.Pipeline, "pipeline", o.Pipeline, "Only this pipeline's objects")
-	fs.StringVarP(&o.Job, "job", "j", o.Job, "Only this job's objects: JOB, or PIPELINE/JOB as fly's -j")
-	fs.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "List across all namespaces")
+	o.Filter.AddFlags(cmd.Flags(), selector.FlagPipeline, selector.FlagJob, selector.FlagAllNamespaces)
 }
 
-// Complete reads the filters and fills the namespace, client and clock
+// Complete parses the filters and fills the namespace, client and clock
 // when not preset.
 func (o *ViewOptions) Complete(getter genericclioptions.RESTClientGetter) error {
-	o.filterValues = map[string]string{}
-	pipeline, job := o.Pipeline, o.Job
-	if strings.Contains(job, "/") {
-		p, vars, j, err := selector.ParseJob(job)
-		if err != nil {
-			return fmt.Errorf("--job: %w", err)
-		}
-		if pipeline != "" && pipeline != p {
-			return fmt.Errorf("--job %s is not in --pipeline %s", job, pipeline)
-		}
-		pipeline, job, o.vars = p, j, vars
-	}
-	for key, v := range map[string]string{selector.LabelTeam: o.Team, selector.LabelPipeline: pipeline, selector.LabelJob: job} {
-		if v != "" {
-			o.filterValues[key] = v
-		}
-	}
 	var err error
-	if o.Namespace == "" {
-		o.Namespace, o.ExplicitNamespace, err = getter.ToRawKubeConfigLoader().Namespace()
-		if err != nil {
-			return err
-		}
+	if o.scope, err = o.Filter.Parse(); err != nil {
+		return cmderr.Usage(err)
 	}
-	if o.Client == nil {
-		config, err := getter.ToRESTConfig()
-		if err != nil {
-			return err
-		}
-		// Pages of thousands of pods decode several times faster from protobuf.
-		config.ContentType = runtime.ContentTypeProtobuf
-		config.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-		if o.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
+	if err := o.cluster.complete(getter); err != nil {
+		return err
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -143,29 +132,35 @@ func (o *ViewOptions) Validate() error {
 	if o.ChunkSize < 0 {
 		return errors.New("--chunk-size must be 0 or more")
 	}
-	if !slices.Contains([]string{"auto", "always", "never"}, o.Color) {
-		return fmt.Errorf("--color %q: want auto, always or never", o.Color)
+	if err := validateColor(o.Color); err != nil {
+		return err
 	}
 	if o.FlyJSON && *o.PrintFlags.OutputFormat != "" {
 		return errors.New("--json is fly's JSON; -o chooses kubectl's formats: give one of them")
 	}
-	if o.LabelSelector != "" {
-		if _, err := labels.Parse(o.LabelSelector); err != nil {
-			return fmt.Errorf("-l/--selector: %w", err)
-		}
+	_, err := o.Filter.Parse()
+	return err
+}
+
+func validateColor(c string) error {
+	if !slices.Contains([]string{"auto", "always", "never"}, c) {
+		return fmt.Errorf("--color %q: want auto, always or never", c)
 	}
 	return nil
 }
 
-func (o *ViewOptions) colour() bool {
-	switch o.Color {
+// useColour decides --color for w.
+func useColour(color string, isTerminal func(io.Writer) bool, w io.Writer) bool {
+	switch color {
 	case "always":
 		return true
 	case "never":
 		return false
 	}
-	return o.IsTerminal(o.Out)
+	return isTerminal(w)
 }
+
+func (o *ViewOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o.Out) }
 
 func (o *ViewOptions) newPrinter(columns []metav1.TableColumnDefinition, namespaced bool) (*printer, error) {
 	return newPrinter(o.Out, o.ErrOut, columns, rowContext{now: o.Now(), loc: o.Location, details: o.Details}, printOptions{
@@ -190,50 +185,6 @@ func (o *ViewOptions) where() string {
 	return " in " + o.Namespace + " namespace"
 }
 
-// selectorFor builds the LIST's label selector: base requirements, the
-// filters (encoded) and -l. matches then checks the annotations that tell
-// apart names that encode alike.
-func (o *ViewOptions) selectorFor(base ...labels.Requirement) string {
-	sel := labels.NewSelector().Add(base...)
-	for key, v := range o.filterValues {
-		sel = sel.Add(requirement(key, selection.Equals, selector.Encode(v)))
-	}
-	if o.LabelSelector != "" {
-		extra, _ := labels.Parse(o.LabelSelector) // checked by Validate
-		reqs, _ := extra.Requirements()
-		sel = sel.Add(reqs...)
-	}
-	return sel.String()
-}
-
-func (o *ViewOptions) matches(m metav1.Object) bool {
-	for key, v := range o.filterValues {
-		if !selector.HasValue(m.GetLabels(), m.GetAnnotations(), key, v) {
-			return false
-		}
-	}
-	if o.vars != nil {
-		vars, err := selector.ParseInstanceVarsJSON(m.GetAnnotations()[selector.AnnotationInstanceVars])
-		return err == nil && vars.Equal(o.vars)
-	}
-	return true
-}
-
-// requirement builds a requirement from constant keys and encoded values,
-// which are valid by construction.
-func requirement(key string, op selection.Operator, values ...string) labels.Requirement {
-	r, err := labels.NewRequirement(key, op, values)
-	if err != nil {
-		panic(fmt.Sprintf("views: requirement %s: %v", key, err))
-	}
-	return *r
-}
-
-// concoursePods selects the pods of the contract.
-func concoursePods() labels.Requirement {
-	return requirement(selector.LabelManagedBy, selection.Equals, selector.ManagedByValue)
-}
-
 // eachPage LISTs with Limit and Continue, handing fn one page at a time so
 // that only one page of objects is held; it returns the resourceVersion of
 // the list, from which a watch continues.
@@ -255,17 +206,28 @@ func eachPage[L metav1.ListInterface](ctx context.Context, chunk int64, opts met
 	}
 }
 
-// eachPod pages through the pods selected by sel in namespace, keeping those
-// that match the filters.
-func (o *ViewOptions) eachPod(ctx context.Context, namespace, sel string, fn func([]*corev1.Pod) error) (string, error) {
+// eachPod pages through the pods that sel selects in namespace, keeping
+// those that scope matches.
+func (o *ViewOptions) eachPod(ctx context.Context, namespace, sel string, scope selector.Scope, fn func([]*corev1.Pod) error) (string, error) {
 	return eachPage(ctx, o.ChunkSize, metav1.ListOptions{LabelSelector: sel}, o.Client.CoreV1().Pods(namespace).List,
 		func(l *corev1.PodList) error {
 			pods := make([]*corev1.Pod, 0, len(l.Items))
 			for i := range l.Items {
-				if o.matches(&l.Items[i]) {
+				if scope.Matches(&l.Items[i]) {
 					pods = append(pods, &l.Items[i])
 				}
 			}
 			return fn(pods)
 		})
+}
+
+// listPods pages through the Concourse pods that the filters match, in the
+// namespace of the view, and returns the source that follows them (-w).
+func (o *ViewOptions) listPods(ctx context.Context, fn func([]*corev1.Pod) error) (source, error) {
+	ns, sel := o.listNamespace(), o.scope.Selector(selector.ManagedPods())
+	rv, err := o.eachPod(ctx, ns, sel, o.scope, fn)
+	if err != nil {
+		return source{}, fmt.Errorf("list pods: %w", err)
+	}
+	return source{rv: rv, opts: metav1.ListOptions{LabelSelector: sel}, watch: o.Client.CoreV1().Pods(ns).Watch}, nil
 }

@@ -12,17 +12,13 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
-// Volume types of the contract (label concourse-ci.org/volume-type).
+// Volume types of the contract (label selector.LabelVolumeType).
 const (
 	volumeContainer    = "container"
 	volumeResource     = "resource"
 	volumeResourceType = "resource-type"
 	volumeTaskCache    = "task-cache"
 )
-
-// annotationVersion optionally holds a resource volume's version as a JSON
-// object; fly shows it as the identifier of resource volumes.
-const annotationVersion = "concourse-ci.org/version"
 
 // annotationSelectedNode is where the scheduler records a PVC's node.
 const annotationSelectedNode = "volume.kubernetes.io/selected-node"
@@ -140,7 +136,7 @@ func newPVCVolume(pvc *corev1.PersistentVolumeClaim, use *claimUse) *Volume {
 		v.Detailed = v.Identifier
 	case volumeResource:
 		resource := get(selector.LabelResource)
-		version := flattenVersion(pvc.Annotations[annotationVersion])
+		version := flattenVersion(pvc.Annotations[selector.AnnotationVersion])
 		v.Identifier = version
 		if v.Identifier == "" {
 			v.Identifier = orNone(resource)
@@ -149,7 +145,7 @@ func newPVCVolume(pvc *corev1.PersistentVolumeClaim, use *claimUse) *Volume {
 	case volumeResourceType:
 		name := get(selector.LabelResource)
 		v.Identifier = orNone(name)
-		v.Detailed = "name:" + name + ",version:" + orNone(flattenVersion(pvc.Annotations[annotationVersion]))
+		v.Detailed = "name:" + name + ",version:" + orNone(flattenVersion(pvc.Annotations[selector.AnnotationVersion]))
 	default:
 		v.Identifier, v.Detailed = "n/a", "n/a"
 	}
@@ -233,9 +229,9 @@ func (s *volumeSet) items() []*Volume {
 }
 
 var volumeColumns = []metav1.TableColumnDefinition{
-	{Name: "Handle", Type: "string", Format: "name", Description: "label concourse-ci.org/handle, else POD/VOLUME or the PVC name"},
+	{Name: "Handle", Type: "string", Format: "name", Description: "label " + selector.LabelHandle + ", else POD/VOLUME or the PVC name"},
 	{Name: "Worker", Type: "string", Description: "node"},
-	{Name: "Type", Type: "string", Description: "label concourse-ci.org/volume-type; container for pod volumes"},
+	{Name: "Type", Type: "string", Description: "label " + selector.LabelVolumeType + "; container for pod volumes"},
 	{Name: "Identifier", Type: "string", Description: "fly's identifier; -d gives the detailed one"},
 	{Name: "Size", Type: "string"},
 	{Name: "Status", Type: "string", Description: "PVC phase, or the pod's phase"},

@@ -7,18 +7,15 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -40,11 +37,10 @@ type WatchOptions struct {
 	Settle time.Duration
 	Color  string
 
-	Namespace  string
-	Client     kubernetes.Interface
+	cluster
 	Logs       func(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error)
 	IsTerminal func(io.Writer) bool
-	Now        func() time.Time
+	Clock      clock.Clock // --settle's timer, and when a deleted pod went
 }
 
 // NewWatchOptions sets every default.
@@ -54,11 +50,15 @@ func NewWatchOptions(streams genericiooptions.IOStreams) *WatchOptions {
 
 // Complete fills the namespace, client, log reader and clock when not preset.
 func (o *WatchOptions) Complete(getter genericclioptions.RESTClientGetter) error {
-	vo := &ViewOptions{Namespace: o.Namespace, Client: o.Client, IsTerminal: o.IsTerminal, Now: o.Now}
-	if err := vo.Complete(getter); err != nil {
+	if err := o.cluster.complete(getter); err != nil {
 		return err
 	}
-	o.Namespace, o.Client, o.IsTerminal, o.Now = vo.Namespace, vo.Client, vo.IsTerminal, vo.Now
+	if o.IsTerminal == nil {
+		o.IsTerminal = printers.AllowsColorOutput
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
 	if o.Logs == nil {
 		o.Logs = func(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error) {
 			return o.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
@@ -75,8 +75,8 @@ func (o *WatchOptions) Validate() error {
 	if o.Settle < 0 {
 		return errors.New("--settle must not be negative")
 	}
-	if !slices.Contains([]string{"auto", "always", "never"}, o.Color) {
-		return fmt.Errorf("--color %q: want auto, always or never", o.Color)
+	if err := validateColor(o.Color); err != nil {
+		return err
 	}
 	return o.Target.Validate()
 }
@@ -120,15 +120,7 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-func (o *WatchOptions) colour() bool {
-	switch o.Color {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	return o.IsTerminal(o.Out)
-}
+func (o *WatchOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o.Out) }
 
 // build resolves the target to one build: the namespace of its pods and a
 // label selector that names exactly its pods. Without -b, the job's build
@@ -139,39 +131,10 @@ func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
 		return "", "", err
 	}
 	latest := slices.MaxFunc(ms, func(a, b selector.Match) int {
-		return cmp.Or(compareNumbers(a.BuildID, b.BuildID), compareNumbers(a.Build, b.Build),
+		return cmp.Or(selector.CompareNumbered(a.BuildID, b.BuildID), selector.CompareNumbered(a.Build, b.Build),
 			a.Pod.CreationTimestamp.Compare(b.Pod.CreationTimestamp.Time))
 	})
-	sel := labels.NewSelector().Add(concoursePods())
-	eq := func(key, value string) {
-		if value != "" {
-			sel = sel.Add(requirement(key, selection.Equals, selector.Encode(value)))
-		}
-	}
-	if latest.BuildID != "" {
-		eq(selector.LabelBuildID, latest.BuildID)
-	} else {
-		eq(selector.LabelTeam, latest.Team)
-		eq(selector.LabelPipeline, latest.Pipeline)
-		eq(selector.LabelJob, latest.Job)
-		eq(selector.LabelBuildName, latest.Build)
-	}
-	return latest.Pod.Namespace, sel.String(), nil
-}
-
-// compareNumbers orders build ids and names: numbers by value, before text.
-func compareNumbers(a, b string) int {
-	ai, aerr := strconv.ParseUint(a, 10, 64)
-	bi, berr := strconv.ParseUint(b, 10, 64)
-	switch {
-	case aerr == nil && berr == nil:
-		return cmp.Compare(ai, bi)
-	case aerr == nil:
-		return 1
-	case berr == nil:
-		return -1
-	}
-	return cmp.Compare(a, b)
+	return latest.Pod.Namespace, selector.BuildSelector(latest), nil
 }
 
 // follower is the state of one watched build: its pods as last seen and
@@ -200,7 +163,7 @@ func (f *follower) apply(ev watch.Event) {
 		// A deleted pod's last state says how its steps ended: keep it,
 		// marked as deleted, so that a running step reads as aborted.
 		if pod.DeletionTimestamp == nil {
-			now := metav1.NewTime(f.o.Now())
+			now := metav1.NewTime(f.o.Clock.Now())
 			pod.DeletionTimestamp = &now
 		}
 	}
@@ -209,7 +172,15 @@ func (f *follower) apply(ev watch.Event) {
 
 // run prints the steps in order and returns the build's final status.
 func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr <-chan error) (string, error) {
-	var settle <-chan time.Time
+	// settle runs once every step has succeeded; a step to come stops it.
+	var settle clock.Timer
+	stopSettle := func() {
+		if settle != nil {
+			settle.Stop()
+			settle = nil
+		}
+	}
+	defer stopSettle()
 	for {
 		steps := f.steps()
 		next := -1
@@ -225,30 +196,28 @@ func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr 
 				return "", err
 			}
 			f.done[steps[next].pod+"/"+steps[next].container] = true
-			settle = nil
+			stopSettle()
 			continue
 		case next >= 0:
-			settle = nil // a step is yet to start: the build goes on
+			stopSettle() // a step is yet to start: the build goes on
 		default:
 			status := buildStatus(steps)
 			if status == statusSucceeded && settle == nil {
 				// --settle counts from the last step's end: a build that
 				// ended long ago is over at once.
-				var last time.Time
-				for _, s := range steps {
-					if s.finished.After(last) {
-						last = s.finished
-					}
-				}
-				wait := f.o.Settle - f.o.Now().Sub(last)
+				wait := f.o.Settle - f.o.Clock.Since(lastFinished(steps))
 				if wait <= 0 {
 					return statusSucceeded, nil
 				}
-				settle = time.After(wait)
+				settle = f.o.Clock.NewTimer(wait)
 			}
 			if status != statusSucceeded && finished(status) {
 				return status, nil
 			}
+		}
+		var settled <-chan time.Time
+		if settle != nil {
+			settled = settle.C()
 		}
 		select {
 		case <-ctx.Done():
@@ -260,10 +229,21 @@ func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr 
 			return "", errors.New("watch pods: ended")
 		case ev := <-events:
 			f.apply(ev)
-		case <-settle:
+		case <-settled:
 			return statusSucceeded, nil
 		}
 	}
+}
+
+// lastFinished is when the last of steps ended.
+func lastFinished(steps []step) time.Time {
+	var last time.Time
+	for _, s := range steps {
+		if s.finished.After(last) {
+			last = s.finished
+		}
+	}
+	return last
 }
 
 // print writes a step's header and its logs, following them while the

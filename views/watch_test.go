@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/clock"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -36,20 +39,36 @@ func setState(ctx context.Context, c *fake.Clientset, name string, state corev1.
 	return err
 }
 
+// settleClock is a fake clock on which --settle passes at once when it
+// starts after the last step's logs were read (final is true) and never
+// before: until then, time moves only when a test steps it.
+type settleClock struct {
+	*testingclock.FakeClock
+	final func() bool
+}
+
+func (c settleClock) NewTimer(d time.Duration) clock.Timer {
+	t := c.FakeClock.NewTimer(d)
+	if c.final() {
+		c.Step(d)
+	}
+	return t
+}
+
 func TestWatch(t *testing.T) {
 	tests := []struct {
 		name     string
 		pods     []runtime.Object
 		target   selector.Target
-		onLogs   func(ctx context.Context, c *fake.Clientset, pod string) error // the step's logs were read to the end
-		settle   time.Duration                                                  // default 50ms
+		onLogs   func(ctx context.Context, c *fake.Clientset, clk *testingclock.FakeClock, pod string) error // the step's logs are read
+		settle   time.Duration                                                                               // default 50ms
 		wantOut  string
 		wantCode int
 	}{
 		{
 			name: "two steps one after the other",
 			pods: []runtime.Object{stepPod("b5-fetch", "5", "50", "fetch", time.Minute, running(time.Minute))},
-			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
+			onLogs: func(ctx context.Context, c *fake.Clientset, clk *testingclock.FakeClock, pod string) error {
 				if err := setState(ctx, c, pod, exited(0, time.Minute, 0)); err != nil || pod != "b5-fetch" {
 					return err
 				}
@@ -62,17 +81,20 @@ func TestWatch(t *testing.T) {
 		{
 			name: "a next step slow to start is waited for, whatever --settle",
 			pods: []runtime.Object{stepPod("b4-fetch", "4", "40", "fetch", time.Minute, running(time.Minute))},
-			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
-				if err := setState(ctx, c, pod, exited(0, time.Minute, 0)); err != nil || pod != "b4-fetch" {
+			onLogs: func(ctx context.Context, c *fake.Clientset, clk *testingclock.FakeClock, pod string) error {
+				if pod != "b4-fetch" {
+					return setState(ctx, c, pod, exited(0, time.Minute, 0))
+				}
+				// The next step's pod waits for its image three times longer
+				// than --settle after the first step ended.
+				if _, err := c.CoreV1().Pods("ci").Create(ctx, stepPod("b4-test", "4", "40", "test", 0, waiting("ContainerCreating")), metav1.CreateOptions{}); err != nil {
 					return err
 				}
-				// The next step's pod waits for its image three times longer than --settle.
-				_, err := c.CoreV1().Pods("ci").Create(ctx, stepPod("b4-test", "4", "40", "test", 0, waiting("ContainerCreating")), metav1.CreateOptions{})
-				go func() {
-					time.Sleep(150 * time.Millisecond)
-					_ = setState(ctx, c, "b4-test", running(0))
-				}()
-				return err
+				if err := setState(ctx, c, pod, exited(0, time.Minute, 0)); err != nil {
+					return err
+				}
+				clk.Step(3 * 50 * time.Millisecond)
+				return setState(ctx, c, "b4-test", running(0))
 			},
 			target:  selector.Target{Job: "main/unit", Build: "4"},
 			wantOut: "==> task fetch\nlogs of b4-fetch\n==> task test\nlogs of b4-test\nsucceeded\n",
@@ -90,7 +112,7 @@ func TestWatch(t *testing.T) {
 		{
 			name: "failed",
 			pods: []runtime.Object{stepPod("b6-unit", "6", "60", "unit", time.Minute, running(time.Minute))},
-			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
+			onLogs: func(ctx context.Context, c *fake.Clientset, clk *testingclock.FakeClock, pod string) error {
 				return setState(ctx, c, pod, exited(1, time.Minute, 0))
 			},
 			target:   selector.Target{Job: "main/unit"},
@@ -107,7 +129,7 @@ func TestWatch(t *testing.T) {
 		{
 			name: "aborted: the running step's pod is deleted",
 			pods: []runtime.Object{stepPod("b8-unit", "8", "80", "unit", time.Minute, running(time.Minute))},
-			onLogs: func(ctx context.Context, c *fake.Clientset, pod string) error {
+			onLogs: func(ctx context.Context, c *fake.Clientset, clk *testingclock.FakeClock, pod string) error {
 				return c.CoreV1().Pods("ci").Delete(ctx, pod, metav1.DeleteOptions{})
 			},
 			target:   selector.Target{Job: "main/unit", Build: "8"},
@@ -131,7 +153,10 @@ func TestWatch(t *testing.T) {
 			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 			o := NewWatchOptions(streams)
 			o.Client, o.Namespace, o.Target, o.Settle = client, "ci", tt.target, cmp.Or(tt.settle, 50*time.Millisecond)
-			o.Now = func() time.Time { return now }
+			clk := testingclock.NewFakeClock(now)
+			var logsRead atomic.Int32
+			lastRead := func() bool { return int(logsRead.Load()) == strings.Count(tt.wantOut, "==> ") }
+			o.Clock = settleClock{clk, lastRead}
 			o.IsTerminal = func(io.Writer) bool { return false }
 			watching := false
 			o.Logs = func(ctx context.Context, ns, pod, container string) (io.ReadCloser, error) {
@@ -140,10 +165,11 @@ func TestWatch(t *testing.T) {
 					watching = true
 				}
 				if tt.onLogs != nil {
-					if err := tt.onLogs(ctx, client, pod); err != nil {
+					if err := tt.onLogs(ctx, client, clk, pod); err != nil {
 						t.Error(err)
 					}
 				}
+				logsRead.Add(1)
 				return io.NopCloser(strings.NewReader("logs of " + pod + "\n")), nil
 			}
 			if err := o.Complete(nil); err != nil {

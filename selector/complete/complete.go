@@ -5,15 +5,14 @@
 package complete
 
 import (
-	"cmp"
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
@@ -113,7 +112,7 @@ func list(c *cobra.Command, conn connect) ([]step, error) {
 	if f := c.Flags().Lookup("all-namespaces"); f != nil && f.Value.String() == "true" {
 		namespace = metav1.NamespaceAll
 	}
-	opts := metav1.ListOptions{LabelSelector: selector.LabelManagedBy + "=" + selector.ManagedByValue, Limit: pageSize}
+	opts := metav1.ListOptions{LabelSelector: labels.NewSelector().Add(selector.ManagedPods()).String(), Limit: pageSize}
 	var all []step
 	for {
 		l, err := client.CoreV1().Pods(namespace).List(ctx, opts)
@@ -183,14 +182,7 @@ func builds(n names, ss []step) []string {
 		}
 		return s.BuildID
 	})
-	slices.SortStableFunc(out, func(a, b string) int {
-		ai, aerr := strconv.ParseUint(a, 10, 64)
-		bi, berr := strconv.ParseUint(b, 10, 64)
-		if aerr == nil && berr == nil {
-			return cmp.Compare(bi, ai)
-		}
-		return strings.Compare(a, b)
-	})
+	slices.SortStableFunc(out, func(a, b string) int { return selector.CompareNumbered(b, a) })
 	return out
 }
 

@@ -26,10 +26,7 @@ func stepPod(ns, name string, labels map[string]string, vars string) *corev1.Pod
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}},
 	}
 	for k, v := range labels {
-		p.Labels[k] = selector.Encode(v)
-		if selector.NeedsAnnotation(v) {
-			p.Annotations[k] = v
-		}
+		selector.Put(p.Labels, p.Annotations, k, v)
 	}
 	if vars != "" {
 		p.Annotations[selector.AnnotationInstanceVars] = vars
