@@ -158,8 +158,10 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 				defer copies.Done()
 				defer r.Close()
 				if _, err := io.Copy(dst, r); err != nil {
-					// The client is gone (or was cut): nobody reads the rest.
-					killProc()
+					// The client is gone. As with containerd, that does not
+					// end the process: it runs on, its output goes nowhere
+					// (and its stdin, when the client's ends, is at EOF).
+					_, _ = io.Copy(io.Discard, r)
 				}
 			}()
 			return w, nil

@@ -128,3 +128,24 @@ func TestExecNeedsRunningContainer(t *testing.T) {
 		t.Errorf("exec in a stopped container: %v, want a not running error", err)
 	}
 }
+
+// goneWriter is a client that has gone away: every write fails.
+type goneWriter struct{}
+
+func (goneWriter) Write([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+func (goneWriter) Close() error              { return nil }
+
+// TestExecOutlivesItsClient: as with containerd, a process whose client
+// went away runs to its end; only its output is lost.
+func TestExecOutlivesItsClient(t *testing.T) {
+	s := execFixture(t, nil)
+	argv := []string{"sh", "-c", "echo lost; sleep 0.3; echo finished >/tmp/marker"}
+	err := s.ExecInContainer(context.Background(), "", "", "main", argv, nil, goneWriter{}, goneWriter{}, false, nil, 0)
+	if err != nil {
+		t.Fatalf("ExecInContainer: %v", err)
+	}
+	marker, err := os.ReadFile(filepath.Join(s.pod.containers["main"].proc.rootfs, "tmp", "marker"))
+	if err != nil || string(marker) != "finished\n" {
+		t.Errorf("the process did not run to its end after its client went away: %q, %v", marker, err)
+	}
+}

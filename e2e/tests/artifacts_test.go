@@ -351,7 +351,10 @@ func testArtifactsDistrolessThroughHelper(t *testing.T, ns string) {
 // TestArtifactsFailuresAreNeverSilent: whatever fails in the container, the
 // plugin says what, where and why in one error line, and exits 1.
 func TestArtifactsFailuresAreNeverSilent(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testArtifactsFailuresAreNeverSilent)
+}
+
+func testArtifactsFailuresAreNeverSilent(t *testing.T, ns string) {
 	user := int64(1000)
 	pod := artifactsPod(ns, "fail", "busybox", nil)
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &user, RunAsGroup: &user}

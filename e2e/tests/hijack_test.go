@@ -443,7 +443,11 @@ func cooked(t *testing.T, tty *os.File) bool {
 // the grace (a minute), so nothing stays running with the step's volumes.
 func TestHelperEndsWhenThePluginIsKilled(t *testing.T) {
 	t.Parallel() // it mostly waits out the grace
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHelperEndsWhenThePluginIsKilled)
+}
+
+func testHelperEndsWhenThePluginIsKilled(t *testing.T, ns string) {
+	t.Parallel()
 	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
 	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
 		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 600")
