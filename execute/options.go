@@ -63,7 +63,6 @@ type ExecuteOptions struct {
 
 	// Filled by Complete.
 	config  TaskConfig
-	build   oneOff
 	inputs  []inputFlag
 	outputs []outputFlag
 	format  string // with --dry-run: yaml or json

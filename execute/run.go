@@ -48,11 +48,28 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	if o.DryRun == "client" {
 		return o.print(pod, secret)
 	}
-	// The first Ctrl-C cancels ctx (cli) and aborts the build; a second
-	// one, while it is being deleted, exits at once.
-	second := make(chan os.Signal, 1)
-	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(second)
+	// The first Ctrl-C (or SIGTERM) aborts the build; a second one, while
+	// it is being deleted, exits at once. cli cancels ctx on the first too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	second, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-signals:
+			cancel()
+		case <-finished:
+			return
+		}
+		select {
+		case <-signals:
+			close(second)
+		case <-finished:
+		}
+	}()
 	r := &runner{o: o, b: b, client: o.Client, second: second, colour: o.isTerminal(o.Out)}
 	return r.run(ctx, pod, secret)
 }
@@ -87,7 +104,7 @@ type runner struct {
 	o      *ExecuteOptions
 	b      oneOff
 	client kubernetes.Interface
-	second <-chan os.Signal
+	second <-chan struct{} // closed by a second Ctrl-C
 	colour bool
 
 	pod     *corev1.Pod
@@ -207,6 +224,11 @@ func (r *runner) follow(ctx context.Context) (buildStatus, error) {
 		return errored, err
 	}
 	if len(b.Outputs) > 0 {
+		// It starts beside the task, maybe after a task that ended at once.
+		if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, outputsContainer,
+			helper.WaitOptions{Timeout: o.PendingTimeout}); err != nil {
+			return errored, err
+		}
 		if err := r.download(ctx); err != nil {
 			if status.state == "succeeded" {
 				status = buildStatus{state: "failed"}
@@ -302,29 +324,18 @@ func (r *runner) logs(ctx context.Context) error {
 
 // taskEnd waits until the task's container has ended and reads how.
 func (r *runner) taskEnd(ctx context.Context) (buildStatus, error) {
-	var status buildStatus
-	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		p, err := r.client.CoreV1().Pods(r.b.Namespace).Get(ctx, r.pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, cmderr.ExplainForbidden(err, r.b.Namespace, "get", "pods")
+	ended, pod, err := helper.WaitEnded(ctx, r.client.CoreV1(), r.b.Namespace, r.pod.Name, taskContainer)
+	if err != nil {
+		if pod != nil && pod.Status.Reason == "DeadlineExceeded" {
+			return buildStatus{state: "failed"}, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
 		}
-		for _, s := range p.Status.ContainerStatuses {
-			if s.Name != taskContainer || s.State.Terminated == nil {
-				continue
-			}
-			status = buildStatus{state: "failed", code: int(s.State.Terminated.ExitCode)}
-			if status.code == 0 {
-				status.state = "succeeded"
-			}
-			return true, nil
-		}
-		if p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded" {
-			status = buildStatus{state: "failed"}
-			return false, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
-		}
-		return false, nil
-	})
-	return status, err
+		return buildStatus{state: "errored"}, err
+	}
+	status := buildStatus{state: "failed", code: int(ended.ExitCode)}
+	if status.code == 0 {
+		status.state = "succeeded"
+	}
+	return status, nil
 }
 
 // explainPending adds to a pod that never started what the nodes lack, when
@@ -425,7 +436,7 @@ func (r *runner) printFollowUp() {
 	fmt.Fprintf(r.o.Out, "  kubectl concourse watch -n %s -b %s\n", ns, id)
 	fmt.Fprintf(r.o.Out, "  kubectl concourse hijack -n %s -b %s\n", ns, id)
 	fmt.Fprintf(r.o.Out, "  kubectl concourse download -n %s -b %s PATH\n", ns, id)
-	fmt.Fprintf(r.o.Out, "and remove it when done with: kubectl concourse gc -n %s\n", ns)
+	fmt.Fprintf(r.o.Out, "and remove it when done with: kubectl delete pod -n %s %s (its Secret goes with it)\n", ns, printers.EscapeTerminal(r.pod.Name))
 }
 
 // Colours as fly's (fly/ui): on a terminal only.
