@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"path/filepath"
 	"sync"
 	"time"
@@ -77,6 +78,7 @@ func start(startCtx, runCtx context.Context, o options) (*testCluster, error) {
 			return c, err
 		}
 		for i := 1; i <= o.realNodes; i++ {
+			began := time.Now()
 			n, err := c.startRealNode(startCtx, o, fmt.Sprintf("real-%d", i), registry)
 			if n != nil {
 				c.realNodes = append(c.realNodes, n)
@@ -84,6 +86,7 @@ func start(startCtx, runCtx context.Context, o options) (*testCluster, error) {
 			if err != nil {
 				return c, err
 			}
+			log.Printf("real node %s: Ready in %s, node IP %s (slot %d)", n.name, time.Since(began).Round(10*time.Millisecond), n.info.NodeIP, n.info.Slot)
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
