@@ -96,17 +96,22 @@ type realNodeTrace struct {
 	pids                   []int // the node process, containerd, the kubelet, shims, containers
 	mountNS                string
 	podNetNS               string
+	// held keeps both namespaces open, so that their inode numbers cannot
+	// be reused by a namespace made later while the test looks for their
+	// members; released by releaseNamespaces, before the links are checked
+	// (a held network namespace keeps its veth).
+	held []*os.File
 }
 
 // traceRealNode reads the trace of node name of the cluster in dir, whose
 // pod podName runs on it.
-func traceRealNode(t *testing.T, c *cluster.Cluster, name, ns, podName string) realNodeTrace {
+func traceRealNode(t *testing.T, c *cluster.Cluster, name, ns, podName string) *realNodeTrace {
 	t.Helper()
 	node, err := c.Client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tr realNodeTrace
+	tr := &realNodeTrace{}
 	for _, a := range node.Status.Addresses {
 		if a.Type == corev1.NodeInternalIP {
 			tr.nodeIP = a.Address
@@ -124,6 +129,7 @@ func traceRealNode(t *testing.T, c *cluster.Cluster, name, ns, podName string) r
 	}
 	tr.pids = append(supervisor, cgroupPIDs(t, tr.cgroup)...)
 	tr.mountNS, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", supervisor[0]))
+	tr.hold(t, fmt.Sprintf("/proc/%d/ns/mnt", supervisor[0]))
 
 	pod, err := c.Client.CoreV1().Pods(ns).Get(context.Background(), podName, metav1.GetOptions{})
 	if err != nil {
@@ -135,6 +141,7 @@ func traceRealNode(t *testing.T, c *cluster.Cluster, name, ns, podName string) r
 			continue
 		}
 		tr.podNetNS, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+		tr.hold(t, fmt.Sprintf("/proc/%d/ns/net", pid))
 	}
 	switch {
 	case tr.nodeIP == "" || len(tr.vethPorts) == 0 || tr.mountNS == "" || tr.podNetNS == "":
@@ -145,24 +152,28 @@ func traceRealNode(t *testing.T, c *cluster.Cluster, name, ns, podName string) r
 	return tr
 }
 
-// left lists what of the trace still exists.
-func (tr realNodeTrace) left(t *testing.T) []string {
+func (tr *realNodeTrace) hold(t *testing.T, ns string) {
+	t.Helper()
+	f, err := os.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.held = append(tr.held, f)
+	t.Cleanup(func() { f.Close() })
+}
+
+func (tr *realNodeTrace) releaseNamespaces() {
+	for _, f := range tr.held {
+		f.Close()
+	}
+	tr.held = nil
+}
+
+// leftProcesses lists the node's processes still alive and any process in
+// its mount namespace or its pod's network namespace.
+func (tr *realNodeTrace) leftProcesses(t *testing.T) []string {
 	t.Helper()
 	var found []string
-	out, _ := exec.Command("ip", "-o", "-4", "addr", "show", "dev", "lo").Output()
-	if strings.Contains(string(out), " "+tr.nodeIP+"/") {
-		found = append(found, "address "+tr.nodeIP+" on lo")
-	}
-	for _, link := range append([]string{tr.bridge}, tr.vethPorts...) {
-		if _, err := os.Stat(filepath.Join("/sys/class/net", link)); err == nil {
-			found = append(found, "link "+link)
-		}
-	}
-	v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + tr.cgroup)
-	v2, _ := filepath.Glob("/sys/fs/cgroup/" + tr.cgroup)
-	if dirs := append(v1, v2...); len(dirs) > 0 {
-		found = append(found, fmt.Sprintf("cgroups %v", dirs))
-	}
 	for _, pid := range tr.pids {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 			found = append(found, fmt.Sprintf("process %d: %s", pid, cmdline(pid)))
@@ -179,22 +190,47 @@ func (tr realNodeTrace) left(t *testing.T) []string {
 	return found
 }
 
-// waitGone polls until nothing of the trace is left; stopping can take a
-// moment after the last process exits (network namespaces are freed
-// asynchronously).
-func (tr realNodeTrace) waitGone(t *testing.T, within time.Duration) {
+// leftOnHost lists the node's address, links and cgroups still there.
+func (tr *realNodeTrace) leftOnHost(t *testing.T) []string {
+	t.Helper()
+	var found []string
+	out, _ := exec.Command("ip", "-o", "-4", "addr", "show", "dev", "lo").Output()
+	if strings.Contains(string(out), " "+tr.nodeIP+"/") {
+		found = append(found, "address "+tr.nodeIP+" on lo")
+	}
+	for _, link := range append([]string{tr.bridge}, tr.vethPorts...) {
+		if _, err := os.Stat(filepath.Join("/sys/class/net", link)); err == nil {
+			found = append(found, "link "+link)
+		}
+	}
+	v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + tr.cgroup)
+	v2, _ := filepath.Glob("/sys/fs/cgroup/" + tr.cgroup)
+	if dirs := append(v1, v2...); len(dirs) > 0 {
+		found = append(found, fmt.Sprintf("cgroups %v", dirs))
+	}
+	return found
+}
+
+// waitGone polls until nothing of the trace is left: first its processes,
+// then, the namespaces released, what it had on the host (a network
+// namespace is freed asynchronously after its last process, and its veth
+// with it).
+func (tr *realNodeTrace) waitGone(t *testing.T, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for {
-		left := tr.left(t)
-		if len(left) == 0 {
-			return
+	for _, check := range []func(*testing.T) []string{tr.leftProcesses, tr.leftOnHost} {
+		for {
+			left := check(t)
+			if len(left) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("left on the host after %s:\n%s", within, strings.Join(left, "\n"))
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("left on the host after %s:\n%s", within, strings.Join(left, "\n"))
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+		tr.releaseNamespaces()
 	}
 }
 

@@ -54,7 +54,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, c, "default", "busy")
-	var traces []realNodeTrace
+	var traces []*realNodeTrace
 	if real > 0 {
 		realPod(t, c, "kube-public")
 		traces = append(traces, traceRealNode(t, c, "real-1", "kube-public", "busy"))
@@ -79,7 +79,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	}
 	for _, tr := range traces {
 		// Stop returned after testcluster exited, which waits for its nodes.
-		tr.waitGone(t, 5*time.Second)
+		tr.waitGone(t, 20*time.Second)
 	}
 	if d := before.diff(readMachineWide(t)); len(d) > 0 {
 		t.Errorf("the host changed:\n%s", strings.Join(d, "\n"))
@@ -96,7 +96,7 @@ func TestKilledRealNodeIsCleanedUp(t *testing.T) {
 		t.Skip("no real node")
 	}
 	before := readMachineWide(t)
-	start := func(t *testing.T) (*cluster.Cluster, realNodeTrace) {
+	start := func(t *testing.T) (*cluster.Cluster, *realNodeTrace) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -122,7 +122,7 @@ func TestKilledRealNodeIsCleanedUp(t *testing.T) {
 		}
 		c.Kill()
 		time.Sleep(time.Second)
-		left := tr.left(t)
+		left := tr.leftProcesses(t)
 		if !strings.Contains(strings.Join(left, "\n"), "sleep 3600") {
 			t.Fatalf("a node killed outright left no container behind: this test would prove nothing; left: %v", left)
 		}
@@ -134,13 +134,11 @@ func TestKilledRealNodeIsCleanedUp(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		for _, l := range tr.left(t) {
-			// The next node may have taken the same slot: its own address,
-			// bridge and cgroup are not leftovers; processes and namespaces
-			// of the killed node are.
-			if strings.HasPrefix(l, "process ") {
-				t.Errorf("left by the killed node after the next one started: %s", l)
-			}
+		// The next node may have taken the same slot: its own address,
+		// bridge and cgroup are not leftovers; processes of the killed node
+		// are.
+		for _, l := range tr.leftProcesses(t) {
+			t.Errorf("left by the killed node after the next one started: %s", l)
 		}
 	})
 
