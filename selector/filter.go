@@ -35,7 +35,7 @@ const (
 func (f *Filter) AddFlags(fs *pflag.FlagSet, names ...string) {
 	all := pflag.NewFlagSet("filter", pflag.ContinueOnError)
 	all.StringVar(&f.Team, FlagTeam, f.Team, "Only this team's objects")
-	all.StringVar(&f.Pipeline, FlagPipeline, f.Pipeline, "Only this pipeline's objects")
+	all.StringVarP(&f.Pipeline, FlagPipeline, "p", f.Pipeline, "Only this pipeline's objects")
 	all.StringVarP(&f.Job, FlagJob, "j", f.Job, "Only this job's objects: JOB, or PIPELINE/JOB as fly's -j")
 	all.StringVarP(&f.LabelSelector, FlagSelector, "l", f.LabelSelector, "Extra label selector (e.g. -l key1=value1,key2=value2)")
 	all.BoolVarP(&f.AllNamespaces, FlagAllNamespaces, "A", f.AllNamespaces, "List across all namespaces")

@@ -29,8 +29,9 @@ const (
 	AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
 
 	// Tekton layout: one step per container named TektonStepPrefix+step.
-	LabelTektonTaskRun = "tekton.dev/taskRun"
-	TektonStepPrefix   = "step-"
+	LabelTektonTaskRun     = "tekton.dev/taskRun"
+	LabelTektonPipelineRun = "tekton.dev/pipelineRun"
+	TektonStepPrefix       = "step-"
 
 	// Nodes and volumes.
 	LabelWorker     = "concourse-ci.org/worker"

@@ -50,8 +50,8 @@ func TestWorkerTable(t *testing.T) {
 	onNode := func(name, nodeName string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: name}, Spec: corev1.PodSpec{NodeName: nodeName}}
 	}
-	count := podCount{perNode: map[string]int{"a": 2}, podNode: map[string]string{"ci/p1": "a", "ci/p2": "a"}}
-	table := newWorkerTable([]*Worker{newWorker(node("a"), 0), newWorker(node("b"), 0)}, count, selector.Scope{})
+	count := podCount{perNode: map[string]int{"a": 2}, unfinished: map[string]int{}, podNode: map[string]podPlace{"ci/p1": {node: "a"}, "ci/p2": {node: "a"}}}
+	table := newWorkerTable([]*Worker{newWorker(node("a"), 0, 0), newWorker(node("b"), 0, 0)}, count, selector.Scope{})
 	names := func(rows []item) []string {
 		var out []string
 		for _, r := range rows {
