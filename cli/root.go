@@ -19,6 +19,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
+	"github.com/kubectl-concourse/kubectl-concourse/manage"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
 
@@ -106,6 +107,9 @@ containers, volumes, builds and watch to Concourse builds that run as pods, foun
 		views.NewCmdVolumes(streams, flags),
 		views.NewCmdBuilds(streams, flags),
 		views.NewCmdWatch(streams, flags),
+		manage.NewCmdClearTaskCache(streams, flags), manage.NewCmdClearResourceCache(streams, flags),
+		manage.NewCmdLandWorker(streams, flags), manage.NewCmdPruneWorker(streams, flags),
+		manage.NewCmdAbortBuild(streams, flags),
 	)
 	addCompletion(root)
 	return root

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
@@ -90,20 +89,14 @@ func (o *WorkersOptions) listWorkers(ctx context.Context) (nodeList, error) {
 	return l, nil
 }
 
-// workerSelector is the node selector of the contract: the nodes labelled
-// as workers when any node is, else every node.
+// workerSelector is the contract's node selector, with the filters.
 func (o *WorkersOptions) workerSelector(ctx context.Context) (string, error) {
-	marked := selector.MarkedWorkers()
-	probe, err := o.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{
-		LabelSelector: labels.NewSelector().Add(marked).String(), Limit: 1,
-	})
+	workers, err := selector.WorkerSelector(ctx, o.Client.CoreV1().Nodes())
 	if err != nil {
-		return "", fmt.Errorf("list worker nodes: %w", err)
+		return "", err
 	}
-	if len(probe.Items) > 0 {
-		return o.scope.Selector(marked), nil
-	}
-	return o.scope.Selector(), nil
+	reqs, _ := workers.Requirements()
+	return o.scope.Selector(reqs...), nil
 }
 
 // podCount is the Concourse pods bound to each node, and how to watch them.
