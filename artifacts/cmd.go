@@ -95,7 +95,7 @@ func (o *UploadOptions) Validate() error {
 
 // Run uploads.
 func (o *UploadOptions) Run(ctx context.Context) error {
-	return o.run(ctx, o.RemoteDir, func(ctx context.Context, rem *remote, s settings) error {
+	return o.run(ctx, o.RemoteDir, false, func(ctx context.Context, rem *remote, s settings) error {
 		return upload(ctx, rem, o.LocalPath, o.RemoteDir, o.IncludeIgnored, s)
 	})
 }
@@ -133,7 +133,7 @@ func (o *DownloadOptions) Validate() error {
 
 // Run downloads.
 func (o *DownloadOptions) Run(ctx context.Context) error {
-	return o.run(ctx, o.RemotePath, func(ctx context.Context, rem *remote, s settings) error {
+	return o.run(ctx, o.RemotePath, true, func(ctx context.Context, rem *remote, s settings) error {
 		return download(ctx, rem, o.RemotePath, o.LocalDir, s)
 	})
 }

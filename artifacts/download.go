@@ -9,8 +9,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // settings are the flags both directions share.
@@ -20,7 +21,7 @@ type settings struct {
 	retries       int // negative: no limit
 	preserveOwner bool
 	warnf         func(format string, a ...any)
-	progress      *progress
+	progress      *Progress
 }
 
 // remoteAbs anchors a relative remote path at the working directory and
@@ -51,21 +52,40 @@ func splitRemote(p string) (dir, base string, err error) {
 
 // download copies remote path src into localDir/<base name of src>.
 func download(ctx context.Context, rem *remote, src, localDir string, s settings) error {
-	src = remoteAbs(rem.target.WorkingDir, src)
+	src = remoteAbs(rem.workingDir, src)
+	_, base, err := splitRemote(src)
+	if err != nil {
+		return err
+	}
+	if err := downloadTo(ctx, rem, src, filepath.Join(localDir, base), s); err != nil {
+		return fmt.Errorf("download %s into %s: %w", src, localDir, withRemedy(err))
+	}
+	return nil
+}
+
+// downloadTo downloads remote path src (absolute, or ./ relative) to the
+// local path dest, which it replaces whole.
+func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) error {
+	localDir := filepath.Dir(dest)
 	parent, base, err := splitRemote(src)
 	if err != nil {
 		return err
 	}
-	c, err := rem.probe(ctx, src, true, s.compress == compressAuto, sampleBytes, smallTransfer)
+	c, err := probeRetrying(ctx, rem, s, src, true, s.compress == compressAuto, sampleBytes, smallTransfer)
 	if err != nil {
 		return err
+	}
+	if c.link {
+		if c.version == "" {
+			return fmt.Errorf("%s is a symlink in the container; name its target", src)
+		}
+		// An upload landed there: its tree is that version's.
+		parent = path.Join(parent, stateDirName, base, "v."+c.version)
 	}
 	switch c.kind {
 	case "dir", "file":
 	case "none":
 		return fmt.Errorf("%s: no such file or directory in the container", src)
-	case "link":
-		return fmt.Errorf("%s is a symlink in the container; name its target", src)
 	default:
 		return fmt.Errorf("%s is neither a regular file nor a directory", src)
 	}
@@ -81,11 +101,15 @@ func download(ctx context.Context, rem *remote, src, localDir string, s settings
 	if err := os.MkdirAll(localDir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(localDir, ".kubectl-concourse-download-")
+	removeStaleDownloads(localDir, s.warnf)
+	tmp, unlock, err := tempDirBeside(localDir)
 	if err != nil {
-		return fmt.Errorf("create temporary directory beside the destination: %w", err)
+		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() {
+		os.RemoveAll(tmp)
+		unlock()
+	}()
 	root, err := os.OpenRoot(tmp)
 	if err != nil {
 		return err
@@ -105,7 +129,7 @@ func download(ctx context.Context, rem *remote, src, localDir string, s settings
 		}
 	}
 	if err == nil {
-		err = land(filepath.Join(tmp, "data"), filepath.Join(localDir, base))
+		err = land(filepath.Join(tmp, "data"), dest)
 	}
 	b.end(err == nil)
 	return err
@@ -120,8 +144,11 @@ type downloader struct {
 }
 
 // run streams until the tree is complete and, when verifying, equal to the
-// container's manifest, resuming after a failure with only the entries
-// still missing or wrong.
+// container's sums, resuming after what a retry can fix (a broken stream,
+// a failed check) with only the entries still missing or wrong. Before a
+// retry it lists the source again and drops what the source no longer has,
+// so that what lands is the source's tree as the last attempt found it,
+// never a mix of two.
 func (d *downloader) run(ctx context.Context, s settings) error {
 	var names []string // nil: everything
 	for attempt := 0; ; attempt++ {
@@ -132,18 +159,43 @@ func (d *downloader) run(ctx context.Context, s settings) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if s.retries >= 0 && attempt >= s.retries || len(d.ex.unsafe) > 0 {
-			return err // a hostile stream is not retried
+		if !transient(err) || len(d.ex.unsafe) > 0 {
+			return err // a local failure, the container's answer, or a hostile stream
 		}
-		names = nil
-		if d.canResume {
-			names, err = d.missing(ctx)
-			if err != nil {
-				return err
+		if s.retries >= 0 && attempt >= s.retries {
+			if errors.Is(err, errMismatch) || errors.Is(err, errSourceChanged) {
+				return fmt.Errorf("the source changed during the download: %w", err)
 			}
+			return err
+		}
+		var rerr error
+		if names, rerr = d.resume(ctx); rerr != nil {
+			return fmt.Errorf("%w; and resuming: %v", err, rerr)
 		}
 		s.warnf("warning: %v; resuming with %s (retry %d)\n", err, describe(names), attempt+1)
 	}
+}
+
+// resume lists the source, drops what it no longer has and returns what a
+// retry must request (nil: everything, without find and xargs to resume).
+func (d *downloader) resume(ctx context.Context) ([]string, error) {
+	if !d.canResume {
+		return nil, d.ex.prune(func(string) bool { return false })
+	}
+	listing, err := d.rem.list(ctx, d.parent, "./"+d.base)
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for _, name := range listing {
+		if rel, err := entryPath(name, d.base); err == nil {
+			present[rel] = true
+		}
+	}
+	if err := d.ex.prune(func(rel string) bool { return present[rel] }); err != nil {
+		return nil, err
+	}
+	return d.missing(listing), nil
 }
 
 func describe(names []string) string {
@@ -157,15 +209,11 @@ func describe(names []string) string {
 func (d *downloader) attempt(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type result struct {
-		m   manifest
-		err error
-	}
-	sums := make(chan result, 1)
+	sums := make(chan manifestResult, 1)
 	if d.verify {
 		go func() {
 			m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base)
-			sums <- result{m, err}
+			sums <- manifestResult{m, err}
 		}()
 	}
 	if err := d.stream(ctx, names); err != nil {
@@ -178,20 +226,16 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 	if r.err != nil {
 		return r.err
 	}
-	differ, err := compare(d.ex.sums(), r.m)
-	if err != nil {
-		return err
-	}
+	differ := compare(d.ex.files(), r.m)
 	if len(differ) == 0 {
 		return nil
 	}
-	sort.Strings(differ)
 	for _, rel := range differ {
 		if n, ok := d.ex.nodes[rel]; ok && n.kind == kindFile {
 			n.complete = false
 		}
 	}
-	return fmt.Errorf("%d files differ from the container's sha256 (first: %q)", len(differ), path.Join(d.base, differ[0]))
+	return fmt.Errorf("%d files %w (first: %q)", len(differ), errMismatch, path.Join(d.base, differ[0]))
 }
 
 func (d *downloader) stream(ctx context.Context, names []string) error {
@@ -213,8 +257,17 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	}()
 	err := d.extract(pr)
 	pr.CloseWithError(errors.New("download stopped")) // unblocks the exec if extraction ended first
-	if eerr := <-execErr; eerr != nil {
-		return fmt.Errorf("stream from the container: %w", eerr)
+	eerr := <-execErr
+	var broken *streamError
+	if err != nil && !errors.As(err, &broken) {
+		return err // a local failure (no space here) broke the stream: it is the cause
+	}
+	var se *podexec.ScriptError
+	if errors.As(eerr, &se) && se.Exited() && sourceChanged(se.Stderr) {
+		return fmt.Errorf("receive: %w: %w", errSourceChanged, eerr)
+	}
+	if eerr != nil {
+		return fmt.Errorf("receive: %w", eerr)
 	}
 	return err
 }
@@ -225,20 +278,16 @@ func (d *downloader) extract(r io.Reader) error {
 	}
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return fmt.Errorf("read gzip stream: %w", err)
+		return &streamError{fmt.Errorf("read gzip stream: %w", err)}
 	}
 	return d.ex.extract(zr)
 }
 
-// missing lists, for the container's tar, the fewest names that cover what
-// is not yet complete here: a missing directory stands for its whole
-// subtree, a present one is entered. Nothing already received intact is
-// requested again, and nothing is ever skipped by byte offset.
-func (d *downloader) missing(ctx context.Context) ([]string, error) {
-	listing, err := d.rem.list(ctx, d.parent, "./"+d.base)
-	if err != nil {
-		return nil, err
-	}
+// missing lists, from the container's listing, the fewest names that
+// cover what is not yet complete here: a missing directory stands for its
+// whole subtree, a present one is entered. Nothing already received intact
+// is requested again, and nothing is ever skipped by byte offset.
+func (d *downloader) missing(listing []string) []string {
 	have := func(rel string) bool {
 		n, ok := d.ex.nodes[rel]
 		return ok && (n.kind != kindFile || n.complete)
@@ -247,7 +296,7 @@ func (d *downloader) missing(ctx context.Context) ([]string, error) {
 		n, ok := d.ex.nodes[rel]
 		return ok && n.kind == kindDir
 	}
-	var names []string
+	names := []string{}
 	for _, name := range listing {
 		rel, err := entryPath(name, d.base)
 		if err != nil {
@@ -260,7 +309,7 @@ func (d *downloader) missing(ctx context.Context) ([]string, error) {
 			names = append(names, "./"+path.Join(d.base, rel))
 		}
 	}
-	return names, nil
+	return names
 }
 
 // parentOf is the tree path of rel's directory ("" for the top).

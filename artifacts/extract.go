@@ -96,7 +96,7 @@ func (e *extractor) extract(r io.Reader) error {
 				break
 			}
 			if err != nil {
-				return fmt.Errorf("read archive: %w", err)
+				return &streamError{fmt.Errorf("read archive: %w", err)}
 			}
 			if err := e.entry(tr, h, seen); err != nil {
 				if !errors.Is(err, errUnsafe) {
@@ -117,7 +117,7 @@ func nextArchive(br *bufio.Reader) (bool, error) {
 			return false, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("read archive: %w", err)
+			return false, &streamError{fmt.Errorf("read archive: %w", err)}
 		}
 		if !bytes.Equal(b, zeroBlock[:]) {
 			return true, nil
@@ -235,7 +235,7 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 		return fmt.Errorf("create file: %w", err)
 	}
 	h := sha256.New()
-	_, err = io.CopyBuffer(io.MultiWriter(f, h, progressWriter(e.progress)), r, e.buf)
+	_, err = io.CopyBuffer(io.MultiWriter(f, h, progressWriter(e.progress)), streamReader{r}, e.buf)
 	if err == nil {
 		err = e.attrs(f, n)
 	}
@@ -380,15 +380,63 @@ func depth(rel string) int {
 	return strings.Count(rel, "/") + 1
 }
 
-// sums returns the sha256 of every complete regular file, by tree path.
-func (e *extractor) sums() map[string][32]byte {
+// files returns, by tree path, the sha256 of every regular file received,
+// and a zero sum for one not (yet) complete: it differs from any real one.
+func (e *extractor) files() map[string][32]byte {
 	m := map[string][32]byte{}
 	for rel, n := range e.nodes {
-		if n.kind == kindFile && n.complete {
-			m[rel] = n.sum
+		if n.kind == kindFile {
+			if n.complete {
+				m[rel] = n.sum
+			} else {
+				m[rel] = [32]byte{}
+			}
 		}
 	}
 	return m
+}
+
+// prune removes what the source no longer has: every entry that keep
+// refuses, with what lies below it. A resumed download lands the source's
+// tree as it now is, not as it was when the first attempt began.
+func (e *extractor) prune(keep func(rel string) bool) error {
+	rels := make([]string, 0, len(e.nodes))
+	for rel := range e.nodes {
+		rels = append(rels, rel)
+	}
+	sort.Strings(rels) // parents first
+	for _, rel := range rels {
+		n, ok := e.nodes[rel]
+		if !ok || rel == "" || keep(rel) {
+			continue
+		}
+		if n.kind != kindSymlink { // symlinks exist only as nodes until finish
+			if err := e.root.RemoveAll(e.local(rel)); err != nil {
+				return fmt.Errorf("remove %q, which the source no longer has: %w", rel, err)
+			}
+		}
+		delete(e.nodes, rel)
+		if n.kind == kindDir {
+			for other := range e.nodes {
+				if strings.HasPrefix(other, rel+"/") {
+					delete(e.nodes, other)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// streamReader marks what goes wrong reading an entry's bytes as the
+// stream's failure (a cut), not the local disk's.
+type streamReader struct{ r io.Reader }
+
+func (s streamReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &streamError{err}
+	}
+	return n, err
 }
 
 type progressWriter func(int64)

@@ -43,7 +43,7 @@ func busyboxBin(t testing.TB, applets ...string) string {
 	dir := t.TempDir()
 	if applets == nil {
 		applets = []string{"sh", "tar", "gzip", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
-			"head", "wc", "yes", "grep", "while", "cat"}
+			"head", "wc", "yes", "grep", "while", "cat", "rmdir", "ln", "readlink", "sleep"}
 	}
 	for _, a := range applets {
 		if err := os.Symlink(bb, filepath.Join(dir, a)); err != nil {

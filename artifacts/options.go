@@ -10,13 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -41,7 +42,7 @@ type TransferOptions struct {
 }
 
 func newTransferOptions(streams genericiooptions.IOStreams) TransferOptions {
-	return TransferOptions{IOStreams: streams, Compress: compressAuto, Verify: true, Retries: 3, HelperImage: DefaultHelperImage}
+	return TransferOptions{IOStreams: streams, Compress: compressAuto, Verify: true, Retries: 3, HelperImage: helper.DefaultImage}
 }
 
 func (o *TransferOptions) addFlags(cmd *cobra.Command) {
@@ -84,11 +85,11 @@ func (o *TransferOptions) validate() error {
 // run resolves the step and runs transfer in its container, or in a helper
 // container beside it when the step's image cannot (no sh or no tar).
 // remotePath is the remote path the transfer touches, which the helper
-// checks lies on a volume.
-func (o *TransferOptions) run(ctx context.Context, remotePath string, transfer func(context.Context, *remote, settings) error) error {
+// checks lies on a volume; readOnly says the transfer only reads there.
+func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly bool, transfer func(context.Context, *remote, settings) error) error {
 	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
-		return err
+		return o.resolveError(err)
 	}
 	m, err := selector.Choose(ms, o.In, o.ErrOut, o.isTerminal(o.In) && o.isTerminal(o.ErrOut))
 	if errors.Is(err, selector.ErrNoChoice) {
@@ -98,36 +99,34 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, transfer f
 		return err
 	}
 	tty := o.isTerminal(o.ErrOut)
-	prog := newProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
+	prog := NewProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
 	s := settings{compress: o.Compress, verify: o.Verify, retries: o.Retries, preserveOwner: o.PreserveOwner,
 		warnf: o.warnf(prog), progress: prog}
-	t := Target{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Container: m.Container, WorkingDir: m.WorkingDir}
-	err = transfer(ctx, &remote{exec: o.Executor, target: t}, s)
+	step := podexec.Container{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Name: m.Container}
+	err = transfer(ctx, &remote{exec: o.Executor, container: step, workingDir: m.WorkingDir}, s)
 	if errors.Is(err, errNoTar) {
-		err = o.viaHelper(ctx, m, remoteAbs(m.WorkingDir, remotePath), func(ctx context.Context, rem *remote) error {
+		err = o.viaHelper(ctx, m, readOnly, func(ctx context.Context, rem *remote) error {
 			return transfer(ctx, rem, s)
-		}, err)
+		}, err, remoteAbs(m.WorkingDir, remotePath))
 	}
-	prog.wait()
-	return err
+	prog.Wait()
+	return cmderr.ExplainForbidden(err, m.Pod.Namespace, "create", "pods/exec")
 }
 
-func (o *TransferOptions) viaHelper(ctx context.Context, m *selector.Match, remotePath string, transfer func(context.Context, *remote) error, cause error) error {
-	h := &helper{client: o.Client, exec: o.Executor, image: o.HelperImage, pod: m.Pod, step: stepContainer(m), interval: 250 * time.Millisecond}
-	t, err := h.start(ctx, remotePath)
-	if err != nil {
-		return fmt.Errorf("container %s: %v, and no helper container: %w", printers.EscapeTerminal(m.Container), cause, err)
+// resolveError names the permission a failed lookup lacked.
+func (o *TransferOptions) resolveError(err error) error {
+	ns, verb := o.Namespace, "list"
+	if o.Target.AllNamespaces {
+		ns = ""
 	}
-	t.WorkingDir = m.WorkingDir
-	err = transfer(ctx, &remote{exec: o.Executor, target: t})
-	if serr := h.stop(ctx); serr != nil {
-		o.warnf(nil)("warning: helper container %s keeps running for up to %ss: %v\n", h.name, helperLifetime, serr)
+	if o.Target.Pod != "" {
+		verb = "get" // --pod is one GET
 	}
-	return err
+	return cmderr.ExplainForbidden(err, ns, verb, "pods")
 }
 
 // warnf prints warnings above the progress bars when there are any.
-func (o *TransferOptions) warnf(p *progress) func(string, ...any) {
+func (o *TransferOptions) warnf(p *Progress) func(string, ...any) {
 	var w io.Writer = o.ErrOut
 	if p != nil {
 		w = p.p

@@ -9,15 +9,15 @@ import (
 )
 
 // progress draws one bar per transfer on ErrOut; several transfers may
-// share it (fly draws one bar per input the same way). A nil *progress
+// share it (fly draws one bar per input the same way). A nil *Progress
 // draws nothing, so callers never test for it.
-type progress struct {
+type Progress struct {
 	p *mpb.Progress
 }
 
-// newProgress returns nil unless on: progress is drawn only on a terminal
+// NewProgress returns nil unless on: progress is drawn only on a terminal
 // or when the user forces it. Off a terminal the bars are redrawn as lines.
-func newProgress(ctx context.Context, w io.Writer, on, tty bool) *progress {
+func NewProgress(ctx context.Context, w io.Writer, on, tty bool) *Progress {
 	if !on {
 		return nil
 	}
@@ -25,7 +25,7 @@ func newProgress(ctx context.Context, w io.Writer, on, tty bool) *progress {
 	if !tty {
 		opts = append(opts, mpb.WithAutoRefresh())
 	}
-	return &progress{p: mpb.NewWithContext(ctx, opts...)}
+	return &Progress{p: mpb.NewWithContext(ctx, opts...)}
 }
 
 // bar is one transfer's bar; its total is an estimate that may be
@@ -34,7 +34,7 @@ type bar struct {
 	b *mpb.Bar
 }
 
-func (p *progress) bar(label string, total int64) *bar {
+func (p *Progress) bar(label string, total int64) *bar {
 	if p == nil {
 		return nil
 	}
@@ -74,7 +74,8 @@ func (b *bar) end(ok bool) {
 	b.b.Wait()
 }
 
-func (p *progress) wait() {
+// Wait returns once every bar is drawn for the last time.
+func (p *Progress) Wait() {
 	if p != nil {
 		p.p.Wait()
 	}

@@ -8,129 +8,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"k8s.io/cli-runtime/pkg/printers"
-	utilexec "k8s.io/client-go/util/exec"
-
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
-// Remote scripts. Paths travel as positional parameters ("$1"), never
-// inside the script text, so no name can inject shell. Every path the
-// scripts receive is absolute or starts with "./", so none reads as an
-// option. They run in POSIX sh (busybox ash, dash, bash) with busybox or
-// GNU tools.
-const (
-	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to
-	// estimate how well it gzips, $4 bytes of link sample (0: none) sent
-	// only when the path holds at least $5 KiB. The ratio and the sample
-	// are skipped when there is no gzip to use.
-	probeScript = `p=$1
-for c in tar gzip sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
-tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
-if [ -L "$p" ]; then echo "type link"; elif [ -d "$p" ]; then echo "type dir"; elif [ -f "$p" ]; then echo "type file"; elif [ -e "$p" ]; then echo "type other"; else echo "type none"; fi
-sz=0
-if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -sk "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
-command -v gzip >/dev/null 2>&1 || exit 0
-if [ "$3" = ratio ] && [ -e "$p" ]; then
-  s() { find "$p" -type f 2>/dev/null | head -n 64 | while IFS= read -r f; do head -c 32768 "$f"; done | head -c 1048576; }
-  echo "ratio $(s | wc -c) $(s | gzip -1 | wc -c)"
-fi
-if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
-  echo sample
-  yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c "$4"
-fi`
-
-	// streamScript sends $2 (or the NUL-separated names on stdin when $2
-	// is "-") from directory $1 as tar, gzipped when $3 is "gzip". The fd
-	// juggling returns tar's status through the pipe without pipefail,
-	// which dash lacks.
-	streamScript = `cd -- "$1" || exit
-pack() { if [ "$2" = - ]; then xargs -0 -r tar cf -; else tar cf - "$2"; fi; }
-if [ "$3" = gzip ]; then
-  { s=$( { { pack "$@" 3>&-; echo $? >&3; } | gzip -1 >&4 3>&-; } 3>&1 ); } 4>&1
-  exit "$s"
-fi
-pack "$@"`
-
-	// manifestScript prints the sha256 of every regular file under $2.
-	manifestScript = `cd -- "$1" || exit
-find "$2" -type f -exec sha256sum {} +`
-
-	// listScript prints every name under $2, NUL terminated.
-	listScript = `cd -- "$1" || exit
-find "$2" -print0`
-
-	// receiveScript unpacks stdin into staging directory $1; $2 is "gzip"
-	// or "none"; unless $3 is "-", it then prints the sha256 of every file
-	// under $3 (saving an exec); the rest are tar options.
-	receiveScript = `mkdir -p -- "$1" && cd -- "$1" || exit
-z=$2 v=$3; shift 3
-if [ "$z" = gzip ]; then gzip -dc | tar xf - "$@"; else tar xf - "$@"; fi || exit
-[ "$v" = - ] || find "$v" -type f -exec sha256sum {} +`
-
-	// commitScript moves staged $1/$3 to $2/$3, keeping the previous one
-	// at $4 until the new one is in place, then removes staging.
-	commitScript = `s=$1 d=$2 n=$3 old=$4
-if [ -e "$d/$n" ] || [ -L "$d/$n" ]; then mv -f -- "$d/$n" "$old" || exit; fi
-if mv -- "$s/$n" "$d/$n"; then rm -rf -- "$s" "$old"; exit 0; fi
-st=$?
-if [ -e "$old" ] || [ -L "$old" ]; then mv -- "$old" "$d/$n"; fi
-exit $st`
-
-	removeScript = `rm -rf -- "$@"`
-)
-
-// Target is the container a transfer talks to.
-type Target struct {
-	Namespace, Pod, Container string
-	// WorkingDir anchors relative remote paths; empty means the exec's
-	// own directory.
-	WorkingDir string
-}
-
-// remote runs the scripts above in one container.
+// remote runs the scripts of scripts.go in one container.
 type remote struct {
-	exec   podexec.Executor
-	target Target
+	exec      podexec.Executor
+	container podexec.Container
+	// workingDir anchors relative remote paths; empty means the exec's
+	// own directory.
+	workingDir string
 }
 
+// run runs a script; a failure is a *podexec.ScriptError that says where,
+// and in the container's words what, went wrong.
 func (r *remote) run(ctx context.Context, script string, args []string, in io.Reader, out io.Writer) error {
-	cmd := append([]string{"sh", "-c", script, "sh"}, args...)
-	stderr := &tailBuffer{max: 2048}
-	err := r.exec.Exec(ctx, podexec.Request{
-		Namespace: r.target.Namespace, Pod: r.target.Pod, Container: r.target.Container,
-		Command: cmd, Stdin: in != nil,
-	}, podexec.Streams{In: in, Out: out, ErrOut: stderr}, nil)
-	if err != nil && stderr.Len() > 0 {
-		return fmt.Errorf("%w: %s", err, printers.EscapeTerminal(strings.TrimSpace(stderr.String())))
-	}
-	return err
-}
-
-// tailBuffer keeps the last max bytes of a remote stderr, which is hostile
-// and may be endless.
-type tailBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	b.Buffer.Write(p)
-	if over := b.Buffer.Len() - b.max; over > 0 {
-		b.Buffer.Next(over)
-	}
-	return n, nil
+	return podexec.RunScript(ctx, r.exec, r.container, script, args, in, out)
 }
 
 // caps is what the probe found.
 type caps struct {
 	tar, gzip, sha256sum, find, xargs, gnuTar bool
-	kind                                      string // dir, file, link, other, none
+	kind                                      string // dir, file, other, none (symlinks followed)
+	link                                      bool   // the path itself is a symlink
+	version                                   string // its landed upload's version ID, when the link is ours
 	size                                      int64  // bytes, from du; 0 if unknown
 	ratio                                     float64
 	linkBytesPerSec                           float64 // 0 when not sampled
@@ -159,27 +66,16 @@ func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample i
 	if perr := <-done; err == nil {
 		err = perr
 	}
-	if err != nil && noShell(err) {
+	if err != nil && podexec.ExecutableMissing(err) {
 		return c, fmt.Errorf("%w (%v)", errNoTar, err)
 	}
 	if err != nil {
-		return c, fmt.Errorf("probe container: %w", err)
+		return c, fmt.Errorf("probe %s: %w", p, err)
 	}
 	if !c.tar {
 		return c, errNoTar
 	}
 	return c, nil
-}
-
-// noShell tells "sh is missing" (exit 126/127 or the runtime's words for
-// it) from other failures.
-func noShell(err error) bool {
-	var exit utilexec.ExitError
-	if errors.As(err, &exit) && (exit.ExitStatus() == 126 || exit.ExitStatus() == 127) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")
 }
 
 func parseProbe(r io.Reader, c *caps) error {
@@ -218,6 +114,11 @@ func parseProbe(r io.Reader, c *caps) error {
 			if len(f) == 2 {
 				c.kind = f[1]
 			}
+		case "link":
+			c.link = true
+			if len(f) == 3 && f[1] == "ours" && isVersionID(f[2]) {
+				c.version = f[2]
+			}
 		case "size":
 			if len(f) == 2 {
 				kb, _ := strconv.ParseInt(f[1], 10, 64)
@@ -238,6 +139,16 @@ func parseProbe(r io.Reader, c *caps) error {
 	}
 }
 
+// isVersionID: the IDs this plugin gives versions (hex), and nothing a
+// hostile container could slip a path through.
+func isVersionID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
 // timeSample measures from the first byte to the end, so the exec's
 // start-up latency does not count.
 func timeSample(r io.Reader) float64 {
@@ -254,79 +165,133 @@ func timeSample(r io.Reader) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// manifest maps tree paths (relative to the top entry named prefix) to the
-// sha256 the container computed. Unparseable lines are counted, never
-// guessed at.
-type manifest struct {
-	sums map[string][32]byte
-	bad  int
-}
+// manifest maps tree paths (relative to the top entry) to the sha256 the
+// container computed.
+type manifest map[string][32]byte
 
 func (r *remote) manifest(ctx context.Context, dir, name, prefix string) (manifest, error) {
-	var out bytes.Buffer
-	if err := r.run(ctx, manifestScript, []string{dir, name}, nil, &out); err != nil {
-		return manifest{}, fmt.Errorf("compute sha256 in the container: %w", err)
+	pr, pw := io.Pipe()
+	parsed := make(chan manifestResult, 1)
+	go func() {
+		m, err := parseSums(pr, prefix)
+		_, _ = io.Copy(io.Discard, pr)
+		parsed <- manifestResult{m, err}
+	}()
+	err := r.run(ctx, manifestScript, []string{dir, name}, nil, pw)
+	pw.CloseWithError(err)
+	res := <-parsed
+	if err != nil {
+		return nil, fmt.Errorf("sha256 of %s: %w", path.Join(dir, name), err)
 	}
-	return parseManifest(out.String(), prefix), nil
+	if res.err != nil {
+		return nil, fmt.Errorf("sha256 of %s: %w", path.Join(dir, name), res.err)
+	}
+	return res.m, nil
 }
 
-func parseManifest(s, prefix string) manifest {
-	m := manifest{sums: map[string][32]byte{}}
-	for _, line := range strings.Split(s, "\n") {
-		if line == "" {
-			continue
-		}
-		escaped := strings.HasPrefix(line, `\`) // GNU sha256sum escapes names holding \ or newline
-		if escaped {
-			line = line[1:]
-		}
-		if len(line) < 66 || line[64] != ' ' || (line[65] != ' ' && line[65] != '*') {
-			m.bad++
-			continue
-		}
-		var sum [32]byte
-		if _, err := hex.Decode(sum[:], []byte(line[:64])); err != nil {
-			m.bad++
-			continue
-		}
-		name := line[66:]
-		if escaped {
-			name = strings.NewReplacer(`\\`, `\`, `\n`, "\n").Replace(name)
-		}
-		rel, err := entryPath(name, prefix)
-		if err != nil {
-			m.bad++
-			continue
-		}
-		m.sums[rel] = sum
-	}
-	return m
-}
-
-// compare lists the files whose bytes on the two sides differ or exist on
-// one side only.
-func compare(local map[string][32]byte, m manifest) (differ []string, err error) {
-	for rel, sum := range m.sums {
+// compare lists, sorted, the tree paths whose bytes differ on the two sides
+// or that one side lacks.
+func compare(local map[string][32]byte, remote manifest) []string {
+	var differ []string
+	for rel, sum := range remote {
 		if got, ok := local[rel]; !ok || got != sum {
 			differ = append(differ, rel)
 		}
 	}
 	for rel := range local {
-		if _, ok := m.sums[rel]; !ok {
+		if _, ok := remote[rel]; !ok {
 			differ = append(differ, rel)
 		}
 	}
-	if m.bad > 0 {
-		return differ, fmt.Errorf("sha256 manifest from the container has %d unreadable lines", m.bad)
+	sort.Strings(differ)
+	return differ
+}
+
+type manifestResult struct {
+	m   manifest
+	err error
+}
+
+// parseSums reads sumFiles' output: batches of a count, that many names
+// each ended by a NUL, then sha256sum's line for each name in turn. The
+// line is "<64 hex> <space or *><name>\n" with the name as given (busybox),
+// or, from GNU sha256sum when the name holds a backslash, newline or
+// carriage return, a backslash first and the name escaped. Each name is
+// known before its line, so the parser checks the line against it instead
+// of splitting on newlines a name may hold.
+func parseSums(r io.Reader, prefix string) (manifest, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	m := manifest{}
+	for {
+		count, err := br.ReadString('\n')
+		if err == io.EOF && count == "" {
+			return m, nil
+		}
+		n, cerr := strconv.Atoi(strings.TrimSuffix(count, "\n"))
+		if err != nil || cerr != nil || n < 0 {
+			return nil, fmt.Errorf("unreadable sha256 listing (batch header %q)", count)
+		}
+		names := make([]string, n)
+		for i := range names {
+			name, err := br.ReadString(0)
+			if err != nil {
+				return nil, errors.New("unreadable sha256 listing: it ends in the middle of a batch of names")
+			}
+			names[i] = strings.TrimSuffix(name, "\x00")
+		}
+		for _, name := range names {
+			sum, err := readSumLine(br, name)
+			if err != nil {
+				return nil, err
+			}
+			rel, err := entryPath(name, prefix)
+			if err != nil {
+				return nil, fmt.Errorf("sha256 listing names %q: %w", name, err)
+			}
+			m[rel] = sum
+		}
 	}
-	return differ, nil
+}
+
+func readSumLine(br *bufio.Reader, name string) ([32]byte, error) {
+	var sum [32]byte
+	bad := func() ([32]byte, error) {
+		return sum, fmt.Errorf("no sha256 for %q in the container's listing (unreadable, or sha256sum could not read it)", name)
+	}
+	first, err := br.Peek(1)
+	if err != nil {
+		return bad()
+	}
+	candidates := []string{name}
+	if first[0] == '\\' {
+		_, _ = br.Discard(1)
+		esc := strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+		escCR := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
+		candidates = []string{escCR.Replace(name), esc.Replace(name)}
+	}
+	head, err := br.Peek(66)
+	if err != nil || (head[64] != ' ') || (head[65] != ' ' && head[65] != '*') {
+		return bad()
+	}
+	if _, err := hex.Decode(sum[:], head[:64]); err != nil {
+		return bad()
+	}
+	for _, c := range candidates {
+		want := 66 + len(c) + 1
+		line, err := br.Peek(want)
+		if err == nil && string(line[66:want-1]) == c && line[want-1] == '\n' {
+			_, _ = br.Discard(want)
+			return sum, nil
+		}
+	}
+	return bad()
 }
 
 // list returns every name under name in dir, as the container sees it.
 func (r *remote) list(ctx context.Context, dir, name string) ([]string, error) {
 	var out bytes.Buffer
 	if err := r.run(ctx, listScript, []string{dir, name}, nil, &out); err != nil {
-		return nil, fmt.Errorf("list %s in the container: %w", name, err)
+		return nil, fmt.Errorf("list %s: %w", path.Join(dir, name), err)
 	}
 	var names []string
 	for _, n := range strings.Split(out.String(), "\x00") {
@@ -337,12 +302,13 @@ func (r *remote) list(ctx context.Context, dir, name string) ([]string, error) {
 	return names, nil
 }
 
-// remove deletes staging paths even when ctx is already cancelled: an
-// interrupted transfer must not leave them behind.
-func (r *remote) remove(ctx context.Context, paths ...string) error {
+// abort ends the receiving processes of an upload's staging directory and
+// removes it, even when ctx is already cancelled: an interrupted upload
+// must leave nothing behind.
+func (r *remote) abort(ctx context.Context, staging string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	return r.run(ctx, removeScript, paths, nil, nil)
+	return r.run(ctx, abortScript, []string{staging}, nil, nil)
 }
 
 // errNoTar says the container cannot run the transfer itself.

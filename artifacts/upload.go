@@ -9,17 +9,31 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
-	"sort"
-	"strings"
+	"time"
+
+	"k8s.io/cli-runtime/pkg/printers"
 )
 
 // upload copies local file or directory src to remoteDir/<base name of
-// src>. It lands in a staging directory beside the destination and is
-// moved into place only once complete (and verified), so an interrupted
-// upload leaves the old destination as it was.
+// src>. It arrives in a staging directory beside the destination and lands
+// only once complete (and verified), in one rename, so that an interrupted
+// or failed upload leaves the old destination as it was (scripts.go has the
+// layout).
 func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgnored bool, s settings) error {
+	if err := uploadTo(ctx, rem, src, remoteDir, "", includeIgnored, s); err != nil {
+		return fmt.Errorf("upload %s into %s: %w", src, remoteAbs(rem.workingDir, remoteDir), withRemedy(err))
+	}
+	return nil
+}
+
+// uploadTo uploads src as remoteDir/<its base name>, through staging and
+// one rename; or, when into is set, straight into remoteDir itself, a
+// directory nothing uses yet (a volume of a task that has not started), so
+// that remoteDir ends up holding what src holds.
+func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, includeIgnored bool, s settings) error {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return err
@@ -32,17 +46,27 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 	if base == string(filepath.Separator) || base == "." {
 		return fmt.Errorf("local path %q does not name a file or directory", src)
 	}
-	var files []string
-	if fi.IsDir() && !includeIgnored {
-		files, _ = gitFiles(ctx, abs) // nil outside a work tree: everything, as fly
+	if base == stateDirName {
+		return fmt.Errorf("%s is the name of the plugin's own directory beside uploads; rename %s", stateDirName, src)
 	}
-	p := newPacker(abs, base, files, s.preserveOwner, s.warnf, nil)
+	files, err := selectFiles(ctx, abs, fi.IsDir() && !includeIgnored, s.warnf)
+	if err != nil {
+		return err
+	}
+	dest := remoteAbs(rem.workingDir, remoteDir)
+	name := base
+	if into != "" {
+		dest = remoteAbs(rem.workingDir, into)
+		if dest, name, err = splitRemote(dest); err != nil {
+			return err
+		}
+	}
+	p := newPacker(abs, name, files, s.preserveOwner, s.warnf, nil)
 	total, err := p.size()
 	if err != nil {
 		return err
 	}
 
-	dest := remoteAbs(rem.target.WorkingDir, remoteDir)
 	var ratio float64
 	sample := 0
 	if s.compress == compressAuto {
@@ -51,7 +75,7 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 			sample = sampleBytes
 		}
 	}
-	c, err := rem.probe(ctx, dest, false, false, sample, 0)
+	c, err := probeRetrying(ctx, rem, s, dest, false, false, sample, 0)
 	if err != nil {
 		return err
 	}
@@ -66,13 +90,22 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 	if s.verify && !verify {
 		s.warnf("warning: the container has no sha256sum or find; the upload is not verified\n")
 	}
-	suffix, err := randomSuffix()
+	id, err := randomSuffix()
 	if err != nil {
 		return err
 	}
-	u := &uploader{rem: rem, p: p, base: base, dest: dest, gzip: useGzip, verify: verify,
-		staging: path.Join(dest, ".kubectl-concourse-upload-"+suffix),
-		old:     path.Join(dest, ".kubectl-concourse-old-"+suffix)}
+	state := path.Join(dest, stateDirName, name)
+	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, verify: verify,
+		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
+	u.pids = u.staging + ".pids"
+	if fi.IsDir() {
+		u.kind = "dir"
+	}
+	if into != "" {
+		// Nothing to land: it arrives in place, and a failure is the
+		// caller's to clean (the whole pod goes).
+		u.staging, u.pids, u.into = dest, "/tmp/.kubectl-concourse-receive."+id+".pids", true
+	}
 	u.tarOpts = []string{"-o"} // extract as the container's user, not ours
 	if s.preserveOwner {
 		u.tarOpts = []string{"--numeric-owner"}
@@ -83,14 +116,50 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 	b := s.progress.bar("uploading "+base, total)
 	p.progress = b.counter()
 	err = u.run(ctx, s)
-	if err != nil {
-		if rerr := rem.remove(ctx, u.staging); rerr != nil {
-			s.warnf("warning: could not remove staging directory %s in the container: %v\n", u.staging, rerr)
+	if err != nil && !u.into {
+		if aerr := rem.abort(ctx, u.staging); aerr != nil {
+			s.warnf("warning: could not remove staging directory %s in the container: %v\n", u.staging, aerr)
 		}
 	}
 	b.end(err == nil)
 	return err
 }
+
+// probeRetrying probes, again after a broken stream (the link sample is
+// the longest part of a probe).
+func probeRetrying(ctx context.Context, rem *remote, s settings, p string, size, ratio bool, sample int, sampleMin int64) (caps, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := rem.probe(ctx, p, size, ratio, sample, sampleMin)
+		if err == nil || !transient(err) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
+			return c, err
+		}
+		s.warnf("warning: %v; probing again (retry %d)\n", err, attempt+1)
+	}
+}
+
+// selectFiles chooses what to upload from dir as fly does: nil (everything)
+// outside a git work tree or without git, and with --include-ignored
+// (byGit false); else what gitFiles lists. A git that fails otherwise is an
+// error, not a silent upload of everything.
+func selectFiles(ctx context.Context, dir string, byGit bool, warnf func(string, ...any)) ([]string, error) {
+	if !byGit {
+		return nil, nil
+	}
+	files, err := gitFiles(ctx, dir)
+	switch {
+	case errors.Is(err, errNotWorkTree):
+		return nil, nil
+	case errors.Is(err, exec.ErrNotFound):
+		warnf("warning: git is not installed: uploading every file of %s, as if --include-ignored\n", printers.EscapeTerminal(dir))
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("choose the files git does not ignore: %w (--include-ignored uploads every file without asking git)", err)
+	}
+	return files, nil
+}
+
+// errUploadStopped ends the packer when the exec ended first.
+var errUploadStopped = errors.New("upload stopped")
 
 func randomSuffix() (string, error) {
 	var b [6]byte
@@ -101,73 +170,83 @@ func randomSuffix() (string, error) {
 }
 
 type uploader struct {
-	rem                      *remote
-	p                        *packer
-	base, dest, staging, old string
-	gzip, verify             bool
-	tarOpts                  []string
+	rem                *remote
+	p                  *packer
+	base, dest         string
+	state, id, staging string // staging: where it arrives
+	pids               string // the file naming its receiving processes
+	into               bool   // it arrives in place: no staging, no landing
+	kind               string // dir or file
+	gzip, verify       bool
+	tarOpts            []string
 }
 
+// run sends until the staging directory holds the tree intact, resuming
+// after what a retry can fix (a broken stream, a failed check) with only
+// the files not yet staged intact, and then lands it.
 func (u *uploader) run(ctx context.Context, s settings) error {
 	var skip func(string) bool // nil: send everything
 	for attempt := 0; ; attempt++ {
 		err := u.attempt(ctx, skip)
+		if err == nil && u.into {
+			return nil
+		}
 		if err == nil {
 			return u.commit(ctx)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if s.retries >= 0 && attempt >= s.retries {
-			return err
-		}
-		skip, err = u.intact(ctx, err)
-		if err != nil {
+		if !transient(err) || s.retries >= 0 && attempt >= s.retries {
 			return err
 		}
 		s.warnf("warning: %v; resuming (retry %d)\n", err, attempt+1)
+		skip = u.intact(ctx, s)
 	}
 }
 
 // intact decides what a retry may leave out: with checksums, the files the
 // staging directory already holds byte for byte; without, nothing (and the
-// staging directory starts over).
-func (u *uploader) intact(ctx context.Context, cause error) (func(string) bool, error) {
-	if !u.verify {
-		if err := u.rem.remove(ctx, u.staging); err != nil {
-			return nil, fmt.Errorf("%w; and clearing the staging directory: %v", cause, err)
+// staging directory starts over). The previous attempt's receiver is ended
+// first, so that it cannot write over the next one's files.
+func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
+	if !u.verify && !u.into {
+		if err := u.rem.abort(ctx, u.staging); err != nil {
+			s.warnf("warning: clearing the staging directory: %v\n", err)
 		}
-		return nil, nil
+		return nil
+	}
+	if err := u.rem.run(ctx, settleScript, []string{u.pids}, nil, nil); err != nil {
+		s.warnf("warning: ending the previous attempt: %v; sending everything\n", err)
+		return nil
 	}
 	m, err := u.rem.manifest(ctx, u.staging, "./"+u.base, u.base)
 	if err != nil {
-		return nil, nil // nothing staged yet, or unreadable: send everything
+		return nil // nothing staged yet, or unreadable: send everything
 	}
-	sent := map[string][32]byte{}
+	sent := map[string]bool{}
 	for rel, sum := range u.p.sums {
-		if m.sums[rel] == sum {
-			sent[rel] = sum
+		if got, ok := m[rel]; ok && got == sum {
+			sent[rel] = true
 		}
 	}
-	return func(rel string) bool { _, ok := sent[rel]; return ok }, nil
+	return func(rel string) bool { return sent[rel] }
 }
 
 func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
-	sums, err := u.stream(ctx, skip)
+	staged, err := u.stream(ctx, skip)
 	if err != nil || !u.verify {
 		return err
 	}
-	differ, err := compare(u.p.sums, parseManifest(sums, u.base))
-	if err != nil || len(differ) == 0 {
-		return err
+	if differ := compare(u.p.sums, staged); len(differ) > 0 {
+		return fmt.Errorf("%d staged files: %w (first: %q)", len(differ), errMismatch, path.Join(u.base, differ[0]))
 	}
-	sort.Strings(differ)
-	return fmt.Errorf("%d staged files differ from the local sha256 (first: %q)", len(differ), path.Join(u.base, differ[0]))
+	return nil
 }
 
 // stream sends the archive; with verification on, the same exec returns
-// the staged files' sha256 manifest.
-func (u *uploader) stream(ctx context.Context, skip func(string) bool) (string, error) {
+// the staged files' sums.
+func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest, error) {
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
 	go func() {
@@ -184,29 +263,52 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (string, 
 		pw.CloseWithError(err)
 		packErr <- err
 	}()
-	args := []string{u.staging, compressNone, "-"}
+	args := []string{u.staging, u.pids, compressNone, "-"}
 	if u.gzip {
-		args[1] = compressGzip
+		args[2] = compressGzip
 	}
-	var sums strings.Builder
 	var out io.Writer
+	var parsed chan manifestResult
 	if u.verify {
-		args[2], out = "./"+u.base, &sums
+		args[3] = "./" + u.base
+		sr, sw := io.Pipe()
+		out, parsed = sw, make(chan manifestResult, 1)
+		go func() {
+			m, err := parseSums(sr, u.base)
+			_, _ = io.Copy(io.Discard, sr)
+			parsed <- manifestResult{m, err}
+		}()
+		defer sw.Close()
 	}
 	err := u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
-	pr.CloseWithError(errors.New("upload stopped")) // stops the packer if the exec ended first
-	if perr := <-packErr; perr != nil && err == nil {
-		return "", perr
+	pr.CloseWithError(errUploadStopped) // stops the packer if the exec ended first
+	if perr := <-packErr; perr != nil && !errors.Is(perr, errUploadStopped) {
+		// A local failure (a file we cannot read) also breaks the remote
+		// tar; it is the cause, and the one to report.
+		return nil, perr
 	}
 	if err != nil {
-		return "", fmt.Errorf("stream to the container: %w", err)
+		return nil, fmt.Errorf("send: %w", err)
 	}
-	return sums.String(), nil
+	if parsed == nil {
+		return nil, nil
+	}
+	out.(*io.PipeWriter).Close()
+	res := <-parsed
+	if res.err != nil {
+		return nil, &streamError{fmt.Errorf("sha256 of the staged files: %w", res.err)}
+	}
+	return res.m, nil
 }
 
+// commit lands the staged tree in one rename, under the destination's lock.
 func (u *uploader) commit(ctx context.Context) error {
-	if err := u.rem.run(ctx, commitScript, []string{u.staging, u.dest, u.base, u.old}, nil, nil); err != nil {
-		return fmt.Errorf("move %s into place in the container: %w", path.Join(u.dest, u.base), err)
+	// Not cancelled with ctx: a commit that began ends, so that the lock
+	// is released and the destination is whole.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := u.rem.run(ctx, commitScript, []string{u.state, u.id, u.dest, u.base, u.kind}, nil, nil); err != nil {
+		return fmt.Errorf("land %s: %w", path.Join(u.dest, u.base), err)
 	}
 	return nil
 }

@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -18,6 +22,8 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/execute"
+	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
 	"github.com/kubectl-concourse/kubectl-concourse/manage"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
@@ -28,6 +34,9 @@ import (
 // cleans up before it returns; the exit status is then the shell's for that
 // signal (130, 143), as kubectl's when it is interrupted.
 func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
+	// client-go reports what it also returns (a stdin copy that failed on a
+	// cut stream) through klog: the error reaches the user once, from cli.
+	klog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	signals := make(chan os.Signal, 1)
@@ -61,6 +70,9 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 	}
 	var status cmderr.Status
 	if errors.As(err, &status) {
+		if status.Explain != "" {
+			fmt.Fprintf(streams.ErrOut, "error: %s\n", status.Explain)
+		}
 		return status.Code
 	}
 	code := 1
@@ -73,7 +85,10 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 	}
 	msg := err.Error()
 	var usage *cmderr.UsageError
-	if errors.As(err, &usage) && cmd != nil {
+	// cobra's lookup reports an unknown subcommand as a plain error, before
+	// any command (or our Args checks) could type it.
+	unknown := strings.HasPrefix(msg, "unknown command ")
+	if (errors.As(err, &usage) || unknown) && cmd != nil {
 		msg += fmt.Sprintf("\nSee '%s -h' for help and examples", cmd.CommandPath())
 	}
 	fmt.Fprintf(streams.ErrOut, "error: %s\n", msg)
@@ -86,8 +101,9 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-concourse",
 		Short: "Debug and move files in Concourse builds that run on Kubernetes",
-		Long: `kubectl concourse brings fly's hijack, one-off artifacts (upload, download), workers,
-containers, volumes, builds and watch to Concourse builds that run as pods, found through labels.`,
+		Long: `kubectl concourse brings fly's hijack, execute (a task file as a one-off build), one-off
+artifacts (upload, download), workers, containers, volumes, builds and watch to Concourse builds
+that run as pods, found through labels.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl concourse"},
@@ -102,6 +118,7 @@ containers, volumes, builds and watch to Concourse builds that run as pods, foun
 		NewCmdVersion(streams),
 		hijack.NewCmdHijack(streams, flags),
 		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
+		execute.NewCmdExecute(streams, flags), gc.NewCmdGC(streams, flags),
 		views.NewCmdWorkers(streams, flags),
 		views.NewCmdContainers(streams, flags),
 		views.NewCmdVolumes(streams, flags),

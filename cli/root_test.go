@@ -26,6 +26,8 @@ func TestUsageErrors(t *testing.T) {
 			"error: unknown flag: --bogus\nSee 'kubectl concourse workers -h' for help and examples\n"},
 		{"missing argument", []string{"upload"},
 			"error: accepts between 1 and 2 arg(s), received 0\nSee 'kubectl concourse upload -h' for help and examples\n"},
+		{"unknown command", []string{"hijak"},
+			"error: unknown command \"hijak\" for \"kubectl concourse\"\n\nDid you mean this?\n\thijack\n\nSee 'kubectl concourse -h' for help and examples\n"},
 		{"extra argument", []string{"version", "x"},
 			"error: unknown command \"x\" for \"kubectl concourse version\"\nSee 'kubectl concourse version -h' for help and examples\n"},
 		{"validation", []string{"hijack", "-j", "nopipe"},

@@ -51,6 +51,9 @@ func Args(check cobra.PositionalArgs) cobra.PositionalArgs {
 type Status struct {
 	Code   int
 	Reason string // what the status stands for, e.g. "build failed"; never printed by cli
+	// Explain, when set, is printed as an error line before the exit: a
+	// status the user could not read alone (143: the pod was deleted).
+	Explain string
 }
 
 func (s Status) Error() string {

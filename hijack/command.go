@@ -24,6 +24,10 @@ if [ "$f" = default ] && ! command -v "$1" >/dev/null 2>&1; then
   printf '\rCouldn'\''t find "%s" on container, retrying with "%s"\n\r' "$1" ` + fallbackShell + ` >&2
   exec ` + fallbackShell + `
 fi
+if ! command -v "$1" >/dev/null 2>&1 && [ ! -e "$1" ]; then
+  printf '%s: command not found\n' "$1" >&2
+  exit 127
+fi
 exec "$@"`
 
 // remoteCommand is what runs in the container: argv started through sh in

@@ -2,19 +2,17 @@ package hijack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -25,13 +23,13 @@ const (
 	labelDebugManagedBy = "kubectl-concourse"
 	annotationDebugOf   = "kubectl-concourse.dev/debug-of"
 
-	// keeperPIDFile is where the ephemeral keeper writes its pid, in the
-	// debug container's own filesystem, so that cleanup can end it.
-	keeperPIDFile = "/tmp/.kubectl-concourse-debug.pid"
-	// keeperLifetime bounds what a killed plugin leaves running.
-	keeperLifetime = "86400"
+	// debugLifetime bounds a debug container whose tether was lost; the
+	// tether ends it with the session, and within helper.DefaultGrace of a
+	// lost plugin. A debug copy pod gets it as its activeDeadlineSeconds.
+	debugLifetime = 12 * time.Hour
+	// debugStartTimeout bounds the wait for a debug container to run.
+	debugStartTimeout = 5 * time.Minute
 
-	pollInterval   = 250 * time.Millisecond
 	cleanupTimeout = 30 * time.Second
 )
 
@@ -48,83 +46,63 @@ func (o *HijackOptions) runDebug(ctx context.Context, m *selector.Match) error {
 
 // debugEphemeral adds an ephemeral container that targets the step's
 // container (its processes are visible, their root filesystems as
-// /proc/PID/root) and
-// mounts its volumes. Ephemeral containers cannot be removed from a pod:
-// the keeper is stopped when the session ends, on every path, and the
-// container stays listed as terminated.
+// /proc/PID/root) and mounts its volumes. Ephemeral containers cannot be
+// removed from a pod: the keeper is stopped when the session ends, on every
+// path, and the container stays listed as terminated.
 func (o *HijackOptions) debugEphemeral(ctx context.Context, m *selector.Match) error {
 	pod, step := m.Pod, selector.FindContainer(m.Pod, m.Container)
-	name := "debugger-" + utilrand.String(5)
-	ec := corev1.EphemeralContainer{
-		TargetContainerName: m.Container,
-		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-			Name:  name,
-			Image: o.DebugImage,
-			// $$$$ is the kubelet's escape for the shell's $$ (the pid):
-			// container commands expand $(VAR) and turn $$ into $.
-			Command: []string{"sh", "-c", `echo $$$$ >"$1" && exec sleep "$2"`, "sh", keeperPIDFile, keeperLifetime},
-		},
+	if step == nil {
+		step = &corev1.Container{Name: m.Container}
 	}
-	if step != nil {
-		ec.Env, ec.EnvFrom, ec.WorkingDir = step.Env, step.EnvFrom, o.debugDir(step)
-		for _, vm := range step.VolumeMounts {
-			if vm.SubPath != "" || vm.SubPathExpr != "" {
-				// The API forbids subPath in ephemeral containers.
-				fmt.Fprintf(o.ErrOut, "warning: volume %s is not mounted at %s: ephemeral containers cannot mount a subPath\n",
-					printers.EscapeTerminal(vm.Name), printers.EscapeTerminal(vm.MountPath))
-				continue
-			}
-			ec.VolumeMounts = append(ec.VolumeMounts, vm)
-		}
-	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"ephemeralContainers": []corev1.EphemeralContainer{ec}}})
-	if err != nil {
-		return err
-	}
-	pods := o.Client.CoreV1().Pods(pod.Namespace)
 	where := printers.EscapeTerminal(pod.Namespace + "/" + pod.Name)
-	if _, err := pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers"); err != nil {
-		return fmt.Errorf("add debug container to pod %s: %w", where, cmderr.ExplainForbidden(err, pod.Namespace, "patch", "pods/ephemeralcontainers"))
-	}
-	defer o.stopKeeper(ctx, pod, name)
-	fmt.Fprintf(o.ErrOut, "Debug container %s (%s) targets container %s of pod %s; its processes, and their root filesystems as /proc/PID/root, are visible where the runtime supports targeting.\n",
-		name, printers.EscapeTerminal(o.DebugImage), printers.EscapeTerminal(m.Container), where)
-	running, err := o.waitRunning(ctx, pod, name)
+	fmt.Fprintf(o.ErrOut, "Adding a debug container (%s) that targets container %s of pod %s; its processes, and their root filesystems as /proc/PID/root, are visible where the runtime supports targeting.\n",
+		printers.EscapeTerminal(o.DebugImage), printers.EscapeTerminal(m.Container), where)
+	h, err := helper.AddEphemeral(ctx, o.Client.CoreV1(), o.Executor, pod, helper.EphemeralSpec{
+		NamePrefix: "debugger", Image: o.DebugImage, Step: step, StepEnv: true, WorkingDir: o.debugDir(step),
+		Lifetime: debugLifetime, Wait: helper.WaitOptions{Timeout: debugStartTimeout},
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("debug container: %w", err)
 	}
-	return o.enter(ctx, running, name, o.debugDir(step))
+	defer o.stopKeeper(ctx, h)
+	for _, vm := range h.Skipped {
+		fmt.Fprintf(o.ErrOut, "warning: volume %s is not mounted at %s: ephemeral containers cannot mount a subPath\n",
+			printers.EscapeTerminal(vm.Name), printers.EscapeTerminal(vm.MountPath))
+	}
+	return o.enter(ctx, pod, h.Container.Name, o.debugDir(step))
 }
 
 // stopKeeper ends the ephemeral container, even after Ctrl-C.
-func (o *HijackOptions) stopKeeper(ctx context.Context, pod *corev1.Pod, container string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	req := podexec.Request{Namespace: pod.Namespace, Pod: pod.Name, Container: container,
-		Command: []string{"sh", "-c", `kill "$(cat "$1")"`, "sh", keeperPIDFile}}
-	var out strings.Builder
-	if err := o.Executor.Exec(ctx, req, podexec.Streams{Out: &out, ErrOut: &out}, nil); err != nil {
-		fmt.Fprintf(o.ErrOut, "warning: debug container %s in pod %s/%s keeps running for up to %ss: %v\n",
-			container, printers.EscapeTerminal(pod.Namespace), printers.EscapeTerminal(pod.Name), keeperLifetime, err)
+func (o *HijackOptions) stopKeeper(ctx context.Context, h *helper.Ephemeral) {
+	if err := h.Stop(ctx); err != nil {
+		fmt.Fprintf(o.ErrOut, "warning: debug %s keeps running for up to %s: %v\n", h.Container, helper.DefaultGrace, err)
 	}
 }
 
 // debugCopy starts a copy of a finished step's pod: the debug image with the
 // step container's volumes, environment and working directory. PVC data
 // is visible; emptyDirs start empty. The copy is deleted when the session
-// ends, on every path, unless --keep.
+// ends, on every path, unless --keep; its keeper ends it within
+// helper.DefaultGrace of a lost plugin, and activeDeadlineSeconds bounds it
+// in any case (a kept copy lives that long at most).
 func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error {
 	orig, step := m.Pod, selector.FindContainer(m.Pod, m.Container)
 	c := corev1.Container{
 		Name:    m.Container,
 		Image:   o.DebugImage,
-		Command: []string{"sleep", keeperLifetime},
+		Command: helper.KeeperCommand(debugLifetime),
+	}
+	if o.Keep {
+		// Kept for later sessions, so tied to none: it sleeps until the
+		// deadline or its deletion.
+		c.Command = []string{"sleep", strconv.Itoa(int(debugLifetime / time.Second))}
 	}
 	if step != nil {
 		c.Env, c.EnvFrom, c.VolumeMounts, c.WorkingDir = step.Env, step.EnvFrom, step.VolumeMounts, step.WorkingDir
 		c.SecurityContext = step.SecurityContext
 	}
 	grace := int64(1)
+	deadline := int64(debugLifetime / time.Second)
 	prefix := orig.Name
 	if len(prefix) > 40 {
 		prefix = prefix[:40]
@@ -141,6 +119,7 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 			Volumes:                       orig.Spec.Volumes,
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			TerminationGracePeriodSeconds: &grace,
+			ActiveDeadlineSeconds:         &deadline,
 			ServiceAccountName:            orig.Spec.ServiceAccountName,
 			AutomountServiceAccountToken:  orig.Spec.AutomountServiceAccountToken,
 			SecurityContext:               orig.Spec.SecurityContext,
@@ -159,16 +138,23 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 	}
 	where := printers.EscapeTerminal(created.Namespace + "/" + created.Name)
 	if o.Keep {
-		defer fmt.Fprintf(o.ErrOut, "Kept debug pod %s; remove it with: kubectl delete pod -n %s %s\n",
-			where, printers.EscapeTerminal(created.Namespace), printers.EscapeTerminal(created.Name))
+		defer fmt.Fprintf(o.ErrOut, "Kept debug pod %s (for up to %s); remove it with: kubectl delete pod -n %s %s\n",
+			where, debugLifetime, printers.EscapeTerminal(created.Namespace), printers.EscapeTerminal(created.Name))
 	} else {
 		defer o.deletePod(ctx, created)
 	}
 	fmt.Fprintf(o.ErrOut, "Pod %s has %s; debugging copy %s (%s) with its volumes.\n",
 		printers.EscapeTerminal(orig.Namespace+"/"+orig.Name), orig.Status.Phase, where, printers.EscapeTerminal(o.DebugImage))
-	running, err := o.waitRunning(ctx, created, c.Name)
+	running, err := helper.WaitRunning(ctx, o.Client.CoreV1(), created.Namespace, created.Name, c.Name,
+		helper.WaitOptions{Timeout: debugStartTimeout})
 	if err != nil {
-		return err
+		return fmt.Errorf("debug copy: %w", err)
+	}
+	if !o.Keep {
+		t := helper.Tie(o.Executor, podexec.Container{Namespace: created.Namespace, Pod: created.Name, Name: c.Name}, helper.DefaultGrace)
+		// Deleting the pod ends it too; stopping first ends the session's
+		// process at once instead of after the pod's grace period.
+		defer func() { _ = t.Stop(ctx) }()
 	}
 	return o.enter(ctx, running, c.Name, c.WorkingDir)
 }
@@ -182,56 +168,6 @@ func (o *HijackOptions) deletePod(ctx context.Context, pod *corev1.Pod) {
 		fmt.Fprintf(o.ErrOut, "warning: debug pod %s/%s is left behind: %v\n",
 			printers.EscapeTerminal(pod.Namespace), printers.EscapeTerminal(pod.Name), err)
 	}
-}
-
-// waitRunning polls the pod until container runs; a container that cannot
-// start (image pull, bad command) or a pod that ends is an error.
-func (o *HijackOptions) waitRunning(ctx context.Context, pod *corev1.Pod, container string) (*corev1.Pod, error) {
-	pods := o.Client.CoreV1().Pods(pod.Namespace)
-	where := fmt.Sprintf("debug container %s of pod %s", container, printers.EscapeTerminal(pod.Namespace+"/"+pod.Name))
-	var current *corev1.Pod
-	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
-		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, cmderr.ExplainForbidden(err, pod.Namespace, "get", "pods")
-		}
-		current = p
-		switch p.Status.Phase {
-		case corev1.PodSucceeded, corev1.PodFailed:
-			return false, fmt.Errorf("%s: the pod has %s", where, p.Status.Phase)
-		}
-		statuses := append(append([]corev1.ContainerStatus{}, p.Status.ContainerStatuses...), p.Status.EphemeralContainerStatuses...)
-		for _, s := range statuses {
-			if s.Name != container {
-				continue
-			}
-			switch {
-			case s.State.Running != nil:
-				return true, nil
-			case s.State.Terminated != nil:
-				return false, fmt.Errorf("%s ended (%s, exit code %d) before the session began: does image %s have sh and sleep?",
-					where, printers.EscapeTerminal(s.State.Terminated.Reason), s.State.Terminated.ExitCode, printers.EscapeTerminal(o.DebugImage))
-			case s.State.Waiting != nil && fatalWaiting(s.State.Waiting.Reason):
-				return false, fmt.Errorf("%s cannot start: %s: %s", where,
-					printers.EscapeTerminal(s.State.Waiting.Reason), printers.EscapeTerminal(s.State.Waiting.Message))
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wait for %s: %w", where, err)
-	}
-	return current, nil
-}
-
-// fatalWaiting reasons do not go away by waiting.
-func fatalWaiting(reason string) bool {
-	switch reason {
-	case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-		"CreateContainerConfigError", "CreateContainerError", "RunContainerError":
-		return true
-	}
-	return false
 }
 
 // debugDir is where a debug session starts: the step's working directory

@@ -66,15 +66,16 @@ func TestDebugEphemeral(t *testing.T) {
 		len(ec.VolumeMounts) != 1 || ec.VolumeMounts[0].MountPath != "/tmp/build" {
 		t.Errorf("ephemeral container %+v", ec)
 	}
-	if len(ex.got) != 2 {
-		t.Fatalf("exec requests %+v, want the session and the keeper's end", ex.got)
+	sessions := ex.sessions()
+	tethers, words := ex.tethers()
+	if len(sessions) != 1 || len(tethers) != 1 {
+		t.Fatalf("exec requests %+v, want the session and the keeper's tether", ex.got)
 	}
-	session, stop := ex.got[0], ex.got[1]
-	if session.Container != ec.Name || !equal(session.Command, shellArgv("xterm-256color", "/tmp/build/abc", "explicit", "ls")) {
+	if session := sessions[0]; session.Container != ec.Name || !equal(session.Command, shellArgv("xterm-256color", "/tmp/build/abc", "explicit", "ls")) {
 		t.Errorf("session %+v", session)
 	}
-	if stop.Container != ec.Name || stop.Command[len(stop.Command)-1] != keeperPIDFile {
-		t.Errorf("keeper not stopped: %+v", stop)
+	if tethers[0].Container != ec.Name || words[0] != "stop" {
+		t.Errorf("keeper not stopped: %+v told %q", tethers[0], words[0])
 	}
 	if !strings.Contains(errOut.String(), "targets container main of pod ci/unit-42") {
 		t.Errorf("stderr %q", errOut.String())
@@ -114,8 +115,15 @@ func TestDebugCopy(t *testing.T) {
 			if created.GenerateName != "unit-42-debug-" {
 				t.Errorf("copy named %q", created.GenerateName)
 			}
-			if len(ex.got) != 1 || ex.got[0].Pod != name || !equal(ex.got[0].Command, shellArgv("xterm-256color", "/tmp/build/abc", "default", "bash")) {
+			sessions := ex.sessions()
+			if len(sessions) != 1 || sessions[0].Pod != name || !equal(sessions[0].Command, shellArgv("xterm-256color", "/tmp/build/abc", "default", "bash")) {
 				t.Errorf("exec %+v", ex.got)
+			}
+			if tethers, _ := ex.tethers(); len(tethers) != map[bool]int{false: 1, true: 0}[keep] {
+				t.Errorf("keep=%v: tethers %+v", keep, tethers)
+			}
+			if created.Spec.ActiveDeadlineSeconds == nil {
+				t.Errorf("the copy has no deadline")
 			}
 			_, err = client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "ci", name)
 			if gone := err != nil; gone == keep {

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/tools/remotecommand"
@@ -32,7 +33,7 @@ func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, w
 		}
 		req.Command = remoteCommand(o.Command, dir, o.Term)
 		err := o.Executor.Exec(ctx, req, s, resize)
-		if err == nil || !maybeNotFound(err) {
+		if err == nil || !podexec.ExecutableMissing(err) {
 			return o.execError(ctx, err, pod, container)
 		}
 		// Either sh is missing (a shell-less image, or Windows), or the
@@ -79,7 +80,7 @@ func (o *HijackOptions) hasShell(ctx context.Context, req podexec.Request) (bool
 	switch {
 	case err == nil:
 		return true, nil
-	case maybeNotFound(err):
+	case podexec.ExecutableMissing(err):
 		return false, nil
 	}
 	return false, err
@@ -95,16 +96,15 @@ func (o *HijackOptions) nodeIsWindows(ctx context.Context, pod *corev1.Pod) bool
 	return err == nil && node.Labels[corev1.LabelOSStable] == string(corev1.Windows)
 }
 
-// maybeNotFound says whether an exec may have failed because its
-// executable does not exist: exit status 127 (as a shell or the test
-// cluster reports it) or the runtime's own message (containerd, CRI-O).
-func maybeNotFound(err error) bool {
-	var exit utilexec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitStatus() == 127
+// podGone says, when pod is gone or going, that this ended the session.
+func (o *HijackOptions) podGone(pod *corev1.Pod) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := o.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && (p.DeletionTimestamp != nil || p.UID != pod.UID) {
+		return fmt.Sprintf("the session ended because pod %s was deleted", printers.EscapeTerminal(pod.Namespace+"/"+pod.Name))
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")
+	return ""
 }
 
 // execError turns the remote exit status into the command's own (a
@@ -115,8 +115,13 @@ func (o *HijackOptions) execError(ctx context.Context, err error, pod *corev1.Po
 	}
 	var exit utilexec.ExitError
 	if errors.As(err, &exit) {
-		// The session's own status is the command's result, as in fly.
-		return cmderr.Status{Code: exit.ExitStatus(), Reason: "remote command exited"}
+		// The session's own status is the command's result, as in fly;
+		// killed by a signal, it may say that the pod went away.
+		st := cmderr.Status{Code: exit.ExitStatus(), Reason: "remote command exited"}
+		if st.Code == 128+9 || st.Code == 128+15 {
+			st.Explain = o.podGone(pod)
+		}
+		return st
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("session ended: %w", context.Cause(ctx))

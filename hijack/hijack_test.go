@@ -27,6 +27,9 @@ import (
 
 // fakeExecutor records each Request, drains stdin, writes scripted output
 // and returns the scripted result of each call in turn (the last repeats).
+// A helper container's tether (its stdin ends with the word that ends the
+// session: "stop" or "release") is answered as a keeper would, with success,
+// and leaves the scripted results to the other calls.
 type fakeExecutor struct {
 	mu      sync.Mutex
 	got     []podexec.Request
@@ -36,15 +39,18 @@ type fakeExecutor struct {
 }
 
 func (f *fakeExecutor) Exec(_ context.Context, r podexec.Request, s podexec.Streams, _ remotecommand.TerminalSizeQueue) error {
+	in := ""
+	if r.Stdin && s.In != nil {
+		b, _ := io.ReadAll(s.In) // a tether's stdin stays open until the session ends
+		in = string(b)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, r)
-	in := ""
-	if r.Stdin && s.In != nil {
-		b, _ := io.ReadAll(s.In)
-		in = string(b)
-	}
 	f.stdin = append(f.stdin, in)
+	if in == "stop\n" || in == "release\n" {
+		return nil
+	}
 	if s.Out != nil {
 		_, _ = io.WriteString(s.Out, f.stdout)
 	}
@@ -56,6 +62,32 @@ func (f *fakeExecutor) Exec(_ context.Context, r podexec.Request, s podexec.Stre
 		f.results = f.results[1:]
 	}
 	return err
+}
+
+// tethers are the recorded requests that tied a helper's keeper, and what
+// each was told at the end.
+func (f *fakeExecutor) tethers() (reqs []podexec.Request, words []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, in := range f.stdin {
+		if in == "stop\n" || in == "release\n" {
+			reqs, words = append(reqs, f.got[i]), append(words, strings.TrimSpace(in))
+		}
+	}
+	return reqs, words
+}
+
+// sessions are the recorded requests that were not tethers.
+func (f *fakeExecutor) sessions() []podexec.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var reqs []podexec.Request
+	for i, in := range f.stdin {
+		if in != "stop\n" && in != "release\n" {
+			reqs = append(reqs, f.got[i])
+		}
+	}
+	return reqs
 }
 
 func exitCode(n int) error {

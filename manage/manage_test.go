@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
-	"github.com/kubectl-concourse/kubectl-concourse/selector/selectortest"
 )
 
 // testOptions are Options on a fake cluster holding objs, in namespace ci,
@@ -30,7 +29,7 @@ func testOptions(stdin string, terminal bool, objs ...runtime.Object) (Options, 
 func cache(name, volumeType string, names, annotations map[string]string) *corev1.PersistentVolumeClaim {
 	l := map[string]string{selector.LabelVolumeType: volumeType}
 	for k, v := range names {
-		annotations = selectortest.Put(l, annotations, k, v)
+		annotations = selector.Put(l, annotations, k, v)
 	}
 	return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: name, UID: types.UID("uid-" + name), Labels: l, Annotations: annotations}}
 }

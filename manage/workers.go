@@ -110,6 +110,7 @@ type PruneWorkerOptions struct {
 // (fly/commands/prune_worker.go:18-20).
 func (o *PruneWorkerOptions) Validate() error {
 	if o.Worker == "" && !o.AllStalled {
+		//lint:ignore ST1005 fly's own words, which scripts may match
 		return errors.New("Either a worker name or --all-stalled are required")
 	}
 	return nil

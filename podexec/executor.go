@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -77,8 +78,34 @@ func (e *RemoteExecutor) Exec(ctx context.Context, r Request, s Streams, resize 
 	if opts.Stderr {
 		so.Stderr = s.ErrOut
 	}
-	return exec.StreamWithContext(ctx, so)
+	if err := exec.StreamWithContext(ctx, so); err != nil {
+		return tidy(err)
+	}
+	return nil
 }
+
+// tidy drops the repeats of a prefix that the API server and the kubelet
+// both put before an exec failure ("Internal error occurred: Internal error
+// occurred: ..."), keeping the error itself for errors.Is/As.
+func tidy(err error) error {
+	const internal = "Internal error occurred: "
+	msg := err.Error()
+	if !strings.Contains(msg, internal+internal) {
+		return err
+	}
+	for strings.Contains(msg, internal+internal) {
+		msg = strings.ReplaceAll(msg, internal+internal, internal)
+	}
+	return &tidyError{msg: msg, err: err}
+}
+
+type tidyError struct {
+	msg string
+	err error
+}
+
+func (e *tidyError) Error() string { return e.msg }
+func (e *tidyError) Unwrap() error { return e.err }
 
 // newStreamExecutor mirrors kubectl: WebSocket (RFC 6455 wants GET) with a
 // fallback to SPDY when the upgrade fails, unless

@@ -81,3 +81,20 @@ func isLabelRune(r rune) bool {
 func isAlphanumeric(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }
+
+// Put writes name under key as the contract wants it: the label holds
+// Encode(name) and, when that is not name itself, the annotation of the
+// same key holds the name. A nil annotations map is made when one is
+// needed; Put returns it. Runtimes write the contract this way, and so
+// does execute for the one-off builds it creates.
+func Put(labels, annotations map[string]string, key, name string) map[string]string {
+	enc := Encode(name)
+	labels[key] = enc
+	if enc != name {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[key] = name
+	}
+	return annotations
+}

@@ -35,6 +35,16 @@ const (
 	LabelTektonPipelineRun = "tekton.dev/pipelineRun"
 	TektonStepPrefix       = "step-"
 
+	// The plugin's own objects (docs/labels.md). Debug copies and helper
+	// pods are the plugin's (managed-by ManagedByPlugin), so that no view
+	// or lookup takes them for a step. execute's one-off builds are
+	// Concourse builds (managed-by concourse, seen by every view and by
+	// hijack) that say which command created them, for gc.
+	ManagedByPlugin   = "kubectl-concourse"
+	LabelCreatedBy    = "kubectl-concourse.dev/created-by"
+	CreatedByExecute  = "execute"
+	AnnotationDebugOf = "kubectl-concourse.dev/debug-of"
+
 	// Nodes and volumes.
 	LabelWorker     = "concourse-ci.org/worker"
 	NodeTagPrefix   = "tags.concourse-ci.org/"

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
-	"github.com/kubectl-concourse/kubectl-concourse/selector/selectortest"
 )
 
 // now is the fixed clock of the golden tests.
@@ -100,7 +99,7 @@ func pod(s podSpec) *corev1.Pod {
 		if v == "" {
 			continue
 		}
-		selectortest.Put(p.Labels, p.Annotations, key, v)
+		selector.Put(p.Labels, p.Annotations, key, v)
 	}
 	if s.vars != "" {
 		p.Annotations[selector.AnnotationInstanceVars] = s.vars
@@ -166,7 +165,7 @@ func ptrQuantity(s string) *resource.Quantity {
 func pvc(ns, name, volumeType string, labels, annotations map[string]string, size string, phase corev1.PersistentVolumeClaimPhase) *corev1.PersistentVolumeClaim {
 	l := map[string]string{selector.LabelVolumeType: volumeType}
 	for k, v := range labels {
-		annotations = selectortest.Put(l, annotations, k, v)
+		annotations = selector.Put(l, annotations, k, v)
 	}
 	c := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l, Annotations: annotations, CreationTimestamp: ago(30 * time.Minute)},

@@ -398,6 +398,7 @@ func (o *BuildsOptions) Validate() error {
 		return errors.New("-c/--count must be 0 or more")
 	}
 	if !o.since.IsZero() && !o.until.IsZero() && o.since.After(o.until) {
+		//lint:ignore ST1005 fly's own words, which scripts may match
 		return errors.New("Cannot have --since after --until")
 	}
 	return nil

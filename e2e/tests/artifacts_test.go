@@ -78,6 +78,16 @@ func localTree(t *testing.T, dir string) map[string]string {
 	return m
 }
 
+// leftovers lists what uploads into dir of the pod's container left beside
+// the versions they landed: staging, locks, trash (all of it in the state
+// directory .kubectl-concourse/NAME/ of each destination).
+func leftovers(t *testing.T, ns, pod, dir string) []string {
+	t.Helper()
+	out := kubectl(t, "exec", "-n", ns, pod, "--", "sh", "-c",
+		`[ -d "$1/.kubectl-concourse" ] || exit 0; find "$1/.kubectl-concourse" -mindepth 2 -maxdepth 2 ! -name 'v.*'`, "sh", dir)
+	return strings.Fields(out)
+}
+
 func mustWrite(t *testing.T, p string, data []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -124,8 +134,8 @@ func TestArtifactsRoundTrip(t *testing.T) {
 					t.Errorf("container listing lacks %q:\n%s", w, ls)
 				}
 			}
-			if strings.Contains(ls, ".kubectl-concourse") {
-				t.Errorf("staging left in the container:\n%s", ls)
+			if left := leftovers(t, ns, "rt", "/data/"+remoteDir); len(left) > 0 {
+				t.Errorf("staging left in the container: %q", left)
 			}
 			back := t.TempDir()
 			if r := concourse(t, "download", ns, "rt", "--compress", compress, remoteDir+"/src", back); r.exitCode != 0 {
@@ -298,6 +308,80 @@ func TestArtifactsDistrolessThroughHelper(t *testing.T) {
 	if len(pod.Spec.EphemeralContainers) == 0 {
 		t.Errorf("no helper container was added")
 	}
+	// Each transfer's helper ends with it: none may be left running with
+	// the step's volumes mounted.
+	waitPod(t, ns, "dl", func(p *corev1.Pod) bool {
+		if len(p.Status.EphemeralContainerStatuses) != len(p.Spec.EphemeralContainers) {
+			return false
+		}
+		for _, s := range p.Status.EphemeralContainerStatuses {
+			if s.State.Terminated == nil {
+				return false
+			}
+		}
+		return true
+	})
+	// One helper per transfer: the upload's mounts /data writable, the
+	// download's (which only reads) read-only. The API keeps no order.
+	if n := len(pod.Spec.EphemeralContainers); n != 2 {
+		t.Fatalf("%d helper containers, want 2 (upload, download)", n)
+	}
+	var readOnly []bool
+	for _, ec := range pod.Spec.EphemeralContainers {
+		for _, vm := range ec.VolumeMounts {
+			if vm.MountPath == "/data" {
+				readOnly = append(readOnly, vm.ReadOnly)
+			}
+		}
+	}
+	if len(readOnly) != 2 || readOnly[0] == readOnly[1] {
+		t.Errorf("/data read-only in the helpers: %v, want one writable (upload) and one read-only (download)", readOnly)
+	}
+}
+
+// TestArtifactsFailuresAreNeverSilent: whatever fails in the container, the
+// plugin says what, where and why in one error line, and exits 1.
+func TestArtifactsFailuresAreNeverSilent(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	user := int64(1000)
+	pod := artifactsPod(ns, "fail", "busybox", nil)
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &user, RunAsGroup: &user}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "ro", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "ro", MountPath: "/ro", ReadOnly: true})
+	createPod(t, pod, running)
+	kubectl(t, "exec", "-n", ns, "fail", "--", "sh", "-c", "mkdir -p /data/secret/inner && echo x >/data/secret/inner/f && chmod 000 /data/secret")
+	src := filepath.Join(t.TempDir(), "src")
+	mustWrite(t, filepath.Join(src, "f"), []byte("data"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		want string // in the error line
+	}{
+		{"upload into /proc", []string{"upload", "--retries", "0", src, "/proc"}, "/proc"},
+		{"upload into a read-only volume", []string{"upload", "--retries", "0", src, "/ro"}, "/ro"},
+		{"upload into /etc as a non-root user", []string{"upload", "--retries", "0", src, "/etc"}, "/etc"},
+		{"download of a directory the step user cannot read", []string{"download", "--retries", "0", "/data/secret", t.TempDir()}, "/data/secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := concourse(t, tt.args[0], ns, "fail", tt.args[1:]...)
+			if r.exitCode != 1 {
+				t.Errorf("exit %d, want 1; stderr:\n%s", r.exitCode, r.stderr)
+			}
+			var errLines []string
+			for _, l := range strings.Split(r.stderr, "\n") {
+				if strings.HasPrefix(l, "error: ") {
+					errLines = append(errLines, l)
+				}
+			}
+			if len(errLines) != 1 || !strings.Contains(errLines[0], tt.want) || !strings.Contains(errLines[0], "container main of pod "+ns+"/fail") {
+				t.Errorf("want one error line naming %s and the container; stderr:\n%s", tt.want, r.stderr)
+			}
+			if strings.Contains(r.stderr, "<nil>") {
+				t.Errorf("stderr says <nil>:\n%s", r.stderr)
+			}
+		})
+	}
 }
 
 func TestArtifactsUploadResumesAfterCut(t *testing.T) {
@@ -326,7 +410,7 @@ func TestArtifactsUploadResumesAfterCut(t *testing.T) {
 			t.Errorf("container lacks %q:\n%s", want, sums)
 		}
 	}
-	if strings.Contains(sums, ".kubectl-concourse") {
-		t.Errorf("staging left behind:\n%s", sums)
+	if left := leftovers(t, ns, "upcut", "/data"); len(left) > 0 {
+		t.Errorf("staging left behind: %q", left)
 	}
 }

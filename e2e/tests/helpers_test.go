@@ -53,6 +53,26 @@ func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) result {
 	return r
 }
 
+// startUntil starts bin/name and returns once its stdout began with want,
+// for tests that interrupt a command at a known point.
+func startUntil(t *testing.T, want string, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := testCluster.Command(context.Background(), name, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	buf := make([]byte, len(want))
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != want {
+		t.Fatalf("%s never printed %q (got %q): %v", cmd, want, buf, err)
+	}
+	return cmd
+}
+
 // kubectl runs bin/kubectl and fails the test unless it exits 0.
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -323,19 +322,8 @@ func TestHijackDebugInterruptedLeavesNothing(t *testing.T) {
 	createPod(t, stepPod(ns, step{name: "done", pipeline: "main", job: "test", build: "1", step: "unit",
 		command: []string{"true"}}), finished)
 
-	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns,
+	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
 		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 60")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, len("started\n"))
-	if _, err := io.ReadFull(out, buf); err != nil {
-		t.Fatalf("session never started: %v", err)
-	}
 	// kubectl execs the plugin in place: the signal reaches the plugin.
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -426,4 +414,35 @@ func cooked(t *testing.T, tty *os.File) bool {
 		t.Fatal(err)
 	}
 	return tio.Lflag&unix.ECHO != 0 && tio.Lflag&unix.ICANON != 0
+}
+
+// TestHelperEndsWhenThePluginIsKilled: a SIGKILLed plugin cannot clean up;
+// its debug container's keeper, no longer tied to it, ends by itself within
+// the grace (a minute), so nothing stays running with the step's volumes.
+func TestHelperEndsWhenThePluginIsKilled(t *testing.T) {
+	t.Parallel() // it mostly waits out the grace
+	ns := testCluster.Namespace(t)
+	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
+	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
+		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 600")
+	killed := time.Now()
+	if err := cmd.Process.Kill(); err != nil { // kubectl execs the plugin in place
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline := killed.Add(2 * time.Minute)
+	for {
+		pod, err := testCluster.Client.CoreV1().Pods(ns).Get(context.Background(), "dl", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := pod.Status.EphemeralContainerStatuses; len(s) == 1 && s[0].State.Terminated != nil {
+			t.Logf("the debug container ended %s after the plugin was killed", time.Since(killed).Round(time.Second))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the debug container still runs 2 minutes after the plugin was killed: %+v", pod.Status.EphemeralContainerStatuses)
+		}
+		time.Sleep(time.Second)
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
-	"github.com/kubectl-concourse/kubectl-concourse/selector/selectortest"
 )
 
 // longPipeline is stored encoded; completion must offer the original.
@@ -27,7 +26,7 @@ func stepPod(ns, name string, labels map[string]string, vars string) *corev1.Pod
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}},
 	}
 	for k, v := range labels {
-		selectortest.Put(p.Labels, p.Annotations, k, v)
+		selector.Put(p.Labels, p.Annotations, k, v)
 	}
 	if vars != "" {
 		p.Annotations[selector.AnnotationInstanceVars] = vars

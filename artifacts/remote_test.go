@@ -1,0 +1,111 @@
+package artifacts
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+
+	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+)
+
+func TestParseSums(t *testing.T) {
+	sum := func(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+	hexOf := func(s string) string { h := sum(s); return hex.EncodeToString(h[:]) }
+	batch := func(names []string, lines ...string) string {
+		return fmt.Sprintf("%d\n%s\x00%s", len(names), strings.Join(names, "\x00"), strings.Join(lines, ""))
+	}
+	tests := []struct {
+		name    string
+		in      string
+		want    manifest
+		wantErr string
+	}{
+		{"busybox prints names as they are, newlines too",
+			batch([]string{"./t/a", "./t/new\nline"}, hexOf("a")+"  ./t/a\n", hexOf("n")+"  ./t/new\nline\n"),
+			manifest{"a": sum("a"), "new\nline": sum("n")}, ""},
+		{"GNU escapes backslash and newline, and says so with a leading backslash",
+			batch([]string{"./t/w\\x", "./t/n\nl"}, "\\"+hexOf("w")+"  ./t/w\\\\x\n", "\\"+hexOf("n")+"  ./t/n\\nl\n"),
+			manifest{"w\\x": sum("w"), "n\nl": sum("n")}, ""},
+		{"GNU 9 escapes carriage returns too",
+			batch([]string{"./t/c\r"}, "\\"+hexOf("c")+"  ./t/c\\r\n"),
+			manifest{"c\r": sum("c")}, ""},
+		{"two batches", batch([]string{"./t/a"}, hexOf("a")+"  ./t/a\n") + batch([]string{"./t/b"}, hexOf("b")+" *./t/b\n"),
+			manifest{"a": sum("a"), "b": sum("b")}, ""},
+		{"a name the line does not match", batch([]string{"./t/a"}, hexOf("a")+"  ./t/b\n"), nil, `no sha256 for "./t/a"`},
+		{"sha256sum skipped an unreadable file", batch([]string{"./t/a", "./t/b"}, hexOf("b")+"  ./t/b\n"), nil, `no sha256 for "./t/a"`},
+		{"a name outside the tree", batch([]string{"./u/a"}, hexOf("a")+"  ./u/a\n"), nil, "not under"},
+		{"truncated", "2\n./t/a\x00", nil, "ends in the middle"},
+		{"empty", "", manifest{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSums(strings.NewReader(tt.in), "t")
+			switch {
+			case tt.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("parseSums() error = %v, want %q", err, tt.wantErr)
+				}
+			case err != nil:
+				t.Errorf("parseSums() error = %v", err)
+			case fmt.Sprint(got) != fmt.Sprint(tt.want):
+				t.Errorf("parseSums() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTransient(t *testing.T) {
+	exited := func(code int, stderr string) error {
+		return &podexec.ScriptError{Code: code, Stderr: stderr, Err: utilexec.CodeExitError{Err: errors.New("x"), Code: code}}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"the stream broke", &podexec.ScriptError{Code: -1, Err: errors.New("connection lost")}, true},
+		{"a check failed", fmt.Errorf("3 files %w", errMismatch), true},
+		{"the archive ended early", fmt.Errorf("receive: %w", &streamError{errors.New("unexpected EOF")}), true},
+		{"tar saw its input cut", exited(1, "tar: short read"), true},
+		{"no space in the container", exited(1, "tar: write error: No space left on device"), false},
+		{"a read-only volume", exited(1, "mkdir: can't create directory '/ro/x': Read-only file system"), false},
+		{"a local failure", errors.New("write x: no space left on device"), false},
+	}
+	for _, tt := range tests {
+		if got := transient(tt.err); got != tt.want {
+			t.Errorf("%s: transient(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+	if got := withRemedy(exited(1, "mkdir: can't create directory '/ro/.x': Read-only file system")).Error(); !strings.Contains(got, "writable volume") {
+		t.Errorf("withRemedy() = %q", got)
+	}
+}
+
+// TestSumFilesWithTheSystemTools runs sumFiles with this machine's own
+// find and sha256sum (GNU coreutils here), whose escaping differs from
+// busybox's, over names holding a newline, a tab, a backslash and a CR.
+func TestSumFilesWithTheSystemTools(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{"t/new\nline": "1", "t/tab\tx": "2", "t/back\\slash": "3", "t/cr\r": "4", "t/plain": "5"}
+	writeTree(t, dir, files)
+	cmd := exec.Command("sh", "-c", "cd \"$1\" && set -- ./t && "+sumFiles, "sh", dir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("no POSIX tools here: %v", err)
+	}
+	got, err := parseSums(strings.NewReader(string(out)), "t")
+	if err != nil {
+		t.Fatalf("parseSums(%q) = %v", out, err)
+	}
+	for name, content := range files {
+		if got[strings.TrimPrefix(name, "t/")] != sha256.Sum256([]byte(content)) {
+			t.Errorf("sum of %q missing or wrong in %v", name, got)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package artifacts
+
+// Remote scripts. Paths travel as positional parameters ("$1"), never
+// inside the script text, so no name can inject shell. Every path the
+// scripts receive is absolute or starts with "./", so none reads as an
+// option. They run in POSIX sh (busybox ash, dash, bash) with busybox or
+// GNU tools.
+//
+// An upload to DIR/NAME keeps its state in DIR/.kubectl-concourse/NAME
+// (stateDir): staging.ID/NAME while it arrives (staging.ID.pids names its
+// receiving processes), v.ID/NAME once committed, and lock while a commit
+// runs. A directory lands as the symlink DIR/NAME ->
+// .kubectl-concourse/NAME/v.ID/NAME, so that the next upload replaces it
+// with one rename(2) of a symlink: DIR/NAME is at every instant the old
+// tree or the new one, never missing and never nested, whatever runs
+// concurrently. A file lands by one rename over the old file.
+const (
+	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to
+	// estimate how well it gzips, $4 bytes of link sample (0: none) sent
+	// only when the path holds at least $5 KiB. The ratio and the sample
+	// are skipped when there is no gzip to use. "type" follows symlinks
+	// (a symlink to a directory is a directory to upload into); "link"
+	// follows when the path itself is a symlink, with the version ID when
+	// it is one of ours (an upload landed there), which a download follows.
+	probeScript = `p=$1
+for c in tar gzip sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
+tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
+if [ -d "$p" ]; then echo "type dir"; elif [ -f "$p" ]; then echo "type file"; elif [ -e "$p" ]; then echo "type other"; else echo "type none"; fi
+if [ -L "$p" ]; then
+  t=$(readlink -- "$p" 2>/dev/null) n=${p##*/}
+  case $t in
+  ".kubectl-concourse/$n/v."*"/$n") t=${t#".kubectl-concourse/$n/v."}; echo "link ours ${t%%/*}" ;;
+  *) echo link ;;
+  esac
+fi
+sz=0
+if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
+command -v gzip >/dev/null 2>&1 || exit 0
+if [ "$3" = ratio ] && [ -e "$p" ]; then
+  s() { find "$p/" -type f 2>/dev/null | head -n 64 | while IFS= read -r f; do head -c 32768 "$f"; done | head -c 1048576; }
+  echo "ratio $(s | wc -c) $(s | gzip -1 | wc -c)"
+fi
+if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
+  echo sample
+  yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c "$4"
+fi`
+
+	// streamScript sends $2 (or the NUL-separated names on stdin when $2
+	// is "-") from directory $1 as tar, gzipped when $3 is "gzip". The fd
+	// juggling returns tar's status through the pipe without pipefail,
+	// which dash lacks.
+	streamScript = `cd -- "$1" || exit
+pack() { if [ "$2" = - ]; then xargs -0 -r tar cf -; else tar cf - "$2"; fi; }
+if [ "$3" = gzip ]; then
+  { s=$( { { pack "$@" 3>&-; echo $? >&3; } | gzip -1 >&4 3>&-; } 3>&1 ); } 4>&1
+  exit "$s"
+fi
+pack "$@"`
+
+	// sumFiles prints, for the regular files under the directory it is
+	// given, batches of: the number of files, their names each ended by a
+	// NUL, then sha256sum's line for each, in the same order. A name may
+	// hold any byte but NUL and '/' (a newline too): the parser knows each
+	// name before it reads its line, so no name can be confused with
+	// another, whatever sha256sum (busybox or GNU) makes of it.
+	sumFiles = `find "$1" -type f -exec sh -c 'printf "%s\n" "$#"; printf "%s\0" "$@"; exec sha256sum -- "$@"' sh {} +`
+
+	// manifestScript prints the sums of every regular file under $2, in
+	// directory $1.
+	manifestScript = `cd -- "$1" || exit
+set -- "$2"
+` + sumFiles
+
+	// listScript prints every name under $2, NUL terminated.
+	listScript = `cd -- "$1" || exit
+find "$2" -print0`
+
+	// receiveScript unpacks stdin into directory $1 and names its
+	// receiving processes in $2 (so that an interrupted upload can end them
+	// before it removes the staging); $3 is "gzip" or "none"; unless $4 is
+	// "-", it then prints the sums of the files under $4 (saving an exec);
+	// the rest are tar options. tar runs in the background so that its pid
+	// is known; POSIX gives a background job /dev/null as stdin, hence fd 3.
+	receiveScript = `st=$1 pf=$2 z=$3 v=$4; shift 4
+mkdir -p -- "$st" && cd -- "$st" || exit
+exec 3<&0
+if [ "$z" = gzip ]; then gzip -dc <&3 | tar xf - "$@" & else tar xf - "$@" <&3 & fi
+t=$!
+exec 3<&-
+echo "$$ $t" >"$pf"
+wait "$t" || exit
+rm -f -- "$pf"
+[ "$v" = - ] && exit 0
+set -- "$v"
+` + sumFiles
+
+	// endReceivers ends the receiving processes named in file $pf and
+	// waits (five seconds at most) until they are gone.
+	endReceivers = `if [ -f "$pf" ]; then
+  pids=$(cat -- "$pf")
+  for p in $pids; do kill "$p" 2>/dev/null; done
+  i=0
+  while [ "$i" -lt 50 ]; do
+    alive=
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && break
+    sleep 0.1; i=$((i+1))
+  done
+  rm -f -- "$pf"
+fi
+`
+
+	// settleScript ends the receivers named in $1 (after a broken
+	// stream), so that a retry writes alone.
+	settleScript = `pf=$1
+` + endReceivers
+
+	// abortScript ends what still receives into staging directory $1 (its
+	// receivers are named in $1.pids) and removes it: removing it while tar
+	// still writes would leave part of it behind. The state directory goes
+	// too when nothing else is in it.
+	abortScript = `st=$1 pf=$1.pids
+` + endReceivers + `rm -rf -- "$st"
+rmdir -- "${st%/*}" "${st%/*/*}" 2>/dev/null
+exit 0`
+
+	// commitScript lands staging.$2 of state directory $1 as $3/$4, a
+	// "dir" or a "file" ($5), under the state directory's lock. The lock
+	// is a directory (mkdir is atomic); one older than a minute belongs to
+	// a killed run and is broken. After the swap, under the lock, the
+	// versions the link no longer names, what killed runs left (staging
+	// whose receivers are gone and that nothing touched for ten minutes)
+	// and a replaced real directory move to trash, which is emptied once
+	// the lock is released. Exit 75 (EX_TEMPFAIL): the lock stayed taken.
+	commitScript = `s=$1 id=$2 d=$3 n=$4 kind=$5
+lock=$s/lock
+i=0
+until mkdir -- "$lock" 2>/dev/null; do
+  if [ -n "$(find "$lock" -maxdepth 0 -mmin +1 2>/dev/null)" ] && mv -- "$lock" "$s/trash.lock.$id" 2>/dev/null; then continue; fi
+  i=$((i+1))
+  if [ "$i" -gt 300 ]; then echo "another upload to $d/$n holds the lock $lock" >&2; exit 75; fi
+  sleep 0.1
+done
+trap 'rmdir -- "$lock" 2>/dev/null' EXIT
+v=$s/v.$id
+mv -T -- "$s/staging.$id" "$v" || exit
+rm -f -- "$s/staging.$id.pids"
+if [ "$kind" = file ]; then
+  if [ -d "$d/$n" ] && [ ! -L "$d/$n" ]; then echo "$d/$n is a directory in the container; a file cannot replace it" >&2; exit 1; fi
+  mv -f -T -- "$v/$n" "$d/$n" || exit
+else
+  ln -s -- ".kubectl-concourse/$n/v.$id/$n" "$s/link.$id" || exit
+  if [ -d "$d/$n" ] && [ ! -L "$d/$n" ]; then
+    # The step's own directory: moved aside first, the one moment the
+    # destination is missing (only the first upload over it).
+    mv -T -- "$d/$n" "$s/prev.$id" || exit
+  fi
+  if ! mv -f -T -- "$s/link.$id" "$d/$n"; then
+    st=$?
+    [ -e "$s/prev.$id" ] && mv -T -- "$s/prev.$id" "$d/$n"
+    exit "$st"
+  fi
+fi
+cur=$(readlink -- "$d/$n" 2>/dev/null)
+for e in "$s"/v.* "$s"/prev.* "$s"/link.*; do
+  [ -e "$e" ] || [ -L "$e" ] || continue
+  [ ".kubectl-concourse/$n/${e##*/}/$n" = "$cur" ] && continue
+  mv -- "$e" "$s/trash.${e##*/}"
+done
+for e in "$s"/staging.*; do
+  case $e in *.pids) continue ;; esac
+  [ -e "$e" ] || continue
+  if [ -f "$e.pids" ]; then
+    alive=
+    for p in $(cat -- "$e.pids"); do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ -n "$alive" ] && continue
+  fi
+  [ -n "$(find "$e" "$e.pids" -mmin -10 2>/dev/null | head -n 1)" ] && continue
+  mv -- "$e" "$s/trash.${e##*/}" && rm -f -- "$e.pids"
+done
+rmdir -- "$lock"
+trap - EXIT
+rm -rf -- "$s"/trash.*
+rmdir -- "$s" "$d/.kubectl-concourse" 2>/dev/null
+exit 0`
+)
+
+// stateDirName is the directory beside an upload's destination that
+// holds its staging and versions; no upload may be named so.
+const stateDirName = ".kubectl-concourse"

@@ -1,0 +1,289 @@
+package execute
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+const (
+	// stepName is fly's name for the task of a one-off build.
+	stepName = "one-off"
+
+	// The pod's containers: inputs (an init container that holds the
+	// pod back until the inputs are uploaded), task (the step's), outputs
+	// (a helper that keeps the outputs' volumes for the download).
+	inputsContainer  = "inputs"
+	taskContainer    = "task"
+	outputsContainer = "outputs"
+
+	// helperLifetime bounds the inputs and outputs helpers whose tether
+	// was lost and never tied again.
+	helperLifetime = time.Hour
+)
+
+// workingDir is where a one-off task runs: /tmp/build/ and the first 8 hex
+// digits of sha256 of the task's name, as Concourse places a task
+// (atc/engine/step_factory.go): /tmp/build/b1dda4c3.
+var workingDir = func() string {
+	sum := sha256.Sum256([]byte(stepName))
+	return "/tmp/build/" + hex.EncodeToString(sum[:4])
+}()
+
+// oneOff is a one-off build with everything decided: what the pod and its
+// Secret hold follows from it alone.
+type oneOff struct {
+	Namespace, Team, BuildID string
+	Image                    string
+	Config                   TaskConfig // args appended, params overridden from the environment
+	Inputs                   []input    // the inputs that are uploaded
+	Outputs                  []output   // the outputs that are downloaded (-o)
+	Privileged               bool
+	Tags                     []string
+	Timeout                  time.Duration
+	HelperImage              string
+}
+
+// input is a task input and the local directory it comes from.
+type input struct {
+	Name, Local, Remote string
+}
+
+// output is a task output and the local path it lands at.
+type output struct {
+	Name, Remote, Local string
+}
+
+func (b oneOff) podName() string    { return "one-off-" + b.BuildID }
+func (b oneOff) secretName() string { return b.podName() + "-params" }
+
+// labels are the contract's for a one-off build (docs/labels.md), and who
+// made it.
+func (b oneOff) labels() (labels, annotations map[string]string) {
+	labels = map[string]string{
+		selector.LabelManagedBy: selector.ManagedByValue,
+		selector.LabelBuildID:   b.BuildID,
+		selector.LabelBuildName: b.BuildID,
+		selector.LabelStepName:  stepName,
+		selector.LabelStepType:  "task",
+		selector.LabelCreatedBy: selector.CreatedByExecute,
+	}
+	annotations = map[string]string{selector.AnnotationContainer: taskContainer}
+	if b.Team != "" {
+		annotations = selector.Put(labels, annotations, selector.LabelTeam, b.Team)
+	}
+	return labels, annotations
+}
+
+// objects are the pod and the Secret of its params (nil when there are
+// none), as they are created; the Secret's owner reference gets the pod's
+// UID once the pod exists.
+func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
+	labels, annotations := b.labels()
+	c := b.Config
+	deadline := int64(b.Timeout / time.Second)
+	grace := int64(10)
+	no := false
+	pod := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: b.podName(), Namespace: b.Namespace, Labels: labels, Annotations: annotations},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			ActiveDeadlineSeconds:         &deadline,
+			TerminationGracePeriodSeconds: &grace,
+			// A task gets no credentials for the cluster it runs on.
+			AutomountServiceAccountToken: &no,
+			EnableServiceLinks:           &no,
+			NodeSelector:                 map[string]string{corev1.LabelOSStable: c.Platform},
+		},
+	}
+	if len(b.Tags) > 0 {
+		var reqs []corev1.NodeSelectorRequirement
+		for _, tag := range b.Tags {
+			reqs = append(reqs, corev1.NodeSelectorRequirement{Key: selector.NodeTagPrefix + tag, Operator: corev1.NodeSelectorOpExists})
+		}
+		pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+				NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: reqs}},
+			},
+		}}
+	}
+
+	// One emptyDir per path: an input and an output at the same path share
+	// one, as in Concourse.
+	vols := map[string]string{} // path -> volume name
+	volume := func(kind string, i int, p string) corev1.VolumeMount {
+		name, ok := vols[p]
+		if !ok {
+			name = fmt.Sprintf("%s-%d", kind, i)
+			vols[p] = name
+			pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name,
+				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		}
+		return corev1.VolumeMount{Name: name, MountPath: p}
+	}
+	var inputMounts, outputMounts, taskMounts []corev1.VolumeMount
+	uploaded := map[string]bool{}
+	for _, in := range b.Inputs {
+		uploaded[in.Name] = true
+	}
+	for i, in := range c.Inputs {
+		vm := volume("input", i, artifactPath(workingDir, in.Name, in.Path))
+		taskMounts = append(taskMounts, vm)
+		if uploaded[in.Name] {
+			inputMounts = append(inputMounts, vm)
+		}
+	}
+	downloaded := map[string]bool{}
+	for _, out := range b.Outputs {
+		downloaded[out.Name] = true
+	}
+	for i, out := range c.Outputs {
+		vm := volume("output", i, artifactPath(workingDir, out.Name, out.Path))
+		taskMounts = append(taskMounts, vm)
+		if downloaded[out.Name] {
+			ro := vm
+			ro.ReadOnly = true // the download only reads
+			outputMounts = append(outputMounts, ro)
+		}
+	}
+	for i, cache := range c.Caches {
+		taskMounts = append(taskMounts, volume("cache", i, artifactPath(workingDir, "", cache.Path)))
+	}
+	taskMounts = dedupeMounts(taskMounts)
+
+	task := corev1.Container{
+		Name:            taskContainer,
+		Image:           b.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		WorkingDir:      path.Join(workingDir, c.Run.Dir),
+		Args:            escapeAll(c.Run.Args),
+		Env: []corev1.EnvVar{
+			{Name: "BUILD_ID", Value: b.BuildID},
+			{Name: "BUILD_NAME", Value: b.BuildID},
+			{Name: "BUILD_TEAM_NAME", Value: b.Team},
+		},
+		VolumeMounts: taskMounts,
+	}
+	if c.Run.Path != "" {
+		task.Command = []string{helper.EscapeExpansion(c.Run.Path)}
+	}
+	if l := c.Limits; l.CPU != nil || l.Memory != nil {
+		task.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{}, Requests: corev1.ResourceList{}}
+		if l.CPU != nil {
+			// The inverse of the kubelet's milli-CPU to shares rule
+			// (shares = milli * 1024 / 1000).
+			task.Resources.Requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(*l.CPU*1000/1024), resource.DecimalSI)
+		}
+		if l.Memory != nil {
+			q := *resource.NewQuantity(int64(*l.Memory), resource.BinarySI)
+			task.Resources.Limits[corev1.ResourceMemory], task.Resources.Requests[corev1.ResourceMemory] = q, q
+		}
+	}
+	sc := &corev1.SecurityContext{}
+	if b.Privileged {
+		sc.Privileged = &b.Privileged
+	}
+	if uid, ok := runAsUser(c.Run.User); ok {
+		sc.RunAsUser = &uid
+	}
+	if *sc != (corev1.SecurityContext{}) {
+		task.SecurityContext = sc
+	}
+
+	var secret *corev1.Secret
+	if len(c.Params) > 0 {
+		keys := make([]string, 0, len(c.Params))
+		for k := range c.Params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		data := map[string][]byte{}
+		for _, k := range keys {
+			data[k] = []byte(c.Params[k])
+		}
+		secret = &corev1.Secret{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{Name: b.secretName(), Namespace: b.Namespace,
+				Labels:          map[string]string{selector.LabelCreatedBy: selector.CreatedByExecute, selector.LabelBuildID: b.BuildID},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: b.podName()}}},
+			Type: corev1.SecretTypeOpaque,
+			Data: data,
+		}
+		// The values reach the process only through the Secret: none is in
+		// the pod's spec, its events or the plugin's output.
+		task.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: secret.Name}}}}
+	}
+
+	if len(inputMounts) > 0 {
+		in := b.helperContainer(inputsContainer, inputMounts)
+		if sc := task.SecurityContext; sc != nil && sc.RunAsUser != nil {
+			// The inputs then belong to the task's user, as they do in
+			// Concourse, and it may write to them.
+			in.SecurityContext = &corev1.SecurityContext{RunAsUser: sc.RunAsUser}
+		}
+		pod.Spec.InitContainers = []corev1.Container{in}
+	}
+	pod.Spec.Containers = []corev1.Container{task}
+	if len(outputMounts) > 0 {
+		pod.Spec.Containers = append(pod.Spec.Containers, b.helperContainer(outputsContainer, outputMounts))
+	}
+	return pod, secret
+}
+
+// helperContainer holds volumes for a transfer: a keeper that ends when the
+// plugin releases it (or is lost), in the helper image, which has sh and
+// tar whatever the task's image lacks.
+func (b oneOff) helperContainer(name string, mounts []corev1.VolumeMount) corev1.Container {
+	return corev1.Container{
+		Name:            name,
+		Image:           b.HelperImage,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         helper.KeeperCommand(helperLifetime),
+		VolumeMounts:    mounts,
+	}
+}
+
+// escapeAll keeps a task's arguments as Concourse passes them: Kubernetes
+// would expand $(VAR) and $$ in them.
+func escapeAll(args []string) []string {
+	var out []string
+	for _, a := range args {
+		out = append(out, helper.EscapeExpansion(a))
+	}
+	return out
+}
+
+func dedupeMounts(mounts []corev1.VolumeMount) []corev1.VolumeMount {
+	seen := map[string]bool{}
+	var out []corev1.VolumeMount
+	for _, m := range mounts {
+		if !seen[m.MountPath] {
+			seen[m.MountPath] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// runAsUser reads run.user: a number, or root. Other names need the image's
+// /etc/passwd, which Kubernetes does not read.
+func runAsUser(user string) (int64, bool) {
+	if user == "root" {
+		return 0, true
+	}
+	uid, err := strconv.ParseInt(user, 10, 64)
+	return uid, err == nil && uid >= 0
+}

@@ -1,0 +1,465 @@
+package execute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+// fly's exit statuses when the task's own is not the answer.
+const (
+	exitFailed  = 1
+	exitErrored = 2
+	exitAborted = 3
+)
+
+// Run creates the build and follows it to its end, or prints it (dry run).
+func (o *ExecuteOptions) Run(ctx context.Context) error {
+	team := o.Team
+	if team == "" && o.DryRun == "none" {
+		team = o.namespaceTeam(ctx)
+	}
+	b := o.plan(team)
+	pod, secret := b.objects()
+	for _, w := range o.warnings() {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+	}
+	if o.DryRun == "client" {
+		return o.print(pod, secret)
+	}
+	// The first Ctrl-C (or SIGTERM) aborts the build; a second one, while
+	// it is being deleted, exits at once. cli cancels ctx on the first too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	second, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-signals:
+			cancel()
+		case <-finished:
+			return
+		}
+		select {
+		case <-signals:
+			close(second)
+		case <-finished:
+		}
+	}()
+	r := &runner{o: o, b: b, client: o.Client, second: second, colour: o.isTerminal(o.Out)}
+	return r.run(ctx, pod, secret)
+}
+
+// namespaceTeam is the team the namespace is labelled with
+// (concourse-ci.org/team), when the user may read the namespace.
+func (o *ExecuteOptions) namespaceTeam(ctx context.Context) string {
+	ns, err := o.Client.CoreV1().Namespaces().Get(ctx, o.Namespace, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	team, _ := selector.Original(ns.Labels, ns.Annotations, selector.LabelTeam)
+	return team
+}
+
+// print writes the objects a run would create, as a v1 List.
+func (o *ExecuteOptions) print(pod *corev1.Pod, secret *corev1.Secret) error {
+	list := &corev1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
+	list.Items = append(list.Items, runtime.RawExtension{Object: pod})
+	if secret != nil {
+		list.Items = append(list.Items, runtime.RawExtension{Object: secret})
+	}
+	var p printers.ResourcePrinter = &printers.YAMLPrinter{}
+	if o.format == "json" {
+		p = &printers.JSONPrinter{}
+	}
+	return p.PrintObj(list, o.Out)
+}
+
+// runner is one build being followed.
+type runner struct {
+	o      *ExecuteOptions
+	b      oneOff
+	client kubernetes.Interface
+	second <-chan struct{} // closed by a second Ctrl-C
+	colour bool
+
+	pod     *corev1.Pod
+	secret  *corev1.Secret
+	tethers []*helper.Tether
+}
+
+func (r *runner) run(ctx context.Context, pod *corev1.Pod, secret *corev1.Secret) error {
+	o, ns := r.o, r.b.Namespace
+	created, err := r.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create pod %s: %w", pod.Name, cmderr.ExplainForbidden(err, ns, "create", "pods"))
+	}
+	r.pod = created
+	if secret != nil {
+		secret.OwnerReferences[0].UID = created.UID
+		if r.secret, err = r.client.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			r.remove(ctx)
+			return fmt.Errorf("create the Secret of the params: %w", cmderr.ExplainForbidden(err, ns, "create", "secrets"))
+		}
+	}
+	fmt.Fprintf(o.Out, "executing build %s as pod %s\n", r.b.BuildID, printers.EscapeTerminal(ns+"/"+created.Name))
+	status, err := r.follow(ctx)
+	r.releaseAll(ctx)
+	if ctx.Err() != nil {
+		return r.abort()
+	}
+	switch {
+	case o.Background && err == nil:
+		r.printFollowUp()
+		return nil
+	case o.Keep:
+		fmt.Fprintf(o.ErrOut, "Kept pod %s; remove it with: kubectl delete pod -n %s %s\n",
+			printers.EscapeTerminal(ns+"/"+created.Name), printers.EscapeTerminal(ns), printers.EscapeTerminal(created.Name))
+	default:
+		r.remove(ctx)
+	}
+	return r.result(status, err)
+}
+
+// result maps the end of a build to fly's output and exit status: the
+// task's own exit status when it ran, else 1 failed, 2 errored.
+func (r *runner) result(status buildStatus, err error) error {
+	switch status.state {
+	case "succeeded":
+		r.printStatus("succeeded")
+		return nil
+	case "failed":
+		r.printStatus("failed")
+		code := status.code
+		if code == 0 {
+			code = exitFailed
+		}
+		if err != nil {
+			return cmderr.Status{Code: code, Reason: "build failed", Explain: err.Error()}
+		}
+		return cmderr.Status{Code: code, Reason: "build failed"}
+	}
+	r.printStatus("errored")
+	if err == nil {
+		err = errors.New("the build errored")
+	}
+	return cmderr.Status{Code: exitErrored, Reason: "build errored", Explain: err.Error()}
+}
+
+// buildStatus is how the task ended: succeeded, failed (code is its exit
+// status, 0 when it had none) or errored (it could not run).
+type buildStatus struct {
+	state string
+	code  int
+}
+
+// follow takes the build from its creation to the end of its task and its
+// outputs' download.
+func (r *runner) follow(ctx context.Context) (buildStatus, error) {
+	o, b := r.o, r.b
+	errored := buildStatus{state: "errored"}
+	// Only what the user should know: a pod the scheduler cannot place,
+	// a failure the kubelet retries.
+	report := func(why string, hope helper.Hope) {
+		if hope == helper.Retrying || strings.HasPrefix(why, "unschedulable") {
+			fmt.Fprintf(o.ErrOut, "waiting: %s\n", why)
+		}
+	}
+	first := taskContainer
+	if len(b.Inputs) > 0 {
+		first = inputsContainer
+	}
+	// Pending: scheduling, image pulls, until the first container runs.
+	if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, first,
+		helper.WaitOptions{Patient: true, Timeout: o.PendingTimeout, Report: report, Ended: first == taskContainer}); err != nil {
+		return errored, r.explainPending(ctx, err)
+	}
+	if len(b.Inputs) > 0 {
+		if err := r.upload(ctx); err != nil {
+			return errored, err
+		}
+	}
+	if o.Background {
+		return buildStatus{state: "started"}, nil
+	}
+	fmt.Fprintln(o.Out, r.bold("initializing"))
+	if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, taskContainer,
+		helper.WaitOptions{Patient: true, Timeout: o.PendingTimeout, Report: report, Ended: true}); err != nil {
+		return errored, err
+	}
+	argv := append([]string{b.Config.Run.Path}, b.Config.Run.Args...)
+	fmt.Fprintln(o.Out, r.bold("running "+printers.EscapeTerminal(strings.TrimSpace(strings.Join(argv, " ")))))
+	if len(b.Outputs) > 0 {
+		r.tethers = append(r.tethers, helper.Tie(o.Executor, r.container(outputsContainer), helper.DefaultGrace))
+	}
+	if err := r.logs(ctx); err != nil {
+		return errored, err
+	}
+	status, err := r.taskEnd(ctx)
+	if err != nil {
+		return errored, err
+	}
+	if len(b.Outputs) > 0 {
+		if err := r.download(ctx); err != nil {
+			if status.state == "succeeded" {
+				status = buildStatus{state: "failed"}
+			}
+			return status, err
+		}
+	}
+	return status, nil
+}
+
+func (r *runner) container(name string) podexec.Container {
+	return podexec.Container{Namespace: r.b.Namespace, Pod: r.pod.Name, Name: name}
+}
+
+// upload sends every input in parallel into the inputs container, then
+// releases it so that the task starts.
+func (r *runner) upload(ctx context.Context) error {
+	o := r.o
+	t := helper.Tie(o.Executor, r.container(inputsContainer), helper.DefaultGrace)
+	r.tethers = append(r.tethers, t)
+	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(inputsContainer), WorkingDir: workingDir}
+	tty := o.isTerminal(o.ErrOut)
+	prog := artifacts.NewProgress(ctx, o.ErrOut, tty, tty)
+	warnf := func(format string, a ...any) { fmt.Fprintf(o.ErrOut, format, a...) }
+	errs := make([]error, len(r.b.Inputs))
+	var wg sync.WaitGroup
+	for i, in := range r.b.Inputs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = artifacts.UploadInto(ctx, ep, o.transferSettings(prog, warnf), in.Local, in.Remote)
+		}()
+	}
+	wg.Wait()
+	prog.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.tethers = r.tethers[:len(r.tethers)-1]
+	if err := t.Release(ctx); err != nil {
+		return fmt.Errorf("start the task after its inputs: %w", err)
+	}
+	return nil
+}
+
+// releaseAll lets the helpers still tied end: their work is done, or the
+// pod goes anyway.
+func (r *runner) releaseAll(ctx context.Context) {
+	for _, t := range r.tethers {
+		_ = t.Release(ctx)
+	}
+	r.tethers = nil
+}
+
+// download brings every -o output back in parallel from the outputs
+// container, whatever the task's status (fly's ensure).
+func (r *runner) download(ctx context.Context) error {
+	o := r.o
+	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(outputsContainer), WorkingDir: workingDir}
+	tty := o.isTerminal(o.ErrOut)
+	prog := artifacts.NewProgress(ctx, o.ErrOut, tty, tty)
+	warnf := func(format string, a ...any) { fmt.Fprintf(o.ErrOut, format, a...) }
+	errs := make([]error, len(r.b.Outputs))
+	var wg sync.WaitGroup
+	for i, out := range r.b.Outputs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = artifacts.DownloadAs(ctx, ep, o.transferSettings(prog, warnf), out.Remote, out.Local)
+		}()
+	}
+	wg.Wait()
+	prog.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("downloading failed: %w", err)
+	}
+	return nil
+}
+
+// logs streams the task's log from its first byte to its end.
+func (r *runner) logs(ctx context.Context) error {
+	stream, err := r.client.CoreV1().Pods(r.b.Namespace).GetLogs(r.pod.Name,
+		&corev1.PodLogOptions{Container: taskContainer, Follow: true}).Stream(ctx)
+	if err != nil {
+		return fmt.Errorf("logs of the task: %w", cmderr.ExplainForbidden(err, r.b.Namespace, "get", "pods/log"))
+	}
+	defer stream.Close()
+	if _, err := io.Copy(r.o.Out, stream); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(r.o.ErrOut, "warning: the task's log was cut short: %v\n", err)
+	}
+	return nil
+}
+
+// taskEnd waits until the task's container has ended and reads how.
+func (r *runner) taskEnd(ctx context.Context) (buildStatus, error) {
+	var status buildStatus
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		p, err := r.client.CoreV1().Pods(r.b.Namespace).Get(ctx, r.pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, cmderr.ExplainForbidden(err, r.b.Namespace, "get", "pods")
+		}
+		for _, s := range p.Status.ContainerStatuses {
+			if s.Name != taskContainer || s.State.Terminated == nil {
+				continue
+			}
+			status = buildStatus{state: "failed", code: int(s.State.Terminated.ExitCode)}
+			if status.code == 0 {
+				status.state = "succeeded"
+			}
+			return true, nil
+		}
+		if p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded" {
+			status = buildStatus{state: "failed"}
+			return false, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
+		}
+		return false, nil
+	})
+	return status, err
+}
+
+// explainPending adds to a pod that never started what the nodes lack, when
+// the scheduler found none for it.
+func (r *runner) explainPending(ctx context.Context, err error) error {
+	if !strings.Contains(err.Error(), "unschedulable") {
+		return err
+	}
+	nodes, lerr := r.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if lerr != nil {
+		return err
+	}
+	var missing []string
+	platform := r.b.Config.Platform
+	if !anyNode(nodes.Items, func(n corev1.Node) bool { return n.Labels[corev1.LabelOSStable] == platform }) {
+		missing = append(missing, fmt.Sprintf("no node runs platform %s (label %s=%s)", platform, corev1.LabelOSStable, platform))
+	}
+	for _, tag := range r.b.Tags {
+		if !anyNode(nodes.Items, func(n corev1.Node) bool { _, ok := n.Labels[selector.NodeTagPrefix+tag]; return ok }) {
+			missing = append(missing, fmt.Sprintf("no node has tag %s (label %s%s)", tag, selector.NodeTagPrefix, tag))
+		}
+	}
+	if len(missing) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, strings.Join(missing, "; "))
+}
+
+func anyNode(nodes []corev1.Node, ok func(corev1.Node) bool) bool {
+	for _, n := range nodes {
+		if ok(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// abort is the first Ctrl-C: the pod and its Secret are deleted and gone
+// before it returns (a second Ctrl-C returns at once).
+func (r *runner) abort() error {
+	fmt.Fprintln(r.o.ErrOut, "\naborting...")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		r.remove(ctx)
+		r.waitGone(ctx)
+	}()
+	select {
+	case <-done:
+		r.printStatus("aborted")
+		return cmderr.Status{Code: exitAborted, Reason: "build aborted"}
+	case <-r.second:
+		fmt.Fprintln(r.o.ErrOut, "exiting immediately")
+		return cmderr.Status{Code: exitErrored, Reason: "exiting immediately",
+			Explain: fmt.Sprintf("pod %s may be left behind: kubectl concourse gc removes it", printers.EscapeTerminal(r.b.Namespace+"/"+r.pod.Name))}
+	}
+}
+
+// remove deletes the pod and its Secret, even when ctx is cancelled.
+func (r *runner) remove(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	grace := int64(0)
+	opts := metav1.DeleteOptions{GracePeriodSeconds: &grace}
+	if err := r.client.CoreV1().Pods(r.b.Namespace).Delete(ctx, r.pod.Name, opts); err != nil && !apierrors.IsNotFound(err) {
+		fmt.Fprintf(r.o.ErrOut, "warning: pod %s is left behind (kubectl concourse gc removes it): %v\n",
+			printers.EscapeTerminal(r.b.Namespace+"/"+r.pod.Name), cmderr.ExplainForbidden(err, r.b.Namespace, "delete", "pods"))
+	}
+	if r.secret != nil {
+		if err := r.client.CoreV1().Secrets(r.b.Namespace).Delete(ctx, r.secret.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			fmt.Fprintf(r.o.ErrOut, "warning: Secret %s is left behind (kubectl concourse gc removes it): %v\n",
+				printers.EscapeTerminal(r.b.Namespace+"/"+r.secret.Name), cmderr.ExplainForbidden(err, r.b.Namespace, "delete", "secrets"))
+		}
+	}
+}
+
+// waitGone waits until the pod and the Secret no longer exist.
+func (r *runner) waitGone(ctx context.Context) {
+	_ = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, err := r.client.CoreV1().Pods(r.b.Namespace).Get(ctx, r.pod.Name, metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if r.secret != nil {
+			_, err = r.client.CoreV1().Secrets(r.b.Namespace).Get(ctx, r.secret.Name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		}
+		return true, nil
+	})
+}
+
+// printFollowUp: -b returns once the task runs; these follow it.
+func (r *runner) printFollowUp() {
+	ns, id := printers.EscapeTerminal(r.b.Namespace), r.b.BuildID
+	fmt.Fprintf(r.o.Out, "build %s runs on in pod %s/%s; follow it with:\n", id, ns, printers.EscapeTerminal(r.pod.Name))
+	fmt.Fprintf(r.o.Out, "  kubectl concourse watch -n %s -b %s\n", ns, id)
+	fmt.Fprintf(r.o.Out, "  kubectl concourse hijack -n %s -b %s\n", ns, id)
+	fmt.Fprintf(r.o.Out, "  kubectl concourse download -n %s -b %s PATH\n", ns, id)
+	fmt.Fprintf(r.o.Out, "and remove it when done with: kubectl delete pod -n %s %s (its Secret goes with it)\n", ns, printers.EscapeTerminal(r.pod.Name))
+}
+
+// Colours as fly's (fly/ui): on a terminal only.
+var statusColours = map[string]string{
+	"succeeded": "\x1b[32m", "failed": "\x1b[31m", "errored": "\x1b[1;33m", "aborted": "\x1b[33m",
+}
+
+func (r *runner) printStatus(status string) {
+	if r.colour {
+		status = statusColours[status] + status + "\x1b[0m"
+	}
+	fmt.Fprintln(r.o.Out, status)
+}
+
+func (r *runner) bold(s string) string {
+	if r.colour {
+		return "\x1b[1m" + s + "\x1b[0m"
+	}
+	return s
+}
