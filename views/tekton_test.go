@@ -2,21 +2,28 @@ package views
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	testingclock "k8s.io/utils/clock/testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -173,5 +180,37 @@ func TestStamps(t *testing.T) {
 	fmt.Fprint(off, "a\n")
 	if plain.String() != "a\n" {
 		t.Errorf("without -t: %q", plain.String())
+	}
+}
+
+// watch ends when the build's PipelineRun says so, naming what it skipped,
+// with no --settle wait (the clock never moves here) and fly's exit status.
+func TestWatchTekton(t *testing.T) {
+	p := stepPod("run-1-unit", "1", "91", "unit", time.Minute, exited(3, time.Minute, 0))
+	p.Labels[selector.LabelTektonTaskRun], p.Labels[selector.LabelTektonPipelineRun] = "run-1-unit", "run-1"
+	pr := succeeded("False", "Failed")
+	pr["skippedTasks"] = []any{map[string]any{"name": "deploy"}}
+	client := fake.NewClientset(p)
+	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	o := NewWatchOptions(streams)
+	o.Client, o.Namespace, o.Target = client, "ci", selector.Target{Job: "main/unit", Build: "1"}
+	o.Dynamic = newTektonClient(tektonObject("PipelineRun", "run-1", nil, pr))
+	o.Clock = testingclock.NewFakeClock(now)
+	o.IsTerminal = func(io.Writer) bool { return false }
+	o.Logs = func(context.Context, string, string, string, bool) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("unit logs\n")), nil
+	}
+	if err := o.Complete(nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := o.Run(ctx)
+	var st cmderr.Status
+	if !errors.As(err, &st) || st.Code != 3 {
+		t.Errorf("Run() = %v, want the task's exit status 3", err)
+	}
+	if want := "==> task unit\nunit logs\n==> deploy\nskipped\nfailed\n"; out.String() != want {
+		t.Errorf("out:\n%s\nwant:\n%s\nerrOut: %s", out, want, errOut)
 	}
 }

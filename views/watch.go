@@ -133,7 +133,7 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 	if run, ok, err := o.tektonRun(ctx, ns, list.Items); err != nil {
 		return err
 	} else if ok {
-		sources = append(sources, run)
+		sources, f.tekton = append(sources, run), true
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -219,12 +219,13 @@ func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
 // follower is the state of one watched build: its pods as last seen and
 // the steps whose logs were printed.
 type follower struct {
-	o    *WatchOptions
-	ns   string
-	pods map[string]*corev1.Pod
-	done map[string]bool // pod/container
-	run  *tektonRun      // Tekton's run of the build, once seen
-	out  *stampWriter
+	o      *WatchOptions
+	ns     string
+	pods   map[string]*corev1.Pod
+	done   map[string]bool // pod/container
+	run    *tektonRun      // Tekton's run of the build, once seen
+	tekton bool            // the build has a Tekton run: it alone says when the build ends
+	out    *stampWriter
 }
 
 func (f *follower) steps() []step {
@@ -289,8 +290,8 @@ func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchE
 			// will not (they were skipped or cancelled).
 			f.printSkipped()
 			return f.run.status, nil
-		case next >= 0 || f.run != nil:
-			stopSettle() // a step is yet to start, or Tekton's run goes on
+		case next >= 0 || f.tekton:
+			stopSettle() // a step is yet to start, or Tekton's run goes on (finally tasks may follow a failure)
 		default:
 			status := buildStatus(steps)
 			if status == statusSucceeded && settle == nil {
