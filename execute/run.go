@@ -224,6 +224,11 @@ func (r *runner) follow(ctx context.Context) (buildStatus, error) {
 		return errored, err
 	}
 	if len(b.Outputs) > 0 {
+		// It starts beside the task, maybe after a task that ended at once.
+		if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, outputsContainer,
+			helper.WaitOptions{Timeout: o.PendingTimeout}); err != nil {
+			return errored, err
+		}
 		if err := r.download(ctx); err != nil {
 			if status.state == "succeeded" {
 				status = buildStatus{state: "failed"}
@@ -319,29 +324,18 @@ func (r *runner) logs(ctx context.Context) error {
 
 // taskEnd waits until the task's container has ended and reads how.
 func (r *runner) taskEnd(ctx context.Context) (buildStatus, error) {
-	var status buildStatus
-	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		p, err := r.client.CoreV1().Pods(r.b.Namespace).Get(ctx, r.pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, cmderr.ExplainForbidden(err, r.b.Namespace, "get", "pods")
+	ended, pod, err := helper.WaitEnded(ctx, r.client.CoreV1(), r.b.Namespace, r.pod.Name, taskContainer)
+	if err != nil {
+		if pod != nil && pod.Status.Reason == "DeadlineExceeded" {
+			return buildStatus{state: "failed"}, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
 		}
-		for _, s := range p.Status.ContainerStatuses {
-			if s.Name != taskContainer || s.State.Terminated == nil {
-				continue
-			}
-			status = buildStatus{state: "failed", code: int(s.State.Terminated.ExitCode)}
-			if status.code == 0 {
-				status.state = "succeeded"
-			}
-			return true, nil
-		}
-		if p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded" {
-			status = buildStatus{state: "failed"}
-			return false, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
-		}
-		return false, nil
-	})
-	return status, err
+		return buildStatus{state: "errored"}, err
+	}
+	status := buildStatus{state: "failed", code: int(ended.ExitCode)}
+	if status.code == 0 {
+		status.state = "succeeded"
+	}
+	return status, nil
 }
 
 // explainPending adds to a pod that never started what the nodes lack, when

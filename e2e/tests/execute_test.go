@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -228,11 +230,13 @@ func TestExecuteUnschedulableSaysWhy(t *testing.T) {
 	}{
 		{"platform", "plan9", nil, "no node runs platform plan9"},
 		{"tag", "linux", []string{"--tag", "gpu"}, "no node has tag gpu"},
+		{"image", "linux", []string{"--image", "no-such-image:1"}, "no-such-image"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			task := writeTask(t, "platform: "+tt.platform+"\nrun: {path: 'true'}\n")
-			r := execute(t, ns, append([]string{"-c", task, "--image", "busybox", "--pending-timeout", "5s"}, tt.args...)...)
+			args := append([]string{"-c", task, "--image", "busybox", "--pending-timeout", "5s"}, tt.args...)
+			r := execute(t, ns, args...)
 			if r.exitCode != 2 || !strings.Contains(r.stderr, tt.want) || !strings.Contains(r.stdout, "errored") {
 				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 2 (errored) and %q", r.exitCode, r.stdout, r.stderr, tt.want)
 			}
@@ -306,6 +310,48 @@ func TestGCRemovesAbandonedOneOffBuilds(t *testing.T) {
 	}
 	if r := run(t, "", "kubectl", "concourse", "gc", "-n", ns, "--older-than", "0"); r.exitCode != 0 {
 		t.Fatalf("gc: exit %d: %s", r.exitCode, r.stderr)
+	}
+	waitNothingLeft(t, ns)
+}
+
+func TestExecuteWithoutSecretsRightsLeavesNothing(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	kubeconfig, err := testCluster.UserKubeconfig("execute-no-secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "no-secrets", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+	}}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "no-secrets", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "no-secrets"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "execute-no-secrets"}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	task := writeTask(t, "platform: linux\nparams: {A: b}\nrun: {path: 'true'}\n")
+	var r result
+	deadline := time.Now().Add(20 * time.Second) // bindings take effect asynchronously
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		cmd := testCluster.Command(cctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "--image", "busybox")
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+		r = runCmd(t, cmd, "")
+		cancel()
+		if !strings.Contains(r.stderr, `"create" on "pods"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	want := `permission denied: you need "create" on "secrets" in namespace ` + ns
+	if r.exitCode != 1 || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "error: ") != 1 {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1 and %q", r.exitCode, r.stderr, want)
 	}
 	waitNothingLeft(t, ns)
 }
