@@ -16,7 +16,8 @@ import (
 	"github.com/moby/term"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // Options is what every manage command shares: streams, the namespace and
@@ -26,8 +27,7 @@ type Options struct {
 
 	NonInteractive bool // --non-interactive/-y: do not ask
 
-	Namespace string
-	Client    kubernetes.Interface
+	podexec.Connection
 	// IsTerminal reports whether the confirmation can be asked on In.
 	IsTerminal func(io.Reader) bool
 }
@@ -38,18 +38,8 @@ func newOptions(streams genericiooptions.IOStreams) Options {
 
 // Complete reads the namespace and builds what tests did not preset.
 func (o *Options) Complete(getter genericclioptions.RESTClientGetter) error {
-	var err error
-	if o.Namespace, _, err = getter.ToRawKubeConfigLoader().Namespace(); err != nil {
-		return fmt.Errorf("namespace: %w", err)
-	}
-	if o.Client == nil {
-		config, err := getter.ToRESTConfig()
-		if err != nil {
-			return err
-		}
-		if o.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
+	if err := o.Connection.Complete(getter); err != nil {
+		return err
 	}
 	if o.IsTerminal == nil {
 		o.IsTerminal = func(r io.Reader) bool {
