@@ -25,6 +25,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/execute"
 	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
+	"github.com/kubectl-concourse/kubectl-concourse/manage"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
 
@@ -123,6 +124,9 @@ that run as pods, found through labels.`,
 		views.NewCmdVolumes(streams, flags),
 		views.NewCmdBuilds(streams, flags),
 		views.NewCmdWatch(streams, flags),
+		manage.NewCmdClearTaskCache(streams, flags), manage.NewCmdClearResourceCache(streams, flags),
+		manage.NewCmdLandWorker(streams, flags), manage.NewCmdPruneWorker(streams, flags),
+		manage.NewCmdAbortBuild(streams, flags),
 	)
 	addCompletion(root)
 	return root
