@@ -17,8 +17,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 
-	"github.com/kubectl-concourse/kubectl-concourse/e2e/nodekind"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -84,13 +82,8 @@ const secretValue = "hunter2-is-not-a-password"
 // task file's params.
 var secretHash = func() string { s := sha256.Sum256([]byte(secretValue)); return hex.EncodeToString(s[:])[:16] }()
 
-// The execute tests run on the agent only for now: on a real node, ending
-// the inputs keeper races the init container's exit, runc answers "OCI
-// runtime exec failed: ... error executing setns process: exit status 1"
-// and execute fails the build (errored, exit 2), now and then. Once execute
-// tolerates that, they call onEachNodeKind like the others.
 func TestExecuteTaskLikeFly(t *testing.T) {
-	onNodeKind(t, nodekind.Agent, testExecuteTaskLikeFly)
+	onEachNodeKind(t, testExecuteTaskLikeFly)
 }
 
 func testExecuteTaskLikeFly(t *testing.T, ns string) {
@@ -184,7 +177,7 @@ run:
 }
 
 func TestExecuteShellLessImage(t *testing.T) {
-	onNodeKind(t, nodekind.Agent, testExecuteShellLessImage) // see TestExecuteTaskLikeFly
+	onEachNodeKind(t, testExecuteShellLessImage)
 }
 
 func testExecuteShellLessImage(t *testing.T, ns string) {
@@ -259,7 +252,7 @@ func TestExecuteUnschedulableSaysWhy(t *testing.T) {
 }
 
 func TestExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T) {
-	onNodeKind(t, nodekind.Agent, testExecuteCtrlCAtEachPhaseLeavesNothing) // see TestExecuteTaskLikeFly
+	onEachNodeKind(t, testExecuteCtrlCAtEachPhaseLeavesNothing)
 }
 
 func testExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T, ns string) {
