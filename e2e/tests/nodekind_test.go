@@ -24,12 +24,3 @@ func onEachNodeKind(t *testing.T, body func(t *testing.T, ns string)) {
 		})
 	}
 }
-
-// onNodeKind runs body on one kind of node only, as a subtest named after
-// it, for a test that cannot run on both yet (say why where it is called).
-func onNodeKind(t *testing.T, kind nodekind.Kind, body func(t *testing.T, ns string)) {
-	t.Helper()
-	t.Run(string(kind), func(t *testing.T) {
-		body(t, testCluster.NamespaceOn(t, kind))
-	})
-}
