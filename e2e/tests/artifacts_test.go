@@ -157,19 +157,7 @@ func TestArtifactsUploadIgnoresLikeFly(t *testing.T) {
 	}
 	ns := testCluster.Namespace(t)
 	createPod(t, artifactsPod(ns, "ign", "busybox", nil), running)
-	repo := filepath.Join(t.TempDir(), "repo")
-	mustWrite(t, filepath.Join(repo, ".gitignore"), []byte("*.log\n"), 0o644)
-	mustWrite(t, filepath.Join(repo, "main.go"), []byte("package main\n"), 0o644)
-	mustWrite(t, filepath.Join(repo, "new.txt"), []byte("untracked\n"), 0o644)
-	mustWrite(t, filepath.Join(repo, "debug.log"), []byte("ignored\n"), 0o644)
-	for _, args := range [][]string{{"init", "-q"}, {"add", ".gitignore", "main.go"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-	}
+	repo := gitRepo(t)
 	if r := concourse(t, "upload", ns, "ign", repo, "plain"); r.exitCode != 0 {
 		t.Fatalf("upload: exit %d: %s", r.exitCode, r.stderr)
 	}
