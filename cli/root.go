@@ -26,6 +26,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
 	"github.com/kubectl-concourse/kubectl-concourse/logs"
+	"github.com/kubectl-concourse/kubectl-concourse/manage"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
 
@@ -125,6 +126,9 @@ that run as pods, found through labels.`,
 		views.NewCmdVolumes(streams, flags),
 		views.NewCmdBuilds(streams, flags),
 		views.NewCmdWatch(streams, flags),
+		manage.NewCmdClearTaskCache(streams, flags), manage.NewCmdClearResourceCache(streams, flags),
+		manage.NewCmdLandWorker(streams, flags), manage.NewCmdPruneWorker(streams, flags),
+		manage.NewCmdAbortBuild(streams, flags),
 	)
 	addCompletion(root)
 	return root

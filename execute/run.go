@@ -246,25 +246,12 @@ func (r *runner) container(name string) podexec.Container {
 // upload sends every input in parallel into the inputs container, then
 // releases it so that the task starts.
 func (r *runner) upload(ctx context.Context) error {
-	o := r.o
-	t := helper.Tie(o.Executor, r.container(inputsContainer), helper.DefaultGrace)
+	t := helper.Tie(r.o.Executor, r.container(inputsContainer), helper.DefaultGrace)
 	r.tethers = append(r.tethers, t)
-	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(inputsContainer), WorkingDir: workingDir}
-	tty := o.isTerminal(o.ErrOut)
-	prog := artifacts.NewProgress(ctx, o.ErrOut, tty, tty)
-	warnf := func(format string, a ...any) { fmt.Fprintf(o.ErrOut, format, a...) }
-	errs := make([]error, len(r.b.Inputs))
-	var wg sync.WaitGroup
-	for i, in := range r.b.Inputs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = artifacts.UploadInto(ctx, ep, o.transferSettings(prog, warnf), in.Local, in.Remote)
-		}()
-	}
-	wg.Wait()
-	prog.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := r.transferAll(ctx, inputsContainer, len(r.b.Inputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
+		return artifacts.UploadInto(ctx, ep, s, r.b.Inputs[i].Local, r.b.Inputs[i].Remote)
+	})
+	if err != nil {
 		return err
 	}
 	r.tethers = r.tethers[:len(r.tethers)-1]
@@ -286,26 +273,35 @@ func (r *runner) releaseAll(ctx context.Context) {
 // download brings every -o output back in parallel from the outputs
 // container, whatever the task's status (fly's ensure).
 func (r *runner) download(ctx context.Context) error {
+	err := r.transferAll(ctx, outputsContainer, len(r.b.Outputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
+		return artifacts.DownloadAs(ctx, ep, s, r.b.Outputs[i].Remote, r.b.Outputs[i].Local)
+	})
+	if err != nil {
+		return fmt.Errorf("downloading failed: %w", err)
+	}
+	return nil
+}
+
+// transferAll runs n transfers with container at once, each with its bar on
+// a terminal (fly draws one per input and output), and joins their errors.
+func (r *runner) transferAll(ctx context.Context, container string, n int, transfer func(context.Context, artifacts.Endpoint, artifacts.Settings, int) error) error {
 	o := r.o
-	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(outputsContainer), WorkingDir: workingDir}
+	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(container), WorkingDir: workingDir}
 	tty := o.isTerminal(o.ErrOut)
 	prog := artifacts.NewProgress(ctx, o.ErrOut, tty, tty)
 	warnf := func(format string, a ...any) { fmt.Fprintf(o.ErrOut, format, a...) }
-	errs := make([]error, len(r.b.Outputs))
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i, out := range r.b.Outputs {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = artifacts.DownloadAs(ctx, ep, o.transferSettings(prog, warnf), out.Remote, out.Local)
+			errs[i] = transfer(ctx, ep, o.transferSettings(prog, warnf), i)
 		}()
 	}
 	wg.Wait()
 	prog.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("downloading failed: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // logs streams the task's log from its first byte to its end.

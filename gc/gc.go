@@ -19,10 +19,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -37,9 +37,8 @@ type GCOptions struct {
 	DryRun        bool
 	AllNamespaces bool
 
-	Namespace string
-	Client    kubernetes.Interface
-	Now       func() time.Time
+	podexec.Connection
+	Now func() time.Time
 }
 
 // NewCmdGC returns `gc`.
@@ -84,23 +83,7 @@ func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Namespace == "" {
-		ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
-		if err != nil {
-			return fmt.Errorf("namespace: %w", err)
-		}
-		o.Namespace = ns
-	}
-	if o.Client == nil {
-		config, err := getter.ToRESTConfig()
-		if err != nil {
-			return err
-		}
-		if o.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
-	}
-	return nil
+	return o.Connection.Complete(getter)
 }
 
 // leftover is one object to delete.
