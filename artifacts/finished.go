@@ -327,13 +327,13 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 		return err
 	}
 	node := printers.EscapeTerminal(pod.Spec.NodeName)
-	kubeletDir := o.KubeletDir
+	var root helper.KubeletRoot
 	if plan.needsNode() {
-		kubeletDir = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, pod.Spec.NodeName)
+		root = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, pod.Spec.NodeName)
 	}
 	onNode := plan.needsNode() || helper.OnStepNode(ctx, o.Client.CoreV1(), pod.Namespace, plan.claims())
 	spec := helper.PodSpec{
-		Of: pod, Purpose: "files", Spec: plan.podSpec(pod, step, o.HelperImage, kubeletDir, onNode),
+		Of: pod, Purpose: "files", Spec: plan.podSpec(pod, step, o.HelperImage, root.Dir, onNode),
 		Lifetime: filesLifetime, Wait: helper.WaitOptions{Timeout: filesTimeout},
 	}
 	if plan.root.kind == onClaim && plan.needsNode() {
@@ -341,7 +341,7 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 	}
 	h, err := helper.StartPod(ctx, o.Client.CoreV1(), o.Executor, spec)
 	if err != nil {
-		return o.finishedError(plan, pod, kubeletDir, err)
+		return o.finishedError(plan, pod, root, err)
 	}
 	defer func() {
 		if err := h.End(ctx); err != nil {
@@ -401,7 +401,7 @@ func (o *DownloadOptions) emptyDirPresent(ctx context.Context, c podexec.Contain
 }
 
 // finishedError explains why the files helper did not start.
-func (o *DownloadOptions) finishedError(plan finishedPlan, pod *corev1.Pod, kubeletDir string, err error) error {
+func (o *DownloadOptions) finishedError(plan finishedPlan, pod *corev1.Pod, root helper.KubeletRoot, err error) error {
 	node := printers.EscapeTerminal(pod.Spec.NodeName)
 	var refused *cmderr.RefusedError
 	switch {
@@ -413,11 +413,11 @@ func (o *DownloadOptions) finishedError(plan finishedPlan, pod *corev1.Pod, kube
 		return fmt.Errorf("%s is on %s, on the disk of node %s since the pod finished: reading it needs a pod with a read-only host path volume there, which the cluster refused in namespace %s (Pod Security, or an admission policy: docs/rbac.md says what to ask for); %s: %w",
 			printers.EscapeTerminal(plan.src), plan.root.describe(), node, printers.EscapeTerminal(pod.Namespace), instead, err)
 	case plan.needsNode() && strings.Contains(err.Error(), "hostPath type check failed"):
-		return fmt.Errorf("%w; the kubelet of node %s does not keep pod %s under %s: give its root directory (its --root-dir) with --kubelet-dir",
-			err, node, printers.EscapeTerminal(pod.Name), printers.EscapeTerminal(kubeletDir))
+		return fmt.Errorf("%w; the kubelet of node %s does not keep pod %s under %s: %s",
+			err, node, printers.EscapeTerminal(pod.Name), printers.EscapeTerminal(root.Dir), printers.EscapeTerminal(root.Remedy()))
 	case plan.needsNode() && strings.Contains(err.Error(), "did not start within"):
 		return fmt.Errorf("%w (if the kubelet of node %s keeps its pods elsewhere than %s, --kubelet-dir gives its root directory)",
-			err, node, printers.EscapeTerminal(kubeletDir))
+			err, node, printers.EscapeTerminal(root.Dir))
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -93,31 +94,62 @@ const flagzAccept = "application/json;as=Flagz;v=v1beta1;g=config.k8s.io,applica
 
 // KubeletDir asks the kubelet of node for its root directory (its
 // --root-dir flag, from /flagz through the API server's node proxy, which
-// needs get on nodes/proxy). The kubelet's configuration (configz) does
-// not hold it: it is only a flag. An error says why it could not tell;
-// callers then use DefaultKubeletDir.
+// needs get on nodes/proxy; kubelets serve /flagz from Kubernetes 1.36, or
+// with the ComponentFlagz feature gate). The kubelet's configuration
+// (configz) does not hold it: it is only a flag. An error says why it
+// could not tell.
 func KubeletDir(ctx context.Context, client rest.Interface, node string) (string, error) {
 	raw, err := client.Get().AbsPath("/api/v1/nodes", node, "proxy", "flagz").SetHeader("Accept", flagzAccept).DoRaw(ctx)
-	if err != nil {
-		return "", fmt.Errorf("ask the kubelet of node %s for its flags: %w", node, err)
+	switch {
+	case apierrors.IsForbidden(err):
+		return "", fmt.Errorf("you may not ask it (that needs \"get\" on \"nodes/proxy\", a ClusterRole)")
+	case apierrors.IsNotFound(err):
+		return "", errors.New("it does not serve /flagz (Kubernetes before 1.36 without the ComponentFlagz feature gate)")
+	case err != nil:
+		return "", fmt.Errorf("it did not answer: %w", err)
 	}
 	return parseFlagz(raw)
 }
 
+// KubeletRoot is the kubelet's root directory on a node, and how the
+// plugin came to it.
+type KubeletRoot struct {
+	Dir string
+	// Unanswered is why the kubelet did not say, when Dir is
+	// DefaultKubeletDir for want of an answer; nil when Dir was given or
+	// told.
+	Unanswered error
+}
+
+// Remedy is what to do when the node has no such directory: the end of
+// an error message.
+func (r KubeletRoot) Remedy() string {
+	if r.Unanswered == nil {
+		return "give its root directory (its --root-dir) with --kubelet-dir"
+	}
+	return fmt.Sprintf("%s is the default, the kubelet could not be asked for its --root-dir (%v): give that directory with --kubelet-dir",
+		r.Dir, r.Unanswered)
+}
+
 // KubeletDirOf is the kubelet's root directory on node: given (a flag)
 // when set, else the kubelet's own answer (ask, nil when not to ask: see
-// AskKubelet), else DefaultKubeletDir. A wrong guess fails the mount of
-// NodeDirVolume, which says so.
-func KubeletDirOf(ctx context.Context, given string, ask func(context.Context, string) (string, error), node string) string {
+// AskKubelet), else DefaultKubeletDir with the reason. A wrong one fails
+// the mount of NodeDirVolume, which says so.
+func KubeletDirOf(ctx context.Context, given string, ask func(context.Context, string) (string, error), node string) KubeletRoot {
 	if given != "" {
-		return given
+		return KubeletRoot{Dir: given}
 	}
-	if ask != nil && node != "" {
-		if dir, err := ask(ctx, node); err == nil {
-			return dir
+	why := errors.New("the step's pod has no node")
+	if ask == nil {
+		why = errors.New("not asked")
+	} else if node != "" {
+		dir, err := ask(ctx, node)
+		if err == nil {
+			return KubeletRoot{Dir: dir}
 		}
+		why = err
 	}
-	return DefaultKubeletDir
+	return KubeletRoot{Dir: DefaultKubeletDir, Unanswered: why}
 }
 
 // AskKubelet asks through client (a CoreV1 REST client), for KubeletDirOf.

@@ -3,11 +3,16 @@ package helper
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 )
 
 func TestParseFlagz(t *testing.T) {
@@ -35,20 +40,60 @@ func TestKubeletDirOf(t *testing.T) {
 		return func(context.Context, string) (string, error) { return dir, err }
 	}
 	tests := []struct {
-		name  string
-		given string
-		ask   func(context.Context, string) (string, error)
-		want  string
+		name       string
+		given      string
+		ask        func(context.Context, string) (string, error)
+		want       string
+		wantRemedy string
 	}{
-		{"the flag wins", "/k", ask("/asked", nil), "/k"},
-		{"the kubelet's answer", "", ask("/asked", nil), "/asked"},
-		{"no answer: the default", "", ask("", errors.New("forbidden")), DefaultKubeletDir},
-		{"not asked", "", nil, DefaultKubeletDir},
+		{"the flag wins", "/k", ask("/asked", nil), "/k", "give its root directory (its --root-dir) with --kubelet-dir"},
+		{"the kubelet's answer", "", ask("/asked", nil), "/asked", "give its root directory"},
+		{"no answer: the default, and why", "", ask("", errors.New("you may not ask it")), DefaultKubeletDir,
+			"/var/lib/kubelet is the default, the kubelet could not be asked for its --root-dir (you may not ask it): give that directory with --kubelet-dir"},
+		{"not asked", "", nil, DefaultKubeletDir, "(not asked)"},
 	}
 	for _, tt := range tests {
-		if got := KubeletDirOf(t.Context(), tt.given, tt.ask, "node-1"); got != tt.want {
-			t.Errorf("%s: KubeletDirOf() = %q, want %q", tt.name, got, tt.want)
+		got := KubeletDirOf(t.Context(), tt.given, tt.ask, "node-1")
+		if got.Dir != tt.want || !strings.Contains(got.Remedy(), tt.wantRemedy) {
+			t.Errorf("%s: KubeletDirOf() = %q, remedy %q; want %q, %q", tt.name, got.Dir, got.Remedy(), tt.want, tt.wantRemedy)
 		}
+	}
+}
+
+// Why the kubelet could not be asked, by the API server's answer.
+func TestKubeletDir(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		want    string
+		wantErr string
+	}{
+		{"told", http.StatusOK, `{"flags":{"root-dir":"/data/k"}}`, "/data/k", ""},
+		{"forbidden", http.StatusForbidden, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403}`, "", `"nodes/proxy"`},
+		{"no flagz", http.StatusNotFound, `404 page not found`, "", "does not serve /flagz"},
+		{"unreachable", http.StatusBadGateway, `dial tcp: no route`, "", "did not answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/api/v1/nodes/node-1/proxy/flagz" {
+					t.Errorf("asked %s", r.URL.Path)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			client, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := KubeletDir(t.Context(), client.CoreV1().RESTClient(), "node-1")
+			if got != tt.want || (tt.wantErr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("KubeletDir() = %q, %v; want %q, %q", got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }
 

@@ -101,9 +101,9 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 	}
 	c := debugCopyOf(orig, step)
 	emptyDirs := c.emptyDirs()
-	kubeletDir := ""
+	var root helper.KubeletRoot
 	if len(emptyDirs) > 0 {
-		kubeletDir = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, orig.Spec.NodeName)
+		root = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, orig.Spec.NodeName)
 	}
 	onNode := len(emptyDirs) > 0 || helper.OnStepNode(ctx, o.Client.CoreV1(), orig.Namespace, c.claims)
 	image, own := o.DebugImage, o.DebugImage == ""
@@ -118,7 +118,7 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 	}
 	for {
 		p, err := helper.StartPod(ctx, o.Client.CoreV1(), o.Executor, helper.PodSpec{
-			Of: orig, Purpose: "debug", Spec: c.spec(image, o.HelperImage, kubeletDir, onNode), Main: step.Name,
+			Of: orig, Purpose: "debug", Spec: c.spec(image, o.HelperImage, root.Dir, onNode), Main: step.Name,
 			Keeper: helper.ToolboxKeeper, Lifetime: debugLifetime, Keep: o.Keep, Fallback: fallback,
 			Created: func(p *corev1.Pod) {
 				fmt.Fprintf(o.ErrOut, "Pod %s has %s; debugging a copy, %s, from image %s with its volumes.\n",
@@ -132,6 +132,11 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 				printers.EscapeTerminal(image), why, printers.EscapeTerminal(o.HelperImage))
 			image = o.HelperImage
 			continue
+		}
+		if err != nil && len(emptyDirs) > 0 && strings.Contains(err.Error(), "hostPath type check failed") {
+			return fmt.Errorf("debug copy: %w; the kubelet of node %s does not keep pod %s under %s: %s", err,
+				printers.EscapeTerminal(orig.Spec.NodeName), printers.EscapeTerminal(orig.Name), printers.EscapeTerminal(root.Dir),
+				printers.EscapeTerminal(root.Remedy()))
 		}
 		if err != nil {
 			return fmt.Errorf("debug copy: %w", err)

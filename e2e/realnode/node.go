@@ -45,6 +45,13 @@ type Config struct {
 // StateDir is where a node keeps its files.
 func StateDir(clusterDir, name string) string { return filepath.Join(clusterDir, "nodes", name) }
 
+// KubeletDir is where the kubelet's root directory (/var/lib/kubelet in
+// the node's mount namespace) is on the host: where tests look at what it
+// keeps of a pod.
+func KubeletDir(clusterDir, name string) string {
+	return filepath.Join(StateDir(clusterDir, name), "kubelet")
+}
+
 // Info describes a running node.
 type Info struct {
 	NodeIP string
@@ -205,7 +212,7 @@ func isolateMounts(stateDir string) error {
 	// The kubelet's sockets (pod-resources, device plugins) live in its
 	// root directory and a Unix socket path has at most 107 bytes: the
 	// node's kubelet directory is seen at the kubelet's usual short path.
-	kubeletDir := filepath.Join(stateDir, "kubelet")
+	kubeletDir := filepath.Join(stateDir, "kubelet") // KubeletDir
 	for _, d := range []string{kubeletDir, kubeletRootDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return err

@@ -20,6 +20,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/nodekind"
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/realnode"
 )
 
 // annotationKeepVolumes stands for the moments before a kubelet tears a
@@ -66,11 +69,53 @@ func failedStep(t *testing.T, ns, image string, keepVolumes bool, script string)
 	})
 }
 
-// nodeTrees are the two trees as they are on the node's disk: what a
-// download must bring back.
-func nodeTrees(t *testing.T, pod *corev1.Pod) (work, cache map[string]string) {
+// kubeletRoot is where the kubelet of pod's node keeps its pods, seen from
+// this machine, and the flags the plugin needs to find it. A real node's
+// kubelet tells the plugin its --root-dir (/flagz through the API server's
+// node proxy): no flag. The agent's root is its state directory, and the
+// plugin cannot ask the agent (the API server does not proxy to a node at
+// a loopback address): --kubelet-dir.
+func kubeletRoot(t *testing.T, pod *corev1.Pod) (onHost string, flags []string) {
 	t.Helper()
-	work = localTree(t, filepath.Join(kubeletDir(), "pods", string(pod.UID), "volumes", "kubernetes.io~empty-dir", "work"))
+	node, err := testCluster.Client.CoreV1().Nodes().Get(context.Background(), pod.Spec.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node.Labels[nodekind.Label] == string(nodekind.Kubelet) {
+		return realnode.KubeletDir(testCluster.Dir, node.Name), nil
+	}
+	dir := filepath.Join(testCluster.Dir, "nodes", node.Name)
+	return dir, []string{"--kubelet-dir", dir}
+}
+
+// onRealNode says whether pod runs on a real kubelet.
+func onRealNode(t *testing.T, pod *corev1.Pod) bool {
+	t.Helper()
+	_, flags := kubeletRoot(t, pod)
+	return flags == nil
+}
+
+// emptyDirOnNode is where pod's emptyDir name is on its node's disk.
+func emptyDirOnNode(t *testing.T, pod *corev1.Pod, name string) string {
+	t.Helper()
+	root, _ := kubeletRoot(t, pod)
+	return filepath.Join(root, "pods", string(pod.UID), "volumes", "kubernetes.io~empty-dir", name)
+}
+
+// workTree is the step's working directory (emptyDir work) as it is on
+// the node's disk: what a download must bring back.
+func workTree(t *testing.T, pod *corev1.Pod) map[string]string {
+	t.Helper()
+	work := localTree(t, emptyDirOnNode(t, pod, "work"))
+	if len(work) < 6 {
+		t.Fatalf("the step wrote less than expected: %v", work)
+	}
+	return work
+}
+
+// cacheTree is the claim "cache" as it is on its volume's disk.
+func cacheTree(t *testing.T, pod *corev1.Pod) map[string]string {
+	t.Helper()
 	pvc, err := testCluster.Client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(context.Background(), "cache", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -79,15 +124,12 @@ func nodeTrees(t *testing.T, pod *corev1.Pod) (work, cache map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache = localTree(t, pv.Spec.HostPath.Path)
-	if len(work) < 6 || len(cache) < 4 {
-		t.Fatalf("the step wrote less than expected: %v %v", work, cache)
+	cache := localTree(t, pv.Spec.HostPath.Path)
+	if len(cache) < 4 {
+		t.Fatalf("the step wrote less than expected: %v", cache)
 	}
-	return work, cache
+	return cache
 }
-
-// kubeletDir is node-1's agent's root directory, in the kubelet's layout.
-func kubeletDir() string { return filepath.Join(testCluster.Dir, "nodes", "node-1") }
 
 // pluginPods lists the pods of the plugin's own left in ns.
 func pluginPods(t *testing.T, ns string) []string {
@@ -104,17 +146,16 @@ func pluginPods(t *testing.T, ns string) []string {
 	return names
 }
 
-// downloadStep runs `kubectl concourse download` of main/test #1's step,
-// with the agent's root as the kubelet's unless args give one. (The API
-// server does not proxy to a node at a loopback address, so the plugin
-// cannot ask the test cluster's node for its /flagz.)
-func downloadStep(t *testing.T, kubeconfig, ns string, args ...string) result {
+// downloadStep runs `kubectl concourse download` of main/test #1's step
+// (pod), with kubeletRoot's flags unless args give one.
+func downloadStep(t *testing.T, kubeconfig string, pod *corev1.Pod, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	base := []string{"concourse", "download", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "-q"}
+	base := []string{"concourse", "download", "-n", pod.Namespace, "-j", "main/test", "-b", "1", "-s", "unit", "-q"}
 	if !slices.Contains(args, "--kubelet-dir") {
-		base = append(base, "--kubelet-dir", kubeletDir())
+		_, flags := kubeletRoot(t, pod)
+		base = append(base, flags...)
 	}
 	cmd := testCluster.Command(ctx, "kubectl", append(base, args...)...)
 	if kubeconfig != "" {
@@ -123,20 +164,23 @@ func downloadStep(t *testing.T, kubeconfig, ns string, args ...string) result {
 	return runCmd(t, cmd, "")
 }
 
+// On the agent only: a real kubelet tears a finished pod's emptyDirs down
+// at once (TestFinishedDownloadAfterTheKubeletsTeardown), and the agent
+// keeps them for the moments before.
 func TestFinishedDownloadBringsBackBothTrees(t *testing.T) {
 	ns := testCluster.Namespace(t)
 	pod := failedStep(t, ns, "busybox", true, failedStepScript)
-	work, cache := nodeTrees(t, pod)
+	work, cache := workTree(t, pod), cacheTree(t, pod)
 
 	dest := t.TempDir()
 	// The working directory's tree, named as in the step.
-	if r := downloadStep(t, "", ns, ".", dest); r.exitCode != 0 {
+	if r := downloadStep(t, "", pod, ".", dest); r.exitCode != 0 {
 		t.Fatalf("download of the working directory: exit %d: %s", r.exitCode, r.stderr)
 	}
 	if got := localTree(t, filepath.Join(dest, "work")); !equalTrees(got, work) {
 		t.Errorf("the emptyDir's tree came back as\n%v\nwant\n%v", got, work)
 	}
-	if r := downloadStep(t, "", ns, "/tmp/build/cache", dest); r.exitCode != 0 {
+	if r := downloadStep(t, "", pod, "/tmp/build/cache", dest); r.exitCode != 0 {
 		t.Fatalf("download of the claim: exit %d: %s", r.exitCode, r.stderr)
 	}
 	if got := localTree(t, filepath.Join(dest, "cache")); !equalTrees(got, cache) {
@@ -146,7 +190,7 @@ func TestFinishedDownloadBringsBackBothTrees(t *testing.T) {
 		t.Errorf("blob = %q, %v", b, err)
 	}
 	// A file the step left in its image's filesystem died with it.
-	r := downloadStep(t, "", ns, "/etc/hostname", dest)
+	r := downloadStep(t, "", pod, "/etc/hostname", dest)
 	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, "container's own filesystem") ||
 		!strings.Contains(r.stderr, "/tmp/build/cache") {
 		t.Errorf("outside the volumes: exit %d, stderr %q", r.exitCode, r.stderr)
@@ -170,13 +214,16 @@ func equalTrees(a, b map[string]string) bool {
 	return true
 }
 
-// On a kubelet (and the test cluster's node), a finished pod's emptyDirs
-// are torn down at once: the download says so, and the claim is still
-// there.
+// On a kubelet (and the agent, as a kubelet does), a finished pod's
+// emptyDirs are torn down at once: the download says so, and the claim is
+// still there.
 func TestFinishedDownloadAfterTheKubeletsTeardown(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testFinishedDownloadAfterTheKubeletsTeardown)
+}
+
+func testFinishedDownloadAfterTheKubeletsTeardown(t *testing.T, ns string) {
 	pod := failedStep(t, ns, "busybox", false, failedStepScript)
-	emptyDir := filepath.Join(kubeletDir(), "pods", string(pod.UID), "volumes", "kubernetes.io~empty-dir", "work")
+	emptyDir := emptyDirOnNode(t, pod, "work")
 	deadline := time.Now().Add(30 * time.Second)
 	for _, err := os.Stat(emptyDir); err == nil; _, err = os.Stat(emptyDir) {
 		if time.Now().After(deadline) {
@@ -185,11 +232,11 @@ func TestFinishedDownloadAfterTheKubeletsTeardown(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	dest := t.TempDir()
-	r := downloadStep(t, "", ns, "src", dest)
+	r := downloadStep(t, "", pod, "src", dest)
 	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, "removed when the pod finished") {
 		t.Errorf("the torn-down emptyDir: exit %d, stderr %q", r.exitCode, r.stderr)
 	}
-	if r := downloadStep(t, "", ns, "../cache/index", dest); r.exitCode != 0 {
+	if r := downloadStep(t, "", pod, "../cache/index", dest); r.exitCode != 0 {
 		t.Fatalf("the claim's file: exit %d: %s", r.exitCode, r.stderr)
 	}
 	if b, err := os.ReadFile(filepath.Join(dest, "index")); err != nil || !strings.HasSuffix(string(b), "10000 cached\n") {
@@ -246,20 +293,23 @@ func restrictHostPaths(t *testing.T, ns string) {
 }
 
 func TestFinishedDownloadWithoutNodeRights(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testFinishedDownloadWithoutNodeRights)
+}
+
+func testFinishedDownloadWithoutNodeRights(t *testing.T, ns string) {
 	pod := failedStep(t, ns, "busybox", true, failedStepScript)
-	_, cache := nodeTrees(t, pod)
+	cache := cacheTree(t, pod)
 	restrictHostPaths(t, ns)
 	kubeconfig := restrictedUser(t, ns, "finished-files")
 
 	dest := t.TempDir()
-	if r := downloadStep(t, kubeconfig, ns, "/tmp/build/cache", dest); r.exitCode != 0 {
+	if r := downloadStep(t, kubeconfig, pod, "/tmp/build/cache", dest); r.exitCode != 0 {
 		t.Fatalf("the claim's tree: exit %d: %s", r.exitCode, r.stderr)
 	}
 	if got := localTree(t, filepath.Join(dest, "cache")); !equalTrees(got, cache) {
 		t.Errorf("the claim's tree came back as\n%v\nwant\n%v", got, cache)
 	}
-	r := downloadStep(t, kubeconfig, ns, "src", dest)
+	r := downloadStep(t, kubeconfig, pod, "src", dest)
 	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 {
 		t.Fatalf("the emptyDir's tree: exit %d, stderr %q; want one error", r.exitCode, r.stderr)
 	}
@@ -280,7 +330,7 @@ func TestFinishedDownloadWithoutNodeRights(t *testing.T) {
 // A user who may not create pods gets one error that names the permission.
 func TestFinishedDownloadWithoutCreatePods(t *testing.T) {
 	ns := testCluster.Namespace(t)
-	failedStep(t, ns, "busybox", true, failedStepScript)
+	pod := failedStep(t, ns, "busybox", true, failedStepScript)
 	ctx := context.Background()
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "concourse-artifacts", Namespace: ns},
 		Rules: []rbacv1.PolicyRule{
@@ -303,7 +353,7 @@ func TestFinishedDownloadWithoutCreatePods(t *testing.T) {
 	want := fmt.Sprintf(`permission denied: you need "create" on "pods" in namespace %s`, ns)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r := downloadStep(t, kubeconfig, ns, "/tmp/build/cache", t.TempDir())
+		r := downloadStep(t, kubeconfig, pod, "/tmp/build/cache", t.TempDir())
 		if strings.Contains(r.stderr, `"list" on "pods"`) && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Millisecond) // the binding is not in effect yet
 			continue
@@ -318,13 +368,17 @@ func TestFinishedDownloadWithoutCreatePods(t *testing.T) {
 // Ctrl-C in the middle of a download from a finished step leaves no
 // helper behind.
 func TestFinishedDownloadInterrupted(t *testing.T) {
-	ns := testCluster.Namespace(t)
-	failedStep(t, ns, "busybox", true, "head -c 60000000 /dev/urandom >../cache/big; exit 3")
+	onEachNodeKind(t, testFinishedDownloadInterrupted)
+}
+
+func testFinishedDownloadInterrupted(t *testing.T, ns string) {
+	pod := failedStep(t, ns, "busybox", true, "head -c 60000000 /dev/urandom >../cache/big; exit 3")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Through the rate-limited link, so that the transfer takes a while.
-	cmd := testCluster.Command(ctx, "kubectl", "concourse", "download", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "-q",
-		"--kubelet-dir", kubeletDir(), "--compress", "none", "/tmp/build/cache", t.TempDir())
+	_, flags := kubeletRoot(t, pod)
+	args := append([]string{"concourse", "download", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "-q"}, flags...)
+	cmd := testCluster.Command(ctx, "kubectl", append(args, "--compress", "none", "/tmp/build/cache", t.TempDir())...)
 	cmd.Env = append(cmd.Env, "KUBECONFIG="+testCluster.LimitedKubeconfig)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -346,9 +400,12 @@ func TestFinishedDownloadInterrupted(t *testing.T) {
 // A kubelet whose root directory is not where the plugin looks fails the
 // helper's mount; the error says what to give.
 func TestFinishedDownloadKubeletDirElsewhere(t *testing.T) {
-	ns := testCluster.Namespace(t)
-	failedStep(t, ns, "busybox", true, failedStepScript)
-	r := downloadStep(t, "", ns, "--kubelet-dir", "/var/lib/no-kubelet-here", "src", t.TempDir())
+	onEachNodeKind(t, testFinishedDownloadKubeletDirElsewhere)
+}
+
+func testFinishedDownloadKubeletDirElsewhere(t *testing.T, ns string) {
+	pod := failedStep(t, ns, "busybox", true, failedStepScript)
+	r := downloadStep(t, "", pod, "--kubelet-dir", "/var/lib/no-kubelet-here", "src", t.TempDir())
 	if r.exitCode != 1 || strings.Count(r.stderr, "error: ") != 1 || !strings.Contains(r.stderr, "hostPath type check failed") ||
 		!strings.Contains(r.stderr, "--kubelet-dir") {
 		t.Errorf("exit %d, stderr %q", r.exitCode, r.stderr)
@@ -359,12 +416,13 @@ func TestFinishedDownloadKubeletDirElsewhere(t *testing.T) {
 }
 
 // hijackStep runs `kubectl concourse hijack --debug` of main/test #1's
-// step, with the agent's root as the kubelet's.
-func hijackStep(t *testing.T, kubeconfig, ns string, args ...string) result {
+// step (pod), with kubeletRoot's flags.
+func hijackStep(t *testing.T, kubeconfig string, pod *corev1.Pod, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	base := []string{"concourse", "hijack", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "--debug", "--kubelet-dir", kubeletDir()}
+	_, flags := kubeletRoot(t, pod)
+	base := append([]string{"concourse", "hijack", "-n", pod.Namespace, "-j", "main/test", "-b", "1", "-s", "unit", "--debug"}, flags...)
 	cmd := testCluster.Command(ctx, "kubectl", append(base, args...)...)
 	if kubeconfig != "" {
 		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
@@ -375,17 +433,27 @@ func hijackStep(t *testing.T, kubeconfig, ns string, args ...string) result {
 // seeBoth prints where the session starts, a file of each tree, the
 // step's environment, and whether bash (the bash image's, not busybox's)
 // is there.
-const seeBoth = `pwd; cat hello.txt; tail -n 1 ../cache/index; echo "$STEP_SECRET_SAUCE"; command -v bash || echo no-bash; exit 7`
+const seeBoth = `pwd; cat hello.txt 2>/dev/null || echo no-hello; tail -n 1 ../cache/index; echo "$STEP_SECRET_SAUCE"; command -v bash || echo no-bash; exit 7`
 
+// On a real kubelet the step's emptyDir is gone by then: the copy says
+// so, and has the rest.
 func TestFinishedHijackDebugRunsTheStepsImage(t *testing.T) {
-	ns := testCluster.Namespace(t)
-	failedStep(t, ns, "bash", true, failedStepScript)
-	r := hijackStep(t, "", ns, "--", "sh", "-c", seeBoth)
-	if want := "/tmp/build/work\nhello\n10000 cached\nketchup\n/bin/bash\n"; r.exitCode != 7 || r.stdout != want {
+	onEachNodeKind(t, testFinishedHijackDebugRunsTheStepsImage)
+}
+
+func testFinishedHijackDebugRunsTheStepsImage(t *testing.T, ns string) {
+	pod := failedStep(t, ns, "bash", true, failedStepScript)
+	hello, warning := "hello", ""
+	if onRealNode(t, pod) {
+		hello, warning = "no-hello", "warning: emptyDir work starts empty: the kubelet of node "+pod.Spec.NodeName+" removed it when the pod finished\n"
+	}
+	r := hijackStep(t, "", pod, "--", "sh", "-c", seeBoth)
+	if want := "/tmp/build/work\n" + hello + "\n10000 cached\nketchup\n/bin/bash\n"; r.exitCode != 7 || r.stdout != want {
 		t.Errorf("exit %d, stdout %q (want 7, %q), stderr %q", r.exitCode, r.stdout, want, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "from image bash") || strings.Contains(r.stderr, "warning") {
-		t.Errorf("stderr %q", r.stderr)
+	if !strings.Contains(r.stderr, "from image bash") || strings.Count(r.stderr, "warning") != strings.Count(warning, "warning") ||
+		!strings.Contains(r.stderr, warning) {
+		t.Errorf("stderr %q, want the one warning %q", r.stderr, warning)
 	}
 	waitNoDebugPods(t, ns)
 }
@@ -393,15 +461,18 @@ func TestFinishedHijackDebugRunsTheStepsImage(t *testing.T) {
 // A step image with no shell and no sleep (the pause program alone) is
 // still the copy's: the keeper and the session's sh come from the toolbox.
 func TestFinishedHijackDebugShellLessImage(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testFinishedHijackDebugShellLessImage)
+}
+
+func testFinishedHijackDebugShellLessImage(t *testing.T, ns string) {
 	createClaim(t, ns, "cache")
 	pod := stepPod(ns, step{name: "unit-1", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless",
 		workingDir: "/tmp/build/work", command: []string{"/pause", "cp", "/etc/group", "/tmp/build/work/group", "exit", "3"}})
 	pod.Annotations[annotationKeepVolumes] = "true"
 	pod.Spec.Volumes = []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "work", MountPath: "/tmp/build/work"}}
-	createPod(t, pod, finished)
-	r := hijackStep(t, "", ns, "--", "sh", "-c", `pwd; ls /pause; grep -c . group; exit 4`)
+	pod = createPod(t, pod, finished)
+	r := hijackStep(t, "", pod, "--", "sh", "-c", `pwd; ls /pause; exit 4`)
 	if r.exitCode != 4 || !strings.HasPrefix(r.stdout, "/tmp/build/work\n/pause\n") {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
 	}
@@ -409,10 +480,14 @@ func TestFinishedHijackDebugShellLessImage(t *testing.T) {
 }
 
 func TestFinishedHijackDebugInterrupted(t *testing.T) {
-	ns := testCluster.Namespace(t)
-	failedStep(t, ns, "bash", true, failedStepScript)
-	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit",
-		"--debug", "--kubelet-dir", kubeletDir(), "--", "sh", "-c", "echo started; sleep 60")
+	onEachNodeKind(t, testFinishedHijackDebugInterrupted)
+}
+
+func testFinishedHijackDebugInterrupted(t *testing.T, ns string) {
+	pod := failedStep(t, ns, "bash", true, failedStepScript)
+	_, flags := kubeletRoot(t, pod)
+	args := append([]string{"concourse", "hijack", "-n", ns, "-j", "main/test", "-b", "1", "-s", "unit", "--debug"}, flags...)
+	cmd := startUntil(t, "started\n", "kubectl", append(args, "--", "sh", "-c", "echo started; sleep 60")...)
 	if code := interrupt(t, cmd); code != 130 {
 		t.Errorf("exit %d, want 130", code)
 	}
@@ -420,11 +495,14 @@ func TestFinishedHijackDebugInterrupted(t *testing.T) {
 }
 
 func TestFinishedHijackDebugWithoutNodeRights(t *testing.T) {
-	ns := testCluster.Namespace(t)
-	failedStep(t, ns, "bash", true, failedStepScript)
+	onEachNodeKind(t, testFinishedHijackDebugWithoutNodeRights)
+}
+
+func testFinishedHijackDebugWithoutNodeRights(t *testing.T, ns string) {
+	pod := failedStep(t, ns, "bash", true, failedStepScript)
 	restrictHostPaths(t, ns)
 	kubeconfig := restrictedUser(t, ns, "finished-debug")
-	r := hijackStep(t, kubeconfig, ns, "--", "sh", "-c", `pwd; ls -A; tail -n 1 ../cache/index; exit 5`)
+	r := hijackStep(t, kubeconfig, pod, "--", "sh", "-c", `pwd; ls -A; tail -n 1 ../cache/index; exit 5`)
 	if want := "/tmp/build/work\n10000 cached\n"; r.exitCode != 5 || r.stdout != want {
 		t.Errorf("exit %d, stdout %q (want 5, %q), stderr %q", r.exitCode, r.stdout, want, r.stderr)
 	}
@@ -441,7 +519,10 @@ func logsOf(t *testing.T, ns string, args ...string) result {
 }
 
 func TestFinishedLogs(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testFinishedLogs)
+}
+
+func testFinishedLogs(t *testing.T, ns string) {
 	failedStep(t, ns, "busybox", false, failedStepScript)
 	// Its stdout and stderr, in the order the runtime read them.
 	r := logsOf(t, ns, "-j", "main/test", "-b", "1", "-s", "unit")
@@ -462,7 +543,10 @@ func TestFinishedLogs(t *testing.T) {
 const tickerScript = `i=1; while [ $i -le 25 ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done`
 
 func TestLogsFollowARunningStep(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testLogsFollowARunningStep)
+}
+
+func testLogsFollowARunningStep(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "ticker", pipeline: "main", job: "test", build: "1", step: "tick",
 		command: []string{"sh", "-c", tickerScript}}), running)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -498,7 +582,10 @@ func TestLogsFollowARunningStep(t *testing.T) {
 }
 
 func TestLogsTellStepsApart(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testLogsTellStepsApart)
+}
+
+func testLogsTellStepsApart(t *testing.T, ns string) {
 	for _, s := range []step{
 		{name: "compile", pipeline: "main", job: "test", build: "2", step: "compile", command: []string{"sh", "-c", "echo compiled"}},
 		{name: "test", pipeline: "main", job: "test", build: "2", step: "test", command: []string{"sh", "-c", "echo 'test line 1'; echo 'test line 2'; exit 1"}},
@@ -534,7 +621,10 @@ func TestLogsTellStepsApart(t *testing.T) {
 // Following a whole build: its next step's log comes as the step comes,
 // until interrupted.
 func TestLogsFollowABuild(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testLogsFollowABuild)
+}
+
+func testLogsFollowABuild(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "first", pipeline: "main", job: "test", build: "4", step: "first",
 		command: []string{"sh", "-c", "echo one; exec sleep 3600"}}), running)
 	cmd, next := startLines(t, "kubectl", "concourse", "logs", "-n", ns, "-j", "main/test", "-f")
@@ -548,5 +638,17 @@ func TestLogsFollowABuild(t *testing.T) {
 	}
 	if code := interrupt(t, cmd); code != 130 {
 		t.Errorf("exit %d, want 130", code)
+	}
+}
+
+// A real kubelet tells its root directory to whoever may get nodes/proxy:
+// how the plugin finds a finished pod's emptyDirs without --kubelet-dir.
+func TestFinishedRealKubeletTellsItsRoot(t *testing.T) {
+	if len(testCluster.RealNodes) == 0 {
+		t.Skipf("no real node: %s", testCluster.NoRealNodes)
+	}
+	r := run(t, "", "kubectl", "get", "--raw", "/api/v1/nodes/"+testCluster.RealNodes[0]+"/proxy/flagz")
+	if r.exitCode != 0 || !strings.Contains(r.stdout, "root-dir") || !strings.Contains(r.stdout, "/var/lib/kubelet") {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
 	}
 }

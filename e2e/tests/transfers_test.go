@@ -316,9 +316,10 @@ func TestTransfersSmallerPoints(t *testing.T) {
 		done := artifactsPod(ns, "done", "busybox", map[string]string{annotationKeepVolumes: "true"})
 		done.Spec.Containers[0].Command = []string{"sh", "-c", "echo kept >/data/out"}
 		done.Spec.RestartPolicy = corev1.RestartPolicyNever
-		createPod(t, done, finished)
+		done = createPod(t, done, finished)
 		dest := t.TempDir()
-		if r := concourse(t, "download", ns, "done", "--kubelet-dir", kubeletDir(), "out", dest); r.exitCode != 0 {
+		_, flags := kubeletRoot(t, done)
+		if r := concourse(t, "download", ns, "done", append(flags, "out", dest)...); r.exitCode != 0 {
 			t.Fatalf("download: exit %d, stderr:\n%s", r.exitCode, r.stderr)
 		}
 		if b, err := os.ReadFile(filepath.Join(dest, "out")); err != nil || string(b) != "kept\n" {
