@@ -93,9 +93,11 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	if err != nil {
 		return err
 	}
-	verify := s.verify && c.sha256sum && c.find
-	if s.verify && !verify {
-		s.warnf("warning: the container has no sha256sum or find; %s is not verified\n", src)
+	var dig *digest
+	if s.verify {
+		if dig = chooseDigest(c); dig == nil {
+			s.warnf("warning: the container has no md5sum, sha256sum or find; the contents of %s are not verified (only that the stream arrived whole)\n", src)
+		}
 	}
 
 	if err := os.MkdirAll(localDir, 0o755); err != nil {
@@ -117,9 +119,12 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	defer root.Close()
 
 	b := s.progress.bar("downloading "+base, c.size)
-	d := &downloader{rem: rem, parent: parent, base: base, gzip: useGzip, verify: verify,
+	d := &downloader{rem: rem, parent: parent, base: base, gzip: useGzip, dig: dig,
 		canResume: c.find && c.xargs,
 		ex:        newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())}
+	if dig != nil {
+		d.ex.newHash = dig.newHash
+	}
 	err = d.run(ctx, s)
 	if err == nil || len(d.ex.unsafe) > 0 {
 		// finish also judges the symlinks, so a hostile archive is
@@ -138,7 +143,8 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 type downloader struct {
 	rem          *remote
 	parent, base string
-	gzip, verify bool
+	gzip         bool
+	dig          *digest // nil: contents not verified
 	canResume    bool
 	ex           *extractor
 }
@@ -210,16 +216,16 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sums := make(chan manifestResult, 1)
-	if d.verify {
+	if d.dig != nil {
 		go func() {
-			m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base)
+			m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base, d.dig)
 			sums <- manifestResult{m, err}
 		}()
 	}
 	if err := d.stream(ctx, names); err != nil {
 		return err
 	}
-	if !d.verify {
+	if d.dig == nil {
 		return nil
 	}
 	r := <-sums
@@ -239,7 +245,11 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 }
 
 func (d *downloader) stream(ctx context.Context, names []string) error {
-	args := []string{d.parent, "./" + d.base, compressNone}
+	nonce, err := randomSuffix()
+	if err != nil {
+		return err
+	}
+	args := []string{d.parent, "./" + d.base, compressNone, nonce}
 	if d.gzip {
 		args[2] = compressGzip
 	}
@@ -255,7 +265,14 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 		pw.CloseWithError(err)
 		execErr <- err
 	}()
-	err := d.extract(pr)
+	tail := newHoldback(pr, len(streamEnd)+len(nonce))
+	err = d.extract(tail)
+	if err == nil {
+		// Read to the end: the marker comes after what the extractor needs.
+		if _, cerr := io.Copy(io.Discard, tail); cerr != nil {
+			err = &streamError{cerr}
+		}
+	}
 	pr.CloseWithError(errors.New("download stopped")) // unblocks the exec if extraction ended first
 	eerr := <-execErr
 	var broken *streamError
@@ -269,8 +286,16 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	if eerr != nil {
 		return fmt.Errorf("receive: %w", eerr)
 	}
+	if err == nil && string(tail.held()) != streamEnd+nonce {
+		// The exec said success, the archive may even look whole, but the
+		// stream stopped before the container's last word.
+		return &streamError{errors.New("the stream ended before the container's end marker: it was cut on the way")}
+	}
 	return err
 }
+
+// streamEnd starts the end marker streamScript prints after the archive.
+const streamEnd = "kubectl-concourse-end "
 
 func (d *downloader) extract(r io.Reader) error {
 	if !d.gzip {

@@ -22,11 +22,18 @@ import (
 // machine: it runs the command with PATH limited to bin (busybox applets,
 // like the test cluster's images), so transfers are real without a cluster.
 // cutAfter > 0 breaks the first cuts sessions' stdout after that many
-// bytes, as the test cluster's fault injection does.
+// bytes, as the test cluster's fault injection does; with silent, the
+// session then reports success, as a dropped connection can.
+// stdinCutAfter > 0 ends the first stdinCuts sessions' stdin after that
+// many bytes (the rest is read and dropped) and reports success: bytes
+// lost on the way in, unknown to both ends.
 type localExecutor struct {
-	bin      string
-	cutAfter int64
-	cuts     int
+	bin           string
+	cutAfter      int64
+	cuts          int
+	silent        bool
+	stdinCutAfter int64
+	stdinCuts     int
 
 	mu       sync.Mutex
 	commands [][]string
@@ -42,7 +49,7 @@ func busyboxBin(t testing.TB, applets ...string) string {
 	}
 	dir := t.TempDir()
 	if applets == nil {
-		applets = []string{"sh", "tar", "gzip", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
+		applets = []string{"sh", "tar", "gzip", "md5sum", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
 			"head", "wc", "yes", "grep", "while", "cat", "rmdir", "ln", "readlink", "sleep"}
 	}
 	for _, a := range applets {
@@ -67,8 +74,20 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	cmd := exec.CommandContext(ctx, path, r.Command[1:]...)
 	cmd.Args[0] = r.Command[0]
 	cmd.Env = []string{"PATH=" + e.bin}
+	var stdinDone chan struct{}
 	if r.Stdin && s.In != nil {
 		cmd.Stdin = s.In
+		if e.stdinCutAfter > 0 && e.takeStdinCut() {
+			pr, pw := io.Pipe()
+			stdinDone = make(chan struct{})
+			go func() {
+				defer close(stdinDone)
+				_, _ = io.Copy(pw, io.LimitReader(s.In, e.stdinCutAfter))
+				pw.Close()
+				_, _ = io.Copy(io.Discard, s.In)
+			}()
+			cmd.Stdin = pr
+		}
 	}
 	var out io.Writer = io.Discard
 	if s.Out != nil {
@@ -86,7 +105,13 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		cmd.Stderr = io.MultiWriter(&stderr, s.ErrOut)
 	}
 	err = cmd.Run()
+	if stdinDone != nil {
+		<-stdinDone
+	}
 	if cut && cw.cut {
+		if e.silent {
+			return nil
+		}
 		return errors.New("connection lost (injected)")
 	}
 	var exitErr *exec.ExitError
@@ -94,6 +119,16 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		return &utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", exitErr.ExitCode()), Code: exitErr.ExitCode()}
 	}
 	return err
+}
+
+func (e *localExecutor) takeStdinCut() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stdinCuts == 0 {
+		return false
+	}
+	e.stdinCuts--
+	return true
 }
 
 // cutWriter breaks a session once it passes left bytes, if the executor

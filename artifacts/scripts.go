@@ -23,7 +23,7 @@ const (
 	// follows when the path itself is a symlink, with the version ID when
 	// it is one of ours (an upload landed there), which a download follows.
 	probeScript = `p=$1
-for c in tar gzip sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
+for c in tar gzip md5sum sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
 if [ -d "$p" ]; then echo "type dir"; elif [ -f "$p" ]; then echo "type file"; elif [ -e "$p" ]; then echo "type other"; else echo "type none"; fi
 if [ -L "$p" ]; then
@@ -46,28 +46,35 @@ if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
 fi`
 
 	// streamScript sends $2 (or the NUL-separated names on stdin when $2
-	// is "-") from directory $1 as tar, gzipped when $3 is "gzip". The fd
-	// juggling returns tar's status through the pipe without pipefail,
-	// which dash lacks.
+	// is "-") from directory $1 as tar, gzipped when $3 is "gzip", then
+	// the end marker: "kubectl-concourse-end" and $4, on stdout after the
+	// archive. A stream that was cut on the way lacks it, even when the
+	// exec reports success (a dropped connection can: docs/test-cluster.md).
+	// The fd juggling returns tar's status through the pipe without
+	// pipefail, which dash lacks.
 	streamScript = `cd -- "$1" || exit
 pack() { if [ "$2" = - ]; then xargs -0 -r tar cf -; else tar cf - "$2"; fi; }
 if [ "$3" = gzip ]; then
   { s=$( { { pack "$@" 3>&-; echo $? >&3; } | gzip -1 >&4 3>&-; } 3>&1 ); } 4>&1
-  exit "$s"
+else
+  pack "$@"; s=$?
 fi
-pack "$@"`
+printf 'kubectl-concourse-end %s' "$4"
+exit "$s"`
 
 	// sumFiles prints, for the regular files under the directory it is
 	// given, batches of: the number of files, their names each ended by a
-	// NUL, then sha256sum's line for each, in the same order. A name may
-	// hold any byte but NUL and '/' (a newline too): the parser knows each
-	// name before it reads its line, so no name can be confused with
-	// another, whatever sha256sum (busybox or GNU) makes of it.
-	sumFiles = `find "$1" -type f -exec sh -c 'printf "%s\n" "$#"; printf "%s\0" "$@"; exec sha256sum -- "$@"' sh {} +`
+	// NUL, then the checksum line of program $sum (md5sum or sha256sum) for
+	// each, in the same order. A name may hold any byte but NUL and '/' (a
+	// newline too): the parser knows each name before it reads its line, so
+	// no name can be confused with another, whatever the tool (busybox or
+	// GNU) makes of it.
+	sumFiles = `find "$1" -type f -exec sh -c 'printf "%s\n" "$#"; printf "%s\0" "$@"; exec "$0" -- "$@"' "$sum" {} +`
 
-	// manifestScript prints the sums of every regular file under $2, in
-	// directory $1.
+	// manifestScript prints the sums (program $3) of every regular file
+	// under $2, in directory $1.
 	manifestScript = `cd -- "$1" || exit
+sum=$3
 set -- "$2"
 ` + sumFiles
 
@@ -77,12 +84,17 @@ find "$2" -print0`
 
 	// receiveScript unpacks stdin into directory $1 and names its
 	// receiving processes in $2 (so that an interrupted upload can end them
-	// before it removes the staging); $3 is "gzip" or "none"; unless $4 is
-	// "-", it then prints the sums of the files under $4 (saving an exec);
-	// the rest are tar options. tar runs in the background so that its pid
-	// is known; POSIX gives a background job /dev/null as stdin, hence fd 3.
-	receiveScript = `st=$1 pf=$2 z=$3 v=$4; shift 4
+	// before it removes the staging); $3 is "gzip" or "none". The archive
+	// ends with the entry $4, whose content is $5: unless tar extracted it
+	// so, the stream was cut on the way in (tar itself takes an archive cut
+	// between two entries for a whole one), and nothing is printed. Then,
+	// unless $6 is "-", it prints the sums (program $7) of the files under
+	// $6 (saving an exec); the rest are tar options. tar runs in the
+	// background so that its pid is known; POSIX gives a background job
+	// /dev/null as stdin, hence fd 3.
+	receiveScript = `st=$1 pf=$2 z=$3 end=$4 nonce=$5 v=$6 sum=$7; shift 7
 mkdir -p -- "$st" && cd -- "$st" || exit
+rm -f -- "$end"
 exec 3<&0
 if [ "$z" = gzip ]; then gzip -dc <&3 | tar xf - "$@" & else tar xf - "$@" <&3 & fi
 t=$!
@@ -90,9 +102,15 @@ exec 3<&-
 echo "$$ $t" >"$pf"
 wait "$t" || exit
 rm -f -- "$pf"
+got=$(cat -- "$end" 2>/dev/null)
+rm -f -- "$end"
+if [ "$got" != "$nonce" ]; then echo "` + cutMessage + `" >&2; exit 1; fi
 [ "$v" = - ] && exit 0
 set -- "$v"
 ` + sumFiles
+
+	// cutMessage is what receiveScript says when the archive lacks its end.
+	cutMessage = "the archive ended before its end marker: the stream was cut on the way in"
 
 	// endReceivers ends the receiving processes named in file $pf and
 	// waits (five seconds at most) until they are gone.
@@ -131,7 +149,7 @@ exit 0`
 	// versions the link no longer names, what killed runs left (staging
 	// whose receivers are gone and that nothing touched for ten minutes)
 	// and a replaced real directory move to trash, which is emptied once
-	// the lock is released. Exit 75 (EX_TEMPFAIL): the lock stayed taken.
+	// the lock is released, in the background. Exit 75 (EX_TEMPFAIL): the lock stayed taken.
 	commitScript = `s=$1 id=$2 d=$3 n=$4 kind=$5
 lock=$s/lock
 i=0
@@ -180,8 +198,9 @@ for e in "$s"/staging.*; do
 done
 rmdir -- "$lock"
 trap - EXIT
-rm -rf -- "$s"/trash.*
-rmdir -- "$s" "$d/.kubectl-concourse" 2>/dev/null
+# Off the critical path: the exec returns while the old tree goes (what a
+# killed removal leaves, the next commit removes).
+( rm -rf -- "$s"/trash.*; rmdir -- "$s" "$d/.kubectl-concourse" ) </dev/null >/dev/null 2>&1 &
 exit 0`
 )
 

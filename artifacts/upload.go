@@ -86,16 +86,21 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if err != nil {
 		return err
 	}
-	verify := s.verify && c.sha256sum && c.find
-	if s.verify && !verify {
-		s.warnf("warning: the container has no sha256sum or find; the upload is not verified\n")
+	var dig *digest
+	if s.verify {
+		if dig = chooseDigest(c); dig == nil {
+			s.warnf("warning: the container has no md5sum, sha256sum or find; the files' contents are not verified (only that the stream arrived whole)\n")
+		}
 	}
 	id, err := randomSuffix()
 	if err != nil {
 		return err
 	}
 	state := path.Join(dest, stateDirName, name)
-	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, verify: verify,
+	if dig != nil {
+		p.newHash = dig.newHash
+	}
+	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, dig: dig,
 		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
 	u.pids = u.staging + ".pids"
 	if fi.IsDir() {
@@ -176,8 +181,9 @@ type uploader struct {
 	state, id, staging string // staging: where it arrives
 	pids               string // the file naming its receiving processes
 	into               bool   // it arrives in place: no staging, no landing
-	kind               string // dir or file
-	gzip, verify       bool
+	kind               string  // dir or file
+	gzip               bool
+	dig                *digest // nil: contents not verified
 	tarOpts            []string
 }
 
@@ -210,7 +216,7 @@ func (u *uploader) run(ctx context.Context, s settings) error {
 // staging directory starts over). The previous attempt's receiver is ended
 // first, so that it cannot write over the next one's files.
 func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
-	if !u.verify && !u.into {
+	if u.dig == nil && !u.into {
 		if err := u.rem.abort(ctx, u.staging); err != nil {
 			s.warnf("warning: clearing the staging directory: %v\n", err)
 		}
@@ -220,7 +226,10 @@ func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
 		s.warnf("warning: ending the previous attempt: %v; sending everything\n", err)
 		return nil
 	}
-	m, err := u.rem.manifest(ctx, u.staging, "./"+u.base, u.base)
+	if u.dig == nil {
+		return nil
+	}
+	m, err := u.rem.manifest(ctx, u.staging, "./"+u.base, u.base, u.dig)
 	if err != nil {
 		return nil // nothing staged yet, or unreadable: send everything
 	}
@@ -235,7 +244,7 @@ func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
 
 func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
 	staged, err := u.stream(ctx, skip)
-	if err != nil || !u.verify {
+	if err != nil || u.dig == nil {
 		return err
 	}
 	if differ := compare(u.p.sums, staged); len(differ) > 0 {
@@ -244,9 +253,16 @@ func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
 	return nil
 }
 
-// stream sends the archive; with verification on, the same exec returns
-// the staged files' sums.
+// stream sends the archive, which ends with an entry whose content is new
+// for each attempt: the container lands nothing unless tar extracted it
+// (a cut stream can look like a whole one to tar and to the exec). With
+// verification on, the same exec returns the staged files' sums.
 func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest, error) {
+	nonce, err := randomSuffix()
+	if err != nil {
+		return nil, err
+	}
+	end := endEntry{name: endEntryPrefix + u.id, content: nonce}
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
 	go func() {
@@ -256,31 +272,31 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 			zw, _ = gzip.NewWriterLevel(pw, gzip.BestSpeed)
 			w = zw
 		}
-		err := u.p.pack(w, skip)
+		err := u.p.pack(w, skip, end)
 		if err == nil && zw != nil {
 			err = zw.Close()
 		}
 		pw.CloseWithError(err)
 		packErr <- err
 	}()
-	args := []string{u.staging, u.pids, compressNone, "-"}
+	args := []string{u.staging, u.pids, compressNone, end.name, end.content, "-", "-"}
 	if u.gzip {
 		args[2] = compressGzip
 	}
 	var out io.Writer
 	var parsed chan manifestResult
-	if u.verify {
-		args[3] = "./" + u.base
+	if u.dig != nil {
+		args[5], args[6] = "./"+u.base, u.dig.tool
 		sr, sw := io.Pipe()
 		out, parsed = sw, make(chan manifestResult, 1)
 		go func() {
-			m, err := parseSums(sr, u.base)
+			m, err := parseSums(sr, u.base, u.dig)
 			_, _ = io.Copy(io.Discard, sr)
 			parsed <- manifestResult{m, err}
 		}()
 		defer sw.Close()
 	}
-	err := u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
+	err = u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
 	pr.CloseWithError(errUploadStopped) // stops the packer if the exec ended first
 	if perr := <-packErr; perr != nil && !errors.Is(perr, errUploadStopped) {
 		// A local failure (a file we cannot read) also breaks the remote
@@ -296,10 +312,15 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	out.(*io.PipeWriter).Close()
 	res := <-parsed
 	if res.err != nil {
-		return nil, &streamError{fmt.Errorf("sha256 of the staged files: %w", res.err)}
+		return nil, &streamError{fmt.Errorf("%s of the staged files: %w", u.dig.name, res.err)}
 	}
 	return res.m, nil
 }
+
+// endEntryPrefix names an upload's end entry (endEntry), beside its top
+// entry: with the upload's ID, so that concurrent uploads into one
+// directory never share it.
+const endEntryPrefix = ".kubectl-concourse-end."
 
 // commit lands the staged tree in one rename, under the destination's lock.
 func (u *uploader) commit(ctx context.Context) error {
