@@ -17,9 +17,9 @@ import (
 // whose weakness is chosen collisions, is the right tool here, with
 // sha256 when a container has no md5sum.
 type digest struct {
-	name string // for messages: "md5", "sha256"
-	tool string // the container's program: md5sum, sha256sum
-	hexLen int  // characters of hex the tool prints
+	name    string // for messages: "md5", "sha256"
+	tool    string // the container's program: md5sum, sha256sum
+	hexLen  int    // characters of hex the tool prints
 	newHash func() hash.Hash
 }
 

@@ -181,7 +181,7 @@ type uploader struct {
 	state, id, staging string // staging: where it arrives
 	pids               string // the file naming its receiving processes
 	into               bool   // it arrives in place: no staging, no landing
-	kind               string  // dir or file
+	kind               string // dir or file
 	gzip               bool
 	dig                *digest // nil: contents not verified
 	tarOpts            []string
