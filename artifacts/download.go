@@ -1,7 +1,6 @@
 package artifacts
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
@@ -89,7 +90,8 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	default:
 		return fmt.Errorf("%s is neither a regular file nor a directory", src)
 	}
-	useGzip, err := chooseGzip(s.compress, c.gzip, false, c.size, c.ratio, c.linkBytesPerSec)
+	z, err := chooseCompression(s.compress, c, linkChoice{size: c.size, ratio: c.ratio, codec: c.codec,
+		linkRate: c.linkBytesPerSec, senderRate: c.compressRate})
 	if err != nil {
 		return err
 	}
@@ -119,7 +121,7 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	defer root.Close()
 
 	b := s.progress.bar("downloading "+base, c.size)
-	d := &downloader{rem: rem, parent: parent, base: base, gzip: useGzip, dig: dig,
+	d := &downloader{rem: rem, parent: parent, base: base, codec: z, dig: dig,
 		canResume: c.find && c.xargs,
 		ex:        newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())}
 	if dig != nil {
@@ -143,7 +145,7 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 type downloader struct {
 	rem          *remote
 	parent, base string
-	gzip         bool
+	codec        string  // compressNone, compressGzip or compressLZOP
 	dig          *digest // nil: contents not verified
 	canResume    bool
 	ex           *extractor
@@ -249,10 +251,7 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{d.parent, "./" + d.base, compressNone, nonce}
-	if d.gzip {
-		args[2] = compressGzip
-	}
+	args := []string{d.parent, "./" + d.base, d.codec, nonce}
 	var in io.Reader
 	if names != nil {
 		args[1] = "-"
@@ -298,14 +297,21 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 const streamEnd = "kubectl-concourse-end "
 
 func (d *downloader) extract(r io.Reader) error {
-	if !d.gzip {
-		return d.ex.extract(r)
+	switch d.codec {
+	case compressGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return &streamError{fmt.Errorf("read gzip stream: %w", err)}
+		}
+		return d.ex.extract(zr)
+	case compressLZOP:
+		zr, err := newLZOPReader(r)
+		if err != nil {
+			return &streamError{fmt.Errorf("read lzop stream: %w", err)}
+		}
+		return d.ex.extract(zr)
 	}
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return &streamError{fmt.Errorf("read gzip stream: %w", err)}
-	}
-	return d.ex.extract(zr)
+	return d.ex.extract(r)
 }
 
 // missing lists, from the container's listing, the fewest names that

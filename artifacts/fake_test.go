@@ -49,7 +49,7 @@ func busyboxBin(t testing.TB, applets ...string) string {
 	}
 	dir := t.TempDir()
 	if applets == nil {
-		applets = []string{"sh", "tar", "gzip", "md5sum", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
+		applets = []string{"sh", "tar", "gzip", "lzop", "md5sum", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
 			"head", "wc", "yes", "grep", "while", "cat", "rmdir", "ln", "readlink", "sleep"}
 	}
 	for _, a := range applets {

@@ -34,13 +34,15 @@ func (r *remote) run(ctx context.Context, script string, args []string, in io.Re
 
 // caps is what the probe found.
 type caps struct {
-	tar, gzip, md5sum, sha256sum, find, xargs, gnuTar bool
-	kind                                              string // dir, file, other, none (symlinks followed)
-	link                                              bool   // the path itself is a symlink
-	version                                           string // its landed upload's version ID, when the link is ours
-	size                                              int64  // bytes, from du; 0 if unknown
-	ratio                                             float64
-	linkBytesPerSec                                   float64 // 0 when not sampled
+	tar, gzip, lzop, md5sum, sha256sum, find, xargs, gnuTar bool
+	kind            string  // dir, file, other, none (symlinks followed)
+	link            bool    // the path itself is a symlink
+	version         string  // its landed upload's version ID, when the link is ours
+	size            int64   // bytes, from du; 0 if unknown
+	ratio           float64 // compressed/raw of a sample with codec
+	codec           string  // compressGzip or compressLZOP
+	compressRate    float64 // bytes/s codec compressed the sample at; 0: not timed
+	linkBytesPerSec float64 // 0 when not sampled
 }
 
 // probe asks the container, in one exec, what tools it has, what path is,
@@ -80,6 +82,7 @@ func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample i
 
 func parseProbe(r io.Reader, c *caps) error {
 	br := bufio.NewReader(r)
+	var ratioStart time.Time
 	for {
 		line, err := br.ReadString('\n')
 		if err == io.EOF && line == "" {
@@ -100,6 +103,8 @@ func parseProbe(r io.Reader, c *caps) error {
 					c.tar = true
 				case "gzip":
 					c.gzip = true
+				case "lzop":
+					c.lzop = true
 				case "md5sum":
 					c.md5sum = true
 				case "sha256sum":
@@ -126,12 +131,17 @@ func parseProbe(r io.Reader, c *caps) error {
 				kb, _ := strconv.ParseInt(f[1], 10, 64)
 				c.size = kb * 1024
 			}
+		case "ratio-start":
+			ratioStart = time.Now()
 		case "ratio":
-			if len(f) == 3 {
+			if len(f) == 4 && (f[3] == compressGzip || f[3] == compressLZOP) {
 				raw, _ := strconv.ParseFloat(f[1], 64)
-				gz, _ := strconv.ParseFloat(f[2], 64)
+				packed, _ := strconv.ParseFloat(f[2], 64)
 				if raw > 0 {
-					c.ratio = gz / raw
+					c.ratio, c.codec = packed/raw, f[3]
+					if d := time.Since(ratioStart); !ratioStart.IsZero() && d > 0 {
+						c.compressRate = raw / d.Seconds()
+					}
 				}
 			}
 		case "sample":

@@ -16,14 +16,16 @@ package artifacts
 // concurrently. A file lands by one rename over the old file.
 const (
 	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to
-	// estimate how well it gzips, $4 bytes of link sample (0: none) sent
-	// only when the path holds at least $5 KiB. The ratio and the sample
-	// are skipped when there is no gzip to use. "type" follows symlinks
+	// estimate how well it compresses (with lzop when there is one, else
+	// gzip -1) and time it, $4 bytes of link sample (0: none) sent only
+	// when the path holds at least $5 KiB. The ratio and the sample are
+	// skipped when there is no compressor to use. "type" follows symlinks
 	// (a symlink to a directory is a directory to upload into); "link"
 	// follows when the path itself is a symlink, with the version ID when
 	// it is one of ours (an upload landed there), which a download follows.
+	// The plugin times "ratio-start" to "ratio": the compressor's speed here.
 	probeScript = `p=$1
-for c in tar gzip md5sum sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
+for c in tar gzip lzop md5sum sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
 if [ -d "$p" ]; then echo "type dir"; elif [ -f "$p" ]; then echo "type file"; elif [ -e "$p" ]; then echo "type other"; else echo "type none"; fi
 if [ -L "$p" ]; then
@@ -35,10 +37,13 @@ if [ -L "$p" ]; then
 fi
 sz=0
 if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
-command -v gzip >/dev/null 2>&1 || exit 0
+if command -v lzop >/dev/null 2>&1; then z=lzop; zc='lzop -c'; elif command -v gzip >/dev/null 2>&1; then z=gzip; zc='gzip -1'; else exit 0; fi
 if [ "$3" = ratio ] && [ -e "$p" ]; then
-  s() { find "$p/" -type f 2>/dev/null | head -n 64 | while IFS= read -r f; do head -c 32768 "$f"; done | head -c 1048576; }
-  echo "ratio $(s | wc -c) $(s | gzip -1 | wc -c)"
+  if [ -f "$p" ]; then s() { head -c 1048576 -- "$p"; }
+  else s() { find "$p/" -type f -print0 2>/dev/null | xargs -0 cat 2>/dev/null | head -c 1048576; }; fi
+  raw=$(s | wc -c)
+  echo ratio-start
+  echo "ratio $raw $(s | $zc | wc -c) $z"
 fi
 if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
   echo sample
@@ -46,16 +51,17 @@ if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
 fi`
 
 	// streamScript sends $2 (or the NUL-separated names on stdin when $2
-	// is "-") from directory $1 as tar, gzipped when $3 is "gzip", then
-	// the end marker: "kubectl-concourse-end" and $4, on stdout after the
-	// archive. A stream that was cut on the way lacks it, even when the
-	// exec reports success (a dropped connection can: docs/test-cluster.md).
-	// The fd juggling returns tar's status through the pipe without
-	// pipefail, which dash lacks.
+	// is "-") from directory $1 as tar, compressed when $3 is "gzip" or
+	// "lzop", then the end marker: "kubectl-concourse-end" and $4, on
+	// stdout after the archive. A stream that was cut on the way lacks it,
+	// even when the exec reports success (a dropped connection can:
+	// docs/test-cluster.md). The fd juggling returns tar's status through
+	// the pipe without pipefail, which dash lacks.
 	streamScript = `cd -- "$1" || exit
 pack() { if [ "$2" = - ]; then xargs -0 -r tar cf -; else tar cf - "$2"; fi; }
-if [ "$3" = gzip ]; then
-  { s=$( { { pack "$@" 3>&-; echo $? >&3; } | gzip -1 >&4 3>&-; } 3>&1 ); } 4>&1
+case $3 in gzip) zc='gzip -1' ;; lzop) zc='lzop -c' ;; *) zc= ;; esac
+if [ -n "$zc" ]; then
+  { s=$( { { pack "$@" 3>&-; echo $? >&3; } | $zc >&4 3>&-; } 3>&1 ); } 4>&1
 else
   pack "$@"; s=$?
 fi

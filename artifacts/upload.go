@@ -1,7 +1,6 @@
 package artifacts
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -67,10 +66,10 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		return err
 	}
 
-	var ratio float64
+	var ratio, rate float64
 	sample := 0
 	if s.compress == compressAuto {
-		ratio = localRatio(p)
+		ratio, rate = localRatio(p)
 		if total >= smallTransfer {
 			sample = sampleBytes
 		}
@@ -82,10 +81,16 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if c.kind != "dir" && c.kind != "none" {
 		return fmt.Errorf("%s exists in the container and is not a directory", dest)
 	}
-	useGzip, err := chooseGzip(s.compress, c.gzip, true, total, ratio, c.linkBytesPerSec)
+	codec := ""
+	if c.gzip {
+		codec = compressGzip // the plugin compresses; the container only needs gunzip
+	}
+	z, err := chooseCompression(s.compress, c, linkChoice{upload: true, size: total, ratio: ratio, codec: codec,
+		linkRate: c.linkBytesPerSec, senderRate: rate})
 	if err != nil {
 		return err
 	}
+	useGzip := z == compressGzip
 	var dig *digest
 	if s.verify {
 		if dig = chooseDigest(c); dig == nil {
@@ -267,9 +272,9 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	packErr := make(chan error, 1)
 	go func() {
 		var w io.Writer = pw
-		var zw *gzip.Writer
+		var zw *parallelGzip
 		if u.gzip {
-			zw, _ = gzip.NewWriterLevel(pw, gzip.BestSpeed)
+			zw = newParallelGzip(pw)
 			w = zw
 		}
 		err := u.p.pack(w, skip, end)
