@@ -102,7 +102,7 @@ demo: build cluster ## start the test cluster, seed a Concourse installation and
 # One make target per benchmark program; each prints its own figures (and the
 # ratios its issue asks for). Add a `bench-<name>:` target below and its name
 # here, e.g. BENCHES += bench-hijack.
-BENCHES := bench-hijack bench-artifacts bench-views
+BENCHES := bench-hijack bench-artifacts bench-views bench-execute
 
 bench: build cluster ## run every benchmark listed in BENCHES; each prints its figures
 	@if [ -z "$(strip $(BENCHES))" ]; then echo "bench: no benchmark listed in BENCHES (Makefile)"; exit 1; fi

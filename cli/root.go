@@ -23,7 +23,9 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/execute"
+	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
+	"github.com/kubectl-concourse/kubectl-concourse/manage"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
 )
 
@@ -99,8 +101,9 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-concourse",
 		Short: "Debug and move files in Concourse builds that run on Kubernetes",
-		Long: `kubectl concourse brings fly's hijack, one-off artifacts (upload, download), workers,
-containers, volumes, builds and watch to Concourse builds that run as pods, found through labels.`,
+		Long: `kubectl concourse brings fly's hijack, execute (a task file as a one-off build), one-off
+artifacts (upload, download), workers, containers, volumes, builds and watch to Concourse builds
+that run as pods, found through labels.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl concourse"},
@@ -115,12 +118,15 @@ containers, volumes, builds and watch to Concourse builds that run as pods, foun
 		NewCmdVersion(streams),
 		hijack.NewCmdHijack(streams, flags),
 		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
-		execute.NewCmdExecute(streams, flags),
+		execute.NewCmdExecute(streams, flags), gc.NewCmdGC(streams, flags),
 		views.NewCmdWorkers(streams, flags),
 		views.NewCmdContainers(streams, flags),
 		views.NewCmdVolumes(streams, flags),
 		views.NewCmdBuilds(streams, flags),
 		views.NewCmdWatch(streams, flags),
+		manage.NewCmdClearTaskCache(streams, flags), manage.NewCmdClearResourceCache(streams, flags),
+		manage.NewCmdLandWorker(streams, flags), manage.NewCmdPruneWorker(streams, flags),
+		manage.NewCmdAbortBuild(streams, flags),
 	)
 	addCompletion(root)
 	return root

@@ -63,7 +63,6 @@ type ExecuteOptions struct {
 
 	// Filled by Complete.
 	config  TaskConfig
-	build   oneOff
 	inputs  []inputFlag
 	outputs []outputFlag
 	format  string // with --dry-run: yaml or json
@@ -283,10 +282,17 @@ func (o *ExecuteOptions) Validate() error {
 	if _, err := o.image(); err != nil {
 		return err
 	}
-	if c.Platform != "linux" && (len(o.inputs) > 0 || len(o.outputs) > 0) && o.DryRun == "none" {
-		return fmt.Errorf("platform %s: inputs and outputs move through a helper container (%s, which needs sh and tar) in the task's pod, which runs on a %s node; run this task without -i and -o", c.Platform, o.HelperImage, c.Platform)
-	}
 	return nil
+}
+
+// warnings are what Validate lets pass but the user should know.
+func (o *ExecuteOptions) warnings() []string {
+	var w []string
+	if c := o.config; c.Platform != "linux" && (len(o.inputs) > 0 || len(o.outputs) > 0) {
+		w = append(w, fmt.Sprintf("platform %s: the inputs and outputs move through helper containers of image %s, which must run on %s nodes (--helper-image)",
+			c.Platform, o.HelperImage, c.Platform))
+	}
+	return w
 }
 
 // within says whether p is dir or lies below it.

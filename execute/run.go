@@ -42,14 +42,34 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	}
 	b := o.plan(team)
 	pod, secret := b.objects()
+	for _, w := range o.warnings() {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+	}
 	if o.DryRun == "client" {
 		return o.print(pod, secret)
 	}
-	// The first Ctrl-C cancels ctx (cli) and aborts the build; a second
-	// one, while it is being deleted, exits at once.
-	second := make(chan os.Signal, 1)
-	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(second)
+	// The first Ctrl-C (or SIGTERM) aborts the build; a second one, while
+	// it is being deleted, exits at once. cli cancels ctx on the first too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	second, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-signals:
+			cancel()
+		case <-finished:
+			return
+		}
+		select {
+		case <-signals:
+			close(second)
+		case <-finished:
+		}
+	}()
 	r := &runner{o: o, b: b, client: o.Client, second: second, colour: o.isTerminal(o.Out)}
 	return r.run(ctx, pod, secret)
 }
@@ -84,7 +104,7 @@ type runner struct {
 	o      *ExecuteOptions
 	b      oneOff
 	client kubernetes.Interface
-	second <-chan os.Signal
+	second <-chan struct{} // closed by a second Ctrl-C
 	colour bool
 
 	pod     *corev1.Pod
@@ -204,6 +224,11 @@ func (r *runner) follow(ctx context.Context) (buildStatus, error) {
 		return errored, err
 	}
 	if len(b.Outputs) > 0 {
+		// It starts beside the task, maybe after a task that ended at once.
+		if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, outputsContainer,
+			helper.WaitOptions{Timeout: o.PendingTimeout}); err != nil {
+			return errored, err
+		}
 		if err := r.download(ctx); err != nil {
 			if status.state == "succeeded" {
 				status = buildStatus{state: "failed"}
@@ -221,25 +246,12 @@ func (r *runner) container(name string) podexec.Container {
 // upload sends every input in parallel into the inputs container, then
 // releases it so that the task starts.
 func (r *runner) upload(ctx context.Context) error {
-	o := r.o
-	t := helper.Tie(o.Executor, r.container(inputsContainer), helper.DefaultGrace)
+	t := helper.Tie(r.o.Executor, r.container(inputsContainer), helper.DefaultGrace)
 	r.tethers = append(r.tethers, t)
-	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(inputsContainer), WorkingDir: workingDir}
-	tty := o.isTerminal(o.ErrOut)
-	prog := artifacts.NewProgress(ctx, o.ErrOut, tty, tty)
-	warnf := func(format string, a ...any) { fmt.Fprintf(o.ErrOut, format, a...) }
-	errs := make([]error, len(r.b.Inputs))
-	var wg sync.WaitGroup
-	for i, in := range r.b.Inputs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = artifacts.UploadInto(ctx, ep, o.transferSettings(prog, warnf), in.Local, in.Remote)
-		}()
-	}
-	wg.Wait()
-	prog.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := r.transferAll(ctx, inputsContainer, len(r.b.Inputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
+		return artifacts.UploadInto(ctx, ep, s, r.b.Inputs[i].Local, r.b.Inputs[i].Remote)
+	})
+	if err != nil {
 		return err
 	}
 	r.tethers = r.tethers[:len(r.tethers)-1]
@@ -261,26 +273,35 @@ func (r *runner) releaseAll(ctx context.Context) {
 // download brings every -o output back in parallel from the outputs
 // container, whatever the task's status (fly's ensure).
 func (r *runner) download(ctx context.Context) error {
+	err := r.transferAll(ctx, outputsContainer, len(r.b.Outputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
+		return artifacts.DownloadAs(ctx, ep, s, r.b.Outputs[i].Remote, r.b.Outputs[i].Local)
+	})
+	if err != nil {
+		return fmt.Errorf("downloading failed: %w", err)
+	}
+	return nil
+}
+
+// transferAll runs n transfers with container at once, each with its bar on
+// a terminal (fly draws one per input and output), and joins their errors.
+func (r *runner) transferAll(ctx context.Context, container string, n int, transfer func(context.Context, artifacts.Endpoint, artifacts.Settings, int) error) error {
 	o := r.o
-	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(outputsContainer), WorkingDir: workingDir}
+	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(container), WorkingDir: workingDir}
 	tty := o.isTerminal(o.ErrOut)
 	prog := artifacts.NewProgress(ctx, o.ErrOut, tty, tty)
 	warnf := func(format string, a ...any) { fmt.Fprintf(o.ErrOut, format, a...) }
-	errs := make([]error, len(r.b.Outputs))
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i, out := range r.b.Outputs {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = artifacts.DownloadAs(ctx, ep, o.transferSettings(prog, warnf), out.Remote, out.Local)
+			errs[i] = transfer(ctx, ep, o.transferSettings(prog, warnf), i)
 		}()
 	}
 	wg.Wait()
 	prog.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("downloading failed: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // logs streams the task's log from its first byte to its end.
@@ -299,29 +320,18 @@ func (r *runner) logs(ctx context.Context) error {
 
 // taskEnd waits until the task's container has ended and reads how.
 func (r *runner) taskEnd(ctx context.Context) (buildStatus, error) {
-	var status buildStatus
-	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		p, err := r.client.CoreV1().Pods(r.b.Namespace).Get(ctx, r.pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, cmderr.ExplainForbidden(err, r.b.Namespace, "get", "pods")
+	ended, pod, err := helper.WaitEnded(ctx, r.client.CoreV1(), r.b.Namespace, r.pod.Name, taskContainer)
+	if err != nil {
+		if pod != nil && pod.Status.Reason == "DeadlineExceeded" {
+			return buildStatus{state: "failed"}, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
 		}
-		for _, s := range p.Status.ContainerStatuses {
-			if s.Name != taskContainer || s.State.Terminated == nil {
-				continue
-			}
-			status = buildStatus{state: "failed", code: int(s.State.Terminated.ExitCode)}
-			if status.code == 0 {
-				status.state = "succeeded"
-			}
-			return true, nil
-		}
-		if p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded" {
-			status = buildStatus{state: "failed"}
-			return false, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
-		}
-		return false, nil
-	})
-	return status, err
+		return buildStatus{state: "errored"}, err
+	}
+	status := buildStatus{state: "failed", code: int(ended.ExitCode)}
+	if status.code == 0 {
+		status.state = "succeeded"
+	}
+	return status, nil
 }
 
 // explainPending adds to a pod that never started what the nodes lack, when
@@ -422,7 +432,7 @@ func (r *runner) printFollowUp() {
 	fmt.Fprintf(r.o.Out, "  kubectl concourse watch -n %s -b %s\n", ns, id)
 	fmt.Fprintf(r.o.Out, "  kubectl concourse hijack -n %s -b %s\n", ns, id)
 	fmt.Fprintf(r.o.Out, "  kubectl concourse download -n %s -b %s PATH\n", ns, id)
-	fmt.Fprintf(r.o.Out, "and remove it when done with: kubectl concourse gc -n %s\n", ns)
+	fmt.Fprintf(r.o.Out, "and remove it when done with: kubectl delete pod -n %s %s (its Secret goes with it)\n", ns, printers.EscapeTerminal(r.pod.Name))
 }
 
 // Colours as fly's (fly/ui): on a terminal only.

@@ -56,7 +56,7 @@ trap 'kill $! 2>/dev/null; exit 143' TERM
 i=0
 while [ ! -e "$3" ]; do
   [ "$i" -ge "$4" ] && exit 1
-  sleep 1; i=$((i+1))
+  sleep 1 & wait $!; i=$((i+1))
 done
 sleep "$2" & wait $!
 exit 1`

@@ -9,7 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/cli-runtime/pkg/printers"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
@@ -170,7 +170,7 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 	}
 	var current *corev1.Pod
 	var why string
-	err := wait.PollUntilContextCancel(ctx, o.Interval, true, func(ctx context.Context) (bool, error) {
+	check := func(ctx context.Context) (bool, error) {
 		p, err := pods.Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, cmderr.ExplainForbidden(err, namespace, "get", "pods")
@@ -191,7 +191,8 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 			return false, fmt.Errorf("cannot start: %s", reason)
 		}
 		return false, nil
-	})
+	}
+	err := pollOrWatch(ctx, pods.Pods(namespace), name, o.Interval, check)
 	if err == nil {
 		return current, nil
 	}
@@ -200,4 +201,63 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 		return nil, fmt.Errorf("%s did not start within %s: %s", where, o.Timeout, why)
 	}
 	return nil, fmt.Errorf("%s: %w", where, err)
+}
+
+// pollOrWatch calls check at once, then at every change of the pod that a
+// watch reports (so that a container is seen running the moment the kubelet
+// says so), and every interval in any case (a watch may lag or be refused:
+// polling alone is then as good as before).
+func pollOrWatch(ctx context.Context, pods corev1client.PodInterface, name string, interval time.Duration, check func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	if w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}); err == nil {
+		defer w.Stop()
+		go func() {
+			for range w.ResultChan() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		done, err := check(ctx)
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		case <-changed:
+		}
+	}
+}
+
+// WaitEnded waits until container of pod has ended and returns how, with
+// the pod as it then was. It gives up when the pod is gone.
+func WaitEnded(ctx context.Context, pods corev1client.PodsGetter, namespace, name, container string) (*corev1.ContainerStateTerminated, *corev1.Pod, error) {
+	var ended *corev1.ContainerStateTerminated
+	var current *corev1.Pod
+	err := pollOrWatch(ctx, pods.Pods(namespace), name, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		p, err := pods.Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, cmderr.ExplainForbidden(err, namespace, "get", "pods")
+		}
+		current = p
+		if s := findStatus(p, container); s != nil && s.State.Terminated != nil {
+			ended = s.State.Terminated
+			return true, nil
+		}
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			return false, fmt.Errorf("pod %s has %s (%s) and its container %s never ended",
+				printers.EscapeTerminal(namespace+"/"+name), p.Status.Phase, printers.EscapeTerminal(p.Status.Reason), printers.EscapeTerminal(container))
+		}
+		return false, nil
+	})
+	return ended, current, err
 }

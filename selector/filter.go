@@ -1,13 +1,16 @@
 package selector
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
 // Filter narrows a list of the contract's objects (pods, PVCs, nodes) to a
@@ -35,7 +38,7 @@ const (
 func (f *Filter) AddFlags(fs *pflag.FlagSet, names ...string) {
 	all := pflag.NewFlagSet("filter", pflag.ContinueOnError)
 	all.StringVar(&f.Team, FlagTeam, f.Team, "Only this team's objects")
-	all.StringVar(&f.Pipeline, FlagPipeline, f.Pipeline, "Only this pipeline's objects")
+	all.StringVarP(&f.Pipeline, FlagPipeline, "p", f.Pipeline, "Only this pipeline's objects")
 	all.StringVarP(&f.Job, FlagJob, "j", f.Job, "Only this job's objects: JOB, or PIPELINE/JOB as fly's -j")
 	all.StringVarP(&f.LabelSelector, FlagSelector, "l", f.LabelSelector, "Extra label selector (e.g. -l key1=value1,key2=value2)")
 	all.BoolVarP(&f.AllNamespaces, FlagAllNamespaces, "A", f.AllNamespaces, "List across all namespaces")
@@ -172,6 +175,44 @@ func MarkedWorkers() labels.Requirement {
 // Volumes selects the PVCs of the contract: those with a volume type.
 func Volumes() labels.Requirement {
 	return requirement(LabelVolumeType, selection.Exists)
+}
+
+// VolumesOfType selects the PVCs of one volume type (task-cache, resource...).
+func VolumesOfType(volumeType string) labels.Requirement {
+	return requirement(LabelVolumeType, selection.Equals, volumeType)
+}
+
+// Also returns the scope narrowed to objects whose key stands for name
+// (encoded in the label, whole in the annotation when needed).
+func (s Scope) Also(key, name string) Scope {
+	names := maps.Clone(s.names)
+	if names == nil {
+		names = map[string]string{}
+	}
+	names[key] = name
+	s.names = names
+	return s
+}
+
+// WithInstanceVars returns the scope narrowed to one pipeline instance.
+func (s Scope) WithInstanceVars(vars InstanceVars) Scope {
+	s.vars = vars
+	return s
+}
+
+// WorkerSelector is the node selector of the contract: the nodes labelled
+// as workers when any node is, else every node. It costs one LIST of at
+// most one node.
+func WorkerSelector(ctx context.Context, nodes corev1client.NodeInterface) (labels.Selector, error) {
+	marked := labels.NewSelector().Add(MarkedWorkers())
+	probe, err := nodes.List(ctx, metav1.ListOptions{LabelSelector: marked.String(), Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("list worker nodes: %w", err)
+	}
+	if len(probe.Items) > 0 {
+		return marked, nil
+	}
+	return labels.Everything(), nil
 }
 
 // BuildSelector names exactly the pods of m's build: by its global build id

@@ -25,12 +25,15 @@ const (
 	AnnotationContainer    = "concourse-ci.org/container"
 	// AnnotationVersion optionally holds a resource volume's version as a
 	// JSON object; fly shows it as the identifier of resource volumes.
-	AnnotationVersion          = "concourse-ci.org/version"
+	AnnotationVersion = "concourse-ci.org/version"
+	// AnnotationCachePath holds a task cache PVC's path (the task's caches[].path).
+	AnnotationCachePath        = "concourse-ci.org/cache-path"
 	AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
 
 	// Tekton layout: one step per container named TektonStepPrefix+step.
-	LabelTektonTaskRun = "tekton.dev/taskRun"
-	TektonStepPrefix   = "step-"
+	LabelTektonTaskRun     = "tekton.dev/taskRun"
+	LabelTektonPipelineRun = "tekton.dev/pipelineRun"
+	TektonStepPrefix       = "step-"
 
 	// The plugin's own objects (docs/labels.md). Debug copies and helper
 	// pods are the plugin's (managed-by ManagedByPlugin), so that no view

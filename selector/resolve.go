@@ -215,19 +215,8 @@ func (q query) expand(pod *corev1.Pod) []Match {
 }
 
 func matchFromLabels(pod *corev1.Pod) Match {
-	get := func(key string) string {
-		v, _ := Original(pod.Labels, pod.Annotations, key)
-		return v
-	}
-	m := Match{
-		Pod: pod, Team: get(LabelTeam), Pipeline: get(LabelPipeline), Job: get(LabelJob),
-		Build: get(LabelBuildName), BuildID: get(LabelBuildID), Step: get(LabelStepName),
-		StepType: get(LabelStepType), Attempt: get(LabelAttempt), Resource: get(LabelResource),
-	}
-	if raw := pod.Annotations[AnnotationInstanceVars]; raw != "" {
-		// Unreadable vars are shown as none; podMatches already refused them.
-		m.InstanceVars, _ = ParseInstanceVarsJSON(raw)
-	}
+	m := Owner(pod)
+	m.Pod = pod
 	return m
 }
 

@@ -2,6 +2,7 @@ package views
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,17 +37,19 @@ var erroredReasons = map[string]bool{
 // step is one step container as far as its build's status goes.
 type step struct {
 	pod, container, name string
+	kind                 string // the step's type: task, get, put, check, run
 	created              time.Time
 	status               string
 	started, finished    time.Time // zero when unknown
 	reason               string    // why a step errored
+	exitCode             int32     // of a terminated container
 }
 
 // podSteps reads the status of each step container of pod.
 func podSteps(pod *corev1.Pod) []step {
 	var steps []step
 	for _, m := range selector.Steps(pod) {
-		s := step{pod: pod.Name, container: m.Container, name: m.Step, created: pod.CreationTimestamp.Time}
+		s := step{pod: pod.Name, container: m.Container, name: m.Step, kind: m.StepType, created: pod.CreationTimestamp.Time}
 		if s.name == "" {
 			s.name = m.Resource
 		}
@@ -60,7 +63,7 @@ func podSteps(pod *corev1.Pod) []step {
 		switch {
 		case cs != nil && cs.State.Terminated != nil:
 			t := cs.State.Terminated
-			s.started, s.finished = t.StartedAt.Time, t.FinishedAt.Time
+			s.started, s.finished, s.exitCode = t.StartedAt.Time, t.FinishedAt.Time, t.ExitCode
 			switch {
 			case t.ExitCode == 0:
 				s.status = statusSucceeded
@@ -117,6 +120,7 @@ func buildStatus(steps []step) string {
 // buildRef identifies a build from its pod's labels.
 type buildRef struct {
 	namespace, id, team, pipeline, vars, job, name, resource string
+	instanceVars                                             selector.InstanceVars
 }
 
 func buildRefOf(pod *corev1.Pod) buildRef {
@@ -124,6 +128,7 @@ func buildRefOf(pod *corev1.Pod) buildRef {
 	return buildRef{
 		namespace: pod.Namespace, id: m.BuildID, team: m.Team, pipeline: m.Pipeline,
 		vars: m.InstanceVars.String(), job: m.Job, name: m.Build, resource: checkResource(m),
+		instanceVars: m.InstanceVars,
 	}
 }
 
@@ -149,8 +154,9 @@ type buildSet struct {
 }
 
 type buildEntry struct {
-	ref  buildRef
-	pods map[string][]step // pod name -> its steps
+	ref       buildRef
+	pods      map[string][]step            // pod name -> its steps
+	podLabels map[string]map[string]string // pod name -> its labels, which name its Tekton runs
 }
 
 func newBuildSet() *buildSet {
@@ -164,10 +170,11 @@ func (s *buildSet) add(pod *corev1.Pod) string {
 	s.remove(pod.Namespace, pod.Name)
 	e := s.builds[key]
 	if e == nil {
-		e = &buildEntry{ref: ref, pods: map[string][]step{}}
+		e = &buildEntry{ref: ref, pods: map[string][]step{}, podLabels: map[string]map[string]string{}}
 		s.builds[key] = e
 	}
 	e.pods[pod.Name] = podSteps(pod)
+	e.podLabels[pod.Name] = pod.Labels
 	s.podKey[pod.Namespace+"/"+pod.Name] = key
 	return key
 }
@@ -181,6 +188,7 @@ func (s *buildSet) remove(namespace, name string) string {
 	delete(s.podKey, namespace+"/"+name)
 	if e := s.builds[key]; e != nil {
 		delete(e.pods, name)
+		delete(e.podLabels, name)
 		if len(e.pods) == 0 {
 			delete(s.builds, key)
 		}
@@ -189,10 +197,10 @@ func (s *buildSet) remove(namespace, name string) string {
 }
 
 // items returns the builds newest first, as fly does (by build id, descending).
-func (s *buildSet) items() []*Build {
+func (s *buildSet) items(runs tektonRuns) []*Build {
 	bs := make([]*Build, 0, len(s.builds))
 	for _, e := range s.builds {
-		bs = append(bs, e.build())
+		bs = append(bs, e.build(runs))
 	}
 	slices.SortFunc(bs, compareBuilds)
 	return bs
@@ -216,7 +224,9 @@ func (e *buildEntry) steps() []step {
 	return steps
 }
 
-func (e *buildEntry) build() *Build {
+// build summarises the build from its pods and, when Tekton ran it, from
+// its PipelineRun or TaskRun, whose conditions are the better record.
+func (e *buildEntry) build(runs tektonRuns) *Build {
 	r := e.ref
 	name := r.id
 	if name == "" {
@@ -227,7 +237,7 @@ func (e *buildEntry) build() *Build {
 		TypeMeta:   typeMeta("Build"),
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.namespace},
 		ID:         r.id, Team: r.team, Pipeline: r.pipeline, InstanceVars: r.vars, Job: r.job, BuildName: r.name,
-		Resource: r.resource, Status: buildStatus(steps), Steps: []string{},
+		Resource: r.resource, Status: buildStatus(steps), Steps: []string{}, vars: r.instanceVars,
 	}
 	var start, end time.Time
 	done := true
@@ -252,7 +262,36 @@ func (e *buildEntry) build() *Build {
 	if done && !end.IsZero() && finished(b.Status) {
 		b.End = &metav1.Time{Time: end}
 	}
+	e.applyTekton(b, runs)
 	return b
+}
+
+func (e *buildEntry) applyTekton(b *Build, runs tektonRuns) {
+	var podLabels []map[string]string
+	seen := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(e.podLabels)) {
+		l := e.podLabels[name]
+		podLabels = append(podLabels, l)
+		if tr := l[selector.LabelTektonTaskRun]; tr != "" && !seen[tr] {
+			seen[tr] = true
+			b.Retries += runs.taskRuns[e.ref.namespace+"/"+tr].retries
+		}
+	}
+	run, ok := runs.of(e.ref.namespace, podLabels)
+	if !ok {
+		return
+	}
+	if run.status != "" {
+		b.Status = run.status
+	}
+	if !run.start.IsZero() {
+		b.Start = &metav1.Time{Time: run.start}
+	}
+	b.End = nil
+	if !run.end.IsZero() && run.status != "" {
+		b.End = &metav1.Time{Time: run.end}
+	}
+	b.Skipped = run.skipped
 }
 
 var buildColumns = []metav1.TableColumnDefinition{
@@ -265,6 +304,7 @@ var buildColumns = []metav1.TableColumnDefinition{
 	{Name: "Duration", Type: "string"},
 	{Name: "Steps", Type: "string"},
 	{Name: "Team", Type: "string", Priority: 1},
+	{Name: "Retries", Type: "integer", Priority: 1, Description: "earlier attempts of the build's Tekton TaskRuns"},
 }
 
 const flyTimeFormat = "2006-01-02@15:04:05-0700"
@@ -286,10 +326,20 @@ func (b *Build) row(r rowContext) metav1.TableRow {
 	return metav1.TableRow{
 		Cells: []any{
 			orNone(b.ID), b.pipelineJob(), orNone(b.BuildName), b.Status, start, end, dur,
-			orNone(strings.Join(b.Steps, ",")), orNone(b.Team),
+			orNone(b.stepList()), orNone(b.Team), int64(b.Retries),
 		},
 		Object: runtime.RawExtension{Object: b},
 	}
+}
+
+// stepList is the STEPS column: the steps that ran, then those Tekton
+// skipped.
+func (b *Build) stepList() string {
+	steps := slices.Clone(b.Steps)
+	for _, s := range b.Skipped {
+		steps = append(steps, s+" (skipped)")
+	}
+	return strings.Join(steps, ",")
 }
 
 func (b *Build) pipelineJob() string {
@@ -324,16 +374,20 @@ func statusColour(status string) string {
 	return ""
 }
 
-// flyBuild is atc.Build's JSON, for --json.
+// flyBuild is atc.Build's JSON (atc/build.go:18-36), for --json: the
+// fields fly always writes, and those it writes when set.
 type flyBuild struct {
-	ID           int    `json:"id"`
-	TeamName     string `json:"team_name"`
-	Name         string `json:"name"`
-	Status       string `json:"status"`
-	JobName      string `json:"job_name,omitempty"`
-	PipelineName string `json:"pipeline_name,omitempty"`
-	StartTime    int64  `json:"start_time,omitempty"`
-	EndTime      int64  `json:"end_time,omitempty"`
+	ID                   int                   `json:"id"`
+	TeamName             string                `json:"team_name"`
+	Name                 string                `json:"name"`
+	Status               string                `json:"status"`
+	APIURL               string                `json:"api_url"`
+	JobName              string                `json:"job_name,omitempty"`
+	ResourceName         string                `json:"resource_name,omitempty"`
+	PipelineName         string                `json:"pipeline_name,omitempty"`
+	PipelineInstanceVars selector.InstanceVars `json:"pipeline_instance_vars,omitempty"`
+	StartTime            int64                 `json:"start_time,omitempty"`
+	EndTime              int64                 `json:"end_time,omitempty"`
 }
 
 // flyID is a build id as fly's JSON has it, a number (0 when there is none).
@@ -343,7 +397,14 @@ func flyID(id string) int {
 }
 
 func (b *Build) fly() any {
-	f := flyBuild{ID: flyID(b.ID), TeamName: b.Team, Name: b.BuildName, Status: b.Status, JobName: b.Job, PipelineName: b.Pipeline}
+	f := flyBuild{
+		ID: flyID(b.ID), TeamName: b.Team, Name: b.BuildName, Status: b.Status, JobName: b.Job,
+		ResourceName: b.Resource, PipelineName: b.Pipeline, PipelineInstanceVars: b.vars,
+	}
+	if f.ID != 0 {
+		// The ATC's own URL of the build (atc/api/present/build.go).
+		f.APIURL = "/api/v1/builds/" + b.ID
+	}
 	if b.Start != nil {
 		f.StartTime = b.Start.Unix()
 	}

@@ -4,6 +4,8 @@
 package views
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -14,18 +16,26 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
 )
 
+// view is a list view's three phases; those of ViewOptions unless the view
+// has flags of its own.
+type view interface {
+	Complete(genericclioptions.RESTClientGetter) error
+	Validate() error
+	Run(context.Context) error
+}
+
 // listCommand wires a list view: flags, the three phases, completion.
-func listCommand(o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd *cobra.Command, run func(*cobra.Command) error) *cobra.Command {
+func listCommand(v view, o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd *cobra.Command) *cobra.Command {
 	cmd.Args, cmd.ValidArgsFunction = cmderr.Args(cobra.NoArgs), cobra.NoFileCompletions
 	cmd.DisableFlagsInUseLine = true
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		if err := o.Complete(getter); err != nil {
+		if err := v.Complete(getter); err != nil {
 			return err
 		}
-		if err := o.Validate(); err != nil {
+		if err := v.Validate(); err != nil {
 			return cmderr.Usage(err)
 		}
-		return run(c)
+		return v.Run(c.Context())
 	}
 	o.AddFlags(cmd)
 	complete.Register(cmd, getter)
@@ -55,7 +65,7 @@ func NewCmdWorkers(streams genericiooptions.IOStreams, getter genericclioptions.
 			kubectl concourse workers -w`),
 	}
 	cmd.Flags().BoolVarP(&o.Details, "details", "d", o.Details, "Print allocatable CPU, memory and pods, pressure conditions and taints")
-	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+	return listCommand(o, o.ViewOptions, getter, cmd)
 }
 
 // NewCmdContainers is fly containers: the step containers of Concourse pods.
@@ -76,7 +86,7 @@ func NewCmdContainers(streams genericiooptions.IOStreams, getter genericclioptio
 			kubectl concourse containers -j main/unit -o wide`),
 	}
 	o.addFilterFlags(cmd)
-	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+	return listCommand(o, o.ViewOptions, getter, cmd)
 }
 
 // NewCmdVolumes is fly volumes: Concourse PVCs and the volumes of Concourse pods.
@@ -99,29 +109,46 @@ func NewCmdVolumes(streams genericiooptions.IOStreams, getter genericclioptions.
 	}
 	cmd.Flags().BoolVarP(&o.Details, "details", "d", o.Details, "Print the detailed identifier")
 	o.addFilterFlags(cmd)
-	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+	return listCommand(o, o.ViewOptions, getter, cmd)
 }
+
+// DefaultBuildCount is fly's default of builds -c (fly/commands/builds.go:25).
+const DefaultBuildCount = 50
 
 // NewCmdBuilds lists builds from their step pods.
 func NewCmdBuilds(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
-	o := &BuildsOptions{NewViewOptions(streams)}
+	o := &BuildsOptions{ViewOptions: NewViewOptions(streams), Count: DefaultBuildCount}
 	cmd := &cobra.Command{
-		Use:   "builds",
-		Short: "List builds, from their step pods, newest first",
+		Use:     "builds",
+		Aliases: []string{"bs"},
+		Short:   "List builds, from their step pods, newest first",
 		Long: templates.LongDesc(`
-			List the builds whose step pods exist, newest (highest build id) first. STATUS is
-			derived from the step containers: errored (a step cannot run, e.g. its image cannot be
-			pulled), failed (a step exited non-zero), aborted (a step was deleted while running),
-			started, succeeded or pending.`),
+			List the builds whose step pods exist, newest (highest build id) first, at most -c of
+			them (fly's 50). STATUS is derived from the step containers: errored (a step cannot run,
+			e.g. its image cannot be pulled), failed (a step exited non-zero), aborted (a step was
+			deleted while running), started, succeeded or pending. When Tekton ran the build, its
+			PipelineRun's or TaskRun's conditions give the status, start and end, RETRIES (-o wide) counts its
+			TaskRuns' retries and STEPS names the tasks it skipped.
+
+			--since and --until keep the builds that started in that range, in fly's format and the
+			local time zone. A --pipeline or -j that no pod names is an error, as fly's "pipeline/job
+			not found": the pods are the only record of a build here.`),
 		Example: templates.Examples(`
 			# List the builds of every namespace
 			kubectl concourse builds -A
 
 			# The builds of one job, as fly's JSON
-			kubectl concourse builds -j main/unit --json`),
+			kubectl concourse builds -j main/unit --json
+
+			# The last 5 builds of a pipeline that started today after 09:00
+			kubectl concourse builds -p main -c 5 --since '2026-12-01 09:00:00'`),
 	}
+	fs := cmd.Flags()
+	fs.IntVarP(&o.Count, "count", "c", o.Count, "Number of builds you want to limit the return to (0 for all)")
+	fs.StringVar(&o.Since, "since", o.Since, "Start of the range to filter builds. Expected time format of 'yyyy-mm-dd HH:mm:ss'")
+	fs.StringVar(&o.Until, "until", o.Until, "End of the range to filter builds. Expected time format of 'yyyy-mm-dd HH:mm:ss'")
 	o.addFilterFlags(cmd)
-	return listCommand(o.ViewOptions, getter, cmd, func(c *cobra.Command) error { return o.Run(c.Context()) })
+	return listCommand(o, o.ViewOptions, getter, cmd)
 }
 
 // NewCmdWatch is fly watch: a build's step logs until it ends.
@@ -129,6 +156,7 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 	o := NewWatchOptions(streams)
 	cmd := &cobra.Command{
 		Use:                   "watch -j PIPELINE/JOB [-b BUILD]",
+		Aliases:               []string{"w"},
 		DisableFlagsInUseLine: true,
 		Args:                  cmderr.Args(cobra.NoArgs),
 		ValidArgsFunction:     cobra.NoFileCompletions,
@@ -137,17 +165,22 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 			Print the logs of a build's steps in the order they started, each under a header naming
 			the step, following running steps and new ones until the build ends. Without -b, the
 			job's latest build; without -j, -b is a global build id; with neither, the latest
-			one-off build. The exit status is fly's: 0 succeeded, 1 failed, 2 errored, 3 aborted.
+			one-off build; -u takes the build's or job's URL from the web UI.
 
-			Nothing in the pods says that a build has no more steps to come: once every step has
-			succeeded, watch waits until --settle after the last one ended for the next step's pod
-			before it calls the build succeeded.`),
+			The exit status is fly's: the exit status of the last task to finish (a failed task that
+			exited 42 exits 42), else 0 succeeded, 1 failed, 2 errored, 3 aborted.
+
+			When Tekton ran the build, its PipelineRun (or TaskRun) says when the build is over and
+			how it ended, and the steps it skipped are named. Otherwise nothing in the pods says that
+			a build has no more steps to come: a failed, errored or aborted step ends it, and once
+			every step has succeeded, watch waits until --settle after the last one ended for the
+			next step's pod before it calls the build succeeded.`),
 		Example: templates.Examples(`
 			# Follow the latest build of a job
 			kubectl concourse watch -j main/unit
 
-			# Follow build 42 of the job
-			kubectl concourse watch -j main/unit -b 42`),
+			# Follow build 42 of the job, each line with its time
+			kubectl concourse watch -j main/unit -b 42 -t`),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := o.Complete(getter); err != nil {
 				return err
@@ -159,10 +192,12 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 		},
 	}
 	fs := cmd.Flags()
-	o.Target.AddFlags(fs, "job", "build", "team", "all-namespaces")
+	o.Target.AddFlags(fs, "job", "build", "url", "team", "all-namespaces")
+	fs.BoolVarP(&o.Timestamps, "timestamps", "t", o.Timestamps, "Print with local timestamp")
 	// The shared flags speak of a step's container; watch follows a build.
 	fs.Lookup("team").Usage = "Name of the team the build belongs to"
 	fs.Lookup("all-namespaces").Usage = "Look for the build in every namespace"
+	fs.Lookup("url").Usage = "URL for the build or job to watch, as copied from the Concourse web UI"
 	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long after the last one ended to wait for a next step before the build counts as succeeded")
 	fs.StringVar(&o.Color, "color", o.Color, "Colour headers and the status: auto (only on a terminal), always or never")
 	complete.Register(cmd, getter)

@@ -11,9 +11,10 @@ import (
 
 // source is a watch that continues a LIST (-w).
 type source struct {
-	rv    string // the LIST's resourceVersion
-	opts  metav1.ListOptions
-	watch func(context.Context, metav1.ListOptions) (watch.Interface, error)
+	rv      string // the LIST's resourceVersion
+	opts    metav1.ListOptions
+	watch   func(context.Context, metav1.ListOptions) (watch.Interface, error)
+	initial []watch.Event // what the LIST returned, when the handler is to see it as events
 }
 
 // follow merges the events of sources into handle, one at a time, until ctx
@@ -45,6 +46,13 @@ func follow(ctx context.Context, handle func(watch.Event) error, sources ...sour
 // run watches from the LIST's resourceVersion and starts again from the
 // last one seen when the server ends a watch, so that no change is missed.
 func (s source) run(ctx context.Context, events chan<- watch.Event) error {
+	for _, ev := range s.initial {
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	rv := s.rv
 	for {
 		opts := s.opts

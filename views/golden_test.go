@@ -26,7 +26,7 @@ var views = map[string]func(*ViewOptions) runner{
 	"workers":    func(o *ViewOptions) runner { return &WorkersOptions{o} },
 	"containers": func(o *ViewOptions) runner { return &ContainersOptions{o} },
 	"volumes":    func(o *ViewOptions) runner { return &VolumesOptions{o} },
-	"builds":     func(o *ViewOptions) runner { return &BuildsOptions{o} },
+	"builds":     func(o *ViewOptions) runner { return &BuildsOptions{ViewOptions: o} },
 }
 
 // namespaced are the views with -A, --pipeline and --job.
@@ -47,7 +47,7 @@ func newTestOptions(t *testing.T, objs ...runtime.Object) (*ViewOptions, *fake.C
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()
 	o := NewViewOptions(streams)
 	client := fake.NewClientset(objs...)
-	o.Client, o.Namespace = client, "ci"
+	o.Client, o.Namespace, o.Dynamic = client, "ci", newTektonClient()
 	o.Now = func() time.Time { return now }
 	o.Location = time.UTC
 	o.IsTerminal = func(io.Writer) bool { return false }

@@ -15,7 +15,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -51,6 +53,7 @@ type cluster struct {
 	Namespace         string
 	ExplicitNamespace bool // -n given: workers count pods only there
 	Client            kubernetes.Interface
+	Dynamic           dynamic.Interface // Tekton's runs, when Tekton is installed
 }
 
 // complete fills what is not preset. Pages of thousands of pods decode
@@ -63,11 +66,20 @@ func (c *cluster) complete(getter genericclioptions.RESTClientGetter) error {
 			return err
 		}
 	}
-	if c.Client == nil {
-		config, err := getter.ToRESTConfig()
-		if err != nil {
+	if c.Client != nil && c.Dynamic != nil {
+		return nil
+	}
+	config, err := getter.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	if c.Dynamic == nil {
+		if c.Dynamic, err = dynamic.NewForConfig(config); err != nil {
 			return err
 		}
+	}
+	if c.Client == nil {
+		config = rest.CopyConfig(config)
 		config.ContentType = runtime.ContentTypeProtobuf
 		config.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 		if c.Client, err = kubernetes.NewForConfig(config); err != nil {

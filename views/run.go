@@ -2,17 +2,20 @@ package views
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -75,7 +78,7 @@ func (o *WorkersOptions) listWorkers(ctx context.Context) (nodeList, error) {
 		func(page *corev1.NodeList) error {
 			for i := range page.Items {
 				if o.scope.Matches(&page.Items[i]) {
-					l.workers = append(l.workers, newWorker(&page.Items[i], 0))
+					l.workers = append(l.workers, newWorker(&page.Items[i], 0, 0))
 				}
 			}
 			return nil
@@ -86,28 +89,44 @@ func (o *WorkersOptions) listWorkers(ctx context.Context) (nodeList, error) {
 	return l, nil
 }
 
-// workerSelector is the node selector of the contract: the nodes labelled
-// as workers when any node is, else every node.
+// workerSelector is the contract's node selector, with the filters.
 func (o *WorkersOptions) workerSelector(ctx context.Context) (string, error) {
-	marked := selector.MarkedWorkers()
-	probe, err := o.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{
-		LabelSelector: labels.NewSelector().Add(marked).String(), Limit: 1,
-	})
+	workers, err := selector.WorkerSelector(ctx, o.Client.CoreV1().Nodes())
 	if err != nil {
-		return "", fmt.Errorf("list worker nodes: %w", err)
+		return "", err
 	}
-	if len(probe.Items) > 0 {
-		return o.scope.Selector(marked), nil
-	}
-	return o.scope.Selector(), nil
+	reqs, _ := workers.Requirements()
+	return o.scope.Selector(reqs...), nil
 }
 
 // podCount is the Concourse pods bound to each node, and how to watch them.
 type podCount struct {
-	perNode   map[string]int
-	podNode   map[string]string // namespace/pod -> node, kept only with -w to follow pods that go
-	namespace string            // where the pods were counted ("" for all)
-	sel, rv   string
+	perNode    map[string]int
+	unfinished map[string]int      // of perNode, those not Succeeded or Failed
+	podNode    map[string]podPlace // namespace/pod -> where, kept only with -w to follow pods that go
+	namespace  string              // where the pods were counted ("" for all)
+	sel, rv    string
+}
+
+// podPlace is the node a pod is bound to and whether it is unfinished.
+type podPlace struct {
+	node       string
+	unfinished bool
+}
+
+func placeOf(pod *corev1.Pod) podPlace {
+	return podPlace{node: pod.Spec.NodeName, unfinished: pod.Spec.NodeName != "" && selector.Unfinished(pod)}
+}
+
+// add counts a pod at place p, or takes it away with delta -1.
+func (c *podCount) add(p podPlace, delta int) {
+	if p.node == "" {
+		return
+	}
+	c.perNode[p.node] += delta
+	if p.unfinished {
+		c.unfinished[p.node] += delta
+	}
 }
 
 // countPods counts the Concourse pods per node in every namespace (only
@@ -115,18 +134,17 @@ type podCount struct {
 // forbidden. The count is about the whole worker, not a team: the filters
 // do not apply.
 func (o *WorkersOptions) countPods(ctx context.Context) (podCount, error) {
-	c := podCount{perNode: map[string]int{}, podNode: map[string]string{}, namespace: metav1.NamespaceAll}
+	c := podCount{perNode: map[string]int{}, unfinished: map[string]int{}, podNode: map[string]podPlace{}, namespace: metav1.NamespaceAll}
 	if o.ExplicitNamespace {
 		c.namespace = o.Namespace
 	}
 	c.sel = selector.Scope{}.Selector(selector.ManagedPods())
 	count := func(pods []*corev1.Pod) error {
 		for _, pod := range pods {
-			if pod.Spec.NodeName != "" {
-				c.perNode[pod.Spec.NodeName]++
-				if o.Watch {
-					c.podNode[podKey(pod)] = pod.Spec.NodeName
-				}
+			p := placeOf(pod)
+			c.add(p, 1)
+			if o.Watch && p.node != "" {
+				c.podNode[podKey(pod)] = p
 			}
 		}
 		return nil
@@ -136,6 +154,7 @@ func (o *WorkersOptions) countPods(ctx context.Context) (podCount, error) {
 	if apierrors.IsForbidden(err) && c.namespace == metav1.NamespaceAll {
 		fmt.Fprintf(o.ErrOut, "warning: cannot list pods in all namespaces, counting containers in namespace %s only\n", o.Namespace)
 		c.namespace = o.Namespace
+		c.perNode, c.unfinished, c.podNode = map[string]int{}, map[string]int{}, map[string]podPlace{}
 		c.rv, err = o.eachPod(ctx, c.namespace, c.sel, selector.Scope{}, count)
 	}
 	if err != nil {
@@ -157,7 +176,7 @@ type workerTable struct {
 func newWorkerTable(workers []*Worker, count podCount, scope selector.Scope) *workerTable {
 	t := &workerTable{workers: map[string]*Worker{}, count: count, scope: scope}
 	for _, w := range workers {
-		w.Containers = count.perNode[w.Name]
+		w.setCounts(count.perNode[w.Name], count.unfinished[w.Name])
 		t.workers[w.Name] = w
 	}
 	return t
@@ -179,38 +198,34 @@ func (t *workerTable) nodeChanged(node *corev1.Node, deleted bool) []item {
 		delete(t.workers, node.Name)
 		return nil
 	}
-	w := newWorker(node, t.count.perNode[node.Name])
+	w := newWorker(node, t.count.perNode[node.Name], t.count.unfinished[node.Name])
 	t.workers[w.Name] = w
 	return []item{w}
 }
 
-// podChanged moves a pod's count to the node it is now bound to (none when
-// deleted) and returns the rows of the workers whose count changed.
+// podChanged moves a pod's count to where it is now (nowhere when
+// deleted) and returns the rows of the workers whose counts changed: a
+// pod that ends on a landing worker may land it.
 func (t *workerTable) podChanged(pod *corev1.Pod, deleted bool) []item {
 	key := podKey(pod)
-	old, node := t.count.podNode[key], pod.Spec.NodeName
+	old, now := t.count.podNode[key], placeOf(pod)
 	if deleted {
-		node = ""
+		now = podPlace{}
 	}
-	if old == node {
+	if old == now {
 		return nil
 	}
-	if node == "" {
+	if now.node == "" {
 		delete(t.count.podNode, key)
 	} else {
-		t.count.podNode[key] = node
+		t.count.podNode[key] = now
 	}
+	t.count.add(old, -1)
+	t.count.add(now, 1)
 	var changed []*Worker
-	for _, move := range []struct {
-		node  string
-		delta int
-	}{{old, -1}, {node, 1}} {
-		if move.node == "" {
-			continue
-		}
-		t.count.perNode[move.node] += move.delta
-		if w := t.workers[move.node]; w != nil {
-			w.Containers = t.count.perNode[move.node]
+	for _, n := range []string{old.node, now.node} {
+		if w := t.workers[n]; w != nil && !slices.Contains(changed, w) {
+			w.setCounts(t.count.perNode[n], t.count.unfinished[n])
 			changed = append(changed, w)
 		}
 	}
@@ -343,9 +358,56 @@ func (o *VolumesOptions) Run(ctx context.Context) error {
 }
 
 // BuildsOptions lists builds, grouping step pods by build.
-type BuildsOptions struct{ *ViewOptions }
+type BuildsOptions struct {
+	*ViewOptions
+	Count        int    // -c: at most this many builds, newest first; 0 for all
+	Since, Until string // fly's local "yyyy-mm-dd HH:mm:ss": builds that started in between
 
-// Run keeps one summary per build (not the pods) and prints newest first.
+	since, until time.Time // parsed by Complete; zero when not given
+}
+
+// fly's input format of --since and --until (fly/commands/builds.go:21).
+const flyInputTime = "2006-01-02 15:04:05"
+
+// Complete parses the shared options, then --since and --until in the
+// local time zone, as fly does (fly/commands/builds.go:266-284).
+func (o *BuildsOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+	if err := o.ViewOptions.Complete(getter); err != nil {
+		return err
+	}
+	var err error
+	if o.Since != "" {
+		if o.since, err = time.ParseInLocation(flyInputTime, o.Since, o.Location); err != nil {
+			return cmderr.Usagef("Since time should be in the format: %s", flyInputTime)
+		}
+	}
+	if o.Until != "" {
+		if o.until, err = time.ParseInLocation(flyInputTime, o.Until, o.Location); err != nil {
+			return cmderr.Usagef("Until time should be in the format: %s", flyInputTime)
+		}
+	}
+	return nil
+}
+
+// Validate checks the shared flags and the range.
+func (o *BuildsOptions) Validate() error {
+	if err := o.ViewOptions.Validate(); err != nil {
+		return err
+	}
+	if o.Count < 0 {
+		return errors.New("-c/--count must be 0 or more")
+	}
+	if !o.since.IsZero() && !o.until.IsZero() && o.since.After(o.until) {
+		//lint:ignore ST1005 fly's own words, which scripts may match
+		return errors.New("Cannot have --since after --until")
+	}
+	return nil
+}
+
+// Run keeps one summary per build (not the pods) and prints the newest
+// first, at most --count of them. A pipeline or job that no pod names is
+// an error, as fly's "pipeline/job not found": the pods are the only
+// record of builds here.
 func (o *BuildsOptions) Run(ctx context.Context) error {
 	p, err := o.newPrinter(buildColumns, true)
 	if err != nil {
@@ -361,11 +423,14 @@ func (o *BuildsOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var rows []item
-	for _, b := range set.items() {
-		rows = append(rows, b)
+	if err := o.notFound(len(set.builds)); err != nil {
+		return err
 	}
-	if err := p.add(rows...); err != nil {
+	runs, err := listTektonRuns(ctx, o.Dynamic, o.listNamespace(), o.scope.Selector(selector.ManagedPods()), o.ErrOut)
+	if err != nil {
+		return err
+	}
+	if err := p.add(o.window(set.items(runs))...); err != nil {
 		return err
 	}
 	if err := p.finish(o.where()); err != nil || !o.Watch {
@@ -383,8 +448,45 @@ func (o *BuildsOptions) Run(ctx context.Context) error {
 			key = set.add(pod)
 		}
 		if e := set.builds[key]; e != nil {
-			return p.add(e.build())
+			return p.add(e.build(runs))
 		}
 		return nil
 	}, pods)
+}
+
+// notFound is fly's error for a pipeline or job that does not exist
+// (fly/commands/builds.go:167-169, 189-191), when the filters name one
+// and not a pod matches. With -w the builds may be yet to come.
+func (o *BuildsOptions) notFound(builds int) error {
+	if builds > 0 || o.Watch {
+		return nil
+	}
+	what, ok := o.scope.Names()
+	if !ok || strings.HasPrefix(what, "team ") {
+		return nil
+	}
+	msg := "pipeline/job not found"
+	if strings.HasPrefix(what, "pipeline ") {
+		msg = "pipeline not found"
+	}
+	return fmt.Errorf("%s: no step pods of %s%s (builds lists the builds whose pods exist)", msg, what, o.where())
+}
+
+// window keeps the builds that started within --since and --until (a
+// build not started is outside any range, as in the ATC's query,
+// atc/db/build_factory.go:273-279), then the first --count.
+func (o *BuildsOptions) window(builds []*Build) []item {
+	var rows []item
+	for _, b := range builds {
+		if o.Count > 0 && len(rows) == o.Count {
+			break
+		}
+		if !o.since.IsZero() || !o.until.IsZero() {
+			if b.Start == nil || (!o.since.IsZero() && b.Start.Time.Before(o.since)) || (!o.until.IsZero() && b.Start.Time.After(o.until)) {
+				continue
+			}
+		}
+		rows = append(rows, b)
+	}
+	return rows
 }

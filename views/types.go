@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -31,7 +32,7 @@ type Worker struct {
 	Platform   string   `json:"platform"`
 	Tags       []string `json:"tags,omitempty"`
 	Team       string   `json:"team,omitempty"`
-	State      string   `json:"state"` // running, landing or stalled
+	State      string   `json:"state"` // running, landing, landed or stalled
 	Version    string   `json:"version"`
 
 	// Details (-d).
@@ -40,6 +41,8 @@ type Worker struct {
 	Pods       string   `json:"pods,omitempty"`   // allocatable pods
 	Conditions []string `json:"conditions,omitempty"`
 	Taints     []string `json:"taints,omitempty"`
+
+	node *corev1.Node // what the state is derived from
 }
 
 // Container is one step container of a Concourse pod (fly containers).
@@ -79,6 +82,9 @@ type Volume struct {
 	Status     string `json:"status"`
 	Source     string `json:"source"`          // persistentvolumeclaim/NAME or pod/NAME
 	Claim      string `json:"claim,omitempty"` // the PVC a pod volume mounts
+
+	owner   selector.Match // what the owner's labels say, for --json
+	version map[string]any // a resource volume's version, for --json
 }
 
 // Build is the set of step pods of one build.
@@ -97,6 +103,10 @@ type Build struct {
 	Start        *metav1.Time `json:"start,omitempty"`
 	End          *metav1.Time `json:"end,omitempty"`
 	Steps        []string     `json:"steps"`
+	Skipped      []string     `json:"skipped,omitempty"` // pipeline tasks Tekton skipped
+	Retries      int          `json:"retries,omitempty"` // earlier attempts of its TaskRuns
+
+	vars selector.InstanceVars // for --json, where fly writes an object
 }
 
 // List holds the items of one view, printed as kubectl prints a list.
@@ -127,6 +137,7 @@ func (c *Container) DeepCopyObject() runtime.Object {
 func (v *Volume) DeepCopyObject() runtime.Object {
 	c := *v
 	v.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	c.version = maps.Clone(v.version) // JSON values, never modified
 	return &c
 }
 
@@ -134,7 +145,8 @@ func (b *Build) DeepCopyObject() runtime.Object {
 	c := *b
 	b.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
 	c.Start, c.End = b.Start.DeepCopy(), b.End.DeepCopy()
-	c.Steps = slices.Clone(b.Steps)
+	c.Steps, c.Skipped = slices.Clone(b.Steps), slices.Clone(b.Skipped)
+	c.vars = maps.Clone(b.vars)
 	return &c
 }
 

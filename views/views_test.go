@@ -228,7 +228,7 @@ func TestBadOutputFormat(t *testing.T) {
 		if err := o.Complete(nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := (&BuildsOptions{o}).Run(t.Context()); err == nil {
+		if err := (&BuildsOptions{ViewOptions: o}).Run(t.Context()); err == nil {
 			t.Errorf("-o %s: no error", format)
 		}
 	}
@@ -240,7 +240,7 @@ func TestNoResources(t *testing.T) {
 	if err := o.Complete(nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&BuildsOptions{o}).Run(t.Context()); err != nil {
+	if err := (&BuildsOptions{ViewOptions: o}).Run(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "" || errOut.String() != "No resources found in ci namespace.\n" {

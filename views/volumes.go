@@ -35,6 +35,8 @@ type claimUse struct {
 // downwardAPI) and Tekton's internal volumes are not Concourse volumes.
 func podVolumes(pod *corev1.Pod) ([]*Volume, map[string]claimUse) {
 	handle := podHandle(pod)
+	owner := selector.Steps(pod)[0] // every pod has at least its contract container
+	owner.Pod = nil
 	var vols []*Volume
 	uses := map[string]claimUse{}
 	for _, v := range pod.Spec.Volumes {
@@ -62,7 +64,7 @@ func podVolumes(pod *corev1.Pod) ([]*Volume, map[string]claimUse) {
 			},
 			Worker: pod.Spec.NodeName, Type: volumeContainer, Identifier: handle,
 			Detailed: containerIdentifier(handle, path), Size: size, Status: string(pod.Status.Phase),
-			Source: "pod/" + pod.Name, Claim: claim,
+			Source: "pod/" + pod.Name, Claim: claim, owner: owner,
 		})
 	}
 	return vols, uses
@@ -115,6 +117,10 @@ func newPVCVolume(pvc *corev1.PersistentVolumeClaim, use *claimUse) *Volume {
 		Type:   pvc.Labels[selector.LabelVolumeType],
 		Status: string(pvc.Status.Phase),
 		Source: "persistentvolumeclaim/" + pvc.Name,
+		owner:  selector.Owner(pvc),
+	}
+	if raw := pvc.Annotations[selector.AnnotationVersion]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &v.version) // unreadable: no version, as the identifier shows
 	}
 	if use != nil && v.Worker == "" {
 		v.Worker = use.node
@@ -260,25 +266,52 @@ func (v *Volume) colour() string {
 	return ""
 }
 
-// flyVolume is atc.Volume's JSON, for --json.
+// flyVolume is atc.Volume's JSON (atc/volume.go:14-28), for --json: every
+// field, always written, with fly's types. The ATC's numeric pipeline id
+// and parent volume have no counterpart: 0 and "".
 type flyVolume struct {
-	ID              string `json:"id"`
-	WorkerName      string `json:"worker_name"`
-	Type            string `json:"type"`
-	ContainerHandle string `json:"container_handle"`
-	Path            string `json:"path"`
-	ResourceType    string `json:"resource_type,omitempty"`
-	PipelineName    string `json:"pipeline_name,omitempty"`
-	JobName         string `json:"job_name,omitempty"`
-	StepName        string `json:"step_name,omitempty"`
+	ID                   string                 `json:"id"`
+	WorkerName           string                 `json:"worker_name"`
+	Type                 string                 `json:"type"`
+	ContainerHandle      string                 `json:"container_handle"`
+	Path                 string                 `json:"path"`
+	ParentHandle         string                 `json:"parent_handle"`
+	ResourceType         *flyVolumeResourceType `json:"resource_type"`
+	BaseResourceType     *flyVolumeBaseResource `json:"base_resource_type"`
+	PipelineID           int                    `json:"pipeline_id"`
+	PipelineName         string                 `json:"pipeline_name"`
+	PipelineInstanceVars selector.InstanceVars  `json:"pipeline_instance_vars"`
+	JobName              string                 `json:"job_name"`
+	StepName             string                 `json:"step_name"`
+}
+
+// flyVolumeResourceType is atc.VolumeResourceType (atc/volume.go:3-7).
+type flyVolumeResourceType struct {
+	ResourceType     *flyVolumeResourceType `json:"resource_type"`
+	BaseResourceType *flyVolumeBaseResource `json:"base_resource_type"`
+	Version          map[string]any         `json:"version"`
+}
+
+// flyVolumeBaseResource is atc.VolumeBaseResourceType (atc/volume.go:9-12).
+type flyVolumeBaseResource struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 func (v *Volume) fly() any {
-	f := flyVolume{ID: v.Name, WorkerName: v.Worker, Type: v.Type}
-	if v.Type == volumeContainer {
+	f := flyVolume{
+		ID: v.Name, WorkerName: v.Worker, Type: v.Type, PipelineName: v.owner.Pipeline,
+		PipelineInstanceVars: v.owner.InstanceVars, JobName: v.owner.Job, StepName: v.owner.Step,
+	}
+	switch v.Type {
+	case volumeContainer:
 		// The detailed identifier is container:HANDLE,path:PATH.
 		rest, _ := strings.CutPrefix(v.Detailed, "container:")
 		f.ContainerHandle, f.Path, _ = strings.Cut(rest, ",path:")
+	case volumeResource:
+		f.ResourceType = &flyVolumeResourceType{Version: v.version}
+	case volumeResourceType:
+		f.BaseResourceType = &flyVolumeBaseResource{Name: v.owner.Resource}
 	}
 	return f
 }

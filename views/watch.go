@@ -10,7 +10,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -21,8 +24,28 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
-// exitCodes are fly's exit statuses for a watched build.
+// exitCodes are fly's exit statuses for a build whose last task exited 0
+// (fly/eventstream/render.go:89-107).
 var exitCodes = map[string]int{statusSucceeded: 0, statusFailed: 1, statusErrored: 2, statusAborted: 3}
+
+// exitStatus is fly's rule (fly/eventstream/render.go:74-75 and 89-107):
+// the exit status of the last task to finish is the command's, and only
+// when it is 0 does a failed, errored or aborted build exit 1, 2 or 3. A
+// task's end is its container's; an aborted task never finished (fly sees
+// no finish-task event for it).
+func exitStatus(status string, steps []step) int {
+	code := 0
+	var last time.Time
+	for _, s := range steps {
+		if (s.kind == "task" || s.kind == "") && (s.status == statusSucceeded || s.status == statusFailed) && !s.finished.Before(last) {
+			code, last = int(s.exitCode), s.finished
+		}
+	}
+	if code == 0 {
+		code = exitCodes[status]
+	}
+	return code
+}
 
 // DefaultSettle is how long watch waits, after the last step it knows
 // succeeded, for the build's next step pod to appear. Nothing in the pods
@@ -33,14 +56,16 @@ const DefaultSettle = 10 * time.Second
 type WatchOptions struct {
 	genericiooptions.IOStreams
 
-	Target selector.Target // -j, -b, --team, -A
-	Settle time.Duration
-	Color  string
+	Target     selector.Target // -j, -b, -u, --team, -A
+	Settle     time.Duration
+	Color      string
+	Timestamps bool // -t: each line prefixed with its local time, as fly's
 
 	cluster
-	Logs       func(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error)
+	Logs       func(ctx context.Context, namespace, pod, container string, timestamps bool) (io.ReadCloser, error)
 	IsTerminal func(io.Writer) bool
-	Clock      clock.Clock // --settle's timer, and when a deleted pod went
+	Clock      clock.Clock    // --settle's timer, and when a deleted pod went
+	Location   *time.Location // of -t's times
 }
 
 // NewWatchOptions sets every default.
@@ -59,9 +84,14 @@ func (o *WatchOptions) Complete(getter genericclioptions.RESTClientGetter) error
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.Location == nil {
+		o.Location = time.Local
+	}
 	if o.Logs == nil {
-		o.Logs = func(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error) {
-			return o.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
+		o.Logs = func(ctx context.Context, namespace, pod, container string, timestamps bool) (io.ReadCloser, error) {
+			return o.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{
+				Container: container, Follow: true, Timestamps: timestamps,
+			}).Stream(ctx)
 		}
 	}
 	return nil
@@ -83,13 +113,15 @@ func (o *WatchOptions) Validate() error {
 
 // Run finds the build, then prints each step's logs under a header naming
 // the step, in the order the steps started, following running steps and
-// new ones until the build ends. The build's status is the exit status.
+// new ones until the build ends: when Tekton's run of it says so, else when
+// a step failed, errored or was aborted, else --settle after every step
+// succeeded. The exit status is fly's (exitStatus).
 func (o *WatchOptions) Run(ctx context.Context) error {
 	ns, sel, err := o.build(ctx)
 	if err != nil {
 		return err
 	}
-	f := &follower{o: o, ns: ns, pods: map[string]*corev1.Pod{}, done: map[string]bool{}}
+	f := &follower{o: o, ns: ns, pods: map[string]*corev1.Pod{}, done: map[string]bool{}, out: newStampWriter(o.Out, o.Timestamps, o.Location)}
 	list, err := o.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return fmt.Errorf("list pods: %w", err)
@@ -97,27 +129,74 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 	for i := range list.Items {
 		f.pods[list.Items[i].Name] = &list.Items[i]
 	}
+	sources := []source{{rv: list.ResourceVersion, opts: metav1.ListOptions{LabelSelector: sel}, watch: o.Client.CoreV1().Pods(ns).Watch}}
+	if run, ok, err := o.tektonRun(ctx, ns, list.Items); err != nil {
+		return err
+	} else if ok {
+		sources, f.tekton = append(sources, run), true
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan watch.Event)
-	watchErr := make(chan error, 1)
-	go func() {
-		watchErr <- source{rv: list.ResourceVersion, opts: metav1.ListOptions{LabelSelector: sel}, watch: o.Client.CoreV1().Pods(ns).Watch}.run(ctx, events)
-	}()
-	status, err := f.run(ctx, events, watchErr)
+	watchErr := make(chan error, len(sources))
+	for _, s := range sources {
+		go func() { watchErr <- s.run(ctx, events) }()
+	}
+	status, err := f.follow(ctx, events, watchErr)
 	if err != nil {
 		return err
 	}
-	colour := o.colour()
-	if colour && statusColour(status) != "" {
-		fmt.Fprintln(o.Out, statusColour(status)+status+colourReset)
+	steps := f.steps()
+	f.out.stamp(lastFinished(steps))
+	if o.colour() && statusColour(status) != "" {
+		fmt.Fprintln(f.out, statusColour(status)+status+colourReset)
 	} else {
-		fmt.Fprintln(o.Out, status)
+		fmt.Fprintln(f.out, status)
 	}
-	if code := exitCodes[status]; code != 0 {
+	if code := exitStatus(status, steps); code != 0 {
 		return cmderr.Status{Code: code, Reason: "build " + status}
 	}
 	return nil
+}
+
+// tektonRun finds the PipelineRun (else TaskRun) that Tekton made the
+// build's pods for, and returns the source that follows it. Without
+// Tekton, or without such a run, there is none and no error.
+func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.Pod) (source, bool, error) {
+	var kind, name string
+	for i := range pods {
+		if kind, name = runName(pods[i].Labels); name != "" {
+			break
+		}
+	}
+	if name == "" {
+		return source{}, false, nil
+	}
+	gvr := taskRunsResource
+	if kind == pipelineRunsResource.Resource {
+		gvr = pipelineRunsResource
+	}
+	runs := o.Dynamic.Resource(gvr).Namespace(ns)
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
+	l, err := runs.List(ctx, opts)
+	switch {
+	case tektonAbsent(err):
+		return source{}, false, nil
+	case apierrors.IsForbidden(err):
+		fmt.Fprintf(o.ErrOut, "warning: cannot read %s %s, the build's end is read from its pods: %v\n", gvr.Resource, name, err)
+		return source{}, false, nil
+	case err != nil:
+		return source{}, false, fmt.Errorf("get %s.%s %s: %w", gvr.Resource, gvr.Group, name, err)
+	}
+	return source{rv: l.GetResourceVersion(), opts: opts, watch: runs.Watch, initial: toEvents(l.Items)}, true, nil
+}
+
+func toEvents(items []unstructured.Unstructured) []watch.Event {
+	evs := make([]watch.Event, len(items))
+	for i := range items {
+		evs[i] = watch.Event{Type: watch.Added, Object: &items[i]}
+	}
+	return evs
 }
 
 func (o *WatchOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o.Out) }
@@ -140,10 +219,13 @@ func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
 // follower is the state of one watched build: its pods as last seen and
 // the steps whose logs were printed.
 type follower struct {
-	o    *WatchOptions
-	ns   string
-	pods map[string]*corev1.Pod
-	done map[string]bool // pod/container
+	o      *WatchOptions
+	ns     string
+	pods   map[string]*corev1.Pod
+	done   map[string]bool // pod/container
+	run    *tektonRun      // Tekton's run of the build, once seen
+	tekton bool            // the build has a Tekton run: it alone says when the build ends
+	out    *stampWriter
 }
 
 func (f *follower) steps() []step {
@@ -155,6 +237,11 @@ func (f *follower) steps() []step {
 }
 
 func (f *follower) apply(ev watch.Event) {
+	if u, ok := ev.Object.(*unstructured.Unstructured); ok {
+		r := runOf(u)
+		f.run = &r
+		return
+	}
 	pod, ok := ev.Object.(*corev1.Pod)
 	if !ok {
 		return
@@ -170,8 +257,8 @@ func (f *follower) apply(ev watch.Event) {
 	f.pods[pod.Name] = pod
 }
 
-// run prints the steps in order and returns the build's final status.
-func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr <-chan error) (string, error) {
+// follow prints the steps in order and returns the build's final status.
+func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchErr <-chan error) (string, error) {
 	// settle runs once every step has succeeded; a step to come stops it.
 	var settle clock.Timer
 	stopSettle := func() {
@@ -198,8 +285,13 @@ func (f *follower) run(ctx context.Context, events <-chan watch.Event, watchErr 
 			f.done[steps[next].pod+"/"+steps[next].container] = true
 			stopSettle()
 			continue
-		case next >= 0:
-			stopSettle() // a step is yet to start: the build goes on
+		case f.run != nil && f.run.status != "":
+			// Tekton says the build is over; steps that never started
+			// will not (they were skipped or cancelled).
+			f.printSkipped()
+			return f.run.status, nil
+		case next >= 0 || f.tekton:
+			stopSettle() // a step is yet to start, or Tekton's run goes on (finally tasks may follow a failure)
 		default:
 			status := buildStatus(steps)
 			if status == statusSucceeded && settle == nil {
@@ -246,36 +338,49 @@ func lastFinished(steps []step) time.Time {
 	return last
 }
 
+// printSkipped names the pipeline tasks that Tekton skipped.
+func (f *follower) printSkipped() {
+	for _, name := range f.run.skipped {
+		f.out.stamp(time.Time{})
+		fmt.Fprintln(f.out, f.header("==> "+name))
+		fmt.Fprintln(f.out, "skipped")
+	}
+}
+
+func (f *follower) header(h string) string {
+	h = printers.EscapeTerminal(h)
+	if f.o.colour() {
+		h = "\x1b[1m" + h + colourReset
+	}
+	return h
+}
+
 // print writes a step's header and its logs, following them while the
 // step runs. A step that cannot start says why instead.
 func (f *follower) print(ctx context.Context, s step) error {
-	kind := ""
-	for _, m := range selector.Steps(f.pods[s.pod]) {
-		if m.Container == s.container {
-			kind = m.StepType
-		}
-	}
 	header := "==> " + s.name
-	if kind != "" {
-		header = "==> " + kind + " " + s.name
+	if s.kind != "" {
+		header = "==> " + s.kind + " " + s.name
 	}
-	header = printers.EscapeTerminal(header)
-	if f.o.colour() {
-		header = "\x1b[1m" + header + colourReset
-	}
-	fmt.Fprintln(f.o.Out, header)
+	f.out.stamp(s.started)
+	fmt.Fprintln(f.out, f.header(header))
 	if s.status == statusErrored {
-		fmt.Fprintf(f.o.Out, "%s: %s\n", statusErrored, printers.EscapeTerminal(s.reason))
+		f.out.stamp(time.Time{})
+		fmt.Fprintf(f.out, "%s: %s\n", statusErrored, printers.EscapeTerminal(s.reason))
 		return nil
 	}
-	logs, err := f.o.Logs(ctx, f.ns, s.pod, s.container)
+	logs, err := f.o.Logs(ctx, f.ns, s.pod, s.container, f.o.Timestamps)
 	if err != nil {
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s (pod %s, container %s): %v\n",
 			printers.EscapeTerminal(s.name), s.pod, s.container, err)
 		return nil
 	}
 	defer logs.Close()
-	if _, err := io.Copy(newLogWriter(f.o.Out), logs); err != nil && ctx.Err() == nil {
+	var dst io.Writer = newLogWriter(f.out)
+	if f.o.Timestamps {
+		dst = &kubeletStamps{stamps: f.out, w: dst}
+	}
+	if _, err := io.Copy(dst, logs); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", printers.EscapeTerminal(s.name), err)
 	}
 	return nil

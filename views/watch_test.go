@@ -153,13 +153,14 @@ func TestWatch(t *testing.T) {
 			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 			o := NewWatchOptions(streams)
 			o.Client, o.Namespace, o.Target, o.Settle = client, "ci", tt.target, cmp.Or(tt.settle, 50*time.Millisecond)
+			o.Dynamic = newTektonClient()
 			clk := testingclock.NewFakeClock(now)
 			var logsRead atomic.Int32
 			lastRead := func() bool { return int(logsRead.Load()) == strings.Count(tt.wantOut, "==> ") }
 			o.Clock = settleClock{clk, lastRead}
 			o.IsTerminal = func(io.Writer) bool { return false }
 			watching := false
-			o.Logs = func(ctx context.Context, ns, pod, container string) (io.ReadCloser, error) {
+			o.Logs = func(ctx context.Context, ns, pod, container string, _ bool) (io.ReadCloser, error) {
 				if !watching {
 					<-started // the change must reach the watch
 					watching = true

@@ -1,6 +1,7 @@
 package views
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 
@@ -11,27 +12,22 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
-// Worker states, as fly names them.
-const (
-	stateRunning = "running"
-	stateLanding = "landing" // cordoned: takes no new pods
-	stateStalled = "stalled" // NotReady or Unknown: the node stopped reporting
-)
-
 // pressureConditions are the node conditions worth a column when true.
 var pressureConditions = []corev1.NodeConditionType{
 	corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure, corev1.NodeNetworkUnavailable,
 }
 
-// newWorker describes node as a Concourse worker running containers pods.
-func newWorker(node *corev1.Node, containers int) *Worker {
+// newWorker describes node as a Concourse worker to which containers pods
+// are bound, unfinished of them still running or to run.
+func newWorker(node *corev1.Node, containers, unfinished int) *Worker {
 	w := &Worker{
 		TypeMeta:   typeMeta("Worker"),
 		ObjectMeta: metav1.ObjectMeta{Name: node.Name, CreationTimestamp: node.CreationTimestamp},
 		Containers: containers,
 		Platform:   node.Labels[corev1.LabelOSStable],
 		Version:    node.Status.NodeInfo.KubeletVersion,
-		State:      workerState(node),
+		State:      selector.WorkerState(node, unfinished),
+		node:       node,
 	}
 	if w.Platform == "" {
 		w.Platform = node.Status.NodeInfo.OperatingSystem
@@ -72,21 +68,10 @@ func newWorker(node *corev1.Node, containers int) *Worker {
 	return w
 }
 
-func workerState(node *corev1.Node) string {
-	ready := corev1.ConditionUnknown
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			ready = c.Status
-		}
-	}
-	switch {
-	case ready != corev1.ConditionTrue:
-		return stateStalled
-	case node.Spec.Unschedulable:
-		return stateLanding
-	default:
-		return stateRunning
-	}
+// setCounts records the pods bound to the worker, which decide between
+// landing and landed.
+func (w *Worker) setCounts(containers, unfinished int) {
+	w.Containers, w.State = containers, selector.WorkerState(w.node, unfinished)
 }
 
 // workerColumns are fly's columns; -d (or -o wide) adds the Priority 1 ones.
@@ -96,7 +81,7 @@ var workerColumns = []metav1.TableColumnDefinition{
 	{Name: "Platform", Type: "string", Description: "label kubernetes.io/os"},
 	{Name: "Tags", Type: "string", Description: "labels " + selector.NodeTagPrefix + "<tag>"},
 	{Name: "Team", Type: "string", Description: "label " + selector.LabelTeam},
-	{Name: "State", Type: "string", Description: "running, landing (cordoned) or stalled (not ready)"},
+	{Name: "State", Type: "string", Description: "running, landing (cordoned, step pods unfinished), landed (cordoned, none left) or stalled (not ready)"},
 	{Name: "Version", Type: "string", Description: "kubelet version"},
 	{Name: "Age", Type: "string"},
 	{Name: "CPU", Type: "string", Priority: 1, Description: "allocatable CPU"},
@@ -120,32 +105,40 @@ func (w *Worker) row(r rowContext) metav1.TableRow {
 
 func (w *Worker) colour() string {
 	switch w.State {
-	case stateStalled:
+	case selector.WorkerStalled:
 		return colourRed
-	case stateLanding:
+	case selector.WorkerLanding, selector.WorkerLanded:
 		return colourYellow
 	}
 	return ""
 }
 
-// flyWorker is atc.Worker's JSON, for --json.
+// flyWorker is atc.Worker's JSON (atc/worker.go:9-36), for --json: the
+// fields fly always writes, with fly's types. A node has no Garden or
+// baggageclaim address, proxies or resource types: those are empty, and
+// only containers are counted.
 type flyWorker struct {
-	ActiveContainers int      `json:"active_containers"`
-	ActiveVolumes    int      `json:"active_volumes"`
-	ActiveTasks      int      `json:"active_tasks"`
-	Platform         string   `json:"platform"`
-	Tags             []string `json:"tags"`
-	Team             string   `json:"team"`
-	Name             string   `json:"name"`
-	Version          string   `json:"version"`
-	StartTime        int64    `json:"start_time"`
-	State            string   `json:"state"`
+	GardenAddr       string            `json:"addr"`
+	BaggageclaimURL  string            `json:"baggageclaim_url"`
+	ActiveContainers int               `json:"active_containers"`
+	ActiveVolumes    int               `json:"active_volumes"`
+	ActiveTasks      int               `json:"active_tasks"`
+	MaxActiveTasks   int               `json:"max_active_tasks"`
+	ResourceTypes    []json.RawMessage `json:"resource_types"`
+	Platform         string            `json:"platform"`
+	Tags             []string          `json:"tags"`
+	Team             string            `json:"team"`
+	Name             string            `json:"name"`
+	Version          string            `json:"version"`
+	StartTime        int64             `json:"start_time"`
+	Ephemeral        bool              `json:"ephemeral"`
+	State            string            `json:"state"`
 }
 
 func (w *Worker) fly() any {
 	return flyWorker{
-		ActiveContainers: w.Containers, Platform: w.Platform, Tags: nonNil(w.Tags), Team: w.Team,
-		Name: w.Name, Version: w.Version, StartTime: w.CreationTimestamp.Unix(), State: w.State,
+		ActiveContainers: w.Containers, ResourceTypes: []json.RawMessage{}, Platform: w.Platform, Tags: nonNil(w.Tags),
+		Team: w.Team, Name: w.Name, Version: w.Version, StartTime: w.CreationTimestamp.Unix(), State: w.State,
 	}
 }
 

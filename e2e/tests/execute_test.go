@@ -1,0 +1,357 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// writeTask writes a task file into a fresh directory and returns its path.
+func writeTask(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "task.yml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// execute runs `kubectl concourse execute -n ns ARGS...`.
+func execute(t *testing.T, ns string, args ...string) result {
+	t.Helper()
+	return run(t, "", "kubectl", append([]string{"concourse", "execute", "-n", ns}, args...)...)
+}
+
+// waitNothingLeft waits until the namespace holds no pod or Secret that
+// execute created.
+func waitNothingLeft(t *testing.T, ns string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	sel := metav1.ListOptions{LabelSelector: "kubectl-concourse.dev/created-by=execute"}
+	for {
+		pods, err1 := testCluster.Client.CoreV1().Pods(ns).List(context.Background(), sel)
+		secrets, err2 := testCluster.Client.CoreV1().Secrets(ns).List(context.Background(), sel)
+		if err1 == nil && err2 == nil && len(pods.Items) == 0 && len(secrets.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind: %d pods, %d secrets (%v %v)", len(pods.Items), len(secrets.Items), err1, err2)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// gitRepo makes a work tree with a tracked file, an untracked one and an
+// ignored one.
+func gitRepo(t *testing.T) string {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	mustWrite(t, filepath.Join(repo, ".gitignore"), []byte("*.log\n"), 0o644)
+	mustWrite(t, filepath.Join(repo, "main.go"), []byte("package main\n"), 0o644)
+	mustWrite(t, filepath.Join(repo, "new.txt"), []byte("untracked\n"), 0o644)
+	mustWrite(t, filepath.Join(repo, "debug.log"), []byte("ignored\n"), 0o644)
+	for _, args := range [][]string{{"init", "-q"}, {"add", ".gitignore", "main.go"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	return repo
+}
+
+const secretValue = "hunter2-is-not-a-password"
+
+// secretHash is the first 16 hex digits of secretValue's sha256: the task
+// compares its param with it, so that the value itself is nowhere but in the
+// task file's params.
+var secretHash = func() string { s := sha256.Sum256([]byte(secretValue)); return hex.EncodeToString(s[:])[:16] }()
+
+func TestExecuteTaskLikeFly(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	ns := testCluster.Namespace(t)
+	repo := gitRepo(t)
+	extra := filepath.Join(t.TempDir(), "extra")
+	payload := make([]byte, 1<<20)
+	rand.Read(payload)
+	mustWrite(t, filepath.Join(extra, "data.bin"), payload, 0o644)
+	task := writeTask(t, `platform: linux
+image_resource: {type: registry-image, source: {repository: busybox}}
+params:
+  TOKEN: `+secretValue+`
+inputs:
+- name: repo
+- name: extra
+  path: deps/extra
+outputs:
+- name: out
+run:
+  path: sh
+  args:
+  - -c
+  - |
+    echo early
+    sleep 4
+    ls -A repo >out/listing
+    cp deps/extra/data.bin out/
+    [ "$(printf %s "$TOKEN" | sha256sum | cut -c1-16)" = "`+secretHash+`" ] && echo params-reached-the-task
+    exit 5
+`)
+	out := filepath.Join(t.TempDir(), "got")
+	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "execute", "-n", ns, "-c", task,
+		"-i", "repo="+repo, "-i", "extra="+extra, "-o", "out="+out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var log []string
+	var earlyAt time.Time
+	for lines.Scan() {
+		log = append(log, lines.Text())
+		if lines.Text() == "early" {
+			earlyAt = time.Now()
+			// While it runs: hijack with no target flags enters it (the
+			// most recent one-off build), in its working directory.
+			r := run(t, "", "kubectl", "concourse", "hijack", "-n", ns, "--", "sh", "-c", "pwd; ls")
+			if r.exitCode != 0 || !strings.HasPrefix(r.stdout, "/tmp/build/b1dda4c3\n") {
+				t.Errorf("hijack into the running one-off build: exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+			}
+			// The params' values are in no pod spec and no event.
+			objs := kubectl(t, "get", "pod,events", "-n", ns, "-o", "yaml")
+			if strings.Contains(objs, secretValue) {
+				t.Errorf("a param's value shows in kubectl get pod,events -o yaml")
+			}
+		}
+	}
+	err = cmd.Wait()
+	ended := time.Now()
+	if earlyAt.IsZero() || ended.Sub(earlyAt) < 2*time.Second {
+		t.Errorf("the log was not live: 'early' arrived %s before the end (log %q)", ended.Sub(earlyAt), log)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 5 {
+		t.Errorf("exit %d (%v), want the task's 5; stderr:\n%s", code, err, stderr.String())
+	}
+	joined := strings.Join(log, "\n")
+	for _, want := range []string{"executing build ", "initializing", "running sh -c", "params-reached-the-task", "failed"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("output lacks %q:\n%s", want, joined)
+		}
+	}
+	if strings.Contains(joined+stderr.String(), secretValue) {
+		t.Errorf("a param's value shows in the plugin's output")
+	}
+	listing, _ := os.ReadFile(filepath.Join(out, "listing"))
+	if got := strings.Fields(string(listing)); strings.Join(got, " ") != ".gitignore main.go new.txt" {
+		t.Errorf("the task saw %v in its git input, want fly's selection (no ignored files, no .git)", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "data.bin")); !bytes.Equal(got, payload) {
+		t.Errorf("the output does not hold the bytes the task wrote (%d bytes)", len(got))
+	}
+	waitNothingLeft(t, ns)
+}
+
+func TestExecuteShellLessImage(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	in := filepath.Join(t.TempDir(), "in")
+	mustWrite(t, filepath.Join(in, "f"), []byte("through a distroless task\n"), 0o644)
+	task := writeTask(t, `platform: linux
+inputs: [{name: in}]
+outputs: [{name: out}]
+run: {path: /pause, args: [echo, hello-from-pause, cp, in/f, out/f, exit, "3"]}
+`)
+	out := filepath.Join(t.TempDir(), "out")
+	r := execute(t, ns, "-c", task, "--image", "distroless", "-i", "in="+in, "-o", "out="+out)
+	if r.exitCode != 3 || !strings.Contains(r.stdout, "hello-from-pause") {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.exitCode, r.stdout, r.stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "f")); string(got) != "through a distroless task\n" {
+		t.Errorf("output %q", got)
+	}
+	waitNothingLeft(t, ns)
+}
+
+func TestExecuteMistakesCreateNothing(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	dir := t.TempDir()
+	good := writeTask(t, "platform: linux\nimage_resource: {type: registry-image, source: {repository: busybox}}\ninputs: [{name: src}]\noutputs: [{name: out}]\nrun: {path: 'true'}\n")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown keys", []string{"-c", writeTask(t, "platform: linux\nouputs: []\nrun: {path: 'true'}\n"), "--image", "busybox"}, "unknown fields: ouputs"},
+		{"missing required input", []string{"-c", good}, "missing required input `src`"},
+		{"unknown -o", []string{"-c", good, "-i", "src=" + dir, "-o", "nope=./x"}, "unknown output 'nope'"},
+		{"bad -i", []string{"-c", good, "-i", "src=" + filepath.Join(dir, "missing")}, "does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := execute(t, ns, tt.args...)
+			if r.exitCode != 1 || !strings.Contains(r.stderr, tt.want) || strings.Count(r.stderr, "error: ") != 1 {
+				t.Errorf("exit %d, stderr:\n%s\nwant one error with %q", r.exitCode, r.stderr, tt.want)
+			}
+		})
+	}
+	pods, _ := testCluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if len(pods.Items) != 0 {
+		t.Errorf("mistakes created %d pods", len(pods.Items))
+	}
+}
+
+func TestExecuteUnschedulableSaysWhy(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	tests := []struct {
+		name, platform string
+		args           []string
+		want           string
+	}{
+		{"platform", "plan9", nil, "no node runs platform plan9"},
+		{"tag", "linux", []string{"--tag", "gpu"}, "no node has tag gpu"},
+		{"image", "linux", []string{"--image", "no-such-image:1"}, "no-such-image"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task := writeTask(t, "platform: "+tt.platform+"\nrun: {path: 'true'}\n")
+			args := append([]string{"-c", task, "--image", "busybox", "--pending-timeout", "5s"}, tt.args...)
+			r := execute(t, ns, args...)
+			if r.exitCode != 2 || !strings.Contains(r.stderr, tt.want) || !strings.Contains(r.stdout, "errored") {
+				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 2 (errored) and %q", r.exitCode, r.stdout, r.stderr, tt.want)
+			}
+			waitNothingLeft(t, ns)
+		})
+	}
+}
+
+func TestExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	big := filepath.Join(t.TempDir(), "big")
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	mustWrite(t, filepath.Join(big, "blob"), data, 0o644)
+	phases := []struct {
+		name  string
+		task  string
+		args  []string
+		until string // the stdout line after which to interrupt
+		delay time.Duration
+	}{
+		{"pending", "platform: plan9\nrun: {path: 'true'}\n", nil, "executing build", time.Second},
+		{"uploading", "platform: linux\ninputs: [{name: big}]\nrun: {path: 'true'}\n", []string{"-i", "big=" + big}, "executing build", 300 * time.Millisecond},
+		{"running", "platform: linux\nrun: {path: sh, args: [-c, 'echo started; sleep 60']}\n", nil, "started", 0},
+		{"downloading", "platform: linux\noutputs: [{name: out}]\nrun: {path: sh, args: [-c, 'head -c 64000000 /dev/urandom >out/blob; echo written']}\n",
+			[]string{"-o", "out=" + filepath.Join(t.TempDir(), "out")}, "written", 200 * time.Millisecond},
+	}
+	for _, ph := range phases {
+		t.Run(ph.name, func(t *testing.T) {
+			args := append([]string{"concourse", "execute", "-n", ns, "-c", writeTask(t, ph.task), "--image", "busybox"}, ph.args...)
+			cmd := testCluster.Command(context.Background(), "kubectl", args...)
+			stdout, _ := cmd.StdoutPipe()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := bufio.NewScanner(stdout)
+			for lines.Scan() && !strings.HasPrefix(lines.Text(), ph.until) {
+			}
+			time.Sleep(ph.delay)
+			_ = cmd.Process.Signal(os.Interrupt)
+			go io.Copy(io.Discard, stdout)
+			_ = cmd.Wait()
+			if code := cmd.ProcessState.ExitCode(); code != 3 || !strings.Contains(stderr.String(), "aborting...") {
+				t.Errorf("exit %d, stderr:\n%s\nwant 3 after aborting...", code, stderr.String())
+			}
+			// The plugin waited until they were gone: nothing is left now.
+			sel := metav1.ListOptions{LabelSelector: "kubectl-concourse.dev/created-by=execute"}
+			pods, _ := testCluster.Client.CoreV1().Pods(ns).List(context.Background(), sel)
+			secrets, _ := testCluster.Client.CoreV1().Secrets(ns).List(context.Background(), sel)
+			if len(pods.Items)+len(secrets.Items) != 0 {
+				t.Errorf("left after Ctrl-C: %d pods, %d secrets", len(pods.Items), len(secrets.Items))
+			}
+		})
+	}
+}
+
+func TestGCRemovesAbandonedOneOffBuilds(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	task := writeTask(t, "platform: linux\nparams: {A: b}\nrun: {path: sh, args: [-c, 'sleep 30']}\n")
+	if r := execute(t, ns, "-c", task, "--image", "busybox", "-b"); r.exitCode != 0 || !strings.Contains(r.stdout, "kubectl concourse watch") {
+		t.Fatalf("execute -b: exit %d: %s %s", r.exitCode, r.stdout, r.stderr)
+	}
+	r := run(t, "", "kubectl", "concourse", "gc", "-n", ns, "--older-than", "0", "--dry-run")
+	if r.exitCode != 0 || !strings.Contains(r.stdout, "pod/one-off-") || !strings.Contains(r.stdout, "secret/one-off-") {
+		t.Fatalf("gc --dry-run: exit %d: %s %s", r.exitCode, r.stdout, r.stderr)
+	}
+	if r := run(t, "", "kubectl", "concourse", "gc", "-n", ns); r.exitCode != 0 || strings.Contains(r.stdout, "deleted") {
+		t.Errorf("gc removed a build younger than its --older-than: %s", r.stdout)
+	}
+	if r := run(t, "", "kubectl", "concourse", "gc", "-n", ns, "--older-than", "0"); r.exitCode != 0 {
+		t.Fatalf("gc: exit %d: %s", r.exitCode, r.stderr)
+	}
+	waitNothingLeft(t, ns)
+}
+
+func TestExecuteWithoutSecretsRightsLeavesNothing(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	kubeconfig, err := testCluster.UserKubeconfig("execute-no-secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "no-secrets", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+	}}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "no-secrets", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "no-secrets"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "execute-no-secrets"}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	task := writeTask(t, "platform: linux\nparams: {A: b}\nrun: {path: 'true'}\n")
+	var r result
+	deadline := time.Now().Add(20 * time.Second) // bindings take effect asynchronously
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		cmd := testCluster.Command(cctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "--image", "busybox")
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+		r = runCmd(t, cmd, "")
+		cancel()
+		if !strings.Contains(r.stderr, `"create" on "pods"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	want := `permission denied: you need "create" on "secrets" in namespace ` + ns
+	if r.exitCode != 1 || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "error: ") != 1 {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1 and %q", r.exitCode, r.stderr, want)
+	}
+	waitNothingLeft(t, ns)
+}
