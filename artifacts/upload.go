@@ -268,6 +268,12 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 		return nil, err
 	}
 	end := endEntry{name: endEntryPrefix + u.id, content: nonce}
+	if u.into && u.kind == "dir" {
+		// Beside the tree is the caller's directory, maybe not writable
+		// (a volume's mount point's parent): the marker goes inside, for
+		// the moment between tar and the check.
+		end.name = path.Join(u.base, end.name)
+	}
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
 	go func() {
