@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
@@ -34,6 +35,13 @@ type localExecutor struct {
 	silent        bool
 	stdinCutAfter int64
 	stdinCuts     int
+	// flipAt > 0 flips one bit of stdin's byte at that offset in the first
+	// flips sessions that reach it: a stream corrupted on the way, whole
+	// and well formed. outRate > 0 paces stdout to that many bytes a
+	// second (a slow link, as the probe's link sample sees it).
+	flipAt  int64
+	flips   int
+	outRate int64
 
 	mu       sync.Mutex
 	commands [][]string
@@ -88,10 +96,16 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 			}()
 			cmd.Stdin = pr
 		}
+		if e.flipAt > 0 {
+			cmd.Stdin = &flipReader{r: cmd.Stdin.(io.Reader), at: e.flipAt, e: e}
+		}
 	}
 	var out io.Writer = io.Discard
 	if s.Out != nil {
 		out = s.Out
+	}
+	if e.outRate > 0 {
+		out = &pacedWriter{w: out, rate: e.outRate, start: time.Now()}
 	}
 	cw := &cutWriter{w: out, left: e.cutAfter, e: e}
 	cut := e.cutAfter > 0
@@ -168,4 +182,43 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 		c.left -= int64(len(b))
 	}
 	return c.w.Write(b)
+}
+
+// flipReader flips a bit of the byte at offset at, if the executor still
+// has flips to give.
+type flipReader struct {
+	r    io.Reader
+	at   int64
+	read int64
+	e    *localExecutor
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if f.at >= f.read && f.at < f.read+int64(n) {
+		f.e.mu.Lock()
+		if f.e.flips > 0 {
+			f.e.flips--
+			p[f.at-f.read] ^= 0x20
+		}
+		f.e.mu.Unlock()
+	}
+	f.read += int64(n)
+	return n, err
+}
+
+type pacedWriter struct {
+	w       io.Writer
+	rate    int64
+	start   time.Time
+	written int64
+}
+
+func (p *pacedWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.written += int64(n)
+	if due := p.start.Add(time.Duration(float64(p.written) / float64(p.rate) * float64(time.Second))); time.Until(due) > 0 {
+		time.Sleep(time.Until(due))
+	}
+	return n, err
 }

@@ -93,3 +93,45 @@ func TestDownloadCutBetweenEntriesNeverLands(t *testing.T) {
 		}
 	}
 }
+
+// A stream corrupted on the way, whole and well formed (one bit of a
+// file's data), is caught and resent, never landed: by the files' sums
+// after tar over a fast link, by the stream's own sum while it arrives
+// over a slow one (the probe's link sample is paced here to 20 MB/s).
+func TestUploadCorruptedStreamNeverLands(t *testing.T) {
+	local := filepath.Join(t.TempDir(), "src")
+	big := make([]byte, 9<<20) // above smallTransfer, so the link is sampled
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	writeTree(t, local, map[string]string{"big": string(big), "small": "small"})
+	for _, slow := range []bool{false, true} {
+		container := t.TempDir()
+		ex := &localExecutor{bin: busyboxBin(t), flipAt: 512 + 512 + 4096, flips: 1}
+		if slow {
+			ex.outRate = 20e6
+		}
+		rem := &remote{exec: ex, workingDir: container}
+		var w warnings
+		s := testSettings(&w, compressNone)
+		s.retries = 0
+		err := upload(context.Background(), rem, local, ".", true, s)
+		if err == nil || !strings.Contains(err.Error(), "differ") {
+			t.Fatalf("slow=%v: upload of a corrupted stream: %v, want a checksum mismatch", slow, err)
+		}
+		if slow != strings.Contains(err.Error(), "the stream the container received") {
+			t.Errorf("slow=%v: checked the wrong way: %v", slow, err)
+		}
+		if entries, _ := os.ReadDir(container); len(entries) != 0 {
+			t.Errorf("slow=%v: a corrupted upload left %v", slow, entries)
+		}
+		ex.flips = 1
+		s.retries = 1
+		if err := upload(context.Background(), rem, local, ".", true, s); err != nil {
+			t.Fatalf("slow=%v: upload with a retry: %v", slow, err)
+		}
+		if got, want := tree(t, filepath.Join(container, "src")), tree(t, local); !reflect.DeepEqual(got, want) {
+			t.Errorf("slow=%v: landed a tree that differs from the source", slow)
+		}
+	}
+}

@@ -267,13 +267,24 @@ func lzo1xDecompress(in, out []byte) error {
 		}
 		return nil
 	}
-	le16 := func() (int, error) {
-		if ip+2 > len(in) {
-			return 0, bad("input overrun")
+	// longMatch reads the length of an M3 or M4 match, whose code's low
+	// bits hold it (all zero: a long length follows, over their maximum),
+	// then the 16 bits of distance and trailing literal count.
+	longMatch := func(low, maxLow int) (length, v int, err error) {
+		length = low + 2
+		if low == 0 {
+			n, err := runLength(maxLow)
+			if err != nil {
+				return 0, 0, err
+			}
+			length = n + 2
 		}
-		v := int(in[ip]) | int(in[ip+1])<<8
+		if ip+2 > len(in) {
+			return 0, 0, bad("input overrun")
+		}
+		v = int(in[ip]) | int(in[ip+1])<<8
 		ip += 2
-		return v, nil
+		return length, v, nil
 	}
 
 	if len(in) < 3 {
@@ -344,15 +355,7 @@ func lzo1xDecompress(in, out []byte) error {
 				return err
 			}
 		case t >= 32:
-			length := t&31 + 2
-			if length == 2 {
-				n, err := runLength(31)
-				if err != nil {
-					return err
-				}
-				length = n + 2
-			}
-			v, err := le16()
+			length, v, err := longMatch(t&31, 31)
 			if err != nil {
 				return err
 			}
@@ -361,15 +364,7 @@ func lzo1xDecompress(in, out []byte) error {
 				return err
 			}
 		default: // 16 <= t < 32
-			length := t&7 + 2
-			if length == 2 {
-				n, err := runLength(7)
-				if err != nil {
-					return err
-				}
-				length = n + 2
-			}
-			v, err := le16()
+			length, v, err := longMatch(t&7, 7)
 			if err != nil {
 				return err
 			}

@@ -34,15 +34,15 @@ func (r *remote) run(ctx context.Context, script string, args []string, in io.Re
 
 // caps is what the probe found.
 type caps struct {
-	tar, gzip, lzop, md5sum, sha256sum, find, xargs, gnuTar bool
-	kind                                                    string  // dir, file, other, none (symlinks followed)
-	link                                                    bool    // the path itself is a symlink
-	version                                                 string  // its landed upload's version ID, when the link is ours
-	size                                                    int64   // bytes, from du; 0 if unknown
-	ratio                                                   float64 // compressed/raw of a sample with codec
-	codec                                                   string  // compressGzip or compressLZOP
-	compressRate                                            float64 // bytes/s codec compressed the sample at; 0: not timed
-	linkBytesPerSec                                         float64 // 0 when not sampled
+	tar, gzip, lzop, md5sum, sha256sum, find, xargs, tee, mkfifo, gnuTar bool
+	kind                                                                 string  // dir, file, other, none (symlinks followed)
+	link                                                                 bool    // the path itself is a symlink
+	version                                                              string  // its landed upload's version ID, when the link is ours
+	size                                                                 int64   // bytes, from du; 0 if unknown
+	ratio                                                                float64 // compressed/raw of a sample with codec
+	codec                                                                string  // compressGzip or compressLZOP
+	compressRate                                                         float64 // bytes/s codec compressed the sample at; 0: not timed
+	linkBytesPerSec                                                      float64 // 0 when not sampled
 }
 
 // probe asks the container, in one exec, what tools it has, what path is,
@@ -113,6 +113,10 @@ func parseProbe(r io.Reader, c *caps) error {
 					c.find = true
 				case "xargs":
 					c.xargs = true
+				case "tee":
+					c.tee = true
+				case "mkfifo":
+					c.mkfifo = true
 				case "gnutar":
 					c.gnuTar = true
 				}

@@ -18,14 +18,14 @@ const (
 	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to
 	// estimate how well it compresses (with lzop when there is one, else
 	// gzip -1) and time it, $4 bytes of link sample (0: none) sent only
-	// when the path holds at least $5 KiB. The ratio and the sample are
-	// skipped when there is no compressor to use. "type" follows symlinks
+	// when the path holds at least $5 KiB. The ratio is skipped when there
+	// is no compressor to use. "type" follows symlinks
 	// (a symlink to a directory is a directory to upload into); "link"
 	// follows when the path itself is a symlink, with the version ID when
 	// it is one of ours (an upload landed there), which a download follows.
 	// The plugin times "ratio-start" to "ratio": the compressor's speed here.
 	probeScript = `p=$1
-for c in tar gzip lzop md5sum sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
+for c in tar gzip lzop md5sum sha256sum find xargs tee mkfifo; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
 if [ -d "$p" ]; then echo "type dir"; elif [ -f "$p" ]; then echo "type file"; elif [ -e "$p" ]; then echo "type other"; else echo "type none"; fi
 if [ -L "$p" ]; then
@@ -37,8 +37,9 @@ if [ -L "$p" ]; then
 fi
 sz=0
 if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
-if command -v lzop >/dev/null 2>&1; then z=lzop; zc='lzop -c'; elif command -v gzip >/dev/null 2>&1; then z=gzip; zc='gzip -1'; else exit 0; fi
-if [ "$3" = ratio ] && [ -e "$p" ]; then
+z=
+if command -v lzop >/dev/null 2>&1; then z=lzop zc='lzop -c'; elif command -v gzip >/dev/null 2>&1; then z=gzip zc='gzip -1'; fi
+if [ -n "$z" ] && [ "$3" = ratio ] && [ -e "$p" ]; then
   if [ -f "$p" ]; then s() { head -c 1048576 -- "$p"; }
   else s() { find "$p/" -type f -print0 2>/dev/null | xargs -0 cat 2>/dev/null | head -c 1048576; }; fi
   raw=$(s | wc -c)
@@ -93,20 +94,32 @@ find "$2" -print0`
 	// before it removes the staging); $3 is "gzip" or "none". The archive
 	// ends with the entry $4, whose content is $5: unless tar extracted it
 	// so, the stream was cut on the way in (tar itself takes an archive cut
-	// between two entries for a whole one), and nothing is printed. Then,
-	// unless $6 is "-", it prints the sums (program $7) of the files under
-	// $6 (saving an exec); the rest are tar options. tar runs in the
-	// background so that its pid is known; POSIX gives a background job
-	// /dev/null as stdin, hence fd 3.
-	receiveScript = `st=$1 pf=$2 z=$3 end=$4 nonce=$5 v=$6 sum=$7; shift 7
+	// between two entries for a whole one), and nothing is printed. With $8
+	// a checksum program (md5sum), the stream itself is hashed while it
+	// arrives, through tee and a fifo beside $2, and its one line printed;
+	// else, unless $6 is "-", it prints the sums (program $7) of the files
+	// under $6 once tar is done. Either saves an exec. The rest are tar
+	// options. tar runs in the background so that its pid is known; POSIX
+	// gives a background job /dev/null as stdin, hence fd 3.
+	receiveScript = `st=$1 pf=$2 z=$3 end=$4 nonce=$5 v=$6 sum=$7 hs=$8; shift 8
 mkdir -p -- "$st" && cd -- "$st" || exit
 rm -f -- "$end"
 exec 3<&0
-if [ "$z" = gzip ]; then gzip -dc <&3 | tar xf - "$@" & else tar xf - "$@" <&3 & fi
+h=
+if [ "$hs" = - ]; then
+  if [ "$z" = gzip ]; then gzip -dc <&3 | tar xf - "$@" & else tar xf - "$@" <&3 & fi
+else
+  f=$pf.fifo
+  rm -f -- "$f" && mkfifo -- "$f" || exit
+  "$hs" <"$f" &
+  h=$!
+  if [ "$z" = gzip ]; then tee -- "$f" <&3 | gzip -dc | tar xf - "$@" & else tee -- "$f" <&3 | tar xf - "$@" & fi
+fi
 t=$!
 exec 3<&-
-echo "$$ $t" >"$pf"
-wait "$t" || exit
+echo "$$ $t $h" >"$pf"
+wait "$t" || { s=$?; [ -n "$h" ] && kill "$h" 2>/dev/null; exit "$s"; }
+if [ -n "$h" ]; then wait "$h" || exit; rm -f -- "$f"; fi
 rm -f -- "$pf"
 got=$(cat -- "$end" 2>/dev/null)
 rm -f -- "$end"
@@ -144,7 +157,7 @@ fi
 	// still writes would leave part of it behind. The state directory goes
 	// too when nothing else is in it.
 	abortScript = `st=$1 pf=$1.pids
-` + endReceivers + `rm -rf -- "$st"
+` + endReceivers + `rm -rf -- "$st" "$pf.fifo"
 rmdir -- "${st%/*}" "${st%/*/*}" 2>/dev/null
 exit 0`
 
@@ -192,7 +205,7 @@ for e in "$s"/v.* "$s"/prev.* "$s"/link.*; do
   mv -- "$e" "$s/trash.${e##*/}"
 done
 for e in "$s"/staging.*; do
-  case $e in *.pids) continue ;; esac
+  case $e in *.pids|*.fifo) continue ;; esac
   [ -e "$e" ] || continue
   if [ -f "$e.pids" ]; then
     alive=
@@ -200,7 +213,7 @@ for e in "$s"/staging.*; do
     [ -n "$alive" ] && continue
   fi
   [ -n "$(find "$e" "$e.pids" -mmin -10 2>/dev/null | head -n 1)" ] && continue
-  mv -- "$e" "$s/trash.${e##*/}" && rm -f -- "$e.pids"
+  mv -- "$e" "$s/trash.${e##*/}" && rm -f -- "$e.pids" "$e.pids.fifo"
 done
 rmdir -- "$lock"
 trap - EXIT

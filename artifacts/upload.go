@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/cli-runtime/pkg/printers"
@@ -67,12 +69,12 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	}
 
 	var ratio, rate float64
-	sample := 0
 	if s.compress == compressAuto {
 		ratio, rate = localRatio(p)
-		if total >= smallTransfer {
-			sample = sampleBytes
-		}
+	}
+	sample := 0 // the link's speed decides compression and how to verify
+	if (s.compress == compressAuto || s.verify) && total >= smallTransfer {
+		sample = sampleBytes
 	}
 	c, err := probeRetrying(ctx, rem, s, dest, false, false, sample, 0)
 	if err != nil {
@@ -105,7 +107,12 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if dig != nil {
 		p.newHash = dig.newHash
 	}
-	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, dig: dig,
+	// Over a slow link the container's CPU waits for the stream: it can
+	// hash the stream as it arrives, for nothing, instead of the files
+	// once tar is done (busybox's tee copies in 1 KiB pieces: about 190
+	// MB/s on an idle core, which only a slow link leaves it).
+	streamSum := dig != nil && c.tee && c.mkfifo && c.linkBytesPerSec > 0 && c.linkBytesPerSec < streamSumLinkRate
+	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, dig: dig, streamSum: streamSum,
 		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
 	u.pids = u.staging + ".pids"
 	if fi.IsDir() {
@@ -189,8 +196,13 @@ type uploader struct {
 	kind               string // dir or file
 	gzip               bool
 	dig                *digest // nil: contents not verified
+	streamSum          bool    // the container hashes the stream as it arrives, not the files after
 	tarOpts            []string
 }
+
+// streamSumLinkRate: below this link speed (bytes/s) the container hashes
+// the stream while it arrives.
+const streamSumLinkRate = 60e6
 
 // run sends until the staging directory holds the tree intact, resuming
 // after what a retry can fix (a broken stream, a failed check) with only
@@ -249,8 +261,8 @@ func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
 
 func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
 	staged, err := u.stream(ctx, skip)
-	if err != nil || u.dig == nil {
-		return err
+	if err != nil || u.dig == nil || u.streamSum {
+		return err // a stream checksum is compared by stream
 	}
 	if differ := compare(u.p.sums, staged); len(differ) > 0 {
 		return fmt.Errorf("%d staged files: %w (first: %q)", len(differ), errMismatch, path.Join(u.base, differ[0]))
@@ -276,11 +288,17 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	}
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
+	var sent hash.Hash // what went into the exec, when the container hashes that
+	var sink io.Writer = pw
+	if u.streamSum {
+		sent = u.dig.newHash()
+		sink = io.MultiWriter(pw, sent)
+	}
 	go func() {
-		var w io.Writer = pw
+		w := sink
 		var zw *parallelGzip
 		if u.gzip {
-			zw = newParallelGzip(pw)
+			zw = newParallelGzip(sink)
 			w = zw
 		}
 		err := u.p.pack(w, skip, end)
@@ -290,13 +308,18 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 		pw.CloseWithError(err)
 		packErr <- err
 	}()
-	args := []string{u.staging, u.pids, compressNone, end.name, end.content, "-", "-"}
+	args := []string{u.staging, u.pids, compressNone, end.name, end.content, "-", "-", "-"}
 	if u.gzip {
 		args[2] = compressGzip
 	}
 	var out io.Writer
 	var parsed chan manifestResult
-	if u.dig != nil {
+	var line limitedBuffer
+	switch {
+	case u.streamSum:
+		args[7] = u.dig.tool
+		out = &line
+	case u.dig != nil:
 		args[5], args[6] = "./"+u.base, u.dig.tool
 		sr, sw := io.Pipe()
 		out, parsed = sw, make(chan manifestResult, 1)
@@ -316,6 +339,9 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	}
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)
+	}
+	if u.streamSum {
+		return nil, checkStreamSum(line.String(), sent, u.dig)
 	}
 	if parsed == nil {
 		return nil, nil
@@ -344,3 +370,30 @@ func (u *uploader) commit(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkStreamSum compares the container's checksum line for the stream it
+// received ("<hex>  -") with what was sent.
+func checkStreamSum(line string, sent hash.Hash, d *digest) error {
+	got, _, _ := strings.Cut(line, " ")
+	want := hex.EncodeToString(sent.Sum(nil))
+	if len(got) != d.hexLen {
+		return &streamError{fmt.Errorf("no %s of the stream from the container (it printed %q)", d.name, printers.EscapeTerminal(line))}
+	}
+	if got != want {
+		return fmt.Errorf("the stream the container received: %w (%s %s, sent %s)", errMismatch, d.name, got, want)
+	}
+	return nil
+}
+
+// limitedBuffer keeps the first 4 KiB written to it: a line is expected,
+// and the container is hostile.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return string(l.b) }
