@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/pgzip"
 )
 
 // Compression modes of --compress, and the codecs a stream may use.
@@ -92,7 +93,7 @@ func chooseCompression(mode string, remote caps, l linkChoice) (string, error) {
 
 // localRatio estimates how well an upload compresses, and how fast this
 // machine compresses it, from the first 32 KiB of up to 64 files, as the
-// probe does for downloads. The rate counts every core parallelGzip uses.
+// probe does for downloads. The rate counts every core newUploadGzip uses.
 func localRatio(p *packer) (ratio, rate float64) {
 	var raw, packed countWriter
 	fw, _ := flate.NewWriter(&packed, flate.BestSpeed)
@@ -131,9 +132,22 @@ func localRatio(p *packer) (ratio, rate float64) {
 	return ratio, rate
 }
 
-// gzipWorkers is how many cores parallelGzip compresses on.
+// gzipWorkers is how many cores newUploadGzip compresses on.
 func gzipWorkers() int {
 	return max(1, min(runtime.GOMAXPROCS(0), 8))
+}
+
+// newUploadGzip compresses an upload on every core (klauspost/pgzip: blocks
+// of 1 MiB deflated in parallel, each primed with the previous one's tail,
+// in one gzip member any gunzip reads), so that the container only
+// decompresses, which costs it least. Two blocks per core are in flight:
+// memory stays flat (at most 16 MiB), and the cores never wait for the
+// writer. Level 1: beyond it, the link must be slower than any we measured
+// for the better ratio to pay for the slower compression.
+func newUploadGzip(w io.Writer) *pgzip.Writer {
+	zw, _ := pgzip.NewWriterLevel(w, pgzip.BestSpeed) // a valid level: no error
+	_ = zw.SetConcurrency(1<<20, 2*gzipWorkers())     // valid sizes: no error
+	return zw
 }
 
 type countWriter int64

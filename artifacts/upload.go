@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/pgzip"
 	"k8s.io/cli-runtime/pkg/printers"
 )
 
@@ -296,9 +297,9 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	}
 	go func() {
 		w := sink
-		var zw *parallelGzip
+		var zw *pgzip.Writer
 		if u.gzip {
-			zw = newParallelGzip(sink)
+			zw = newUploadGzip(sink)
 			w = zw
 		}
 		err := u.p.pack(w, skip, end)
