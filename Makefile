@@ -21,6 +21,9 @@ K8S_VERSION := v1.37.2
 K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
                -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
+# A real node: the kubelet (e2e module) and containerd (tools/containerd), with
+# Debian's runc and CNI plugins (.ci/run installs them).
+REAL_NODE := $(BIN)/kubelet $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr
 
 .PHONY: help build cluster test unit fuzz e2e release lint docs bench krew demo FORCE
 
@@ -31,7 +34,7 @@ build: ## build bin/kubectl-concourse (and put its completion helper beside it)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
 	install -m 0755 kubectl_complete-concourse $(BIN)/
 
-cluster: $(CONTROL_PLANE) $(BIN)/testcluster $(BIN)/pause ## build the test cluster (control plane from modules, node agent, kubectl)
+cluster: $(CONTROL_PLANE) $(REAL_NODE) $(BIN)/testcluster $(BIN)/pause ## build the test cluster (control plane and kubelet from modules, containerd, node agent, kubectl)
 
 # Control-plane binaries are rebuilt only when the e2e module's pins change:
 # a cold build takes minutes, and bin/ is kept between runs.
@@ -39,6 +42,15 @@ $(BIN)/etcd: e2e/go.mod e2e/go.sum
 	cd e2e && $(GO) build -o $@ go.etcd.io/etcd/server/v3
 $(BIN)/kube-%: e2e/go.mod e2e/go.sum
 	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-$*
+$(BIN)/kubelet: e2e/go.mod e2e/go.sum
+	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubelet
+# containerd from its own module, so that it builds with the dependencies its
+# release pins; rebuilt only when that module changes. no_btrfs: no btrfs
+# headers needed (the nodes use overlayfs).
+$(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr: tools/containerd/go.mod tools/containerd/go.sum
+	cd tools/containerd && $(GO) build -tags no_btrfs \
+		-ldflags "-X github.com/containerd/containerd/v2/version.Version=$$($(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2 | sed 's/^v//')" \
+		-o $@ github.com/containerd/containerd/v2/cmd/$(notdir $@)
 $(BIN)/kubectl: e2e/go.mod e2e/go.sum e2e/cmd/kubectl/main.go
 	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $@ ./cmd/kubectl
 $(BIN)/testcluster: FORCE
@@ -60,7 +72,10 @@ fuzz: ## fuzz the tar extractor, the LZO decoder and the label encoding for FUZZ
 	$(GO) test -run '^$$' -fuzz '^FuzzLZO1XDecompress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./artifacts
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./selector
 
-e2e: build cluster ## end-to-end tests on the test cluster
+# The tests run on real nodes too where the machine can (TESTCLUSTER_REAL_NODES:
+# docs/test-cluster.md); the first line says whether it can.
+e2e: build cluster ## end-to-end tests on the test cluster (agent and real nodes)
+	@$(BIN)/testcluster check
 	cd e2e && $(GO) test -count=1 -timeout 40m ./...
 
 release: ## cross-compile and pack dist/ archives and checksums.txt: make release VERSION=vX.Y.Z

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,7 +94,9 @@ func EscapeExpansion(s string) string {
 // file, $4 the grace in seconds. A line on stdin says how the session
 // ended: "stop" ends the keeper, "release" lets it exit 0. End of input
 // without a word means the plugin was lost: after the grace, unless a newer
-// tether has taken over, the keeper is stopped.
+// tether has taken over, the keeper is stopped. It says "signalling" first:
+// the keeper's container may end, and take the tether's exec with it,
+// before the exit status travels back.
 const tetherScript = `id=$1 tf=$2 pf=$3 grace=$4
 i=0
 while [ ! -s "$pf" ]; do
@@ -107,6 +110,7 @@ release) sig=USR1 ;;
 stop) sig=TERM ;;
 *) sleep "$grace"; [ "$(cat "$tf" 2>/dev/null)" = "$id" ] || exit 0; sig=TERM ;;
 esac
+echo signalling
 kill -s "$sig" "$(cat "$pf")"`
 
 // signalScript signals the keeper in one exec, for when no tether is tied.
@@ -152,9 +156,13 @@ func (t *Tether) loop(pr *io.PipeReader) {
 			t.mu.Unlock()
 		}
 		id, err := randomID()
+		var said strings.Builder
 		if err == nil {
 			err = podexec.RunScript(context.Background(), t.exec, t.container, tetherScript,
-				[]string{id, keeperTetherFile, keeperPIDFile, strconv.Itoa(int(t.grace / time.Second))}, pr, nil)
+				[]string{id, keeperTetherFile, keeperPIDFile, strconv.Itoa(int(t.grace / time.Second))}, pr, &said)
+		}
+		if err != nil && strings.Contains(said.String(), "signalling") {
+			err = nil // it did what it was told; its exec ended with the container
 		}
 		pr.CloseWithError(errors.New("tether ended")) // a late Stop must not block on it
 		pr = nil

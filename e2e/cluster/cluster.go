@@ -25,10 +25,11 @@ import (
 
 // Options configures Start.
 type Options struct {
-	Dir      string // state directory; a temporary one when empty
-	Nodes    int    // synthetic nodes (objects only)
-	LinkRate int    // bytes/s of the limited link; 0: none
-	BinDir   string // default: the repository's bin/
+	Dir       string // state directory; a temporary one when empty
+	Nodes     int    // synthetic nodes (objects only)
+	RealNodes int    // real nodes (kubelet, containerd, runc): real-1, ...
+	LinkRate  int    // bytes/s of the limited link; 0: none
+	BinDir    string // default: the repository's bin/
 }
 
 // Cluster is a running test cluster.
@@ -39,8 +40,12 @@ type Cluster struct {
 	// link (empty unless Options.LinkRate was set).
 	LimitedKubeconfig string
 	BinDir            string
-	Config            *rest.Config
-	Client            kubernetes.Interface
+	// RealNodes names the real nodes (real-1, ...); NoRealNodes says why
+	// there are none, when there are none.
+	RealNodes   []string
+	NoRealNodes string
+	Config      *rest.Config
+	Client      kubernetes.Interface
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -68,6 +73,14 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
 	args := []string{"up", "--dir", c.Dir, "--nodes", strconv.Itoa(o.Nodes)}
+	if o.RealNodes > 0 {
+		args = append(args, "--real-nodes", strconv.Itoa(o.RealNodes))
+		for i := 1; i <= o.RealNodes; i++ {
+			c.RealNodes = append(c.RealNodes, fmt.Sprintf("real-%d", i))
+		}
+	} else {
+		c.NoRealNodes = "the cluster was started without real nodes"
+	}
 	if o.LinkRate > 0 {
 		args = append(args, "--link-rate", strconv.Itoa(o.LinkRate))
 		c.LimitedKubeconfig = filepath.Join(c.Dir, "kubeconfig-limited")
@@ -100,7 +113,11 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	go func() {
 		err := c.cmd.Wait()
 		log.Close()
-		ready <- fmt.Errorf("testcluster exited before ready: %v; see %s", err, log.Name())
+		tail, _ := os.ReadFile(log.Name())
+		if len(tail) > 3000 {
+			tail = tail[len(tail)-3000:]
+		}
+		ready <- fmt.Errorf("testcluster exited before ready: %v; the end of %s:\n%s", err, log.Name(), tail)
 		close(c.exited)
 	}()
 	select {
@@ -149,6 +166,15 @@ func (c *Cluster) Stop() error {
 		err = os.RemoveAll(c.Dir)
 	}
 	return err
+}
+
+// Kill SIGKILLs testcluster, as a crash would, and waits for it to exit;
+// for the tests of what a crash leaves behind. The directory is kept.
+func (c *Cluster) Kill() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
 }
 
 // Command runs bin/name with the admin KUBECONFIG and bin/ first in PATH, so

@@ -44,9 +44,14 @@ var namespaces atomic.Int64
 // when the test ends.
 func (c *Cluster) Namespace(t testing.TB) string {
 	t.Helper()
+	return c.namespace(t, nil)
+}
+
+func (c *Cluster) namespace(t testing.TB, annotations map[string]string) string {
+	t.Helper()
 	name := fmt.Sprintf("%s-%d", dnsLabel(t.Name()), namespaces.Add(1))
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}

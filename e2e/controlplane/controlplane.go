@@ -103,6 +103,10 @@ func Up(ctx context.Context, o Options) (*ControlPlane, error) {
 		"--tls-cert-file="+creds.apiserver.CertFile, "--tls-private-key-file="+creds.apiserver.KeyFile,
 		"--client-ca-file="+creds.ca.CertFile,
 		"--authorization-mode=Node,RBAC",
+		// NodeRestriction holds real kubelets to their own Node and pods;
+		// PodNodeSelector and PodTolerationRestriction let a namespace's
+		// annotations place its pods on one kind of node (see nodekind).
+		"--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+creds.serviceAccount.CertFile,
 		"--service-account-signing-key-file="+creds.serviceAccount.KeyFile,

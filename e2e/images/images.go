@@ -107,7 +107,7 @@ type builder struct {
 	version string // bumped when the layout a builder produces changes
 }
 
-// Ensure builds the built-in images (busybox, bash, distroless) in the store
+// Ensure builds the built-in images (busybox, bash, distroless, pause) in the store
 // under dir, unless an up-to-date copy is already there. pauseBinary is the
 // static pause program that the distroless image runs as its entrypoint.
 // Other directories of the store are left alone.
@@ -115,12 +115,12 @@ func Ensure(dir, pauseBinary string) error {
 	shellEnv := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	builders := []builder{
 		{
-			name: "busybox", version: "1", inputs: []string{BusyboxBinary},
+			name: "busybox", version: "2", inputs: []string{BusyboxBinary},
 			build:  buildBusybox,
 			config: Config{Cmd: []string{"sh"}, Env: shellEnv, WorkingDir: "/"},
 		},
 		{
-			name: "bash", version: "1", inputs: []string{BusyboxBinary, BashBinary},
+			name: "bash", version: "2", inputs: []string{BusyboxBinary, BashBinary},
 			build: func(rootfs string) error {
 				if err := buildBusybox(rootfs); err != nil {
 					return err
@@ -130,7 +130,7 @@ func Ensure(dir, pauseBinary string) error {
 			config: Config{Cmd: []string{"bash"}, Env: shellEnv, WorkingDir: "/"},
 		},
 		{
-			name: "distroless", version: "1", inputs: []string{pauseBinary},
+			name: "distroless", version: "2", inputs: []string{pauseBinary},
 			build: func(rootfs string) error {
 				if err := copyFile(pauseBinary, filepath.Join(rootfs, "pause"), 0o755); err != nil {
 					return err
@@ -138,6 +138,14 @@ func Ensure(dir, pauseBinary string) error {
 				return writeEtc(rootfs)
 			},
 			config: Config{Entrypoint: []string{"/pause"}, Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin"}, WorkingDir: "/"},
+		},
+		{
+			// The sandbox image of real nodes (containerd's pause container).
+			name: "pause", version: "1", inputs: []string{pauseBinary},
+			build: func(rootfs string) error {
+				return copyFile(pauseBinary, filepath.Join(rootfs, "pause"), 0o755)
+			},
+			config: Config{Entrypoint: []string{"/pause"}, WorkingDir: "/"},
 		},
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -173,7 +181,7 @@ func (b builder) ensure(dir string) error {
 			return err
 		}
 	}
-	if err := os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777); err != nil {
+	if err := os.Chmod(filepath.Join(rootfs, "tmp"), 0o777|os.ModeSticky); err != nil {
 		return err
 	}
 	if err := b.build(rootfs); err != nil {

@@ -1,6 +1,9 @@
-// Package lifecycle checks that `testcluster up` cleans up after itself: after
-// SIGTERM no process it started and no mount it made is left. It starts its
-// own cluster, since stopping the shared one is not an option.
+// Package lifecycle checks that `testcluster up` cleans up after itself:
+// after SIGTERM no process it started, no mount, and on real nodes no
+// address, bridge, veth, cgroup, namespace, iptables rule or sysctl change is
+// left; after a crash (SIGKILL) the real node cleans up by itself, and what a
+// node killed outright leaves is removed by the next one. It starts its own
+// clusters, since stopping the shared one is not an option.
 package lifecycle
 
 import (
@@ -9,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,10 +23,12 @@ import (
 )
 
 func TestStopLeavesNothingBehind(t *testing.T) {
+	real := realNodes(t)
+	before := readMachineWide(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, Nodes: 2})
+	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, Nodes: 2, RealNodes: real})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,19 +53,15 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	if _, err := c.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		p, err := c.Client.CoreV1().Pods("default").Get(ctx, "busy", metav1.GetOptions{})
-		if err == nil && p.Status.Phase == corev1.PodRunning {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("pod never ran: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	waitRunning(t, c, "default", "busy")
+	var traces []*realNodeTrace
+	if real > 0 {
+		realPod(t, c, "kube-public")
+		traces = append(traces, traceRealNode(t, c, "real-1", "kube-public", "busy"))
 	}
 	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) != 3 {
-		t.Fatalf("nodes: %v, %d of 3 (1 agent + 2 synthetic)", err, len(nodes.Items))
+	if err != nil || len(nodes.Items) != 3+real {
+		t.Fatalf("nodes: %v, %d of %d (1 agent, %d real, 2 synthetic)", err, len(nodes.Items), 3+real, real)
 	}
 	if len(processesUnder(t, dir)) == 0 || len(mountsUnder(t, dir)) == 0 {
 		t.Fatal("the running cluster shows no process or mount under its directory: this test would prove nothing")
@@ -74,6 +76,74 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	}
 	if mounts := mountsUnder(t, dir); len(mounts) > 0 {
 		t.Errorf("mounts left after SIGTERM: %v", mounts)
+	}
+	for _, tr := range traces {
+		// Stop returned after testcluster exited, which waits for its nodes.
+		tr.waitGone(t, 20*time.Second)
+	}
+	if d := before.diff(readMachineWide(t)); len(d) > 0 {
+		t.Errorf("the host changed:\n%s", strings.Join(d, "\n"))
+	}
+}
+
+// TestKilledRealNodeIsCleanedUp crashes a cluster with a running real node:
+// killed with SIGKILL, testcluster takes nobody down cleanly, but its real
+// node (told by Pdeathsig) cleans up the host by itself. A node killed too
+// leaves its containers, bridge, address and cgroups: the next real node
+// on the machine removes them when it starts.
+func TestKilledRealNodeIsCleanedUp(t *testing.T) {
+	if realNodes(t) == 0 {
+		t.Skip("no real node")
+	}
+	before := readMachineWide(t)
+	start := func(t *testing.T) (*cluster.Cluster, *realNodeTrace) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		c, err := cluster.Start(ctx, cluster.Options{Dir: t.TempDir(), RealNodes: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		realPod(t, c, "default")
+		return c, traceRealNode(t, c, "real-1", "default", "busy")
+	}
+
+	t.Run("testcluster killed", func(t *testing.T) {
+		c, tr := start(t)
+		c.Kill()
+		tr.waitGone(t, time.Minute)
+	})
+
+	t.Run("node killed too", func(t *testing.T) {
+		c, tr := start(t)
+		// The node process first, so that it cannot clean up when testcluster dies.
+		if err := syscall.Kill(tr.pids[0], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		c.Kill()
+		time.Sleep(time.Second)
+		left := tr.leftProcesses(t)
+		if !strings.Contains(strings.Join(left, "\n"), "sleep 3600") {
+			t.Fatalf("a node killed outright left no container behind: this test would prove nothing; left: %v", left)
+		}
+		// The next node on the machine claims the lowest free slot, which
+		// cleans every free slot that holds leftovers.
+		next, _ := start(t)
+		defer func() {
+			if err := next.Stop(); err != nil {
+				t.Error(err)
+			}
+		}()
+		// The next node may have taken the same slot: its own address,
+		// bridge and cgroup are not leftovers; processes of the killed node
+		// are.
+		for _, l := range tr.leftProcesses(t) {
+			t.Errorf("left by the killed node after the next one started: %s", l)
+		}
+	})
+
+	if d := before.diff(readMachineWide(t)); len(d) > 0 {
+		t.Errorf("the host changed:\n%s", strings.Join(d, "\n"))
 	}
 }
 

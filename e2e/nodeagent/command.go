@@ -60,7 +60,7 @@ func envLookup(env []string, key string) (string, bool) {
 }
 
 // errCommandNotFound is a command that does not exist in the container;
-// exec reports it with exit code 127, as a shell would.
+// exec fails with it, in runc's words.
 type errCommandNotFound struct {
 	name     string
 	withPath bool // name has a slash: no $PATH search was done

@@ -62,14 +62,9 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 	cmd, err := c.proc.command(argv)
 	var notFound errCommandNotFound
 	if errors.As(err, &notFound) {
-		// What a shell would say, with its exit code for "not found".
-		msg := []byte(err.Error() + "\n")
-		if w := errOut; w != nil && !tty {
-			_, _ = w.Write(msg)
-		} else if out != nil {
-			_, _ = out.Write(msg)
-		}
-		return utilexec.CodeExitError{Err: err, Code: 127}
+		// As with containerd and runc: the exec fails to start, an error of
+		// the API call (kubectl exits 1), not an exit status of 127.
+		return fmt.Errorf("failed to exec in container: OCI runtime exec failed: exec failed: unable to start container process: %w", err)
 	}
 	if err != nil {
 		return err
@@ -107,17 +102,9 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 			return fmt.Errorf("open pty: %w", err)
 		}
 		defer ptmx.Close()
-		// Clients send the terminal's size right after connecting: apply it
-		// before the process starts, so that it never sees a 0x0 terminal.
-		if resize != nil {
-			select {
-			case size, ok := <-resize:
-				if ok {
-					_ = pty.Setsize(ptmx, &pty.Winsize{Rows: size.Height, Cols: size.Width})
-				}
-			case <-time.After(time.Second):
-			}
-		}
+		// The client's terminal size is applied as it comes, after the
+		// process has started, as containerd does: a command that asks for
+		// the size at once can see a 0x0 terminal.
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		err = cmd.Start()
 		slave.Close()
@@ -169,8 +156,10 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 				defer copies.Done()
 				defer r.Close()
 				if _, err := io.Copy(dst, r); err != nil {
-					// The client is gone (or was cut): nobody reads the rest.
-					killProc()
+					// The client is gone. As with containerd, that does not
+					// end the process: it runs on, its output goes nowhere
+					// (and its stdin, when the client's ends, is at EOF).
+					_, _ = io.Copy(io.Discard, r)
 				}
 			}()
 			return w, nil

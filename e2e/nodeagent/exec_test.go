@@ -65,11 +65,15 @@ func TestExecInContainer(t *testing.T) {
 		wantOut  string
 		wantErr  string
 		wantCode int
+		// wantFailure is part of the error of an exec that could not start.
+		wantFailure string
 	}{
 		{name: "env and working dir", argv: []string{"sh", "-c", "echo $GREETING; pwd"}, wantOut: "hi\n/work\n"},
 		{name: "stdin to EOF", argv: []string{"wc", "-c"}, stdin: "12345", wantOut: "5\n"},
 		{name: "exit code", argv: []string{"sh", "-c", "echo err >&2; exit 3"}, wantErr: "err\n", wantCode: 3},
-		{name: "command not found", argv: []string{"nope"}, wantErr: "exec: \"nope\": executable file not found in $PATH\n", wantCode: 127},
+		// As with the real runtime: an error of the call, not exit 127.
+		{name: "command not found", argv: []string{"nope"}, wantFailure: `unable to start container process: exec: "nope": executable file not found in $PATH`},
+		{name: "path not found", argv: []string{"/no/such"}, wantFailure: `exec: "/no/such": no such file or directory`},
 		{name: "killed by signal", argv: []string{"sh", "-c", "kill -9 $$"}, wantCode: 137},
 	}
 	for _, tt := range tests {
@@ -79,9 +83,14 @@ func TestExecInContainer(t *testing.T) {
 				nopCloser{&out}, nopCloser{&errOut}, false, nil, 0)
 			code := 0
 			var exitErr utilexec.CodeExitError
-			if errors.As(err, &exitErr) {
+			switch {
+			case tt.wantFailure != "":
+				if err == nil || errors.As(err, &exitErr) || !strings.Contains(err.Error(), tt.wantFailure) {
+					t.Errorf("ExecInContainer: %v, want a failure with %q", err, tt.wantFailure)
+				}
+			case errors.As(err, &exitErr):
 				code = exitErr.Code
-			} else if err != nil {
+			case err != nil:
 				t.Fatalf("ExecInContainer: %v", err)
 			}
 			if code != tt.wantCode || out.String() != tt.wantOut || errOut.String() != tt.wantErr {
@@ -141,5 +150,26 @@ func TestExecCutSilently(t *testing.T) {
 	}
 	if got, err := run(); got != "5000" || err != nil {
 		t.Errorf("second session: the process read %s bytes, error %v; want 5000 (exec-cut-times=1)", got, err)
+	}
+}
+
+// goneWriter is a client that has gone away: every write fails.
+type goneWriter struct{}
+
+func (goneWriter) Write([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+func (goneWriter) Close() error              { return nil }
+
+// TestExecOutlivesItsClient: as with containerd, a process whose client
+// went away runs to its end; only its output is lost.
+func TestExecOutlivesItsClient(t *testing.T) {
+	s := execFixture(t, nil)
+	argv := []string{"sh", "-c", "echo lost; sleep 0.3; echo finished >/tmp/marker"}
+	err := s.ExecInContainer(context.Background(), "", "", "main", argv, nil, goneWriter{}, goneWriter{}, false, nil, 0)
+	if err != nil {
+		t.Fatalf("ExecInContainer: %v", err)
+	}
+	marker, err := os.ReadFile(filepath.Join(s.pod.containers["main"].proc.rootfs, "tmp", "marker"))
+	if err != nil || string(marker) != "finished\n" {
+		t.Errorf("the process did not run to its end after its client went away: %q, %v", marker, err)
 	}
 }

@@ -21,7 +21,7 @@ func makeRootfs(imageRootfs, rootfs string, pod *corev1.Pod) error {
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
-	}{{"dev", 0o755}, {"tmp", 0o1777}, {"etc", 0o755}, {"proc", 0o555}} {
+	}{{"dev", 0o755}, {"tmp", 0o777 | os.ModeSticky}, {"etc", 0o755}, {"proc", 0o555}} {
 		p := filepath.Join(rootfs, d.path)
 		if err := os.MkdirAll(p, d.mode); err != nil {
 			return err

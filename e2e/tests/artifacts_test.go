@@ -102,7 +102,10 @@ func mustWrite(t *testing.T, p string, data []byte, mode os.FileMode) {
 }
 
 func TestArtifactsRoundTrip(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testArtifactsRoundTrip)
+}
+
+func testArtifactsRoundTrip(t *testing.T, ns string) {
 	createPod(t, artifactsPod(ns, "rt", "busybox", nil), running)
 	src := filepath.Join(t.TempDir(), "src")
 	mustWrite(t, filepath.Join(src, "a.txt"), []byte("hello\n"), 0o640)
@@ -154,19 +157,7 @@ func TestArtifactsUploadIgnoresLikeFly(t *testing.T) {
 	}
 	ns := testCluster.Namespace(t)
 	createPod(t, artifactsPod(ns, "ign", "busybox", nil), running)
-	repo := filepath.Join(t.TempDir(), "repo")
-	mustWrite(t, filepath.Join(repo, ".gitignore"), []byte("*.log\n"), 0o644)
-	mustWrite(t, filepath.Join(repo, "main.go"), []byte("package main\n"), 0o644)
-	mustWrite(t, filepath.Join(repo, "new.txt"), []byte("untracked\n"), 0o644)
-	mustWrite(t, filepath.Join(repo, "debug.log"), []byte("ignored\n"), 0o644)
-	for _, args := range [][]string{{"init", "-q"}, {"add", ".gitignore", "main.go"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-	}
+	repo := gitRepo(t)
 	if r := concourse(t, "upload", ns, "ign", repo, "plain"); r.exitCode != 0 {
 		t.Fatalf("upload: exit %d: %s", r.exitCode, r.stderr)
 	}
@@ -210,7 +201,10 @@ func evilArchive(t *testing.T) []byte {
 }
 
 func TestArtifactsHostileTarWritesNothingOutside(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testArtifactsHostileTarWritesNothingOutside)
+}
+
+func testArtifactsHostileTarWritesNothingOutside(t *testing.T, ns string) {
 	// bash looks tar up in PATH (busybox sh would run its own applet), so
 	// /hostile/sh -> bash and /hostile/tar is what the plugin's scripts run.
 	path := corev1.EnvVar{Name: "PATH", Value: "/hostile:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
@@ -282,7 +276,10 @@ func TestArtifactsResumeAfterCut(t *testing.T) {
 }
 
 func TestArtifactsDistrolessThroughHelper(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testArtifactsDistrolessThroughHelper)
+}
+
+func testArtifactsDistrolessThroughHelper(t *testing.T, ns string) {
 	createPod(t, artifactsPod(ns, "dl", "distroless", nil), running)
 	src := filepath.Join(t.TempDir(), "payload")
 	mustWrite(t, filepath.Join(src, "x", "data.bin"), bytes.Repeat([]byte("distroless"), 100000), 0o644)
@@ -342,7 +339,10 @@ func TestArtifactsDistrolessThroughHelper(t *testing.T) {
 // TestArtifactsFailuresAreNeverSilent: whatever fails in the container, the
 // plugin says what, where and why in one error line, and exits 1.
 func TestArtifactsFailuresAreNeverSilent(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testArtifactsFailuresAreNeverSilent)
+}
+
+func testArtifactsFailuresAreNeverSilent(t *testing.T, ns string) {
 	user := int64(1000)
 	pod := artifactsPod(ns, "fail", "busybox", nil)
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &user, RunAsGroup: &user}

@@ -83,10 +83,13 @@ const secretValue = "hunter2-is-not-a-password"
 var secretHash = func() string { s := sha256.Sum256([]byte(secretValue)); return hex.EncodeToString(s[:])[:16] }()
 
 func TestExecuteTaskLikeFly(t *testing.T) {
+	onEachNodeKind(t, testExecuteTaskLikeFly)
+}
+
+func testExecuteTaskLikeFly(t *testing.T, ns string) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")
 	}
-	ns := testCluster.Namespace(t)
 	repo := gitRepo(t)
 	extra := filepath.Join(t.TempDir(), "extra")
 	payload := make([]byte, 1<<20)
@@ -174,7 +177,10 @@ run:
 }
 
 func TestExecuteShellLessImage(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testExecuteShellLessImage)
+}
+
+func testExecuteShellLessImage(t *testing.T, ns string) {
 	in := filepath.Join(t.TempDir(), "in")
 	mustWrite(t, filepath.Join(in, "f"), []byte("through a distroless task\n"), 0o644)
 	task := writeTask(t, `platform: linux
@@ -246,7 +252,10 @@ func TestExecuteUnschedulableSaysWhy(t *testing.T) {
 }
 
 func TestExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testExecuteCtrlCAtEachPhaseLeavesNothing)
+}
+
+func testExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T, ns string) {
 	big := filepath.Join(t.TempDir(), "big")
 	data := make([]byte, 64<<20)
 	rand.Read(data)

@@ -95,7 +95,10 @@ func hijack(t *testing.T, ns, stdin string, args ...string) result {
 }
 
 func TestHijackWorkingDirAndExitStatus(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHijackWorkingDirAndExitStatus)
+}
+
+func testHijackWorkingDirAndExitStatus(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "unit", pipeline: "main", job: "test", build: "1", step: "unit",
 		workingDir: "/tmp/build/b1dda4c3"}), running)
 
@@ -131,7 +134,10 @@ func TestHijackWorkingDirAndExitStatus(t *testing.T) {
 }
 
 func TestHijackFallsBackToSh(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHijackFallsBackToSh)
+}
+
+func testHijackFallsBackToSh(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "bb", pipeline: "main", job: "test", build: "1", step: "unit"}), running)
 
 	r := hijack(t, ns, "echo in-sh\n", "-j", "main/test", "-s", "unit")
@@ -141,14 +147,18 @@ func TestHijackFallsBackToSh(t *testing.T) {
 }
 
 func TestHijackTTYResize(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHijackTTYResize)
+}
+
+func testHijackTTYResize(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "tty", pipeline: "main", job: "test", build: "1", step: "unit",
 		image: "bash", workingDir: "/tmp/build/tty"}), running)
 
 	cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "hijack", "-n", ns, "-j", "main/test", "-s", "unit")
 	term, screen := startOnPTY(t, cmd)
-	fmt.Fprint(term, "echo \"$PWD:$BASH_VERSION\"; stty size\n")
-	screen.waitFor(t, "24 80")
+	fmt.Fprint(term, "echo \"$PWD:$BASH_VERSION\"\n")
+	// A runtime applies the first size just after the shell starts.
+	resizeTo(t, term, screen, 24, 80)
 	if !screen.contains("/tmp/build/tty:") || screen.contains("/tmp/build/tty:\r") {
 		t.Errorf("not bash in the working directory:\n%s", screen.text())
 	}
@@ -173,7 +183,10 @@ func TestHijackAmbiguousWithoutTTY(t *testing.T) {
 }
 
 func TestHijackTektonStep(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHijackTektonStep)
+}
+
+func testHijackTektonStep(t *testing.T, ns string) {
 	pod := stepPod(ns, step{name: "tr-pod", pipeline: "main", job: "tk", build: "1"})
 	delete(pod.Labels, "concourse-ci.org/step-name")
 	pod.Labels["tekton.dev/taskRun"] = "tr"
@@ -213,7 +226,10 @@ func TestHijackLongNonASCIIPipeline(t *testing.T) {
 }
 
 func TestHijackDebugFinishedPod(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHijackDebugFinishedPod)
+}
+
+func testHijackDebugFinishedPod(t *testing.T, ns string) {
 	createClaim(t, ns, "cache")
 	pod := stepPod(ns, step{name: "done", pipeline: "main", job: "test", build: "1", step: "unit",
 		workingDir: "/tmp/build/work", command: []string{"sh", "-c", "echo from-the-step > /tmp/build/work/out.txt"}})
@@ -234,7 +250,10 @@ func TestHijackDebugFinishedPod(t *testing.T) {
 }
 
 func TestHijackDebugShellLessPod(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHijackDebugShellLessPod)
+}
+
+func testHijackDebugShellLessPod(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
 
 	r := hijack(t, ns, "", "-j", "main/test", "-s", "unit")
@@ -318,7 +337,10 @@ func waitNoDebugPods(t *testing.T, ns string) {
 }
 
 func TestHijackDebugInterruptedLeavesNothing(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHijackDebugInterruptedLeavesNothing)
+}
+
+func testHijackDebugInterruptedLeavesNothing(t *testing.T, ns string) {
 	createPod(t, stepPod(ns, step{name: "done", pipeline: "main", job: "test", build: "1", step: "unit",
 		command: []string{"true"}}), finished)
 
@@ -421,7 +443,11 @@ func cooked(t *testing.T, tty *os.File) bool {
 // the grace (a minute), so nothing stays running with the step's volumes.
 func TestHelperEndsWhenThePluginIsKilled(t *testing.T) {
 	t.Parallel() // it mostly waits out the grace
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testHelperEndsWhenThePluginIsKilled)
+}
+
+func testHelperEndsWhenThePluginIsKilled(t *testing.T, ns string) {
+	t.Parallel()
 	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
 	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
 		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 600")

@@ -28,8 +28,15 @@ func runTests(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var err error
-	testCluster, err = cluster.Start(ctx, cluster.Options{LinkRate: 25_000_000})
+	realNodes, whyNone, err := cluster.RealNodesFromEnv("")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if realNodes == 0 {
+		fmt.Fprintf(os.Stderr, "e2e: NO REAL NODE: tests run on the node agent only; their kubelet subtests are skipped (%s)\n", whyNone)
+	}
+	testCluster, err = cluster.Start(ctx, cluster.Options{LinkRate: 25_000_000, RealNodes: realNodes})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start test cluster: %v\n", err)
 		return 1

@@ -50,7 +50,10 @@ func createClaim(t *testing.T, ns, name string) {
 }
 
 func TestExecInWorkingDirWithVolumes(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testExecInWorkingDirWithVolumes)
+}
+
+func testExecInWorkingDirWithVolumes(t *testing.T, ns string) {
 	createClaim(t, ns, "data")
 	createPod(t, volumePod(t, ns, "vols", "data"), running)
 
@@ -75,13 +78,15 @@ func TestExecInWorkingDirWithVolumes(t *testing.T) {
 }
 
 func TestExecTTYFollowsResize(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testExecTTYFollowsResize)
+}
+
+func testExecTTYFollowsResize(t *testing.T, ns string) {
 	createPod(t, sleeper(ns, "tty"), running)
 
 	cmd := testCluster.Command(context.Background(), "kubectl", "-n", ns, "exec", "-it", "tty", "--", "sh")
 	term, screen := startOnPTY(t, cmd)
-	fmt.Fprint(term, "stty size\n")
-	screen.waitFor(t, "24 80")
+	resizeTo(t, term, screen, 24, 80) // applied just after the shell starts
 	resizeTo(t, term, screen, 40, 132)
 	fmt.Fprint(term, "exit 3\n")
 	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 3 {
@@ -90,7 +95,10 @@ func TestExecTTYFollowsResize(t *testing.T) {
 }
 
 func TestLogsFollow(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testLogsFollow)
+}
+
+func testLogsFollow(t *testing.T, ns string) {
 	pod := sleeper(ns, "ticker")
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"}
 	createPod(t, pod, running)
@@ -122,7 +130,10 @@ func TestLogsFollow(t *testing.T) {
 }
 
 func TestUnknownImageBacksOff(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testUnknownImageBacksOff)
+}
+
+func testUnknownImageBacksOff(t *testing.T, ns string) {
 	pod := sleeper(ns, "noimage")
 	pod.Spec.Containers[0].Image = "registry.example/does-not-exist:1.0"
 	createPod(t, pod, func(p *corev1.Pod) bool {
@@ -133,7 +144,10 @@ func TestUnknownImageBacksOff(t *testing.T) {
 }
 
 func TestClaimOutlivesPod(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testClaimOutlivesPod)
+}
+
+func testClaimOutlivesPod(t *testing.T, ns string) {
 	createClaim(t, ns, "keep")
 	createPod(t, volumePod(t, ns, "writer", "keep"), running)
 	kubectl(t, "-n", ns, "exec", "writer", "--", "sh", "-c", "echo kept >/data/proof")
@@ -145,7 +159,10 @@ func TestClaimOutlivesPod(t *testing.T) {
 }
 
 func TestDeletingPodKillsProcesses(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testDeletingPodKillsProcesses)
+}
+
+func testDeletingPodKillsProcesses(t *testing.T, ns string) {
 	pod := sleeper(ns, "victim")
 	marker := fmt.Sprintf("%d", 4000000+time.Now().UnixNano()%1000000) // a sleep nobody else runs
 	pod.Spec.Containers[0].Command = []string{"sleep", marker}

@@ -132,7 +132,10 @@ func wantViewFields(t *testing.T, it map[string]any, want map[string]any) {
 }
 
 func TestViews(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testViews)
+}
+
+func testViews(t *testing.T, ns string) {
 	cordoned, notReady := "views-cordoned-"+ns, "views-notready-"+ns
 	viewNode(t, cordoned, corev1.ConditionTrue, true, map[string]string{
 		"kubernetes.io/os": "linux", "concourse-ci.org/team": "main", "tags.concourse-ci.org/gpu": "true"})
@@ -241,7 +244,10 @@ func TestViews(t *testing.T) {
 // TestWatchFollowsSteps watches a build whose second step starts after the
 // first one ends, then a failing build.
 func TestWatchFollowsSteps(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testWatchFollowsSteps)
+}
+
+func testWatchFollowsSteps(t *testing.T, ns string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	createPod(t, viewPod(ns, "b1-fetch", viewBuildLabels("main", "unit", "1", "501", "fetch"), nil,
@@ -300,7 +306,10 @@ func (l *viewOutput) String() string {
 // TestViewsWatchRows follows `builds -w`: a build that appears after the
 // listing gets a row, and another when its step ends.
 func TestViewsWatchRows(t *testing.T) {
-	ns := testCluster.Namespace(t)
+	onEachNodeKind(t, testViewsWatchRows)
+}
+
+func testViewsWatchRows(t *testing.T, ns string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out viewOutput

@@ -1,7 +1,7 @@
 //go:build tools
 
-// Package tools pins the control-plane commands that the test cluster builds
-// from modules (see the Makefile's cluster target).
+// Package tools pins the control-plane commands and the kubelet that the test
+// cluster builds from modules (see the Makefile's cluster target).
 package tools
 
 import (
@@ -9,4 +9,5 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )

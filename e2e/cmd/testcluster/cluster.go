@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"path/filepath"
 	"sync"
 	"time"
@@ -14,21 +16,23 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/images"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/linkproxy"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/nodeagent"
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/nodekind"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/pki"
 )
 
 type options struct {
-	dir, binDir       string
-	agents, synthetic int
-	linkRate          int
+	dir, binDir                  string
+	agents, realNodes, synthetic int
+	linkRate                     int
 }
 
 // testCluster is everything `up` started, stopped in reverse order.
 type testCluster struct {
-	cp     *controlplane.ControlPlane
-	cancel context.CancelFunc // stops agents and the proxy
-	wg     sync.WaitGroup
-	failed chan error // a component died
+	cp        *controlplane.ControlPlane
+	cancel    context.CancelFunc // stops agents, the registry and the proxy
+	wg        sync.WaitGroup
+	realNodes []*realNode
+	failed    chan error // a component died
 }
 
 // start brings the cluster up within startCtx; agents and the proxy then run
@@ -39,7 +43,7 @@ func start(startCtx, runCtx context.Context, o options) (*testCluster, error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(runCtx)
-	c := &testCluster{cp: cp, cancel: cancel, failed: make(chan error, o.agents+1)}
+	c := &testCluster{cp: cp, cancel: cancel, failed: make(chan error, o.agents+o.realNodes+1)}
 
 	imagesDir := filepath.Join(o.dir, "images")
 	if err := images.Ensure(imagesDir, filepath.Join(o.binDir, "pause")); err != nil {
@@ -55,6 +59,7 @@ func start(startCtx, runCtx context.Context, o options) (*testCluster, error) {
 			ServingCertFile: cp.NodeServing.CertFile,
 			ServingKeyFile:  cp.NodeServing.KeyFile,
 			ClientCAFile:    cp.KubeletClientCA,
+			Labels:          map[string]string{nodekind.Label: string(nodekind.Agent)},
 		}
 		c.wg.Add(1)
 		go func() {
@@ -65,6 +70,32 @@ func start(startCtx, runCtx context.Context, o options) (*testCluster, error) {
 		}()
 		if err := waitNodeReady(startCtx, cp, cfg.NodeName); err != nil {
 			return c, err
+		}
+	}
+	if o.realNodes > 0 {
+		registry, err := c.startRegistry(runCtx, imagesDir)
+		if err != nil {
+			return c, err
+		}
+		for i := 1; i <= o.realNodes; i++ {
+			began := time.Now()
+			n, err := c.startRealNode(startCtx, o, fmt.Sprintf("real-%d", i), registry)
+			if n != nil {
+				c.realNodes = append(c.realNodes, n)
+			}
+			if err != nil {
+				return c, err
+			}
+			log.Printf("real node %s: Ready in %s, node IP %s (slot %d)", n.name, time.Since(began).Round(10*time.Millisecond), n.info.NodeIP, n.info.Slot)
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				select {
+				case <-n.done:
+					c.failed <- fmt.Errorf("real node %s exited: %v (see logs/%s.log)", n.name, n.err, n.name)
+				case <-runCtx.Done():
+				}
+			}()
 		}
 	}
 	if err := createSyntheticNodes(startCtx, cp.Client, o.synthetic); err != nil {
@@ -113,16 +144,33 @@ func (c *testCluster) watchControlPlane(ctx context.Context) {
 	}
 }
 
-// stop ends the agents first (they kill their pods' processes and unmount),
-// then the control plane.
-func (c *testCluster) stop() {
+// stop ends the nodes first (agents kill their pods' processes and unmount,
+// real nodes kill their containers and clean up the host, and their Nodes
+// are deleted), then the control plane. It reports what it could not clean.
+func (c *testCluster) stop() error {
 	if c.cancel != nil {
 		c.cancel()
 	}
 	c.wg.Wait()
+	var wg sync.WaitGroup
+	nodeErrs := make([]error, len(c.realNodes))
+	for i, n := range c.realNodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.stop(); err != nil {
+				nodeErrs[i] = fmt.Errorf("real node %s: %w", n.name, err)
+			}
+			if err := c.deleteNodeObject(n.name); err != nil {
+				nodeErrs[i] = errors.Join(nodeErrs[i], fmt.Errorf("delete Node %s: %w", n.name, err))
+			}
+		}()
+	}
+	wg.Wait()
 	if c.cp != nil {
 		c.cp.Stop()
 	}
+	return errors.Join(nodeErrs...)
 }
 
 func waitNodeReady(ctx context.Context, cp *controlplane.ControlPlane, name string) error {

@@ -1,12 +1,13 @@
 // Command testcluster runs the kubectl-concourse test cluster: a real control
-// plane built from modules plus our node agent, which runs pods as local
-// chrooted processes.
+// plane built from modules, our node agent, which runs pods as local
+// chrooted processes, and optionally real nodes (kubelet, containerd, runc).
 //
-//	testcluster up --dir DIR [--agents N] [--nodes N] [--link-rate BYTES_PER_SECOND]
+//	testcluster up --dir DIR [--agents N] [--real-nodes N] [--nodes N] [--link-rate BYTES_PER_SECOND]
+//	testcluster check [--require]
 //
-// It writes DIR/kubeconfig, prints "ready" once everything is healthy, and on
-// SIGINT or SIGTERM stops every process it started, unmounts what it mounted
-// and exits 0.
+// up writes DIR/kubeconfig, prints "ready" once everything is healthy, and on
+// SIGINT or SIGTERM stops every process it started, removes what it set up
+// on the host and exits 0. check says whether this machine can run real nodes.
 package main
 
 import (
@@ -29,14 +30,25 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) == 0 || args[0] != "up" {
-		return errors.New("usage: testcluster up --dir DIR [--agents N] [--nodes N] [--link-rate BYTES_PER_SECOND]")
+	const usage = "usage: testcluster up --dir DIR [--agents N] [--real-nodes N] [--nodes N] [--link-rate BYTES_PER_SECOND] | testcluster check [--require]"
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "up":
+	case "check":
+		return runCheck(args[1:])
+	case "node":
+		return runNode(args[1:])
+	default:
+		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet("testcluster up", flag.ContinueOnError)
 	var o options
 	fs.StringVar(&o.dir, "dir", "", "state directory (created); DIR/kubeconfig is the admin kubeconfig")
 	fs.StringVar(&o.binDir, "bin", "", "directory of etcd, kube-apiserver, ... and pause (default: beside this binary)")
 	fs.IntVar(&o.agents, "agents", 1, "nodes that really run pods (node-1, node-2, ...)")
+	fs.IntVar(&o.realNodes, "real-nodes", 0, "real nodes (kubelet, containerd, runc): real-1, real-2, ...; tainted, so that only pods that ask run there")
 	fs.IntVar(&o.synthetic, "nodes", 0, "extra Nodes that only exist as objects (synthetic-0001, ...), tainted so nothing is scheduled there")
 	fs.IntVar(&o.linkRate, "link-rate", 0, "if set, also serve the API through a proxy limited to this many bytes/s each way; DIR/kubeconfig-limited uses it")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -47,6 +59,9 @@ func run(args []string) error {
 	}
 	if o.agents < 1 {
 		return errors.New("--agents must be at least 1")
+	}
+	if o.realNodes < 0 {
+		return errors.New("--real-nodes must not be negative")
 	}
 	if o.binDir == "" {
 		self, err := os.Executable()
@@ -67,7 +82,7 @@ func run(args []string) error {
 	c, err := start(startCtx, ctx, o)
 	if err != nil {
 		if c != nil {
-			c.stop()
+			err = errors.Join(err, c.stop())
 		}
 		return err
 	}
@@ -77,6 +92,5 @@ func run(args []string) error {
 	case err = <-c.failed:
 		fmt.Fprintf(os.Stderr, "testcluster: %v\n", err)
 	}
-	c.stop()
-	return err
+	return errors.Join(err, c.stop())
 }
