@@ -97,7 +97,7 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 			cmd.Stdin = pr
 		}
 		if e.flipAt > 0 {
-			cmd.Stdin = &flipReader{r: cmd.Stdin.(io.Reader), at: e.flipAt, e: e}
+			cmd.Stdin = &flipReader{r: cmd.Stdin, at: e.flipAt, e: e}
 		}
 	}
 	var out io.Writer = io.Discard
