@@ -51,10 +51,6 @@ func scriptArgs(ex *localExecutor, script string) [][]string {
 // still gets its transfers checked, by the next best means, and a
 // corrupted or cut stream still never lands.
 func TestFallbacksKeepTheGuarantee(t *testing.T) {
-	big := make([]byte, 9<<20) // above smallTransfer, so the link is sampled
-	for i := range big {
-		big[i] = byte(i * 7)
-	}
 	tests := []struct {
 		name    string
 		missing []string
@@ -73,6 +69,17 @@ func TestFallbacksKeepTheGuarantee(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Over the slow link, a file above smallTransfer, so that the
+			// link is sampled; else one below, so that it is not: a sample
+			// of the fast local channel can look slow on a loaded machine.
+			size := 64 << 10
+			if tt.slow {
+				size = 9 << 20
+			}
+			big := make([]byte, size)
+			for i := range big {
+				big[i] = byte(i * 7)
+			}
 			local := filepath.Join(t.TempDir(), "src")
 			writeTree(t, local, map[string]string{"big": string(big), "small": "small"})
 			container := t.TempDir()
@@ -83,7 +90,7 @@ func TestFallbacksKeepTheGuarantee(t *testing.T) {
 			if tt.warning == "" {
 				ex.flipAt, ex.flips = 512+512+4096, 1 // one bit of big's data, once
 			} else {
-				ex.stdinCutAfter, ex.stdinCuts = 512+512+(9<<20), 1 // src/ and big arrive, then nothing
+				ex.stdinCutAfter, ex.stdinCuts = int64(512+512+size), 1 // src/ and big arrive, then nothing
 			}
 			rem := &remote{exec: ex, workingDir: container}
 			var w warnings

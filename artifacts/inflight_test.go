@@ -99,13 +99,19 @@ func TestDownloadCutBetweenEntriesNeverLands(t *testing.T) {
 // after tar over a fast link, by the stream's own sum while it arrives
 // over a slow one (the probe's link sample is paced here to 20 MB/s).
 func TestUploadCorruptedStreamNeverLands(t *testing.T) {
-	local := filepath.Join(t.TempDir(), "src")
-	big := make([]byte, 9<<20) // above smallTransfer, so the link is sampled
-	for i := range big {
-		big[i] = byte(i * 7)
-	}
-	writeTree(t, local, map[string]string{"big": string(big), "small": "small"})
 	for _, slow := range []bool{false, true} {
+		// Over the slow link, a file above smallTransfer, so that the link
+		// is sampled; else one below, so that it is not: a sample of the
+		// fast local channel can look slow on a loaded machine.
+		big := make([]byte, 64<<10)
+		if slow {
+			big = make([]byte, 9<<20)
+		}
+		for i := range big {
+			big[i] = byte(i * 7)
+		}
+		local := filepath.Join(t.TempDir(), "src")
+		writeTree(t, local, map[string]string{"big": string(big), "small": "small"})
 		container := t.TempDir()
 		ex := &localExecutor{bin: busyboxBin(t), flipAt: 512 + 512 + 4096, flips: 1}
 		if slow {
