@@ -67,8 +67,9 @@ unit: ## unit tests of the plugin
 # A short fuzzing run of the code that reads hostile input: every CI run explores
 # new inputs on top of the seed corpus that `unit` already replays.
 FUZZTIME ?= 20s
-fuzz: ## fuzz the tar extractor and the label encoding for FUZZTIME each
+fuzz: ## fuzz the tar extractor, the LZO decoder and the label encoding for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./artifacts
+	$(GO) test -run '^$$' -fuzz '^FuzzLZO1XDecompress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./artifacts
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./selector
 
 # The tests run on real nodes too where the machine can (TESTCLUSTER_REAL_NODES:

@@ -20,11 +20,17 @@ var (
 
 		The stream is tar over exec, as with kubectl cp, but file modes, empty directories
 		and symlinks inside the tree are kept both ways, owners only with --preserve-owner.
-		Every file's sha256 is checked end to end when the container has sha256sum; a broken
-		stream is resumed (--retries) with only the files not yet intact. The copy lands
-		beside the destination and replaces it in one rename only when complete, so an
-		interrupted transfer leaves the old destination as it was. --compress auto gzips
-		only where that is faster: over a slow link, for data that compresses. Progress is
+		The stream ends with a marker the receiving side checks, so a stream cut on the way
+		never lands, even one the connection reports as a success; and what arrived is
+		compared end to end by checksum (md5, or sha256, with the container's md5sum or
+		sha256sum): every file, or over a slow link the stream itself as it passes. That
+		catches damage on the way, not a hostile container, which computes its own sums. A
+		broken stream is resumed (--retries) with only the files not yet intact. The copy
+		lands beside the destination and replaces it in one rename only when complete, so an
+		interrupted transfer leaves the old destination as it was. --compress auto compresses
+		only where the link and both CPUs, measured, make that faster (over a slow link, data
+		that compresses): uploads with gzip on every local core, downloads with the
+		container's lzop when it has one. Progress is
 		drawn on stderr when it is a terminal. A step whose image has no sh or tar is
 		reached through an ephemeral helper container (--helper-image) that mounts its
 		volumes.`

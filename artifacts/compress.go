@@ -1,70 +1,105 @@
 package artifacts
 
 import (
-	"compress/flate"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/pgzip"
 )
 
-// Compression modes of --compress.
+// Compression modes of --compress, and the codecs a stream may use.
 const (
 	compressAuto = "auto"
 	compressGzip = "gzip"
 	compressNone = "none"
+	compressLZOP = "lzop" // downloads only, chosen by auto
 )
 
-// Figures behind --compress auto (docs/benchmarks.md has the
-// measurements). gzip raises throughput only where the link, not the
-// compressor, is the limit, and only for data that shrinks: with ratio
-// r < 1 a compressed transfer runs at min(C, L/r), which beats L exactly
-// when the compressor speed C exceeds the link speed L. On an idle core
-// the container's busybox gzip -1 does ~33 MB/s and Go's BestSpeed ~87 MB/s
-// on source text, but on the benchmark machine (2 cores shared by the API
-// server, the node agent, both tars and other work) gzip made every case
-// slower, the 25 MB/s link included: compression shares the cores the
-// transfer already saturates. So auto compresses only links far slower
-// than that: below 8 MB/s (down) and 10 MB/s (up).
+// What --compress auto weighs (docs/benchmarks.md has the measurements). A
+// stream compressed to ratio r runs at min(C, D, L/r) for the sender's
+// compressor speed C, the receiver's decompressor speed D and the link's
+// speed L (all in bytes of uncompressed data a second), against L plain. L
+// comes from the probe's link sample; the container's C from timing its
+// compressor on the probe's data sample, the plugin's from timing its own on
+// the upload's first files (times the cores it compresses on). The model
+// leaves out that compression takes CPU from the transfer itself (on the
+// benchmark machine's 2 cores the API server, the node agent and both tars
+// use most of it: over loopback, lzop's CPU in the container costs about
+// what the bytes it saves would have cost the channel), hence the margin:
+// a codec must promise compressMargin times the plain rate, which only a
+// link slower than the CPUs gives.
 const (
-	sampleBytes          = 1 << 20 // link sample sent by the probe; the link proxy's burst is 64 KiB
-	smallTransfer        = 8 << 20 // below this the choice costs more than it saves
-	maxRatio             = 0.8     // compressed/raw above this: not worth it
-	downloadGzipLinkRate = 8e6     // bytes/s
-	uploadGzipLinkRate   = 10e6
+	sampleBytes    = 1 << 20 // link sample sent by the probe; the link proxy's burst is 64 KiB
+	smallTransfer  = 8 << 20 // below this the choice costs more than it saves
+	maxRatio       = 0.8     // compressed/raw above this: not worth it
+	compressMargin = 2
+
+	// The container's decompressors, which the probe does not time:
+	// busybox gunzip gives 150 MB/s of source text on one idle core of the
+	// benchmark machine; counted at two thirds for the load of a transfer.
+	containerGunzip = 100e6
+	// The plugin's (Go) decompressors, on one core: far above any link.
+	localGunzip = 250e6
+	localUnlzop = 500e6
 )
 
-// chooseGzip decides --compress. ratio and rate are 0 when unknown.
-func chooseGzip(mode string, remoteGzip, upload bool, size int64, ratio, rate float64) (bool, error) {
-	switch mode {
-	case compressNone:
-		return false, nil
-	case compressGzip:
-		if !remoteGzip {
-			return false, fmt.Errorf("--compress=gzip: the container has no gzip")
-		}
-		return true, nil
-	}
-	if !remoteGzip || ratio == 0 || ratio > maxRatio {
-		return false, nil
-	}
-	if size < smallTransfer || rate == 0 {
-		return false, nil
-	}
-	limit := downloadGzipLinkRate
-	if upload {
-		limit = uploadGzipLinkRate
-	}
-	return rate < limit, nil
+// linkChoice is what auto knows when it chooses.
+type linkChoice struct {
+	upload     bool
+	size       int64   // bytes to move
+	ratio      float64 // compressed/raw of a sample; 0 when unknown
+	codec      string  // the codec the ratio was measured with
+	linkRate   float64 // bytes/s of the exec channel; 0 when not sampled
+	senderRate float64 // bytes/s of the sender's compressor; 0 when not timed
 }
 
-// localRatio estimates how well an upload compresses from the first 32 KiB
-// of up to 64 files, as the probe does for downloads.
-func localRatio(p *packer) float64 {
+// chooseCompression decides --compress for a stream: compressNone,
+// compressGzip or compressLZOP. remote lists the container's tools.
+func chooseCompression(mode string, remote caps, l linkChoice) (string, error) {
+	switch mode {
+	case compressNone:
+		return compressNone, nil
+	case compressGzip:
+		if !remote.gzip {
+			return "", fmt.Errorf("--compress=gzip: the container has no gzip")
+		}
+		return compressGzip, nil
+	case compressLZOP: // not a flag value: the tests' way to ask for it
+		if l.upload || !remote.lzop {
+			return "", fmt.Errorf("lzop: only for downloads from a container that has it")
+		}
+		return compressLZOP, nil
+	}
+	if l.codec == "" || l.ratio == 0 || l.ratio > maxRatio || l.size < smallTransfer || l.linkRate == 0 || l.senderRate == 0 {
+		return compressNone, nil
+	}
+	d := localGunzip
+	switch {
+	case l.upload:
+		d = containerGunzip
+	case l.codec == compressLZOP:
+		d = localUnlzop
+	}
+	if min(l.senderRate, d, l.linkRate/l.ratio) >= compressMargin*l.linkRate {
+		return l.codec, nil
+	}
+	return compressNone, nil
+}
+
+// localRatio estimates how well an upload compresses, and how fast this
+// machine compresses it, from the first 32 KiB of up to 64 files, as the
+// probe does for downloads. The rate counts every core newUploadGzip uses.
+func localRatio(p *packer) (ratio, rate float64) {
 	var raw, packed countWriter
 	fw, _ := flate.NewWriter(&packed, flate.BestSpeed)
 	files := 0
 	buf := make([]byte, 32<<10)
+	var spent time.Duration
 	_ = p.walk(func(rel string, fi os.FileInfo) error {
 		if !fi.Mode().IsRegular() {
 			return nil
@@ -79,14 +114,40 @@ func localRatio(p *packer) float64 {
 		defer f.Close()
 		n, _ := io.ReadFull(f, buf)
 		raw += countWriter(n)
+		start := time.Now()
 		_, _ = fw.Write(buf[:n])
+		spent += time.Since(start)
 		return nil
 	})
+	start := time.Now()
 	_ = fw.Close()
+	spent += time.Since(start)
 	if raw == 0 {
-		return 0
+		return 0, 0
 	}
-	return float64(packed) / float64(raw)
+	ratio = float64(packed) / float64(raw)
+	if spent > 0 {
+		rate = float64(raw) / spent.Seconds() * float64(gzipWorkers())
+	}
+	return ratio, rate
+}
+
+// gzipWorkers is how many cores newUploadGzip compresses on.
+func gzipWorkers() int {
+	return max(1, min(runtime.GOMAXPROCS(0), 8))
+}
+
+// newUploadGzip compresses an upload on every core (klauspost/pgzip: blocks
+// of 1 MiB deflated in parallel, each primed with the previous one's tail,
+// in one gzip member any gunzip reads), so that the container only
+// decompresses, which costs it least. Two blocks per core are in flight:
+// memory stays flat (at most 16 MiB), and the cores never wait for the
+// writer. Level 1: beyond it, the link must be slower than any we measured
+// for the better ratio to pay for the slower compression.
+func newUploadGzip(w io.Writer) *pgzip.Writer {
+	zw, _ := pgzip.NewWriterLevel(w, pgzip.BestSpeed) // a valid level: no error
+	_ = zw.SetConcurrency(1<<20, 2*gzipWorkers())     // valid sizes: no error
+	return zw
 }
 
 type countWriter int64

@@ -1,7 +1,6 @@
 package artifacts
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
@@ -89,13 +90,16 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	default:
 		return fmt.Errorf("%s is neither a regular file nor a directory", src)
 	}
-	useGzip, err := chooseGzip(s.compress, c.gzip, false, c.size, c.ratio, c.linkBytesPerSec)
+	z, err := chooseCompression(s.compress, c, linkChoice{size: c.size, ratio: c.ratio, codec: c.codec,
+		linkRate: c.linkBytesPerSec, senderRate: c.compressRate})
 	if err != nil {
 		return err
 	}
-	verify := s.verify && c.sha256sum && c.find
-	if s.verify && !verify {
-		s.warnf("warning: the container has no sha256sum or find; %s is not verified\n", src)
+	var dig *digest
+	if s.verify {
+		if dig = chooseDigest(c); dig == nil {
+			s.warnf("warning: the container has no md5sum, sha256sum or find; the contents of %s are not verified (only that the stream arrived whole)\n", src)
+		}
 	}
 
 	if err := os.MkdirAll(localDir, 0o755); err != nil {
@@ -117,9 +121,12 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	defer root.Close()
 
 	b := s.progress.bar("downloading "+base, c.size)
-	d := &downloader{rem: rem, parent: parent, base: base, gzip: useGzip, verify: verify,
+	d := &downloader{rem: rem, parent: parent, base: base, codec: z, dig: dig,
 		canResume: c.find && c.xargs,
 		ex:        newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())}
+	if dig != nil {
+		d.ex.newHash = dig.newHash
+	}
 	err = d.run(ctx, s)
 	if err == nil || len(d.ex.unsafe) > 0 {
 		// finish also judges the symlinks, so a hostile archive is
@@ -138,7 +145,8 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 type downloader struct {
 	rem          *remote
 	parent, base string
-	gzip, verify bool
+	codec        string  // compressNone, compressGzip or compressLZOP
+	dig          *digest // nil: contents not verified
 	canResume    bool
 	ex           *extractor
 }
@@ -210,16 +218,16 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sums := make(chan manifestResult, 1)
-	if d.verify {
+	if d.dig != nil {
 		go func() {
-			m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base)
+			m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base, d.dig)
 			sums <- manifestResult{m, err}
 		}()
 	}
 	if err := d.stream(ctx, names); err != nil {
 		return err
 	}
-	if !d.verify {
+	if d.dig == nil {
 		return nil
 	}
 	r := <-sums
@@ -239,10 +247,11 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 }
 
 func (d *downloader) stream(ctx context.Context, names []string) error {
-	args := []string{d.parent, "./" + d.base, compressNone}
-	if d.gzip {
-		args[2] = compressGzip
+	nonce, err := randomSuffix()
+	if err != nil {
+		return err
 	}
+	args := []string{d.parent, "./" + d.base, d.codec, nonce}
 	var in io.Reader
 	if names != nil {
 		args[1] = "-"
@@ -255,7 +264,14 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 		pw.CloseWithError(err)
 		execErr <- err
 	}()
-	err := d.extract(pr)
+	tail := newHoldback(pr, len(streamEnd)+len(nonce))
+	err = d.extract(tail)
+	if err == nil {
+		// Read to the end: the marker comes after what the extractor needs.
+		if _, cerr := io.Copy(io.Discard, tail); cerr != nil {
+			err = &streamError{cerr}
+		}
+	}
 	pr.CloseWithError(errors.New("download stopped")) // unblocks the exec if extraction ended first
 	eerr := <-execErr
 	var broken *streamError
@@ -269,18 +285,33 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	if eerr != nil {
 		return fmt.Errorf("receive: %w", eerr)
 	}
+	if err == nil && string(tail.held()) != streamEnd+nonce {
+		// The exec said success, the archive may even look whole, but the
+		// stream stopped before the container's last word.
+		return &streamError{errors.New("the stream ended before the container's end marker: it was cut on the way")}
+	}
 	return err
 }
 
+// streamEnd starts the end marker streamScript prints after the archive.
+const streamEnd = "kubectl-concourse-end "
+
 func (d *downloader) extract(r io.Reader) error {
-	if !d.gzip {
-		return d.ex.extract(r)
+	switch d.codec {
+	case compressGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return &streamError{fmt.Errorf("read gzip stream: %w", err)}
+		}
+		return d.ex.extract(zr)
+	case compressLZOP:
+		zr, err := newLZOPReader(r)
+		if err != nil {
+			return &streamError{fmt.Errorf("read lzop stream: %w", err)}
+		}
+		return d.ex.extract(zr)
 	}
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return &streamError{fmt.Errorf("read gzip stream: %w", err)}
-	}
-	return d.ex.extract(zr)
+	return d.ex.extract(r)
 }
 
 // missing lists, from the container's listing, the fewest names that

@@ -8,8 +8,8 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
-// errMismatch: what arrived differs from what was sent, by sha256.
-var errMismatch = errors.New("files differ from the source's sha256")
+// errMismatch: what arrived differs from what was sent, by checksum.
+var errMismatch = errors.New("files differ from the source by checksum")
 
 // errSourceChanged: the container's tar saw a file go or change while it
 // read it.
@@ -52,8 +52,12 @@ func transient(err error) bool {
 }
 
 // inputEndedEarly: tar or gzip in the container saw its input stop in the
-// middle, which a stream cut on the way in does.
+// middle, or the archive lacked its end entry, which a stream cut on the
+// way in does.
 func inputEndedEarly(stderr string) bool {
+	if strings.Contains(stderr, cutMessage) {
+		return true
+	}
 	s := strings.ToLower(stderr)
 	for _, w := range []string{"short read", "unexpected eof", "unexpected end of file", "unexpected end of input"} {
 		if strings.Contains(s, w) {

@@ -4,9 +4,9 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -34,7 +34,7 @@ type node struct {
 	uid, gid int
 	implicit bool     // a directory created for a child before (or without) its own entry
 	complete bool     // a file whose bytes all arrived
-	sum      [32]byte // sha256 of a complete file
+	sum      [32]byte // checksum of a complete file (extractor.newHash)
 	target   string   // a symlink's target
 }
 
@@ -54,6 +54,7 @@ type extractor struct {
 	preserveOwner bool
 	warnf         func(format string, a ...any)
 	progress      func(n int64)
+	newHash       func() hash.Hash // nil: no checksums
 
 	nodes  map[string]*node
 	unsafe []error
@@ -234,8 +235,13 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("create file: %w", err)
 	}
-	h := sha256.New()
-	_, err = io.CopyBuffer(io.MultiWriter(f, h, progressWriter(e.progress)), streamReader{r}, e.buf)
+	var h hash.Hash
+	var dst io.Writer = io.MultiWriter(f, progressWriter(e.progress))
+	if e.newHash != nil {
+		h = e.newHash()
+		dst = io.MultiWriter(f, h, progressWriter(e.progress))
+	}
+	_, err = io.CopyBuffer(dst, streamReader{r}, e.buf)
 	if err == nil {
 		err = e.attrs(f, n)
 	}
@@ -248,7 +254,9 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 	if err := e.root.Chtimes(name, n.mtime, n.mtime); err != nil {
 		return fmt.Errorf("set times of %q: %w", rel, err)
 	}
-	copy(n.sum[:], h.Sum(nil))
+	if h != nil {
+		n.sum = sumOf(h)
+	}
 	n.complete = true
 	return nil
 }
@@ -380,7 +388,7 @@ func depth(rel string) int {
 	return strings.Count(rel, "/") + 1
 }
 
-// files returns, by tree path, the sha256 of every regular file received,
+// files returns, by tree path, the checksum of every regular file received,
 // and a zero sum for one not (yet) complete: it differs from any real one.
 func (e *extractor) files() map[string][32]byte {
 	m := map[string][32]byte{}

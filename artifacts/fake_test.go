@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
@@ -22,11 +23,25 @@ import (
 // machine: it runs the command with PATH limited to bin (busybox applets,
 // like the test cluster's images), so transfers are real without a cluster.
 // cutAfter > 0 breaks the first cuts sessions' stdout after that many
-// bytes, as the test cluster's fault injection does.
+// bytes, as the test cluster's fault injection does; with silent, the
+// session then reports success, as a dropped connection can.
+// stdinCutAfter > 0 ends the first stdinCuts sessions' stdin after that
+// many bytes (the rest is read and dropped) and reports success: bytes
+// lost on the way in, unknown to both ends.
 type localExecutor struct {
-	bin      string
-	cutAfter int64
-	cuts     int
+	bin           string
+	cutAfter      int64
+	cuts          int
+	silent        bool
+	stdinCutAfter int64
+	stdinCuts     int
+	// flipAt > 0 flips one bit of stdin's byte at that offset in the first
+	// flips sessions that reach it: a stream corrupted on the way, whole
+	// and well formed. outRate > 0 paces stdout to that many bytes a
+	// second (a slow link, as the probe's link sample sees it).
+	flipAt  int64
+	flips   int
+	outRate int64
 
 	mu       sync.Mutex
 	commands [][]string
@@ -42,7 +57,7 @@ func busyboxBin(t testing.TB, applets ...string) string {
 	}
 	dir := t.TempDir()
 	if applets == nil {
-		applets = []string{"sh", "tar", "gzip", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
+		applets = []string{"sh", "tar", "gzip", "lzop", "md5sum", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
 			"head", "wc", "yes", "grep", "while", "cat", "rmdir", "ln", "readlink", "sleep"}
 	}
 	for _, a := range applets {
@@ -67,12 +82,30 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	cmd := exec.CommandContext(ctx, path, r.Command[1:]...)
 	cmd.Args[0] = r.Command[0]
 	cmd.Env = []string{"PATH=" + e.bin}
+	var stdinDone chan struct{}
 	if r.Stdin && s.In != nil {
 		cmd.Stdin = s.In
+		if e.stdinCutAfter > 0 && e.takeStdinCut() {
+			pr, pw := io.Pipe()
+			stdinDone = make(chan struct{})
+			go func() {
+				defer close(stdinDone)
+				_, _ = io.Copy(pw, io.LimitReader(s.In, e.stdinCutAfter))
+				pw.Close()
+				_, _ = io.Copy(io.Discard, s.In)
+			}()
+			cmd.Stdin = pr
+		}
+		if e.flipAt > 0 {
+			cmd.Stdin = &flipReader{r: cmd.Stdin, at: e.flipAt, e: e}
+		}
 	}
 	var out io.Writer = io.Discard
 	if s.Out != nil {
 		out = s.Out
+	}
+	if e.outRate > 0 {
+		out = &pacedWriter{w: out, rate: e.outRate, start: time.Now()}
 	}
 	cw := &cutWriter{w: out, left: e.cutAfter, e: e}
 	cut := e.cutAfter > 0
@@ -86,7 +119,13 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		cmd.Stderr = io.MultiWriter(&stderr, s.ErrOut)
 	}
 	err = cmd.Run()
+	if stdinDone != nil {
+		<-stdinDone
+	}
 	if cut && cw.cut {
+		if e.silent {
+			return nil
+		}
 		return errors.New("connection lost (injected)")
 	}
 	var exitErr *exec.ExitError
@@ -94,6 +133,16 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		return &utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", exitErr.ExitCode()), Code: exitErr.ExitCode()}
 	}
 	return err
+}
+
+func (e *localExecutor) takeStdinCut() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stdinCuts == 0 {
+		return false
+	}
+	e.stdinCuts--
+	return true
 }
 
 // cutWriter breaks a session once it passes left bytes, if the executor
@@ -133,4 +182,43 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 		c.left -= int64(len(b))
 	}
 	return c.w.Write(b)
+}
+
+// flipReader flips a bit of the byte at offset at, if the executor still
+// has flips to give.
+type flipReader struct {
+	r    io.Reader
+	at   int64
+	read int64
+	e    *localExecutor
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if f.at >= f.read && f.at < f.read+int64(n) {
+		f.e.mu.Lock()
+		if f.e.flips > 0 {
+			f.e.flips--
+			p[f.at-f.read] ^= 0x20
+		}
+		f.e.mu.Unlock()
+	}
+	f.read += int64(n)
+	return n, err
+}
+
+type pacedWriter struct {
+	w       io.Writer
+	rate    int64
+	start   time.Time
+	written int64
+}
+
+func (p *pacedWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.written += int64(n)
+	if due := p.start.Add(time.Duration(float64(p.written) / float64(p.rate) * float64(time.Second))); time.Until(due) > 0 {
+		time.Sleep(time.Until(due))
+	}
+	return n, err
 }

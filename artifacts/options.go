@@ -56,8 +56,8 @@ func newTransferOptions(streams genericiooptions.IOStreams) TransferOptions {
 func (o *TransferOptions) addFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	o.Target.AddFlags(fs)
-	fs.StringVar(&o.Compress, "compress", o.Compress, "Compress the stream: auto (when the link, not the CPU, is the limit), gzip or none")
-	fs.BoolVar(&o.Verify, "verify", o.Verify, "Check every file's sha256 end to end (needs sha256sum in the container)")
+	fs.StringVar(&o.Compress, "compress", o.Compress, "Compress the stream: auto (when the measured link, not the CPUs, is the limit), gzip or none")
+	fs.BoolVar(&o.Verify, "verify", o.Verify, "Compare every file's checksum end to end (md5 or sha256: needs md5sum or sha256sum in the container); a cut stream is caught either way")
 	fs.IntVar(&o.Retries, "retries", o.Retries, "Resume a broken stream this many times, with only the files not yet intact; negative: no limit")
 	fs.BoolVar(&o.PreserveOwner, "preserve-owner", o.PreserveOwner, "Keep numeric owners and groups (default: files belong to whoever writes them)")
 	fs.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Draw no progress")

@@ -2,9 +2,9 @@ package artifacts
 
 import (
 	"archive/tar"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -17,8 +17,8 @@ import (
 )
 
 // packer writes a local file or tree as a tar stream whose entries are
-// named prefix/..., remembering the sha256 of every file it sent so the
-// container's copy can be checked against it.
+// named prefix/..., remembering the checksum of every file it sent (when
+// newHash is set) so the container's copy can be checked against it.
 type packer struct {
 	src           string   // local file or directory
 	prefix        string   // top entry name in the archive
@@ -26,9 +26,17 @@ type packer struct {
 	preserveOwner bool
 	warnf         func(format string, a ...any)
 	progress      func(n int64)
+	newHash       func() hash.Hash // nil: no checksums
 
-	sums map[string][32]byte // tree path → sha256 of what was sent
+	sums map[string][32]byte // tree path → checksum of what was sent
 	buf  []byte
+}
+
+// endEntry is the archive's last entry, beside the top one: a file whose
+// content tells the receiver that the stream arrived whole
+// (receiveScript).
+type endEntry struct {
+	name, content string
 }
 
 func newPacker(src, prefix string, files []string, preserveOwner bool, warnf func(string, ...any), progress func(int64)) *packer {
@@ -115,9 +123,9 @@ func (p *packer) walkDir(rel string, fn func(string, fs.FileInfo) error) error {
 	})
 }
 
-// pack writes the archive to w. skip, when set, leaves out regular files the
-// container already holds intact (a resumed upload).
-func (p *packer) pack(w io.Writer, skip func(rel string) bool) error {
+// pack writes the archive to w, ending with end. skip, when set, leaves
+// out regular files the container already holds intact (a resumed upload).
+func (p *packer) pack(w io.Writer, skip func(rel string) bool, end endEntry) error {
 	tw := tar.NewWriter(w)
 	err := p.walk(func(rel string, fi fs.FileInfo) error {
 		if fi.Mode().IsRegular() && skip != nil && skip(rel) {
@@ -126,6 +134,14 @@ func (p *packer) pack(w io.Writer, skip func(rel string) bool) error {
 		return p.entry(tw, rel, fi)
 	})
 	if err != nil {
+		return err
+	}
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: end.name, Mode: 0o600, Size: int64(len(end.content)),
+		ModTime: time.Now().Truncate(time.Second), Format: tar.FormatUSTAR}
+	if err := tw.WriteHeader(h); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(tw, end.content); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -173,16 +189,21 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 		return err
 	}
 	defer f.Close()
-	sum := sha256.New()
-	n, err := io.CopyBuffer(tw, io.TeeReader(io.LimitReader(f, h.Size), io.MultiWriter(sum, progressWriter(p.progress))), p.buf)
+	var sum hash.Hash
+	var seen io.Writer = progressWriter(p.progress)
+	if p.newHash != nil {
+		sum = p.newHash()
+		seen = io.MultiWriter(sum, seen)
+	}
+	n, err := io.CopyBuffer(tw, io.TeeReader(io.LimitReader(f, h.Size), seen), p.buf)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", local, err)
 	}
 	if n != h.Size {
 		return fmt.Errorf("send %s: file shrank from %d to %d bytes while being read", local, h.Size, n)
 	}
-	var s [32]byte
-	copy(s[:], sum.Sum(nil))
-	p.sums[rel] = s
+	if sum != nil {
+		p.sums[rel] = sumOf(sum)
+	}
 	return nil
 }

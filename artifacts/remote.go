@@ -29,18 +29,20 @@ type remote struct {
 // run runs a script; a failure is a *podexec.ScriptError that says where,
 // and in the container's words what, went wrong.
 func (r *remote) run(ctx context.Context, script string, args []string, in io.Reader, out io.Writer) error {
-	return podexec.RunScript(ctx, r.exec, r.container, script, args, in, out)
+	return podexec.RunBulkScript(ctx, r.exec, r.container, script, args, in, out)
 }
 
 // caps is what the probe found.
 type caps struct {
-	tar, gzip, sha256sum, find, xargs, gnuTar bool
-	kind                                      string // dir, file, other, none (symlinks followed)
-	link                                      bool   // the path itself is a symlink
-	version                                   string // its landed upload's version ID, when the link is ours
-	size                                      int64  // bytes, from du; 0 if unknown
-	ratio                                     float64
-	linkBytesPerSec                           float64 // 0 when not sampled
+	tar, gzip, lzop, md5sum, sha256sum, find, xargs, tee, mkfifo, gnuTar bool
+	kind                                                                 string  // dir, file, other, none (symlinks followed)
+	link                                                                 bool    // the path itself is a symlink
+	version                                                              string  // its landed upload's version ID, when the link is ours
+	size                                                                 int64   // bytes, from du; 0 if unknown
+	ratio                                                                float64 // compressed/raw of a sample with codec
+	codec                                                                string  // compressGzip or compressLZOP
+	compressRate                                                         float64 // bytes/s codec compressed the sample at; 0: not timed
+	linkBytesPerSec                                                      float64 // 0 when not sampled
 }
 
 // probe asks the container, in one exec, what tools it has, what path is,
@@ -80,6 +82,7 @@ func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample i
 
 func parseProbe(r io.Reader, c *caps) error {
 	br := bufio.NewReader(r)
+	var ratioStart time.Time
 	for {
 		line, err := br.ReadString('\n')
 		if err == io.EOF && line == "" {
@@ -100,12 +103,20 @@ func parseProbe(r io.Reader, c *caps) error {
 					c.tar = true
 				case "gzip":
 					c.gzip = true
+				case "lzop":
+					c.lzop = true
+				case "md5sum":
+					c.md5sum = true
 				case "sha256sum":
 					c.sha256sum = true
 				case "find":
 					c.find = true
 				case "xargs":
 					c.xargs = true
+				case "tee":
+					c.tee = true
+				case "mkfifo":
+					c.mkfifo = true
 				case "gnutar":
 					c.gnuTar = true
 				}
@@ -124,12 +135,17 @@ func parseProbe(r io.Reader, c *caps) error {
 				kb, _ := strconv.ParseInt(f[1], 10, 64)
 				c.size = kb * 1024
 			}
+		case "ratio-start":
+			ratioStart = time.Now()
 		case "ratio":
-			if len(f) == 3 {
+			if len(f) == 4 && (f[3] == compressGzip || f[3] == compressLZOP) {
 				raw, _ := strconv.ParseFloat(f[1], 64)
-				gz, _ := strconv.ParseFloat(f[2], 64)
+				packed, _ := strconv.ParseFloat(f[2], 64)
 				if raw > 0 {
-					c.ratio = gz / raw
+					c.ratio, c.codec = packed/raw, f[3]
+					if d := time.Since(ratioStart); !ratioStart.IsZero() && d > 0 {
+						c.compressRate = raw / d.Seconds()
+					}
 				}
 			}
 		case "sample":
@@ -165,26 +181,26 @@ func timeSample(r io.Reader) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// manifest maps tree paths (relative to the top entry) to the sha256 the
+// manifest maps tree paths (relative to the top entry) to the checksum the
 // container computed.
 type manifest map[string][32]byte
 
-func (r *remote) manifest(ctx context.Context, dir, name, prefix string) (manifest, error) {
+func (r *remote) manifest(ctx context.Context, dir, name, prefix string, d *digest) (manifest, error) {
 	pr, pw := io.Pipe()
 	parsed := make(chan manifestResult, 1)
 	go func() {
-		m, err := parseSums(pr, prefix)
+		m, err := parseSums(pr, prefix, d)
 		_, _ = io.Copy(io.Discard, pr)
 		parsed <- manifestResult{m, err}
 	}()
-	err := r.run(ctx, manifestScript, []string{dir, name}, nil, pw)
+	err := r.run(ctx, manifestScript, []string{dir, name, d.tool}, nil, pw)
 	pw.CloseWithError(err)
 	res := <-parsed
 	if err != nil {
-		return nil, fmt.Errorf("sha256 of %s: %w", path.Join(dir, name), err)
+		return nil, fmt.Errorf("%s of %s: %w", d.name, path.Join(dir, name), err)
 	}
 	if res.err != nil {
-		return nil, fmt.Errorf("sha256 of %s: %w", path.Join(dir, name), res.err)
+		return nil, fmt.Errorf("%s of %s: %w", d.name, path.Join(dir, name), res.err)
 	}
 	return res.m, nil
 }
@@ -213,13 +229,13 @@ type manifestResult struct {
 }
 
 // parseSums reads sumFiles' output: batches of a count, that many names
-// each ended by a NUL, then sha256sum's line for each name in turn. The
-// line is "<64 hex> <space or *><name>\n" with the name as given (busybox),
-// or, from GNU sha256sum when the name holds a backslash, newline or
+// each ended by a NUL, then the checksum line for each name in turn. The
+// line is "<hex> <space or *><name>\n" with the name as given (busybox),
+// or, from GNU's tools when the name holds a backslash, newline or
 // carriage return, a backslash first and the name escaped. Each name is
 // known before its line, so the parser checks the line against it instead
 // of splitting on newlines a name may hold.
-func parseSums(r io.Reader, prefix string) (manifest, error) {
+func parseSums(r io.Reader, prefix string, d *digest) (manifest, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	m := manifest{}
 	for {
@@ -229,34 +245,34 @@ func parseSums(r io.Reader, prefix string) (manifest, error) {
 		}
 		n, cerr := strconv.Atoi(strings.TrimSuffix(count, "\n"))
 		if err != nil || cerr != nil || n < 0 {
-			return nil, fmt.Errorf("unreadable sha256 listing (batch header %q)", count)
+			return nil, fmt.Errorf("unreadable %s listing (batch header %q)", d.name, count)
 		}
 		names := make([]string, n)
 		for i := range names {
 			name, err := br.ReadString(0)
 			if err != nil {
-				return nil, errors.New("unreadable sha256 listing: it ends in the middle of a batch of names")
+				return nil, fmt.Errorf("unreadable %s listing: it ends in the middle of a batch of names", d.name)
 			}
 			names[i] = strings.TrimSuffix(name, "\x00")
 		}
 		for _, name := range names {
-			sum, err := readSumLine(br, name)
+			sum, err := readSumLine(br, name, d)
 			if err != nil {
 				return nil, err
 			}
 			rel, err := entryPath(name, prefix)
 			if err != nil {
-				return nil, fmt.Errorf("sha256 listing names %q: %w", name, err)
+				return nil, fmt.Errorf("%s listing names %q: %w", d.name, name, err)
 			}
 			m[rel] = sum
 		}
 	}
 }
 
-func readSumLine(br *bufio.Reader, name string) ([32]byte, error) {
+func readSumLine(br *bufio.Reader, name string, d *digest) ([32]byte, error) {
 	var sum [32]byte
 	bad := func() ([32]byte, error) {
-		return sum, fmt.Errorf("no sha256 for %q in the container's listing (unreadable, or sha256sum could not read it)", name)
+		return sum, fmt.Errorf("no %s for %q in the container's listing (unreadable, or %s could not read it)", d.name, name, d.tool)
 	}
 	first, err := br.Peek(1)
 	if err != nil {
@@ -269,17 +285,18 @@ func readSumLine(br *bufio.Reader, name string) ([32]byte, error) {
 		escCR := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
 		candidates = []string{escCR.Replace(name), esc.Replace(name)}
 	}
-	head, err := br.Peek(66)
-	if err != nil || (head[64] != ' ') || (head[65] != ' ' && head[65] != '*') {
+	h := d.hexLen
+	head, err := br.Peek(h + 2)
+	if err != nil || (head[h] != ' ') || (head[h+1] != ' ' && head[h+1] != '*') {
 		return bad()
 	}
-	if _, err := hex.Decode(sum[:], head[:64]); err != nil {
+	if _, err := hex.Decode(sum[:], head[:h]); err != nil {
 		return bad()
 	}
 	for _, c := range candidates {
-		want := 66 + len(c) + 1
+		want := h + 2 + len(c) + 1
 		line, err := br.Peek(want)
-		if err == nil && string(line[66:want-1]) == c && line[want-1] == '\n' {
+		if err == nil && string(line[h+2:want-1]) == c && line[want-1] == '\n' {
 			_, _ = br.Discard(want)
 			return sum, nil
 		}

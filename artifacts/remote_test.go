@@ -43,9 +43,18 @@ func TestParseSums(t *testing.T) {
 		{"truncated", "2\n./t/a\x00", nil, "ends in the middle"},
 		{"empty", "", manifest{}, ""},
 	}
+	md5sum := func(s string) [32]byte { h := digestMD5.newHash(); h.Write([]byte(s)); return sumOf(h) }
+	md5hex := func(s string) string { h := md5sum(s); return hex.EncodeToString(h[:16]) }
+	got, err := parseSums(strings.NewReader(batch([]string{"./t/a", "./t/b c"}, md5hex("a")+"  ./t/a\n", "\\"+md5hex("b")+"  ./t/b c\n")), "t", digestMD5)
+	if want := (manifest{"a": md5sum("a"), "b c": md5sum("b")}); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parseSums(md5) = %v, %v; want %v", got, err, want)
+	}
+	if _, err := parseSums(strings.NewReader(batch([]string{"./t/a"}, hexOf("a")+"  ./t/a\n")), "t", digestMD5); err == nil || !strings.Contains(err.Error(), "no md5") {
+		t.Errorf("parseSums(md5) of a sha256 line: %v, want a refusal", err)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseSums(strings.NewReader(tt.in), "t")
+			got, err := parseSums(strings.NewReader(tt.in), "t", digestSHA256)
 			switch {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -94,18 +103,22 @@ func TestSumFilesWithTheSystemTools(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{"t/new\nline": "1", "t/tab\tx": "2", "t/back\\slash": "3", "t/cr\r": "4", "t/plain": "5"}
 	writeTree(t, dir, files)
-	cmd := exec.Command("sh", "-c", "cd \"$1\" && set -- ./t && "+sumFiles, "sh", dir)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("no POSIX tools here: %v", err)
-	}
-	got, err := parseSums(strings.NewReader(string(out)), "t")
-	if err != nil {
-		t.Fatalf("parseSums(%q) = %v", out, err)
-	}
-	for name, content := range files {
-		if got[strings.TrimPrefix(name, "t/")] != sha256.Sum256([]byte(content)) {
-			t.Errorf("sum of %q missing or wrong in %v", name, got)
+	for _, d := range []*digest{digestMD5, digestSHA256} {
+		cmd := exec.Command("sh", "-c", "cd \"$1\" && sum=$2 && set -- ./t && "+sumFiles, "sh", dir, d.tool)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Skipf("no POSIX tools here: %v", err)
+		}
+		got, err := parseSums(strings.NewReader(string(out)), "t", d)
+		if err != nil {
+			t.Fatalf("%s: parseSums(%q) = %v", d.tool, out, err)
+		}
+		for name, content := range files {
+			h := d.newHash()
+			h.Write([]byte(content))
+			if got[strings.TrimPrefix(name, "t/")] != sumOf(h) {
+				t.Errorf("%s: sum of %q missing or wrong in %v", d.tool, name, got)
+			}
 		}
 	}
 }

@@ -16,14 +16,16 @@ package artifacts
 // concurrently. A file lands by one rename over the old file.
 const (
 	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to
-	// estimate how well it gzips, $4 bytes of link sample (0: none) sent
-	// only when the path holds at least $5 KiB. The ratio and the sample
-	// are skipped when there is no gzip to use. "type" follows symlinks
+	// estimate how well it compresses (with lzop when there is one, else
+	// gzip -1) and time it, $4 bytes of link sample (0: none) sent only
+	// when the path holds at least $5 KiB. The ratio is skipped when there
+	// is no compressor to use. "type" follows symlinks
 	// (a symlink to a directory is a directory to upload into); "link"
 	// follows when the path itself is a symlink, with the version ID when
 	// it is one of ours (an upload landed there), which a download follows.
+	// The plugin times "ratio-start" to "ratio": the compressor's speed here.
 	probeScript = `p=$1
-for c in tar gzip sha256sum find xargs; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
+for c in tar gzip lzop md5sum sha256sum find xargs tee mkfifo; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
 if [ -d "$p" ]; then echo "type dir"; elif [ -f "$p" ]; then echo "type file"; elif [ -e "$p" ]; then echo "type other"; else echo "type none"; fi
 if [ -L "$p" ]; then
@@ -35,10 +37,14 @@ if [ -L "$p" ]; then
 fi
 sz=0
 if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
-command -v gzip >/dev/null 2>&1 || exit 0
-if [ "$3" = ratio ] && [ -e "$p" ]; then
-  s() { find "$p/" -type f 2>/dev/null | head -n 64 | while IFS= read -r f; do head -c 32768 "$f"; done | head -c 1048576; }
-  echo "ratio $(s | wc -c) $(s | gzip -1 | wc -c)"
+z=
+if command -v lzop >/dev/null 2>&1; then z=lzop zc='lzop -c'; elif command -v gzip >/dev/null 2>&1; then z=gzip zc='gzip -1'; fi
+if [ -n "$z" ] && [ "$3" = ratio ] && [ -e "$p" ]; then
+  if [ -f "$p" ]; then s() { head -c 1048576 -- "$p"; }
+  else s() { find "$p/" -type f -print0 2>/dev/null | xargs -0 cat 2>/dev/null | head -c 1048576; }; fi
+  raw=$(s | wc -c)
+  echo ratio-start
+  echo "ratio $raw $(s | $zc | wc -c) $z"
 fi
 if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
   echo sample
@@ -46,28 +52,36 @@ if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
 fi`
 
 	// streamScript sends $2 (or the NUL-separated names on stdin when $2
-	// is "-") from directory $1 as tar, gzipped when $3 is "gzip". The fd
-	// juggling returns tar's status through the pipe without pipefail,
-	// which dash lacks.
+	// is "-") from directory $1 as tar, compressed when $3 is "gzip" or
+	// "lzop", then the end marker: "kubectl-concourse-end" and $4, on
+	// stdout after the archive. A stream that was cut on the way lacks it,
+	// even when the exec reports success (a dropped connection can:
+	// docs/test-cluster.md). The fd juggling returns tar's status through
+	// the pipe without pipefail, which dash lacks.
 	streamScript = `cd -- "$1" || exit
 pack() { if [ "$2" = - ]; then xargs -0 -r tar cf -; else tar cf - "$2"; fi; }
-if [ "$3" = gzip ]; then
-  { s=$( { { pack "$@" 3>&-; echo $? >&3; } | gzip -1 >&4 3>&-; } 3>&1 ); } 4>&1
-  exit "$s"
+case $3 in gzip) zc='gzip -1' ;; lzop) zc='lzop -c' ;; *) zc= ;; esac
+if [ -n "$zc" ]; then
+  { s=$( { { pack "$@" 3>&-; echo $? >&3; } | $zc >&4 3>&-; } 3>&1 ); } 4>&1
+else
+  pack "$@"; s=$?
 fi
-pack "$@"`
+printf 'kubectl-concourse-end %s' "$4"
+exit "$s"`
 
 	// sumFiles prints, for the regular files under the directory it is
 	// given, batches of: the number of files, their names each ended by a
-	// NUL, then sha256sum's line for each, in the same order. A name may
-	// hold any byte but NUL and '/' (a newline too): the parser knows each
-	// name before it reads its line, so no name can be confused with
-	// another, whatever sha256sum (busybox or GNU) makes of it.
-	sumFiles = `find "$1" -type f -exec sh -c 'printf "%s\n" "$#"; printf "%s\0" "$@"; exec sha256sum -- "$@"' sh {} +`
+	// NUL, then the checksum line of program $sum (md5sum or sha256sum) for
+	// each, in the same order. A name may hold any byte but NUL and '/' (a
+	// newline too): the parser knows each name before it reads its line, so
+	// no name can be confused with another, whatever the tool (busybox or
+	// GNU) makes of it.
+	sumFiles = `find "$1" -type f -exec sh -c 'printf "%s\n" "$#"; printf "%s\0" "$@"; exec "$0" -- "$@"' "$sum" {} +`
 
-	// manifestScript prints the sums of every regular file under $2, in
-	// directory $1.
+	// manifestScript prints the sums (program $3) of every regular file
+	// under $2, in directory $1.
 	manifestScript = `cd -- "$1" || exit
+sum=$3
 set -- "$2"
 ` + sumFiles
 
@@ -77,22 +91,45 @@ find "$2" -print0`
 
 	// receiveScript unpacks stdin into directory $1 and names its
 	// receiving processes in $2 (so that an interrupted upload can end them
-	// before it removes the staging); $3 is "gzip" or "none"; unless $4 is
-	// "-", it then prints the sums of the files under $4 (saving an exec);
-	// the rest are tar options. tar runs in the background so that its pid
-	// is known; POSIX gives a background job /dev/null as stdin, hence fd 3.
-	receiveScript = `st=$1 pf=$2 z=$3 v=$4; shift 4
+	// before it removes the staging); $3 is "gzip" or "none". The archive
+	// ends with the entry $4, whose content is $5: unless tar extracted it
+	// so, the stream was cut on the way in (tar itself takes an archive cut
+	// between two entries for a whole one), and nothing is printed. With $8
+	// a checksum program (md5sum), the stream itself is hashed while it
+	// arrives, through tee and a fifo beside $2, and its one line printed;
+	// else, unless $6 is "-", it prints the sums (program $7) of the files
+	// under $6 once tar is done. Either saves an exec. The rest are tar
+	// options. tar runs in the background so that its pid is known; POSIX
+	// gives a background job /dev/null as stdin, hence fd 3.
+	receiveScript = `st=$1 pf=$2 z=$3 end=$4 nonce=$5 v=$6 sum=$7 hs=$8; shift 8
 mkdir -p -- "$st" && cd -- "$st" || exit
+rm -f -- "$end"
 exec 3<&0
-if [ "$z" = gzip ]; then gzip -dc <&3 | tar xf - "$@" & else tar xf - "$@" <&3 & fi
+h=
+if [ "$hs" = - ]; then
+  if [ "$z" = gzip ]; then gzip -dc <&3 | tar xf - "$@" & else tar xf - "$@" <&3 & fi
+else
+  f=$pf.fifo
+  rm -f -- "$f" && mkfifo -- "$f" || exit
+  "$hs" <"$f" &
+  h=$!
+  if [ "$z" = gzip ]; then tee -- "$f" <&3 | gzip -dc | tar xf - "$@" & else tee -- "$f" <&3 | tar xf - "$@" & fi
+fi
 t=$!
 exec 3<&-
-echo "$$ $t" >"$pf"
-wait "$t" || exit
+echo "$$ $t $h" >"$pf"
+wait "$t" || { s=$?; [ -n "$h" ] && kill "$h" 2>/dev/null; exit "$s"; }
+if [ -n "$h" ]; then wait "$h" || exit; rm -f -- "$f"; fi
 rm -f -- "$pf"
+got=$(cat -- "$end" 2>/dev/null)
+rm -f -- "$end"
+if [ "$got" != "$nonce" ]; then echo "` + cutMessage + `" >&2; exit 1; fi
 [ "$v" = - ] && exit 0
 set -- "$v"
 ` + sumFiles
+
+	// cutMessage is what receiveScript says when the archive lacks its end.
+	cutMessage = "the archive ended before its end marker: the stream was cut on the way in"
 
 	// endReceivers ends the receiving processes named in file $pf and
 	// waits (five seconds at most) until they are gone.
@@ -120,7 +157,7 @@ fi
 	// still writes would leave part of it behind. The state directory goes
 	// too when nothing else is in it.
 	abortScript = `st=$1 pf=$1.pids
-` + endReceivers + `rm -rf -- "$st"
+` + endReceivers + `rm -rf -- "$st" "$pf.fifo"
 rmdir -- "${st%/*}" "${st%/*/*}" 2>/dev/null
 exit 0`
 
@@ -131,7 +168,7 @@ exit 0`
 	// versions the link no longer names, what killed runs left (staging
 	// whose receivers are gone and that nothing touched for ten minutes)
 	// and a replaced real directory move to trash, which is emptied once
-	// the lock is released. Exit 75 (EX_TEMPFAIL): the lock stayed taken.
+	// the lock is released, in the background. Exit 75 (EX_TEMPFAIL): the lock stayed taken.
 	commitScript = `s=$1 id=$2 d=$3 n=$4 kind=$5
 lock=$s/lock
 i=0
@@ -168,7 +205,7 @@ for e in "$s"/v.* "$s"/prev.* "$s"/link.*; do
   mv -- "$e" "$s/trash.${e##*/}"
 done
 for e in "$s"/staging.*; do
-  case $e in *.pids) continue ;; esac
+  case $e in *.pids|*.fifo) continue ;; esac
   [ -e "$e" ] || continue
   if [ -f "$e.pids" ]; then
     alive=
@@ -176,12 +213,13 @@ for e in "$s"/staging.*; do
     [ -n "$alive" ] && continue
   fi
   [ -n "$(find "$e" "$e.pids" -mmin -10 2>/dev/null | head -n 1)" ] && continue
-  mv -- "$e" "$s/trash.${e##*/}" && rm -f -- "$e.pids"
+  mv -- "$e" "$s/trash.${e##*/}" && rm -f -- "$e.pids" "$e.pids.fifo"
 done
 rmdir -- "$lock"
 trap - EXIT
-rm -rf -- "$s"/trash.*
-rmdir -- "$s" "$d/.kubectl-concourse" 2>/dev/null
+# Off the critical path: the exec returns while the old tree goes (what a
+# killed removal leaves, the next commit removes).
+( rm -rf -- "$s"/trash.*; rmdir -- "$s" "$d/.kubectl-concourse" ) </dev/null >/dev/null 2>&1 &
 exit 0`
 )
 

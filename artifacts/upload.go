@@ -1,19 +1,21 @@
 package artifacts
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/klauspost/pgzip"
 	"k8s.io/cli-runtime/pkg/printers"
 )
 
@@ -67,13 +69,13 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		return err
 	}
 
-	var ratio float64
-	sample := 0
+	var ratio, rate float64
 	if s.compress == compressAuto {
-		ratio = localRatio(p)
-		if total >= smallTransfer {
-			sample = sampleBytes
-		}
+		ratio, rate = localRatio(p)
+	}
+	sample := 0 // the link's speed decides compression and how to verify
+	if (s.compress == compressAuto || s.verify) && total >= smallTransfer {
+		sample = sampleBytes
 	}
 	c, err := probeRetrying(ctx, rem, s, dest, false, false, sample, 0)
 	if err != nil {
@@ -82,20 +84,36 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if c.kind != "dir" && c.kind != "none" {
 		return fmt.Errorf("%s exists in the container and is not a directory", dest)
 	}
-	useGzip, err := chooseGzip(s.compress, c.gzip, true, total, ratio, c.linkBytesPerSec)
+	codec := ""
+	if c.gzip {
+		codec = compressGzip // the plugin compresses; the container only needs gunzip
+	}
+	z, err := chooseCompression(s.compress, c, linkChoice{upload: true, size: total, ratio: ratio, codec: codec,
+		linkRate: c.linkBytesPerSec, senderRate: rate})
 	if err != nil {
 		return err
 	}
-	verify := s.verify && c.sha256sum && c.find
-	if s.verify && !verify {
-		s.warnf("warning: the container has no sha256sum or find; the upload is not verified\n")
+	useGzip := z == compressGzip
+	var dig *digest
+	if s.verify {
+		if dig = chooseDigest(c); dig == nil {
+			s.warnf("warning: the container has no md5sum, sha256sum or find; the files' contents are not verified (only that the stream arrived whole)\n")
+		}
 	}
 	id, err := randomSuffix()
 	if err != nil {
 		return err
 	}
 	state := path.Join(dest, stateDirName, name)
-	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, verify: verify,
+	if dig != nil {
+		p.newHash = dig.newHash
+	}
+	// Over a slow link the container's CPU waits for the stream: it can
+	// hash the stream as it arrives, for nothing, instead of the files
+	// once tar is done (busybox's tee copies in 1 KiB pieces: about 190
+	// MB/s on an idle core, which only a slow link leaves it).
+	streamSum := dig != nil && c.tee && c.mkfifo && c.linkBytesPerSec > 0 && c.linkBytesPerSec < streamSumLinkRate
+	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, dig: dig, streamSum: streamSum,
 		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
 	u.pids = u.staging + ".pids"
 	if fi.IsDir() {
@@ -177,9 +195,15 @@ type uploader struct {
 	pids               string // the file naming its receiving processes
 	into               bool   // it arrives in place: no staging, no landing
 	kind               string // dir or file
-	gzip, verify       bool
+	gzip               bool
+	dig                *digest // nil: contents not verified
+	streamSum          bool    // the container hashes the stream as it arrives, not the files after
 	tarOpts            []string
 }
+
+// streamSumLinkRate: below this link speed (bytes/s) the container hashes
+// the stream while it arrives.
+const streamSumLinkRate = 60e6
 
 // run sends until the staging directory holds the tree intact, resuming
 // after what a retry can fix (a broken stream, a failed check) with only
@@ -210,7 +234,7 @@ func (u *uploader) run(ctx context.Context, s settings) error {
 // staging directory starts over). The previous attempt's receiver is ended
 // first, so that it cannot write over the next one's files.
 func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
-	if !u.verify && !u.into {
+	if u.dig == nil && !u.into {
 		if err := u.rem.abort(ctx, u.staging); err != nil {
 			s.warnf("warning: clearing the staging directory: %v\n", err)
 		}
@@ -220,7 +244,10 @@ func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
 		s.warnf("warning: ending the previous attempt: %v; sending everything\n", err)
 		return nil
 	}
-	m, err := u.rem.manifest(ctx, u.staging, "./"+u.base, u.base)
+	if u.dig == nil {
+		return nil
+	}
+	m, err := u.rem.manifest(ctx, u.staging, "./"+u.base, u.base, u.dig)
 	if err != nil {
 		return nil // nothing staged yet, or unreadable: send everything
 	}
@@ -235,8 +262,8 @@ func (u *uploader) intact(ctx context.Context, s settings) func(string) bool {
 
 func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
 	staged, err := u.stream(ctx, skip)
-	if err != nil || !u.verify {
-		return err
+	if err != nil || u.dig == nil || u.streamSum {
+		return err // a stream checksum is compared by stream
 	}
 	if differ := compare(u.p.sums, staged); len(differ) > 0 {
 		return fmt.Errorf("%d staged files: %w (first: %q)", len(differ), errMismatch, path.Join(u.base, differ[0]))
@@ -244,43 +271,67 @@ func (u *uploader) attempt(ctx context.Context, skip func(string) bool) error {
 	return nil
 }
 
-// stream sends the archive; with verification on, the same exec returns
-// the staged files' sums.
+// stream sends the archive, which ends with an entry whose content is new
+// for each attempt: the container lands nothing unless tar extracted it
+// (a cut stream can look like a whole one to tar and to the exec). With
+// verification on, the same exec returns the staged files' sums.
 func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest, error) {
+	nonce, err := randomSuffix()
+	if err != nil {
+		return nil, err
+	}
+	end := endEntry{name: endEntryPrefix + u.id, content: nonce}
+	if u.into && u.kind == "dir" {
+		// Beside the tree is the caller's directory, maybe not writable
+		// (a volume's mount point's parent): the marker goes inside, for
+		// the moment between tar and the check.
+		end.name = path.Join(u.base, end.name)
+	}
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
+	var sent hash.Hash // what went into the exec, when the container hashes that
+	var sink io.Writer = pw
+	if u.streamSum {
+		sent = u.dig.newHash()
+		sink = io.MultiWriter(pw, sent)
+	}
 	go func() {
-		var w io.Writer = pw
-		var zw *gzip.Writer
+		w := sink
+		var zw *pgzip.Writer
 		if u.gzip {
-			zw, _ = gzip.NewWriterLevel(pw, gzip.BestSpeed)
+			zw = newUploadGzip(sink)
 			w = zw
 		}
-		err := u.p.pack(w, skip)
+		err := u.p.pack(w, skip, end)
 		if err == nil && zw != nil {
 			err = zw.Close()
 		}
 		pw.CloseWithError(err)
 		packErr <- err
 	}()
-	args := []string{u.staging, u.pids, compressNone, "-"}
+	args := []string{u.staging, u.pids, compressNone, end.name, end.content, "-", "-", "-"}
 	if u.gzip {
 		args[2] = compressGzip
 	}
 	var out io.Writer
 	var parsed chan manifestResult
-	if u.verify {
-		args[3] = "./" + u.base
+	var line limitedBuffer
+	switch {
+	case u.streamSum:
+		args[7] = u.dig.tool
+		out = &line
+	case u.dig != nil:
+		args[5], args[6] = "./"+u.base, u.dig.tool
 		sr, sw := io.Pipe()
 		out, parsed = sw, make(chan manifestResult, 1)
 		go func() {
-			m, err := parseSums(sr, u.base)
+			m, err := parseSums(sr, u.base, u.dig)
 			_, _ = io.Copy(io.Discard, sr)
 			parsed <- manifestResult{m, err}
 		}()
 		defer sw.Close()
 	}
-	err := u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
+	err = u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
 	pr.CloseWithError(errUploadStopped) // stops the packer if the exec ended first
 	if perr := <-packErr; perr != nil && !errors.Is(perr, errUploadStopped) {
 		// A local failure (a file we cannot read) also breaks the remote
@@ -290,16 +341,24 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
+	if u.streamSum {
+		return nil, checkStreamSum(line.String(), sent, u.dig)
+	}
 	if parsed == nil {
 		return nil, nil
 	}
 	out.(*io.PipeWriter).Close()
 	res := <-parsed
 	if res.err != nil {
-		return nil, &streamError{fmt.Errorf("sha256 of the staged files: %w", res.err)}
+		return nil, &streamError{fmt.Errorf("%s of the staged files: %w", u.dig.name, res.err)}
 	}
 	return res.m, nil
 }
+
+// endEntryPrefix names an upload's end entry (endEntry), beside its top
+// entry: with the upload's ID, so that concurrent uploads into one
+// directory never share it.
+const endEntryPrefix = ".kubectl-concourse-end."
 
 // commit lands the staged tree in one rename, under the destination's lock.
 func (u *uploader) commit(ctx context.Context) error {
@@ -312,3 +371,30 @@ func (u *uploader) commit(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkStreamSum compares the container's checksum line for the stream it
+// received ("<hex>  -") with what was sent.
+func checkStreamSum(line string, sent hash.Hash, d *digest) error {
+	got, _, _ := strings.Cut(line, " ")
+	want := hex.EncodeToString(sent.Sum(nil))
+	if len(got) != d.hexLen {
+		return &streamError{fmt.Errorf("no %s of the stream from the container (it printed %q)", d.name, printers.EscapeTerminal(line))}
+	}
+	if got != want {
+		return fmt.Errorf("the stream the container received: %w (%s %s, sent %s)", errMismatch, d.name, got, want)
+	}
+	return nil
+}
+
+// limitedBuffer keeps the first 4 KiB written to it: a line is expected,
+// and the container is hostile.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return string(l.b) }

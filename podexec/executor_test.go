@@ -2,7 +2,9 @@ package podexec
 
 import (
 	"context"
+	"errors"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -73,4 +75,56 @@ func testGetter() genericclioptions.RESTClientGetter {
 	return genericclioptions.NewTestConfigFlags().
 		WithClientConfig(clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{})).
 		WithNamespace("ci")
+}
+
+// transportStub is one transport of spdyFirst: it fails with err and
+// counts its streams.
+type transportStub struct {
+	err     error
+	streams int
+}
+
+func (s *transportStub) Stream(opts remotecommand.StreamOptions) error {
+	return s.StreamWithContext(context.Background(), opts)
+}
+
+func (s *transportStub) StreamWithContext(context.Context, remotecommand.StreamOptions) error {
+	s.streams++
+	return s.err
+}
+
+func TestSPDYFirstFallsBackToWebSocket(t *testing.T) {
+	// client-go's SPDY round tripper's words for a response other than 101.
+	refused := errors.New("unable to upgrade connection: 400 Bad Request")
+	exited := errors.New("command terminated with exit code 3")
+	tests := []struct {
+		name             string
+		spdyErr, wsErr   error
+		want             error
+		spdy, ws         int // streams per transport over two execs
+		rememberRefusals bool
+	}{
+		{name: "SPDY works", want: nil, spdy: 2, ws: 0},
+		{name: "SPDY refused: WebSocket, and only WebSocket next time", spdyErr: refused, want: nil, spdy: 1, ws: 2, rememberRefusals: true},
+		{name: "the command's own failure is not retried", spdyErr: exited, want: exited, spdy: 2, ws: 0},
+		{name: "refused by both: WebSocket's error, SPDY asked again", spdyErr: refused, wsErr: exited, want: exited, spdy: 2, ws: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spdy, ws := &transportStub{err: tt.spdyErr}, &transportStub{err: tt.wsErr}
+			var refusedBefore atomic.Bool
+			f := &spdyFirst{spdy: spdy, ws: ws, refused: &refusedBefore}
+			for i := range 2 {
+				if err := f.StreamWithContext(context.Background(), remotecommand.StreamOptions{}); !errors.Is(err, tt.want) {
+					t.Fatalf("exec %d: %v, want %v", i+1, err, tt.want)
+				}
+			}
+			if spdy.streams != tt.spdy || ws.streams != tt.ws {
+				t.Errorf("streams: SPDY %d, WebSocket %d; want %d, %d", spdy.streams, ws.streams, tt.spdy, tt.ws)
+			}
+			if refusedBefore.Load() != tt.rememberRefusals {
+				t.Errorf("refusal remembered: %v, want %v", refusedBefore.Load(), tt.rememberRefusals)
+			}
+		})
+	}
 }

@@ -41,13 +41,24 @@ func (c Container) Request(argv []string, stdin bool) Request {
 // failure (the stream broke, the API refused) as a *ScriptError whose Err is
 // that failure and whose Code is -1.
 func RunScript(ctx context.Context, ex Executor, c Container, script string, args []string, in io.Reader, out io.Writer) error {
+	return runScript(ctx, ex, c, false, script, args, in, out)
+}
+
+// RunBulkScript is RunScript for a script that moves data (Request.Bulk).
+func RunBulkScript(ctx context.Context, ex Executor, c Container, script string, args []string, in io.Reader, out io.Writer) error {
+	return runScript(ctx, ex, c, true, script, args, in, out)
+}
+
+func runScript(ctx context.Context, ex Executor, c Container, bulk bool, script string, args []string, in io.Reader, out io.Writer) error {
 	shell := c.Shell
 	if shell == "" {
 		shell = "sh"
 	}
 	argv := append([]string{shell, "-c", script, "sh"}, args...)
 	stderr := &tailBuffer{max: 4096}
-	err := ex.Exec(ctx, c.Request(argv, in != nil), Streams{In: in, Out: out, ErrOut: stderr}, nil)
+	req := c.Request(argv, in != nil)
+	req.Bulk = bulk
+	err := ex.Exec(ctx, req, Streams{In: in, Out: out, ErrOut: stderr}, nil)
 	if err == nil {
 		return nil
 	}

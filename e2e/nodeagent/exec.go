@@ -72,23 +72,21 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 
 	var pidHolder atomic.Int64
 	killProc := func() { signalGroup(int(pidHolder.Load()), syscall.SIGKILL) }
+	claim := func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if f.cutTimes >= 0 && p.cutExecs >= f.cutTimes {
+			return false
+		}
+		p.cutExecs++
+		return true
+	}
 	var cutter *cutWriter
 	if f.cutAfter > 0 && out != nil {
-		cutter = &cutWriter{
-			w: out, limit: f.cutAfter,
-			claim: func() bool {
-				p.mu.Lock()
-				defer p.mu.Unlock()
-				if f.cutTimes >= 0 && p.cutExecs >= f.cutTimes {
-					return false
-				}
-				p.cutExecs++
-				return true
-			},
-			cut: killProc,
-		}
+		cutter = &cutWriter{w: out, limit: f.cutAfter, claim: claim, cut: killProc}
 		out = writeCloser{cutter, out}
 	}
+	var stdinCut atomic.Bool
 
 	var copies sync.WaitGroup
 	var stdin *os.File
@@ -189,6 +187,18 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 		pidHolder.Store(int64(cmd.Process.Pid))
 		if stdin != nil {
 			go func() {
+				if f.cutStdinAfter > 0 {
+					n, _ := io.Copy(stdin, io.LimitReader(in, f.cutStdinAfter))
+					if n == f.cutStdinAfter && claim() {
+						stdinCut.Store(true)
+						stdin.Close()
+						if !f.cutSilently {
+							killProc()
+						}
+						_, _ = io.Copy(io.Discard, in) // lost on the way
+						return
+					}
+				}
 				_, _ = io.Copy(stdin, in)
 				// The client's end of input is the process's.
 				stdin.Close()
@@ -209,12 +219,19 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 	p.mu.Unlock()
 	copies.Wait()
 
-	if cutter != nil && cutter.wasCut() {
+	switch {
+	case cutter != nil && cutter.wasCut() && f.cutSilently:
+		return nil // what a dropped connection can look like
+	case cutter != nil && cutter.wasCut():
 		// Through the API server, a connection that just closes reads as
 		// success to client-go (its streams see EOF, no status arrives), so
 		// the cut is reported as the transport failure it stands for.
 		return fmt.Errorf("connection lost: exec stream cut by fault injection after %d bytes", f.cutAfter)
+	case stdinCut.Load() && !f.cutSilently:
+		return fmt.Errorf("connection lost: exec stdin cut by fault injection after %d bytes", f.cutStdinAfter)
 	}
+	// A silent stdin cut: the process saw its input end, and says what it
+	// made of that.
 	code := exitStatus(waitErr)
 	if code != 0 {
 		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}

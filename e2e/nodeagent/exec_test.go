@@ -129,6 +129,30 @@ func TestExecNeedsRunningContainer(t *testing.T) {
 	}
 }
 
+func TestExecCutSilently(t *testing.T) {
+	s := execFixture(t, map[string]string{AnnotationExecCutAfterBytes: "1000", AnnotationExecCutSilently: "true"})
+	var out bytes.Buffer
+	err := s.ExecInContainer(context.Background(), "", "", "main", []string{"head", "-c", "100000", "/dev/zero"}, nil,
+		nopCloser{&out}, nil, false, nil, 0)
+	if out.Len() != 1000 || err != nil {
+		t.Errorf("silent stdout cut: %d bytes, error %v; want 1000 bytes and success", out.Len(), err)
+	}
+
+	s = execFixture(t, map[string]string{AnnotationExecCutStdinAfterBytes: "1000", AnnotationExecCutSilently: "true", AnnotationExecCutTimes: "1"})
+	run := func() (string, error) {
+		var out bytes.Buffer
+		err := s.ExecInContainer(context.Background(), "", "", "main", []string{"wc", "-c"}, bytes.NewReader(make([]byte, 5000)),
+			nopCloser{&out}, nil, false, nil, 0)
+		return strings.TrimSpace(out.String()), err
+	}
+	if got, err := run(); got != "1000" || err != nil {
+		t.Errorf("silent stdin cut: the process read %s bytes, error %v; want 1000 and success", got, err)
+	}
+	if got, err := run(); got != "5000" || err != nil {
+		t.Errorf("second session: the process read %s bytes, error %v; want 5000 (exec-cut-times=1)", got, err)
+	}
+}
+
 // goneWriter is a client that has gone away: every write fails.
 type goneWriter struct{}
 

@@ -20,12 +20,23 @@ const (
 	// AnnotationExecBytesPerSecond throttles exec stdin and stdout to R
 	// bytes per second.
 	AnnotationExecBytesPerSecond = "testcluster.kubectl-concourse.dev/exec-bytes-per-second"
+	// AnnotationExecCutSilently "true" makes a cut session (stdout after
+	// exec-cut-after-bytes, stdin after exec-cut-stdin-after-bytes) end as
+	// a success, the way a connection that just drops can look through
+	// the API server.
+	AnnotationExecCutSilently = "testcluster.kubectl-concourse.dev/exec-cut-silently"
+	// AnnotationExecCutStdinAfterBytes ends the process's stdin after N
+	// bytes (the rest is read and dropped), as bytes lost on the way in.
+	// Sessions count against exec-cut-times like stdout cuts.
+	AnnotationExecCutStdinAfterBytes = "testcluster.kubectl-concourse.dev/exec-cut-stdin-after-bytes"
 )
 
 // faults is the fault injection asked for by a pod.
 type faults struct {
 	cutAfter       int64 // 0: never cut
+	cutStdinAfter  int64 // 0: never cut
 	cutTimes       int   // -1: every session
+	cutSilently    bool
 	bytesPerSecond int64 // 0: no throttling
 }
 
@@ -55,6 +66,14 @@ func parseFaults(annotations map[string]string) (faults, error) {
 	}
 	if f.bytesPerSecond, err = parse(AnnotationExecBytesPerSecond); err != nil {
 		return f, err
+	}
+	if f.cutStdinAfter, err = parse(AnnotationExecCutStdinAfterBytes); err != nil {
+		return f, err
+	}
+	if v, ok := annotations[AnnotationExecCutSilently]; ok {
+		if f.cutSilently, err = strconv.ParseBool(v); err != nil {
+			return f, fmt.Errorf("annotation %s: %q is not a boolean", AnnotationExecCutSilently, v)
+		}
 	}
 	return f, nil
 }

@@ -1,9 +1,12 @@
 // Command artifacts benchmarks `kubectl concourse upload/download` on the
 // test cluster against bin/kubectl cp and the raw exec channel, over
-// loopback and through the cluster's rate-limited link. It prints seconds,
-// MB/s, the plugin's peak RSS and the ratios issue 4 asks for.
+// loopback and through the cluster's rate-limited link, interleaved: each
+// round runs every contender once, and the figures are medians over the
+// rounds. It prints seconds, MB/s, peak RSS, the machine's load while each
+// case ran, and the ratios issue 13 asks for (the other tool's time over
+// ours: above 1 means ours is faster).
 //
-//	cd e2e && go run ./bench/artifacts [-file-mib 512] [-files 20000] [-file-kib 15]
+//	cd e2e && go run ./bench/artifacts [-file-mib 256] [-files 5000] [-file-kib 14] [-runs 3]
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -33,9 +37,11 @@ const (
 )
 
 var (
-	fileMiB = flag.Int("file-mib", 512, "size of the incompressible file, MiB")
-	files   = flag.Int("files", 20000, "files in the source tree")
-	fileKiB = flag.Int("file-kib", 15, "size of each tree file, KiB")
+	fileMiB = flag.Int("file-mib", 256, "size of the incompressible file, MiB")
+	files   = flag.Int("files", 5000, "files in the source tree")
+	fileKiB = flag.Int("file-kib", 14, "size of each tree file, KiB")
+	runs    = flag.Int("runs", 3, "interleaved rounds per case (the figures are medians)")
+	only    = flag.String("only", "", "run only the cases whose \"link data dir\" contains this")
 )
 
 func main() {
@@ -53,18 +59,57 @@ type link struct {
 
 // dataset is what is moved: a local path and its remote copy's name.
 type dataset struct {
-	name  string // "file" or "tree"
+	name  string // for the tables
 	local string // local file or directory
 	bytes int64
-	gzip  bool // worth measuring ours with gzip and without
+	tree  bool
 }
 
-// measurement is one timed command.
-type measurement struct {
-	seconds float64
-	rssMiB  float64
+// contender is one command of a case, measured once per round.
+type contender struct {
+	tool    string
+	cmd     string
+	samples []sample
 	err     error
 }
+
+type sample struct {
+	seconds float64
+	rssMiB  float64
+}
+
+func (c *contender) median() float64 {
+	v := make([]float64, len(c.samples))
+	for i, s := range c.samples {
+		v[i] = s.seconds
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 1 {
+		return v[n/2]
+	} else if n > 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return 0
+}
+
+func (c *contender) peakRSS() float64 {
+	var m float64
+	for _, s := range c.samples {
+		m = max(m, s.rssMiB)
+	}
+	return m
+}
+
+// Contenders' names, which the ratios refer to.
+const (
+	ours        = "kubectl concourse (defaults)"
+	oursNoCheck = "concourse --verify=false"
+	oursPlain   = "concourse --compress none"
+	kubectlCp   = "kubectl cp"
+	rawTar      = "raw tar pipe (kubectl exec -i)"
+	rawCat      = "raw channel: cat (kubectl exec -i)"
+	rawCatSPDY  = "raw channel: cat, SPDY"
+)
 
 func run() error {
 	ctx := context.Background()
@@ -99,32 +144,30 @@ func run() error {
 			return fmt.Errorf("seed %s: %w", d.name, err)
 		}
 	}
+	fmt.Printf("artifacts benchmark, %s, %d interleaved rounds per case, medians\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runs)
 	links := []link{{"loopback", c.Kubeconfig}, {"25 MB/s link", c.LimitedKubeconfig}}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "link\tdata\tdir\ttool\tseconds\tMB/s\tpeak RSS MiB\tours vs this\t")
+	var summary []string
 	for _, l := range links {
 		for _, d := range sets {
 			for _, dir := range []string{"up", "down"} {
-				rows := b.cases(l, d, dir)
-				ours := rows[0].m.seconds
-				for _, r := range rows {
-					ratio := ""
-					if r.m.err == nil && ours > 0 && r.tool != rows[0].tool {
-						ratio = fmt.Sprintf("%.2fx", r.m.seconds/ours)
-					}
-					if r.m.err != nil {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tfailed: %v\t\t\t\t\n", l.name, d.name, dir, r.tool, r.m.err)
-						continue
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.1f\t%.1f\t%s\t\n", l.name, d.name, dir, r.tool, r.m.seconds,
-						float64(d.bytes)/r.m.seconds/1e6, r.m.rssMiB, ratio)
+				name := fmt.Sprintf("%s %s %s", l.name, d.name, dir)
+				if *only != "" && !strings.Contains(name, *only) {
+					continue
 				}
-				tw.Flush()
+				cs := b.contenders(l, d, dir)
+				load0 := loadAvg()
+				b.measure(l, cs, name)
+				load1 := loadAvg()
+				printCase(l, d, dir, cs, load0, load1)
+				summary = append(summary, ratioLine(name, d, cs, load0, load1))
 			}
 		}
 	}
-	fmt.Println("\"ours vs this\" is the other tool's time over ours: above 1 means ours is faster.")
-	return tw.Flush()
+	fmt.Println("Ratios: the other's median time over ours (above 1: ours is faster). Load: 1-minute load average before and after the case.")
+	for _, s := range summary {
+		fmt.Println(s)
+	}
+	return nil
 }
 
 type bench struct {
@@ -133,77 +176,145 @@ type bench struct {
 	work string
 }
 
-type row struct {
-	tool string
-	m    measurement
-}
-
-// cases runs every tool on one link, dataset and direction; ours (auto)
-// comes first, the row the ratios are taken against.
-func (b *bench) cases(l link, d dataset, dir string) []row {
+// contenders lists every tool for one link, dataset and direction; ours
+// (defaults) first.
+func (b *bench) contenders(l link, d dataset, dir string) []*contender {
 	name := filepath.Base(d.local)
 	parent := filepath.Dir(d.local)
-	var rows []row
-	add := func(tool, cmd string) {
-		b.reset(l)
-		fmt.Fprintf(os.Stderr, "%s %s %s: %s\n", l.name, d.name, dir, tool)
-		m, err := b.shell(l, cmd)
-		m.err = err
-		rows = append(rows, row{tool, m})
-	}
 	plugin := filepath.Join(b.bin, "kubectl-concourse")
 	target := fmt.Sprintf("-n %s --pod %s --container main -q", ns, pod)
 	out := filepath.Join(b.work, "out")
+	var cs []*contender
+	add := func(tool, cmd string) { cs = append(cs, &contender{tool: tool, cmd: cmd}) }
+	const spdy = "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false "
 	if dir == "up" {
-		add("concourse upload", fmt.Sprintf("%s upload %s %s /data/dst", plugin, target, q(d.local)))
-		if d.gzip {
-			add("concourse --compress none", fmt.Sprintf("%s upload %s --compress none %s /data/dst", plugin, target, q(d.local)))
-			add("concourse --compress gzip", fmt.Sprintf("%s upload %s --compress gzip %s /data/dst", plugin, target, q(d.local)))
+		add(ours, fmt.Sprintf("%s upload %s %s /data/dst", plugin, target, q(d.local)))
+		add(oursNoCheck, fmt.Sprintf("%s upload %s --verify=false %s /data/dst", plugin, target, q(d.local)))
+		if d.tree {
+			add(oursPlain, fmt.Sprintf("%s upload %s --compress none %s /data/dst", plugin, target, q(d.local)))
 		}
-		add("concourse --verify=false", fmt.Sprintf("%s upload %s --verify=false %s /data/dst", plugin, target, q(d.local)))
-		add("kubectl cp", fmt.Sprintf("kubectl cp -c main %s %s/%s:/data/dst/%s", q(d.local), ns, pod, name))
-		add("raw tar | exec tar", fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- tar xf - -C /data/dst", q(parent), q(name), ns, pod))
-		add("raw exec cat (channel)", fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- sh -c 'cat >/dev/null'", q(parent), q(name), ns, pod))
-		return rows
+		add(kubectlCp, fmt.Sprintf("kubectl cp -c main %s %s/%s:/data/dst/%s", q(d.local), ns, pod, name))
+		add(rawTar, fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- tar xf - -C /data/dst", q(parent), q(name), ns, pod))
+		add(rawCat, fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- sh -c 'cat >/dev/null'", q(parent), q(name), ns, pod))
+		add(rawCatSPDY, fmt.Sprintf("tar cf - -C %s %s | %skubectl exec -i -n %s %s -- sh -c 'cat >/dev/null'", q(parent), q(name), spdy, ns, pod))
+		return cs
 	}
 	src := "/data/src/" + name
-	add("concourse download", fmt.Sprintf("%s download %s %s %s", plugin, target, src, q(out)))
-	if d.gzip {
-		add("concourse --compress none", fmt.Sprintf("%s download %s --compress none %s %s", plugin, target, src, q(out)))
-		add("concourse --compress gzip", fmt.Sprintf("%s download %s --compress gzip %s %s", plugin, target, src, q(out)))
+	add(ours, fmt.Sprintf("%s download %s %s %s", plugin, target, src, q(out)))
+	add(oursNoCheck, fmt.Sprintf("%s download %s --verify=false %s %s", plugin, target, src, q(out)))
+	if d.tree {
+		add(oursPlain, fmt.Sprintf("%s download %s --compress none %s %s", plugin, target, src, q(out)))
 	}
-	add("concourse --verify=false", fmt.Sprintf("%s download %s --verify=false %s %s", plugin, target, src, q(out)))
-	add("kubectl cp", fmt.Sprintf("kubectl cp -c main %s/%s:%s %s/%s", ns, pod, src, q(out), name))
-	add("raw exec tar | tar", fmt.Sprintf("kubectl exec -n %s %s -- tar cf - -C /data/src %s | tar xf - -C %s", ns, pod, name, q(out)))
-	add("raw exec cat (channel)", fmt.Sprintf("kubectl exec -n %s %s -- tar cf - -C /data/src %s | cat >/dev/null", ns, pod, name))
-	return rows
+	add(kubectlCp, fmt.Sprintf("kubectl cp -c main %s/%s:%s %s/%s", ns, pod, src, q(out), name))
+	add(rawTar, fmt.Sprintf("kubectl exec -n %s %s -- tar cf - -C /data/src %s | tar xf - -C %s", ns, pod, name, q(out)))
+	add(rawCat, fmt.Sprintf("kubectl exec -n %s %s -- tar cf - -C /data/src %s | cat >/dev/null", ns, pod, name))
+	add(rawCatSPDY, fmt.Sprintf("%skubectl exec -n %s %s -- tar cf - -C /data/src %s | cat >/dev/null", spdy, ns, pod, name))
+	return cs
+}
+
+// measure runs one warm-up round (ours only, unrecorded) and then *runs
+// rounds of every contender, in turn, so that drift on a shared machine
+// hits them alike.
+func (b *bench) measure(l link, cs []*contender, name string) {
+	b.reset()
+	_, _ = b.shell(l, cs[0].cmd)
+	for r := 0; r < *runs; r++ {
+		for _, c := range cs {
+			if c.err != nil {
+				continue
+			}
+			b.reset()
+			fmt.Fprintf(os.Stderr, "%s, round %d: %s\n", name, r+1, c.tool)
+			s, err := b.shell(l, c.cmd)
+			if err != nil {
+				c.err = err
+				continue
+			}
+			c.samples = append(c.samples, s)
+		}
+	}
+}
+
+func printCase(l link, d dataset, dir string, cs []*contender, load0, load1 string) {
+	fmt.Printf("%s, %s, %s (load %s -> %s)\n", l.name, d.name, dir, load0, load1)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tool\tmedian s\truns\tMB/s\tpeak RSS MiB\tits time / ours\t")
+	oursMedian := cs[0].median()
+	for _, c := range cs {
+		if c.err != nil {
+			fmt.Fprintf(tw, "%s\tfailed: %v\t\t\t\t\t\n", c.tool, c.err)
+			continue
+		}
+		m := c.median()
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.1f\t%.1f\t%.2fx\t\n", c.tool, m, runList(c), float64(d.bytes)/m/1e6, c.peakRSS(), m/oursMedian)
+	}
+	tw.Flush()
+	fmt.Println()
+}
+
+func runList(c *contender) string {
+	var s []string
+	for _, x := range c.samples {
+		s = append(s, fmt.Sprintf("%.2f", x.seconds))
+	}
+	return strings.Join(s, " ")
+}
+
+// ratioLine is the case's line of the summary: ours against kubectl cp and
+// the raw channel.
+func ratioLine(name string, d dataset, cs []*contender, load0, load1 string) string {
+	by := map[string]*contender{}
+	for _, c := range cs {
+		by[c.tool] = c
+	}
+	o := by[ours]
+	if o.err != nil || len(o.samples) == 0 {
+		return fmt.Sprintf("%-40s ours failed: %v", name, o.err)
+	}
+	ratio := func(tool string) string {
+		c := by[tool]
+		if c == nil || c.err != nil || len(c.samples) == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2fx", c.median()/o.median())
+	}
+	return fmt.Sprintf("%-40s ours %.2f s, RSS %.0f MiB | vs kubectl cp %s | vs raw tar pipe %s | vs raw channel %s | vs raw channel over SPDY %s | load %s -> %s",
+		name, o.median(), o.peakRSS(), ratio(kubectlCp), ratio(rawTar), ratio(rawCat), ratio(rawCatSPDY), load0, load1)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // reset empties the destinations on both sides between runs.
-func (b *bench) reset(l link) {
+func (b *bench) reset() {
 	out := filepath.Join(b.work, "out")
 	os.RemoveAll(out)
 	os.MkdirAll(out, 0o755)
-	b.shell(link{"loopback", b.c.Kubeconfig}, fmt.Sprintf("kubectl exec -n %s %s -- sh -c 'rm -rf /data/dst && mkdir -p /data/dst'", ns, pod))
+	_, _ = b.shell(link{"loopback", b.c.Kubeconfig}, fmt.Sprintf("kubectl exec -n %s %s -- sh -c 'rm -rf /data/dst && mkdir -p /data/dst'", ns, pod))
 }
 
 // shell runs cmd with the link's kubeconfig and bin/ first in PATH, and
 // measures wall time and the largest peak RSS among its processes.
-func (b *bench) shell(l link, cmd string) (measurement, error) {
+func (b *bench) shell(l link, cmd string) (sample, error) {
 	c := exec.Command("sh", "-c", "set -e; "+cmd)
 	c.Env = append(os.Environ(), "KUBECONFIG="+l.kubeconfig, "PATH="+b.bin+":"+os.Getenv("PATH"))
 	var stderr bytes.Buffer
 	c.Stderr = &stderr
 	start := time.Now()
 	err := c.Run()
-	m := measurement{seconds: time.Since(start).Seconds()}
+	s := sample{seconds: time.Since(start).Seconds()}
 	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.rssMiB = float64(ru.Maxrss) / 1024 // KiB on Linux; sh's children included
+		s.rssMiB = float64(ru.Maxrss) / 1024 // KiB on Linux; sh's children included
 	}
 	if err != nil {
-		return m, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+		return s, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return m, nil
+	return s, nil
 }
 
 func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -284,5 +395,5 @@ func genTree(dir string, n, size int) (dataset, error) {
 		}
 		total += int64(b.Len())
 	}
-	return dataset{name: fmt.Sprintf("%d-file tree (%d MB)", n, total/1e6), local: dir, bytes: total, gzip: true}, nil
+	return dataset{name: fmt.Sprintf("%d-file tree (%d MB)", n, total/1e6), local: dir, bytes: total, tree: true}, nil
 }

@@ -1,0 +1,103 @@
+package artifacts
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// lzop compresses b with the machine's busybox lzop, as a container would.
+func lzop(t *testing.T, b []byte, args ...string) []byte {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox not installed")
+	}
+	cmd := exec.Command(bb, append([]string{"lzop", "-c"}, args...)...)
+	cmd.Stdin = bytes.NewReader(b)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("busybox lzop: %v", err)
+	}
+	return out
+}
+
+func lzoInputs() map[string][]byte {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := make([]byte, 700<<10)
+	for i := range random {
+		random[i] = byte(rng.IntN(256))
+	}
+	var text strings.Builder
+	words := strings.Fields("func return if err != nil package import type struct for range var const ctx string")
+	for text.Len() < 2<<20 {
+		text.WriteString(words[rng.IntN(len(words))])
+		text.WriteByte(" \n\t"[rng.IntN(3)])
+	}
+	mixed := append(append(bytes.Repeat([]byte{0}, 300<<10), random[:100<<10]...), []byte(text.String()[:500<<10])...)
+	return map[string][]byte{
+		"empty": nil, "one byte": {'x'}, "short": []byte("hello, hello, hello"),
+		"zeros": make([]byte, 1<<20), "random": random, "text": []byte(text.String()), "mixed": mixed,
+	}
+}
+
+func TestLZOPReaderReadsBusybox(t *testing.T) {
+	for name, in := range lzoInputs() {
+		for _, level := range []string{"-1", "-3", "-6"} {
+			t.Run(name+level, func(t *testing.T) {
+				z, err := newLZOPReader(bytes.NewReader(lzop(t, in, level)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(z)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, in) {
+					t.Fatalf("decompressed %d bytes, want %d (equal: %v)", len(got), len(in), bytes.Equal(got, in))
+				}
+			})
+		}
+	}
+}
+
+func TestLZOPReaderRefusesDamage(t *testing.T) {
+	in := lzoInputs()["text"]
+	good := lzop(t, in)
+	for name, damage := range map[string]func([]byte) []byte{
+		"cut in a block":   func(b []byte) []byte { return b[:len(b)/2] },
+		"no end block":     func(b []byte) []byte { return b[:len(b)-4] },
+		"a flipped byte":   func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b },
+		"a huge block":     func(b []byte) []byte { copy(b[38:], []byte{0x7f, 0, 0, 0}); return b },
+		"a flipped header": func(b []byte) []byte { b[16] ^= 1; return b },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := damage(append([]byte{}, good...))
+			z, err := newLZOPReader(bytes.NewReader(b))
+			if err == nil {
+				_, err = io.ReadAll(z)
+			}
+			if err == nil {
+				t.Fatal("damaged stream read without error")
+			}
+			if !errors.Is(err, errLZO) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("error %v, want errLZO or a cut", err)
+			}
+		})
+	}
+}
+
+func FuzzLZO1XDecompress(f *testing.F) {
+	f.Add([]byte{0x11, 0, 0}, 0)
+	f.Add([]byte{0x15, 'a', 'b', 'c', 'd', 0x11, 0, 0}, 4)
+	f.Fuzz(func(t *testing.T, in []byte, n int) {
+		if n < 0 || n > 64<<10 {
+			return
+		}
+		_ = lzo1xDecompress(in, make([]byte, n)) // must not panic
+	})
+}
