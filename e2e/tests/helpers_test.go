@@ -73,13 +73,20 @@ func interrupt(t *testing.T, cmd *exec.Cmd) int {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
+	return waitExit(t, cmd, func() string { return fmt.Sprintf("%s did not end on SIGINT", cmd) })
+}
+
+// waitExit waits for cmd and returns its exit status; after 30 seconds it
+// kills cmd and fails the test with what stuck says.
+func waitExit(t *testing.T, cmd *exec.Cmd, stuck func() string) int {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("%s did not end on SIGINT", cmd)
+		t.Fatal(stuck())
 	}
 	return cmd.ProcessState.ExitCode()
 }

@@ -402,14 +402,7 @@ func TestHijackRestoresTerminal(t *testing.T) {
 			} else if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Fatalf("hijack did not end; screen:\n%s", screen.text())
-			}
+			waitExit(t, cmd, func() string { return "hijack did not end; screen:\n" + screen.text() })
 			if !cooked(t, tty) {
 				t.Error("the local terminal was left in raw mode")
 			}
