@@ -34,10 +34,13 @@ const (
 // a codec must promise compressMargin times the plain rate, which only a
 // link slower than the CPUs gives.
 const (
-	sampleBytes    = 1 << 20 // link sample sent by the probe; the link proxy's burst is 64 KiB
-	smallTransfer  = 8 << 20 // below this the choice costs more than it saves
-	maxRatio       = 0.8     // compressed/raw above this: not worth it
-	compressMargin = 2
+	sampleBytes = 1 << 20 // link sample sent by the probe; the link proxy's burst is 64 KiB
+	// verifySampleBytes: the sample when only how to verify depends on
+	// it, which asks no more than slower or faster than streamSumLinkRate.
+	verifySampleBytes = 512 << 10
+	smallTransfer     = 8 << 20 // below this the choice costs more than it saves
+	maxRatio          = 0.8     // compressed/raw above this: not worth it
+	compressMargin    = 2
 
 	// The container's decompressors, which the probe does not time:
 	// busybox gunzip gives 150 MB/s of source text on one idle core of the

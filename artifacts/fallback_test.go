@@ -22,7 +22,7 @@ func containerWithout(t *testing.T, missing ...string) string {
 	}
 	var applets []string
 	for _, a := range []string{"tar", "gzip", "lzop", "md5sum", "sha256sum", "find", "xargs", "tee", "mkfifo", "mkdir",
-		"mv", "rm", "du", "cut", "head", "wc", "yes", "grep", "cat", "rmdir", "ln", "readlink", "sleep"} {
+		"mv", "rm", "du", "cut", "head", "wc", "dd", "grep", "cat", "rmdir", "ln", "readlink", "sleep"} {
 		if !slices.Contains(missing, a) {
 			applets = append(applets, a)
 		}

@@ -1,13 +1,18 @@
 package artifacts
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os/exec"
+	"path"
 	"strings"
 	"testing"
+	"time"
 
 	utilexec "k8s.io/client-go/util/exec"
 
@@ -119,6 +124,63 @@ func TestSumFilesWithTheSystemTools(t *testing.T) {
 			if got[strings.TrimPrefix(name, "t/")] != sumOf(h) {
 				t.Errorf("%s: sum of %q missing or wrong in %v", d.tool, name, got)
 			}
+		}
+	}
+}
+
+// The probe samples the link only when its speed can decide something:
+// data whose first 64 KiB do not compress is neither measured further nor
+// followed by a link sample (42 ms of a 25 MB/s link for nothing).
+func TestProbeSamplesTheLinkOnlyForCompressibleData(t *testing.T) {
+	dir := t.TempDir()
+	text := strings.Repeat("func f() error { return nil } // compressible source text\n", 40000)
+	noise := make([]byte, 2<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	writeTree(t, dir, map[string]string{"text": text, "noise": string(noise), "tree/a": text, "tree/b": text})
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: dir}
+	for _, tt := range []struct {
+		path       string
+		compresses bool
+	}{
+		{"./text", true},
+		{"./tree", true},
+		{"./noise", false},
+	} {
+		c, err := rem.probe(context.Background(), path.Join(dir, tt.path), true, true, sampleBytes, 0)
+		if err != nil {
+			t.Fatalf("probe %s: %v", tt.path, err)
+		}
+		if compresses := c.ratio > 0 && c.ratio <= maxRatio; compresses != tt.compresses {
+			t.Errorf("probe %s: ratio %.2f (%s), want compressible %v", tt.path, c.ratio, c.codec, tt.compresses)
+		}
+		if sampled := c.linkBytesPerSec > 0; sampled != tt.compresses {
+			t.Errorf("probe %s: link sampled at %.0f B/s, want a sample %v", tt.path, c.linkBytesPerSec, tt.compresses)
+		}
+		if tt.compresses && c.compressRate <= 0 {
+			t.Errorf("probe %s: the compressor was not timed", tt.path)
+		}
+	}
+}
+
+func TestCompressorRate(t *testing.T) {
+	const mib = 1 << 20
+	ms := time.Millisecond
+	tests := []struct {
+		name               string
+		readOnly, compress time.Duration
+		want               float64
+	}{
+		{"the read-only run's start-up is taken out", 20 * ms, 30 * ms, mib / 0.010},
+		{"a compressor slower than reading counts whole but the read", 5 * ms, 45 * ms, mib / 0.040},
+		{"noise: never more than 4x the uncorrected rate", 30 * ms, 28 * ms, mib / 0.007},
+		{"not timed", 0, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := compressorRate(mib, tt.readOnly, tt.compress); math.Abs(got-tt.want) > 1 {
+			t.Errorf("%s: compressorRate(1 MiB, %v, %v) = %.0f, want %.0f", tt.name, tt.readOnly, tt.compress, got, tt.want)
 		}
 	}
 }

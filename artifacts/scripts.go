@@ -18,12 +18,19 @@ const (
 	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to
 	// estimate how well it compresses (with lzop when there is one, else
 	// gzip -1) and time it, $4 bytes of link sample (0: none) sent only
-	// when the path holds at least $5 KiB. The ratio is skipped when there
-	// is no compressor to use. "type" follows symlinks
-	// (a symlink to a directory is a directory to upload into); "link"
-	// follows when the path itself is a symlink, with the version ID when
-	// it is one of ours (an upload landed there), which a download follows.
-	// The plugin times "ratio-start" to "ratio": the compressor's speed here.
+	// when the path holds at least $5 KiB and, when the ratio was
+	// measured, compresses to at most $6 percent (else the link's speed
+	// decides nothing). The ratio is skipped when there is no compressor
+	// to use; of a file, the first 64 KiB are tried first, so that data
+	// that does not compress (archives, images, random bytes) costs no
+	// more. "type" follows symlinks (a symlink to a directory is a
+	// directory to upload into); "link" follows when the path itself is a
+	// symlink, with the version ID when it is one of ours (an upload
+	// landed there), which a download follows. The plugin times
+	// "ratio-read" to "ratio-start" (reading the sample) and "ratio-start"
+	// to "ratio" (reading and compressing it): compressorRate. The sample
+	// comes from /dev/zero in 64 KiB writes, so that the exec channel's
+	// speed is timed, not a producer's small writes.
 	probeScript = `p=$1
 for c in tar gzip lzop md5sum sha256sum find xargs tee mkfifo; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
@@ -37,18 +44,26 @@ if [ -L "$p" ]; then
 fi
 sz=0
 if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
-z=
+z= poor=
 if command -v lzop >/dev/null 2>&1; then z=lzop zc='lzop -c'; elif command -v gzip >/dev/null 2>&1; then z=gzip zc='gzip -1'; fi
 if [ -n "$z" ] && [ "$3" = ratio ] && [ -e "$p" ]; then
-  if [ -f "$p" ]; then s() { head -c 1048576 -- "$p"; }
-  else s() { find "$p/" -type f -print0 2>/dev/null | xargs -0 cat 2>/dev/null | head -c 1048576; }; fi
-  raw=$(s | wc -c)
-  echo ratio-start
-  echo "ratio $raw $(s | $zc | wc -c) $z"
+  if [ -f "$p" ]; then
+    s() { head -c "$1" -- "$p"; }
+    raw=$(s 65536 | wc -c) out=$(s 65536 | $zc | wc -c)
+    if [ "$raw" -gt 0 ] && [ $((out * 100)) -gt $((raw * $6)) ]; then echo "ratio $raw $out $z"; poor=1; fi
+  else s() { find "$p/" -type f -print0 2>/dev/null | xargs -0 cat 2>/dev/null | head -c "$1"; }; fi
+  if [ -z "$poor" ]; then
+    echo ratio-read
+    raw=$(s 1048576 | wc -c)
+    echo ratio-start
+    out=$(s 1048576 | $zc | wc -c)
+    echo "ratio $raw $out $z"
+    [ $((out * 100)) -gt $((raw * $6)) ] && poor=1
+  fi
 fi
-if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ]; then
+if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ] && [ -z "$poor" ]; then
   echo sample
-  yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c "$4"
+  dd if=/dev/zero bs=65536 count=$(( $4 / 65536 )) 2>/dev/null
 fi`
 
 	// streamScript sends $2 (or the NUL-separated names on stdin when $2

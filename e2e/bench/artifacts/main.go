@@ -6,7 +6,16 @@
 // case ran, and the ratios issue 13 asks for (the other tool's time over
 // ours: above 1 means ours is faster).
 //
-//	cd e2e && go run ./bench/artifacts [-file-mib 256] [-files 5000] [-file-kib 14] [-runs 3]
+// Both sides of every transfer, the local files and the pod's emptyDir
+// (inside the cluster's state directory), live under -root: tmpfs by
+// default, so that the figures are the tools' and not the disk's. On this
+// project's machines the disk is ext4 without a journal, where creating a
+// file after many deletions costs about 1 ms of kernel time (ext4's
+// recently_deleted() scan of the inode table, docs/benchmarks.md): it
+// made every tool take 5-7 s for the 5,000-file tree, whatever it sent.
+// -root "" runs on the system's temporary directory instead.
+//
+//	cd e2e && go run ./bench/artifacts [-file-mib 256] [-files 5000] [-file-kib 14] [-runs 3] [-root /dev/shm]
 package main
 
 import (
@@ -42,6 +51,7 @@ var (
 	fileKiB = flag.Int("file-kib", 14, "size of each tree file, KiB")
 	runs    = flag.Int("runs", 3, "interleaved rounds per case (the figures are medians)")
 	only    = flag.String("only", "", "run only the cases whose \"link data dir\" contains this")
+	root    = flag.String("root", "/dev/shm", "directory for the data and the cluster's state, both sides of every transfer (empty: the system's temporary directory)")
 )
 
 func main() {
@@ -113,12 +123,13 @@ const (
 
 func run() error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "bench-artifacts-")
+	work, err := os.MkdirTemp(*root, "bench-artifacts-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	fmt.Fprintf(os.Stderr, "generating data in %s\n", work)
+	fs := fsName(work)
+	fmt.Fprintf(os.Stderr, "generating data in %s (%s)\n", work, fs)
 	file, err := genFile(filepath.Join(work, "src", "big.bin"), int64(*fileMiB)<<20)
 	if err != nil {
 		return err
@@ -128,7 +139,11 @@ func run() error {
 		return err
 	}
 	sets := []dataset{file, tree}
-	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate})
+	clusterDir := filepath.Join(work, "cluster")
+	if err := os.Mkdir(clusterDir, 0o755); err != nil {
+		return err
+	}
+	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate, Dir: clusterDir})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
@@ -144,7 +159,7 @@ func run() error {
 			return fmt.Errorf("seed %s: %w", d.name, err)
 		}
 	}
-	fmt.Printf("artifacts benchmark, %s, %d interleaved rounds per case, medians\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runs)
+	fmt.Printf("artifacts benchmark, %s, %d interleaved rounds per case, medians, both sides on %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runs, fs)
 	links := []link{{"loopback", c.Kubeconfig}, {"25 MB/s link", c.LimitedKubeconfig}}
 	var summary []string
 	for _, l := range links {
@@ -280,6 +295,27 @@ func ratioLine(name string, d dataset, cs []*contender, load0, load1 string) str
 	}
 	return fmt.Sprintf("%-40s ours %.2f s, RSS %.0f MiB | vs kubectl cp %s | vs raw tar pipe %s | vs raw channel %s | vs raw channel over SPDY %s | load %s -> %s",
 		name, o.median(), o.peakRSS(), ratio(kubectlCp), ratio(rawTar), ratio(rawCat), ratio(rawCatSPDY), load0, load1)
+}
+
+// fsName names the file system dir is on, for the header.
+func fsName(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "an unknown file system"
+	}
+	switch st.Type {
+	case 0x01021994:
+		return "tmpfs"
+	case 0xEF53:
+		return "ext2/3/4"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x58465342:
+		return "xfs"
+	case 0x794c7630:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("file system type %#x", st.Type)
 }
 
 func loadAvg() string {
