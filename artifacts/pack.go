@@ -27,9 +27,22 @@ type packer struct {
 	warnf         func(format string, a ...any)
 	progress      func(n int64)
 	newHash       func() hash.Hash // nil: no checksums
+	// hashLater: pack only lists the files it sends, and sumSent hashes
+	// them afterwards, from the files, while the container hashes what it
+	// received. Over a fast link the stream has every core busy, and the
+	// container's hashing after tar leaves this side idle: the two hashes
+	// run side by side instead of one in the stream and one after it.
+	hashLater bool
 
 	sums map[string][32]byte // tree path → checksum of what was sent
+	sent []sentFile          // with hashLater: the regular files the last pack sent
 	buf  []byte
+}
+
+// sentFile is a regular file as pack sent it: its first size bytes.
+type sentFile struct {
+	rel  string
+	size int64
 }
 
 // endEntry is the archive's last entry, beside the top one: a file whose
@@ -126,6 +139,7 @@ func (p *packer) walkDir(rel string, fn func(string, fs.FileInfo) error) error {
 // pack writes the archive to w, ending with end. skip, when set, leaves
 // out regular files the container already holds intact (a resumed upload).
 func (p *packer) pack(w io.Writer, skip func(rel string) bool, end endEntry) error {
+	p.sent = p.sent[:0]
 	tw := tar.NewWriter(w)
 	err := p.walk(func(rel string, fi fs.FileInfo) error {
 		if fi.Mode().IsRegular() && skip != nil && skip(rel) {
@@ -191,7 +205,7 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 	defer f.Close()
 	var sum hash.Hash
 	var seen io.Writer = progressWriter(p.progress)
-	if p.newHash != nil {
+	if p.newHash != nil && !p.hashLater {
 		sum = p.newHash()
 		seen = io.MultiWriter(sum, seen)
 	}
@@ -205,5 +219,33 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 	if sum != nil {
 		p.sums[rel] = sumOf(sum)
 	}
+	if p.newHash != nil && p.hashLater {
+		p.sent = append(p.sent, sentFile{rel, h.Size})
+	}
 	return nil
+}
+
+// sumSent hashes what the last pack sent (hashLater), from the files. A
+// file that changed since leaves no sum, or another one: the comparison
+// with the container's then fails, and a retry sends it again. It stops
+// early when stop is closed.
+func (p *packer) sumSent(stop <-chan struct{}) {
+	for _, f := range p.sent {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		delete(p.sums, f.rel)
+		h := p.newHash()
+		local, err := os.Open(filepath.Join(p.src, filepath.FromSlash(f.rel)))
+		if err != nil {
+			continue
+		}
+		n, err := io.CopyBuffer(h, io.LimitReader(local, f.size), p.buf)
+		local.Close()
+		if err == nil && n == f.size {
+			p.sums[f.rel] = sumOf(h)
+		}
+	}
 }

@@ -119,6 +119,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	// once tar is done (busybox's tee copies in 1 KiB pieces: about 190
 	// MB/s on an idle core, which only a slow link leaves it).
 	streamSum := dig != nil && c.tee && c.mkfifo && c.linkBytesPerSec > 0 && c.linkBytesPerSec < streamSumLinkRate
+	p.hashLater = dig != nil && !streamSum // the files are compared after tar, not the stream
 	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, dig: dig, streamSum: streamSum,
 		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
 	u.pids = u.staging + ".pids"
@@ -301,7 +302,13 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 		sent = u.dig.newHash()
 		sink = io.MultiWriter(pw, sent)
 	}
+	hashed, stopHashing := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(stopHashing)
+		<-hashed // the next attempt's pack must not race the sums
+	}()
 	go func() {
+		defer close(hashed)
 		w := sink
 		var zw *pgzip.Writer
 		if u.gzip {
@@ -314,6 +321,9 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 		}
 		pw.CloseWithError(err)
 		packErr <- err
+		if err == nil && u.p.hashLater {
+			u.p.sumSent(stopHashing)
+		}
 	}()
 	args := []string{u.staging, u.pids, compressNone, end.name, end.content, "-", "-", "-"}
 	if u.gzip {
@@ -358,6 +368,7 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	if res.err != nil {
 		return nil, &streamError{fmt.Errorf("%s of the staged files: %w", u.dig.name, res.err)}
 	}
+	<-hashed // the local sums, hashed while the container hashed its files
 	return res.m, nil
 }
 
