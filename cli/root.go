@@ -4,8 +4,11 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -85,6 +88,9 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 		}
 	}
 	msg := err.Error()
+	if m, ok := unreachable(err); ok {
+		msg = m
+	}
 	var usage *cmderr.UsageError
 	// cobra's lookup reports an unknown subcommand as a plain error, before
 	// any command (or our Args checks) could type it.
@@ -94,6 +100,34 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 	}
 	fmt.Fprintf(streams.ErrOut, "error: %s\n", msg)
 	return code
+}
+
+// unreachable says what kubectl says (k8s.io/kubectl/pkg/cmd/util's
+// StandardErrorMessage) when the API server could not be reached at all:
+// refused, unknown host, untrusted certificate. The request's whole URL,
+// which our wrapped error would print, says less than that. A connection
+// that broke later, mid-transfer, keeps its own, longer message.
+func unreachable(err error) (string, bool) {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return "", false
+	}
+	var op *net.OpError
+	var tlsErr *tls.CertificateVerificationError
+	switch {
+	case errors.As(ue.Err, &op) && op.Op == "dial":
+		if strings.Contains(op.Err.Error(), "connection refused") {
+			host := ue.URL
+			if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+				host = u.Host
+			}
+			return fmt.Sprintf("The connection to the server %s was refused - did you specify the right host or port?", host), true
+		}
+	case errors.As(ue.Err, &tlsErr):
+	default:
+		return "", false
+	}
+	return fmt.Sprintf("Unable to connect to the server: %v", ue.Err), true
 }
 
 // NewCmdRoot returns the root command with every kubectl global flag.

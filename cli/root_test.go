@@ -2,8 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"syscall"
 	"testing"
 
@@ -55,6 +60,11 @@ func TestUsageErrors(t *testing.T) {
 func TestExitStatus(t *testing.T) {
 	remoteExit := fmt.Errorf("upload into /full: receive: %w: tar: write error: No space left on device",
 		utilexec.CodeExitError{Err: errors.New("command terminated with exit code 2"), Code: 2})
+	// A real refusal: nothing listens on port 1.
+	_, refused := http.Get("http://127.0.0.1:1/api/v1/pods")
+	if refused == nil {
+		t.Fatal("something answered on port 1")
+	}
 	tests := []struct {
 		name     string
 		err      error
@@ -72,6 +82,17 @@ func TestExitStatus(t *testing.T) {
 		{"terminated", context.Canceled, interrupted{syscall.SIGTERM}, 143, ""},
 		{"interrupted with a cleanup failure", errors.New("pod x/y is left behind"), interrupted{syscall.SIGINT}, 130,
 			"error: pod x/y is left behind\n"},
+		{"the API server refuses the connection: kubectl's words", fmt.Errorf("find a/b: list pods: %w", refused), nil, 1,
+			"error: The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n"},
+		{"an unknown host", fmt.Errorf("list pods: %w", &url.Error{Op: "Get", URL: "https://nowhere.invalid/api",
+			Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nowhere.invalid", IsNotFound: true}}}), nil, 1,
+			"error: Unable to connect to the server: dial tcp: lookup nowhere.invalid: no such host\n"},
+		{"an untrusted certificate", fmt.Errorf("list pods: %w", &url.Error{Op: "Get", URL: "https://k/api",
+			Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}), nil, 1,
+			"error: Unable to connect to the server: tls: failed to verify certificate: x509: certificate signed by unknown authority\n"},
+		{"a connection broken mid-transfer keeps its context", fmt.Errorf("download /x: receive: %w", &url.Error{Op: "Get", URL: "https://k/exec",
+			Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}), nil, 1,
+			"error: download /x: receive: Get \"https://k/exec\": read tcp: connection reset by peer\n"},
 	}
 	root := NewCmdRoot(genericiooptions.NewTestIOStreamsDiscard())
 	hijack, _, err := root.Find([]string{"hijack"})
