@@ -8,12 +8,8 @@
 //
 // Both sides of every transfer, the local files and the pod's emptyDir
 // (inside the cluster's state directory), live under -root: tmpfs by
-// default, so that the figures are the tools' and not the disk's. On this
-// project's machines the disk is ext4 without a journal, where creating a
-// file after many deletions costs about 1 ms of kernel time (ext4's
-// recently_deleted() scan of the inode table, docs/benchmarks.md): it
-// made every tool take 5-7 s for the 5,000-file tree, whatever it sent.
-// -root "" runs on the system's temporary directory instead.
+// default (package workdir says why). -root "" runs on the system's
+// temporary directory instead.
 //
 //	cd e2e && go run ./bench/artifacts [-file-mib 256] [-files 5000] [-file-kib 14] [-runs 3] [-root /dev/shm]
 package main
@@ -36,6 +32,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/bench/workdir"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/cluster"
 )
 
@@ -51,7 +48,7 @@ var (
 	fileKiB = flag.Int("file-kib", 14, "size of each tree file, KiB")
 	runs    = flag.Int("runs", 3, "interleaved rounds per case (the figures are medians)")
 	only    = flag.String("only", "", "run only the cases whose \"link data dir\" contains this")
-	root    = flag.String("root", "/dev/shm", "directory for the data and the cluster's state, both sides of every transfer (empty: the system's temporary directory)")
+	root    = workdir.RootFlag()
 )
 
 func main() {
@@ -123,13 +120,13 @@ const (
 
 func run() error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp(*root, "bench-artifacts-")
+	wd, err := workdir.New(*root, "bench-artifacts-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	fs := fsName(work)
-	fmt.Fprintf(os.Stderr, "generating data in %s (%s)\n", work, fs)
+	defer wd.Remove()
+	work := wd.Path
+	fmt.Fprintf(os.Stderr, "generating data in %s (%s)\n", work, wd.FS)
 	file, err := genFile(filepath.Join(work, "src", "big.bin"), int64(*fileMiB)<<20)
 	if err != nil {
 		return err
@@ -139,11 +136,7 @@ func run() error {
 		return err
 	}
 	sets := []dataset{file, tree}
-	clusterDir := filepath.Join(work, "cluster")
-	if err := os.Mkdir(clusterDir, 0o755); err != nil {
-		return err
-	}
-	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate, Dir: clusterDir})
+	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate, Dir: wd.Cluster})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
@@ -159,7 +152,7 @@ func run() error {
 			return fmt.Errorf("seed %s: %w", d.name, err)
 		}
 	}
-	fmt.Printf("artifacts benchmark, %s, %d interleaved rounds per case, medians, both sides on %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runs, fs)
+	fmt.Printf("artifacts benchmark, %s, %d interleaved rounds per case, medians, both sides on %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runs, wd.FS)
 	links := []link{{"loopback", c.Kubeconfig}, {"25 MB/s link", c.LimitedKubeconfig}}
 	var summary []string
 	for _, l := range links {
@@ -295,27 +288,6 @@ func ratioLine(name string, d dataset, cs []*contender, load0, load1 string) str
 	}
 	return fmt.Sprintf("%-40s ours %.2f s, RSS %.0f MiB | vs kubectl cp %s | vs raw tar pipe %s | vs raw channel %s | vs raw channel over SPDY %s | load %s -> %s",
 		name, o.median(), o.peakRSS(), ratio(kubectlCp), ratio(rawTar), ratio(rawCat), ratio(rawCatSPDY), load0, load1)
-}
-
-// fsName names the file system dir is on, for the header.
-func fsName(dir string) string {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return "an unknown file system"
-	}
-	switch st.Type {
-	case 0x01021994:
-		return "tmpfs"
-	case 0xEF53:
-		return "ext2/3/4"
-	case 0x9123683E:
-		return "btrfs"
-	case 0x58465342:
-		return "xfs"
-	case 0x794c7630:
-		return "overlayfs"
-	}
-	return fmt.Sprintf("file system type %#x", st.Type)
 }
 
 func loadAvg() string {

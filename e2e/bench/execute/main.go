@@ -9,7 +9,9 @@
 //     against kubectl run + wait + cp in + exec + cp out + delete;
 //   - the plugin's peak RSS for a 10 MB and a 100 MB output (flat with size).
 //
-// It prints each ratio with its goal.
+// It prints each ratio with its goal. The trees and the cluster's state
+// (the pods' volumes) live under -root, tmpfs by default (package workdir
+// says why).
 package main
 
 import (
@@ -32,6 +34,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/bench/interleave"
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/bench/workdir"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/cluster"
 )
 
@@ -39,8 +42,9 @@ const marker = "FIRST-LOG-LINE"
 
 func main() {
 	runs := flag.Int("runs", 5, "measured runs of each contender")
+	root := workdir.RootFlag()
 	flag.Parse()
-	if err := run(*runs); err != nil {
+	if err := run(*runs, *root); err != nil {
 		fmt.Fprintln(os.Stderr, "bench execute:", err)
 		os.Exit(1)
 	}
@@ -58,9 +62,15 @@ type contender struct {
 	samples []sample
 }
 
-func run(runs int) error {
+func run(runs int, root string) error {
 	ctx := context.Background()
-	c, err := cluster.Start(ctx, cluster.Options{})
+	wd, err := workdir.New(root, "bench-execute-")
+	if err != nil {
+		return err
+	}
+	defer wd.Remove()
+	fmt.Printf("trees and the cluster's volumes on %s\n", wd.FS)
+	c, err := cluster.Start(ctx, cluster.Options{Dir: wd.Cluster})
 	if err != nil {
 		return err
 	}
@@ -73,11 +83,7 @@ func run(runs int) error {
 	if err := waitServiceAccount(ctx, c, ns); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "bench-execute-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
+	work := wd.Path
 
 	// A 10 MB input tree (100 files of 100 KB) and a 20,000-file source tree.
 	input := filepath.Join(work, "input")
