@@ -59,6 +59,14 @@ type extractor struct {
 	nodes  map[string]*node
 	unsafe []error
 	buf    []byte
+	// openDir is the directory the last file went into, open: a stream holds
+	// a directory's files together, and a file opened through its
+	// directory's Root costs one openat, against one per component of its
+	// path through root (five for a file three levels down).
+	openDir struct {
+		rel  string
+		root *os.Root
+	}
 }
 
 func newExtractor(root *os.Root, top, prefix string, preserveOwner bool, warnf func(string, ...any), progress func(int64)) *extractor {
@@ -83,6 +91,7 @@ func (e *extractor) local(rel string) string {
 // over several tar runs. A returned error means the stream broke; refused
 // entries are collected and reported by finish.
 func (e *extractor) extract(r io.Reader) error {
+	defer e.closeDir()
 	br := bufio.NewReaderSize(r, 256<<10)
 	seen := map[string]bool{}
 	for {
@@ -231,7 +240,15 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 	}
 	n.kind = kindFile
 	e.nodes[rel] = n
-	f, err := e.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dir, base := e.root, e.top // the top entry is the file
+	if rel != "" {
+		var err error
+		if dir, err = e.dirRoot(parentOf(rel)); err != nil {
+			return fmt.Errorf("open directory of %q: %w", rel, err)
+		}
+		base = path.Base(rel)
+	}
+	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create file: %w", err)
 	}
@@ -251,7 +268,7 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("write %q: %w", rel, err)
 	}
-	if err := e.root.Chtimes(name, n.mtime, n.mtime); err != nil {
+	if err := dir.Chtimes(base, n.mtime, n.mtime); err != nil {
 		return fmt.Errorf("set times of %q: %w", rel, err)
 	}
 	if h != nil {
@@ -259,6 +276,28 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 	}
 	n.complete = true
 	return nil
+}
+
+// dirRoot returns the Root of directory rel (a directory this extractor
+// made: parents checked it), keeping it open for the files that follow.
+func (e *extractor) dirRoot(rel string) (*os.Root, error) {
+	if e.openDir.root != nil && e.openDir.rel == rel {
+		return e.openDir.root, nil
+	}
+	e.closeDir()
+	r, err := e.root.OpenRoot(e.local(rel))
+	if err != nil {
+		return nil, err
+	}
+	e.openDir.rel, e.openDir.root = rel, r
+	return r, nil
+}
+
+func (e *extractor) closeDir() {
+	if e.openDir.root != nil {
+		e.openDir.root.Close()
+		e.openDir.root = nil
+	}
 }
 
 // attrs sets mode and, when asked, owner through the open descriptor, so
