@@ -236,7 +236,7 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 // sumSent hashes what the last pack sent (hashLater), from the files. A
 // file that changed since leaves no sum, or another one: the comparison
 // with the container's then fails, and a retry sends it again. It stops
-// early when stop is closed.
+// early when stop is closed (the user interrupted).
 func (p *packer) sumSent(stop <-chan struct{}) {
 	for _, f := range p.sent {
 		select {

@@ -302,11 +302,8 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 		sent = u.dig.newHash()
 		sink = io.MultiWriter(pw, sent)
 	}
-	hashed, stopHashing := make(chan struct{}), make(chan struct{})
-	defer func() {
-		close(stopHashing)
-		<-hashed // the next attempt's pack must not race the sums
-	}()
+	hashed := make(chan struct{})
+	defer func() { <-hashed }() // the next attempt's pack must not race the sums
 	go func() {
 		defer close(hashed)
 		w := sink
@@ -321,8 +318,10 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 		}
 		pw.CloseWithError(err)
 		packErr <- err
-		if err == nil && u.p.hashLater {
-			u.p.sumSent(stopHashing)
+		// After a broken stream too: a retry leaves out what the
+		// container holds intact, which it can only tell from the sums.
+		if u.p.hashLater && (err == nil || errors.Is(err, errUploadStopped)) {
+			u.p.sumSent(ctx.Done())
 		}
 	}()
 	args := []string{u.staging, u.pids, compressNone, end.name, end.content, "-", "-", "-"}
