@@ -81,17 +81,29 @@ func chooseCompression(mode string, remote caps, l linkChoice) (string, error) {
 	if l.codec == "" || l.ratio == 0 || l.ratio > maxRatio || l.size < smallTransfer || l.linkRate == 0 || l.senderRate == 0 {
 		return compressNone, nil
 	}
-	d := localGunzip
-	switch {
-	case l.upload:
-		d = containerGunzip
-	case l.codec == compressLZOP:
-		d = localUnlzop
-	}
-	if min(l.senderRate, d, l.linkRate/l.ratio) >= compressMargin*l.linkRate {
+	if min(l.senderRate, receiverRate(l.upload, l.codec), l.linkRate/l.ratio) >= compressMargin*l.linkRate {
 		return l.codec, nil
 	}
 	return compressNone, nil
+}
+
+// receiverRate is the speed of the receiver's decompressor for codec.
+func receiverRate(upload bool, codec string) float64 {
+	switch {
+	case upload:
+		return containerGunzip
+	case codec == compressLZOP:
+		return localUnlzop
+	}
+	return localGunzip
+}
+
+// compressionCanWin: whether chooseCompression can choose codec over a
+// link of linkRate bytes/s at all, whatever the data's ratio and the
+// sender's speed: the receiver's decompressor bounds the stream. The probe
+// measures a download's ratio only when it can.
+func compressionCanWin(upload bool, codec string, linkRate float64) bool {
+	return codec != "" && linkRate > 0 && receiverRate(upload, codec) >= compressMargin*linkRate
 }
 
 // localRatio estimates how well an upload compresses, and how fast this

@@ -99,6 +99,18 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		if e.flipAt > 0 {
 			cmd.Stdin = &flipReader{r: cmd.Stdin, at: e.flipAt, e: e}
 		}
+		// As client-go's executors do, the session ends with the process,
+		// without waiting for the rest of stdin (os/exec would).
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer pr.Close()
+		go func(in io.Reader) {
+			_, _ = io.Copy(pw, in)
+			pw.Close()
+		}(cmd.Stdin)
+		cmd.Stdin = pr
 	}
 	var out io.Writer = io.Discard
 	if s.Out != nil {

@@ -157,8 +157,9 @@ func TestProbeMeasuresTheCodecTheContainerHas(t *testing.T) {
 		t.Run(strings.Join(append([]string{"without"}, tt.missing...), " "), func(t *testing.T) {
 			container := t.TempDir()
 			writeTree(t, filepath.Join(container, "src"), map[string]string{"a": strings.Repeat("compressible ", 1<<16)})
-			rem := &remote{exec: &localExecutor{bin: containerWithout(t, tt.missing...)}, workingDir: container}
-			c, err := rem.probe(context.Background(), filepath.Join(container, "src"), true, true, 0, 0)
+			// Over a slow link: over a fast one the ratio is not measured.
+			rem := &remote{exec: &localExecutor{bin: containerWithout(t, tt.missing...), outRate: 25e6}, workingDir: container}
+			c, err := rem.probe(context.Background(), filepath.Join(container, "src"), true, true, sampleBytes, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

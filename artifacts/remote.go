@@ -46,14 +46,24 @@ type caps struct {
 }
 
 // probe asks the container, in one exec, what tools it has, what path is,
-// and optionally how big it is, how well it compresses and how fast the
-// exec channel is (sample bytes timed from first to last).
+// and optionally how big it is, how fast the exec channel is (sample bytes
+// timed from first to last) and, when that speed leaves compression a
+// chance (compressionCanWin), how well the path compresses and how fast.
 func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample int, sampleMin int64) (caps, error) {
+	sample -= sample % sampleBlock
 	pr, pw := io.Pipe()
+	var answer io.WriteCloser // the stdin that says whether to measure the ratio
+	var in io.Reader
+	if ratio {
+		in, answer = io.Pipe()
+	}
 	var c caps
 	done := make(chan error, 1)
 	go func() {
-		done <- parseProbe(pr, &c)
+		done <- parseProbe(pr, &c, sample, answer)
+		if answer != nil {
+			answer.Close() // no question came, or it is answered: the script never waits
+		}
 		pr.Close()
 	}()
 	args := []string{p, "nosize", "noratio", strconv.Itoa(sample), strconv.FormatInt(sampleMin>>10, 10), strconv.Itoa(int(maxRatio * 100))}
@@ -63,7 +73,7 @@ func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample i
 	if ratio {
 		args[2] = "ratio"
 	}
-	err := r.run(ctx, probeScript, args, nil, pw)
+	err := r.run(ctx, probeScript, args, in, pw)
 	pw.CloseWithError(err)
 	if perr := <-done; err == nil {
 		err = perr
@@ -80,7 +90,14 @@ func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample i
 	return c, nil
 }
 
-func parseProbe(r io.Reader, c *caps) error {
+// sampleBlock is the size of the link sample's writes (probeScript), of
+// which a sample is a whole number.
+const sampleBlock = 64 << 10
+
+// parseProbe reads probeScript's output into c. The link sample is sample
+// bytes; answer, when the plugin offered to measure the ratio, gets the
+// script's one line of stdin right after the sample.
+func parseProbe(r io.Reader, c *caps, sample int, answer io.Writer) error {
 	br := bufio.NewReader(r)
 	var readStart, ratioStart time.Time
 	for {
@@ -151,8 +168,16 @@ func parseProbe(r io.Reader, c *caps) error {
 				}
 			}
 		case "sample":
-			c.linkBytesPerSec = timeSample(br)
-			return nil
+			c.linkBytesPerSec = timeSample(br, sample)
+			if answer != nil {
+				reply := "skip\n"
+				if compressionCanWin(false, c.probeCodec(), c.linkBytesPerSec) {
+					reply = "ratio\n"
+				}
+				if _, err := io.WriteString(answer, reply); err != nil {
+					return err
+				}
+			}
 		}
 	}
 }
@@ -185,20 +210,35 @@ func isVersionID(s string) bool {
 	return err == nil
 }
 
-// timeSample measures from the first byte to the end, so the exec's
-// start-up latency does not count.
-func timeSample(r io.Reader) float64 {
+// timeSample reads the n bytes of the link sample and measures from the
+// first to the last, so the exec's start-up latency does not count.
+func timeSample(r io.Reader, n int) float64 {
 	var first [1]byte
+	if n < sampleBlock {
+		return 0
+	}
 	if _, err := io.ReadFull(r, first[:]); err != nil {
 		return 0
 	}
 	start := time.Now()
-	n, _ := io.Copy(io.Discard, r)
+	got, _ := io.CopyN(io.Discard, r, int64(n-1))
 	d := time.Since(start)
-	if d <= 0 || n < 64<<10 {
+	if d <= 0 || got < int64(n-1) {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+// probeCodec is the codec probeScript measures the ratio with: lzop when
+// the container has it, else gzip.
+func (c *caps) probeCodec() string {
+	switch {
+	case c.lzop:
+		return compressLZOP
+	case c.gzip:
+		return compressGzip
+	}
+	return ""
 }
 
 // manifest maps tree paths (relative to the top entry) to the checksum the

@@ -1,15 +1,18 @@
 package artifacts
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os/exec"
 	"path"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,10 +131,11 @@ func TestSumFilesWithTheSystemTools(t *testing.T) {
 	}
 }
 
-// The probe samples the link only when its speed can decide something:
-// data whose first 64 KiB do not compress is neither measured further nor
-// followed by a link sample (42 ms of a 25 MB/s link for nothing).
-func TestProbeSamplesTheLinkOnlyForCompressibleData(t *testing.T) {
+// The probe measures only what can decide something. Data whose first 64
+// KiB do not compress gets no link sample (42 ms of a 25 MB/s link for
+// nothing) and no ratio run; over a link slow enough for compression to
+// pay (25 MB/s here), the rest gets both, and the compressor is timed.
+func TestProbeMeasuresOnlyWhatCanDecide(t *testing.T) {
 	dir := t.TempDir()
 	text := strings.Repeat("func f() error { return nil } // compressible source text\n", 40000)
 	noise := make([]byte, 2<<20)
@@ -140,7 +144,7 @@ func TestProbeSamplesTheLinkOnlyForCompressibleData(t *testing.T) {
 		noise[i] = byte(rng.Uint32())
 	}
 	writeTree(t, dir, map[string]string{"text": text, "noise": string(noise), "tree/a": text, "tree/b": text})
-	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: dir}
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t), outRate: 25e6}, workingDir: dir}
 	for _, tt := range []struct {
 		path       string
 		compresses bool
@@ -161,6 +165,80 @@ func TestProbeSamplesTheLinkOnlyForCompressibleData(t *testing.T) {
 		}
 		if tt.compresses && c.compressRate <= 0 {
 			t.Errorf("probe %s: the compressor was not timed", tt.path)
+		}
+	}
+}
+
+// After the link sample the plugin tells the script whether to measure
+// the ratio: only when the link is slow enough for the codec's
+// decompressor to outrun it twice over (compressionCanWin), and never
+// when the container has no codec.
+func TestProbeAsksForTheRatioOnlyOverASlowLink(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		tools string
+		rate  int64 // pace of the sample; 0: as fast as memory
+		want  string
+	}{
+		{"25 MB/s link, lzop", "has tar\nhas lzop\n", 25e6, "ratio\n"},
+		{"25 MB/s link, gzip", "has tar\nhas gzip\n", 25e6, "ratio\n"},
+		{"loopback", "has tar\nhas lzop\n", 0, "skip\n"},
+		{"no codec", "has tar\n", 25e6, "skip\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const sample = 4 * sampleBlock
+			var out io.Writer
+			pr, pw := io.Pipe()
+			out = pw
+			if tt.rate > 0 {
+				out = &pacedWriter{w: pw, rate: tt.rate, start: time.Now()}
+			}
+			go func() {
+				_, _ = io.WriteString(out, tt.tools+"type dir\nsize 9000\nsample\n")
+				for range sample / sampleBlock { // as dd writes it
+					_, _ = out.Write(make([]byte, sampleBlock))
+				}
+				pw.Close()
+			}()
+			var answer strings.Builder
+			var c caps
+			if err := parseProbe(pr, &c, sample, &answer); err != nil {
+				t.Fatal(err)
+			}
+			if c.linkBytesPerSec <= 0 {
+				t.Fatal("the sample was not timed")
+			}
+			if answer.String() != tt.want {
+				t.Errorf("sample at %.0f MB/s: answered %q, want %q", c.linkBytesPerSec/1e6, answer.String(), tt.want)
+			}
+		})
+	}
+}
+
+// The script measures the ratio when, and only when, the plugin answers
+// "ratio" after the sample; a plugin that says nothing (stdin ends) skips it.
+func TestProbeScriptMeasuresTheRatioOnlyWhenAsked(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"tree/a": strings.Repeat("compressible ", 1<<16)})
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: dir}
+	args := []string{path.Join(dir, "tree"), "size", "ratio", strconv.Itoa(sampleBlock), "0", "80"}
+	for _, tt := range []struct {
+		answer  string
+		measure bool
+	}{
+		{"ratio\n", true},
+		{"skip\n", false},
+		{"", false},
+	} {
+		var out bytes.Buffer
+		if err := rem.run(context.Background(), probeScript, args, strings.NewReader(tt.answer), &out); err != nil {
+			t.Fatalf("answer %q: %v", tt.answer, err)
+		}
+		if !strings.Contains(out.String(), "\nsample\n") {
+			t.Fatalf("answer %q: no sample in %q", tt.answer, out.String())
+		}
+		if measured := strings.Contains(out.String(), "\nratio "); measured != tt.measure {
+			t.Errorf("answer %q: measured the ratio %v, want %v", tt.answer, measured, tt.measure)
 		}
 	}
 }

@@ -15,22 +15,27 @@ package artifacts
 // tree or the new one, never missing and never nested, whatever runs
 // concurrently. A file lands by one rename over the old file.
 const (
-	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to
-	// estimate how well it compresses (with lzop when there is one, else
-	// gzip -1) and time it, $4 bytes of link sample (0: none) sent only
-	// when the path holds at least $5 KiB and, when the ratio was
-	// measured, compresses to at most $6 percent (else the link's speed
-	// decides nothing). The ratio is skipped when there is no compressor
-	// to use; of a file, the first 64 KiB are tried first, so that data
-	// that does not compress (archives, images, random bytes) costs no
-	// more. "type" follows symlinks (a symlink to a directory is a
-	// directory to upload into); "link" follows when the path itself is a
-	// symlink, with the version ID when it is one of ours (an upload
-	// landed there), which a download follows. The plugin times
+	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to offer
+	// a measure of how well it compresses (with lzop when there is one,
+	// else gzip -1), $4 bytes of link sample (0: none) sent only when the
+	// path holds at least $5 KiB (else nothing is measured: a small
+	// transfer is not compressed) and does not already look
+	// incompressible: of a file, the first 64 KiB are tried first (when $3
+	// is "ratio"), and data that compresses to more than $6 percent
+	// (archives, images, random bytes) gets no sample, since the link's
+	// speed then decides nothing. With $3 "ratio", after the sample the script reads one line
+	// from stdin: "ratio" (the plugin found the link slow enough for
+	// compression to pay) has it read 1 MiB of the path twice, alone and
+	// compressed, and print the ratio; anything else, or the end of stdin,
+	// skips that (28 ms of a loopback download of a source tree on the
+	// benchmark machine). "type" follows symlinks (a symlink to a
+	// directory is a directory to upload into); "link" follows when the
+	// path itself is a symlink, with the version ID when it is one of ours
+	// (an upload landed there), which a download follows. The plugin times
 	// "ratio-read" to "ratio-start" (reading the sample) and "ratio-start"
-	// to "ratio" (reading and compressing it): compressorRate. The sample
-	// comes from /dev/zero in 64 KiB writes, so that the exec channel's
-	// speed is timed, not a producer's small writes.
+	// to "ratio" (reading and compressing it): compressorRate. The link
+	// sample comes from /dev/zero in 64 KiB writes (sampleBlock), so that
+	// the exec channel's speed is timed, not a producer's small writes.
 	probeScript = `p=$1
 for c in tar gzip lzop md5sum sha256sum find xargs tee mkfifo; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
@@ -44,26 +49,27 @@ if [ -L "$p" ]; then
 fi
 sz=0
 if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
-z= poor=
+z= big= poor= want=
 if command -v lzop >/dev/null 2>&1; then z=lzop zc='lzop -c'; elif command -v gzip >/dev/null 2>&1; then z=gzip zc='gzip -1'; fi
-if [ -n "$z" ] && [ "$3" = ratio ] && [ -e "$p" ]; then
-  if [ -f "$p" ]; then
-    s() { head -c "$1" -- "$p"; }
-    raw=$(s 65536 | wc -c) out=$(s 65536 | $zc | wc -c)
-    if [ "$raw" -gt 0 ] && [ $((out * 100)) -gt $((raw * $6)) ]; then echo "ratio $raw $out $z"; poor=1; fi
-  else s() { find "$p/" -type f -print0 2>/dev/null | xargs -0 cat 2>/dev/null | head -c "$1"; }; fi
-  if [ -z "$poor" ]; then
-    echo ratio-read
-    raw=$(s 1048576 | wc -c)
-    echo ratio-start
-    out=$(s 1048576 | $zc | wc -c)
-    echo "ratio $raw $out $z"
-    [ $((out * 100)) -gt $((raw * $6)) ] && poor=1
-  fi
+[ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ] && big=1
+[ -n "$big" ] && [ -n "$z" ] && [ "$3" = ratio ] && [ -e "$p" ] || z=
+if [ -n "$z" ] && [ -f "$p" ]; then
+  raw=$(head -c 65536 -- "$p" | wc -c) out=$(head -c 65536 -- "$p" | $zc | wc -c)
+  if [ "$raw" -gt 0 ] && [ $((out * 100)) -gt $((raw * $6)) ]; then echo "ratio $raw $out $z"; poor=1; fi
 fi
-if [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ] && [ -z "$poor" ]; then
+if [ -n "$big" ] && [ -z "$poor" ]; then
   echo sample
   dd if=/dev/zero bs=65536 count=$(( $4 / 65536 )) 2>/dev/null
+  [ -n "$z" ] && { read -r want || want=; }
+fi
+if [ "$want" = ratio ]; then
+  if [ -f "$p" ]; then s() { head -c "$1" -- "$p"; }
+  else s() { find "$p/" -type f -print0 2>/dev/null | xargs -0 cat 2>/dev/null | head -c "$1"; }; fi
+  echo ratio-read
+  raw=$(s 1048576 | wc -c)
+  echo ratio-start
+  out=$(s 1048576 | $zc | wc -c)
+  echo "ratio $raw $out $z"
 fi`
 
 	// streamScript sends $2 (or the NUL-separated names on stdin when $2
