@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,14 +28,17 @@ import (
 // session then reports success, as a dropped connection can.
 // stdinCutAfter > 0 ends the first stdinCuts sessions' stdin after that
 // many bytes (the rest is read and dropped) and reports success: bytes
-// lost on the way in, unknown to both ends.
+// lost on the way in, unknown to both ends. With stdinCutBreaks, the rest
+// is not read and the session fails instead: the connection broke while
+// the plugin was still sending.
 type localExecutor struct {
-	bin           string
-	cutAfter      int64
-	cuts          int
-	silent        bool
-	stdinCutAfter int64
-	stdinCuts     int
+	bin            string
+	cutAfter       int64
+	cuts           int
+	silent         bool
+	stdinCutAfter  int64
+	stdinCuts      int
+	stdinCutBreaks bool
 	// flipAt > 0 flips one bit of stdin's byte at that offset in the first
 	// flips sessions that reach it: a stream corrupted on the way, whole
 	// and well formed. outRate > 0 paces stdout to that many bytes a
@@ -45,6 +49,26 @@ type localExecutor struct {
 
 	mu       sync.Mutex
 	commands [][]string
+	// stdinRead counts, for each session with stdin, in order, the bytes
+	// it took from the plugin.
+	stdinRead []stdinSession
+}
+
+type stdinSession struct {
+	command []string
+	n       *atomic.Int64
+}
+
+// countingReader counts what is read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // busyboxBin returns a directory of busybox applet links, or the system's
@@ -83,17 +107,25 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	cmd.Args[0] = r.Command[0]
 	cmd.Env = []string{"PATH=" + e.bin}
 	var stdinDone chan struct{}
+	broken := false
 	if r.Stdin && s.In != nil {
-		cmd.Stdin = s.In
+		read := &atomic.Int64{}
+		e.mu.Lock()
+		e.stdinRead = append(e.stdinRead, stdinSession{command: r.Command, n: read})
+		e.mu.Unlock()
+		cmd.Stdin = &countingReader{r: s.In, n: read}
 		if e.stdinCutAfter > 0 && e.takeStdinCut() {
 			pr, pw := io.Pipe()
 			stdinDone = make(chan struct{})
-			go func() {
+			broken = e.stdinCutBreaks
+			go func(in io.Reader) {
 				defer close(stdinDone)
-				_, _ = io.Copy(pw, io.LimitReader(s.In, e.stdinCutAfter))
+				_, _ = io.Copy(pw, io.LimitReader(in, e.stdinCutAfter))
 				pw.Close()
-				_, _ = io.Copy(io.Discard, s.In)
-			}()
+				if !broken {
+					_, _ = io.Copy(io.Discard, in)
+				}
+			}(cmd.Stdin)
 			cmd.Stdin = pr
 		}
 		if e.flipAt > 0 {
@@ -133,6 +165,9 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	err = cmd.Run()
 	if stdinDone != nil {
 		<-stdinDone
+	}
+	if broken {
+		return errors.New("connection lost (injected)")
 	}
 	if cut && cw.cut {
 		if e.silent {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -511,5 +512,47 @@ func TestPackWritesLargePieces(t *testing.T) {
 	}
 	if most := c.bytes/(128<<10) + 2; c.writes > most {
 		t.Errorf("pack wrote %d bytes in %d writes, want at most %d", c.bytes, c.writes, most)
+	}
+}
+
+// A retry after a cut upload sends only what the staging directory does
+// not already hold intact: the file that arrived whole before the cut is
+// left out, the one cut in the middle is sent again, and what lands is
+// the whole tree. The cut either looks like success (the exec reports
+// it) or breaks the exec while the plugin still sends.
+func TestUploadRetryLeavesOutWhatArrivedIntact(t *testing.T) {
+	local := filepath.Join(t.TempDir(), "src")
+	const size = 100_000
+	writeTree(t, local, map[string]string{"a": strings.Repeat("a", size), "b": strings.Repeat("b", size), "c": "c"})
+	// The packer's archive: src/ (one header), a (header and data padded
+	// to 512), b, c, the end entry. The cut leaves src/, a and half of b.
+	padded := (size + 511) / 512 * 512
+	cut := int64(512 + 512 + padded + 512 + padded/2)
+	for _, breaks := range []bool{false, true} {
+		container := t.TempDir()
+		ex := &localExecutor{bin: busyboxBin(t), stdinCutAfter: cut, stdinCuts: 1, stdinCutBreaks: breaks}
+		rem := &remote{exec: ex, workingDir: container}
+		var w warnings
+		s := testSettings(&w, compressNone)
+		s.retries = 1
+		if err := upload(context.Background(), rem, local, ".", true, s); err != nil {
+			t.Fatalf("breaks=%v: upload with a retry: %v", breaks, err)
+		}
+		if got, want := tree(t, filepath.Join(container, "src")), tree(t, local); !reflect.DeepEqual(got, want) {
+			t.Errorf("breaks=%v: landed %v, want %v", breaks, got, want)
+		}
+		var sent []int64
+		for _, session := range ex.stdinRead {
+			if slices.Contains(session.command, receiveScript) {
+				sent = append(sent, session.n.Load())
+			}
+		}
+		if len(sent) != 2 {
+			t.Fatalf("breaks=%v: %d receive sessions, want the cut one and its retry", breaks, len(sent))
+		}
+		// The retry: headers and end blocks (a few KiB), b's data, not a's.
+		if retry := sent[1]; retry < int64(padded) || retry >= int64(padded)+16*512 {
+			t.Errorf("breaks=%v: the retry sent %d bytes; want b's %d and headers, without a", breaks, retry, padded)
+		}
 	}
 }
