@@ -118,13 +118,13 @@ const (
 	rawCatSPDY  = "raw channel: cat, SPDY"
 )
 
-func run() error {
+func run() (err error) {
 	ctx := context.Background()
 	wd, err := workdir.New(*root, "bench-artifacts-")
 	if err != nil {
 		return err
 	}
-	defer wd.Remove()
+	defer wd.RemoveKeepingLogs(&err)
 	work := wd.Path
 	fmt.Fprintf(os.Stderr, "generating data in %s (%s)\n", work, wd.FS)
 	file, err := genFile(filepath.Join(work, "src", "big.bin"), int64(*fileMiB)<<20)

@@ -62,13 +62,13 @@ type contender struct {
 	samples []sample
 }
 
-func run(runs int, root string) error {
+func run(runs int, root string) (err error) {
 	ctx := context.Background()
 	wd, err := workdir.New(root, "bench-execute-")
 	if err != nil {
 		return err
 	}
-	defer wd.Remove()
+	defer wd.RemoveKeepingLogs(&err)
 	fmt.Printf("trees and the cluster's volumes on %s\n", wd.FS)
 	c, err := cluster.Start(ctx, cluster.Options{Dir: wd.Cluster})
 	if err != nil {

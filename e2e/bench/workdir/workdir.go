@@ -50,6 +50,21 @@ func New(root, prefix string) (Dir, error) {
 // stopped first.
 func (d Dir) Remove() error { return os.RemoveAll(d.Path) }
 
+// RemoveKeepingLogs is Remove for a benchmark that ends with *err: when it
+// failed, the cluster's logs (its logs/ directory) are first copied to a
+// new directory under the system's temporary directory, which *err then
+// names, since they are how to find out why.
+func (d Dir) RemoveKeepingLogs(err *error) {
+	if *err != nil {
+		if kept, kerr := os.MkdirTemp("", "bench-logs-"); kerr == nil {
+			if kerr = os.CopyFS(kept, os.DirFS(filepath.Join(d.Cluster, "logs"))); kerr == nil {
+				*err = fmt.Errorf("%w (the test cluster's logs are in %s)", *err, kept)
+			}
+		}
+	}
+	_ = d.Remove()
+}
+
 func fsName(dir string) string {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
