@@ -46,11 +46,8 @@ func New(root, prefix string) (Dir, error) {
 	return d, nil
 }
 
-// Remove deletes the directory and everything in it; the cluster must be
-// stopped first.
-func (d Dir) Remove() error { return os.RemoveAll(d.Path) }
-
-// RemoveKeepingLogs is Remove for a benchmark that ends with *err: when it
+// RemoveKeepingLogs deletes the directory and everything in it, once the
+// cluster has stopped, for a benchmark that ends with *err: when it
 // failed, the cluster's logs (its logs/ directory) are first copied to a
 // new directory under the system's temporary directory, which *err then
 // names, since they are how to find out why.
@@ -59,10 +56,12 @@ func (d Dir) RemoveKeepingLogs(err *error) {
 		if kept, kerr := os.MkdirTemp("", "bench-logs-"); kerr == nil {
 			if kerr = os.CopyFS(kept, os.DirFS(filepath.Join(d.Cluster, "logs"))); kerr == nil {
 				*err = fmt.Errorf("%w (the test cluster's logs are in %s)", *err, kept)
+			} else {
+				os.RemoveAll(kept) // no logs to keep: nothing left behind
 			}
 		}
 	}
-	_ = d.Remove()
+	_ = os.RemoveAll(d.Path)
 }
 
 func fsName(dir string) string {

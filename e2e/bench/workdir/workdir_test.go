@@ -46,3 +46,22 @@ func TestRemoveKeepingLogs(t *testing.T) {
 		}
 	}
 }
+
+// A failed benchmark whose cluster wrote no logs leaves no empty directory
+// for them.
+func TestRemoveKeepingLogsWithoutLogs(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	d, err := New(t.TempDir(), "bench-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := errors.New("the cluster did not start")
+	d.RemoveKeepingLogs(&result)
+	if result.Error() != "the cluster did not start" {
+		t.Errorf("the error names logs that were not kept: %v", result)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
