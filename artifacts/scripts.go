@@ -23,19 +23,20 @@ const (
 	// incompressible: of a file, the first 64 KiB are tried first (when $3
 	// is "ratio"), and data that compresses to more than $6 percent
 	// (archives, images, random bytes) gets no sample, since the link's
-	// speed then decides nothing. With $3 "ratio", after the sample the script reads one line
-	// from stdin: "ratio" (the plugin found the link slow enough for
-	// compression to pay) has it read 1 MiB of the path twice, alone and
-	// compressed, and print the ratio; anything else, or the end of stdin,
-	// skips that (28 ms of a loopback download of a source tree on the
-	// benchmark machine). "type" follows symlinks (a symlink to a
-	// directory is a directory to upload into); "link" follows when the
-	// path itself is a symlink, with the version ID when it is one of ours
-	// (an upload landed there), which a download follows. The plugin times
-	// "ratio-read" to "ratio-start" (reading the sample) and "ratio-start"
-	// to "ratio" (reading and compressing it): compressorRate. The link
-	// sample comes from /dev/zero in 64 KiB writes (sampleBlock), so that
-	// the exec channel's speed is timed, not a producer's small writes.
+	// speed then decides nothing. With $3 "ratio", after the sample the
+	// script reads one line from stdin: "ratio" (the plugin found the link
+	// slow enough for compression to pay) has it read 1 MiB of the path
+	// twice, alone and compressed, and print the ratio; anything else, or
+	// the end of stdin (an interrupted plugin), skips that (28 ms of a
+	// loopback download of a source tree on the benchmark machine).
+	// "type" follows symlinks (a symlink to a directory is a directory to
+	// upload into); "link" follows when the path itself is a symlink,
+	// with the version ID when it is one of ours (an upload landed there),
+	// which a download follows. The plugin times "ratio-read" to
+	// "ratio-start" (reading the sample) and "ratio-start" to "ratio"
+	// (reading and compressing it): compressorRate. The link sample comes
+	// from /dev/zero in 64 KiB writes (sampleBlock), so that the exec
+	// channel's speed is timed, not a producer's small writes.
 	probeScript = `p=$1
 for c in tar gzip lzop md5sum sha256sum find xargs tee mkfifo; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
