@@ -72,35 +72,28 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	if err != nil {
 		return err
 	}
-	c, err := probeRetrying(ctx, rem, s, src, true, s.compress == compressAuto, sampleBytes, smallTransfer)
+	nonce, err := randomSuffix()
 	if err != nil {
 		return err
 	}
-	if c.link {
-		if c.version == "" {
-			return fmt.Errorf("%s is a symlink in the container; name its target", src)
-		}
-		// An upload landed there: its tree is that version's.
-		parent = path.Join(parent, stateDirName, base, "v."+c.version)
-	}
-	switch c.kind {
-	case "dir", "file":
-	case "none":
-		return fmt.Errorf("%s: no such file or directory in the container", src)
-	default:
-		return fmt.Errorf("%s is neither a regular file nor a directory", src)
-	}
-	z, err := chooseCompression(s.compress, c, linkChoice{size: c.size, ratio: c.ratio, codec: c.codec,
-		linkRate: c.linkBytesPerSec, senderRate: c.compressRate})
+	// The first attempt probes and streams in one exec: the script waits
+	// for this side's decision between the two.
+	c, first, err := startProbedRetrying(ctx, rem, s, downloadScript, []string{parent, "./" + base, nonce},
+		probeRequest{path: src, size: true, ratio: s.compress == compressAuto, sample: sampleBytes, sampleMin: smallTransfer})
 	if err != nil {
 		return err
 	}
-	var dig *digest
-	if s.verify {
-		if dig = chooseDigest(c); dig == nil {
-			s.warnf("warning: the container has no md5sum, sha256sum or find; the contents of %s are not verified (only that the stream arrived whole)\n", src)
-		}
+	d, err := newDownloader(rem, c, src, parent, base, s)
+	if err != nil {
+		first.stop()
+		return err
 	}
+	d.first, d.firstNonce = first, nonce
+	defer func() {
+		if d.first != nil { // never told to stream: it ends having sent nothing
+			d.first.stop()
+		}
+	}()
 
 	if err := os.MkdirAll(localDir, 0o755); err != nil {
 		return err
@@ -121,11 +114,9 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	defer root.Close()
 
 	b := s.progress.bar("downloading "+base, c.size)
-	d := &downloader{rem: rem, parent: parent, base: base, codec: z, dig: dig,
-		canResume: c.find && c.xargs,
-		ex:        newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())}
-	if dig != nil {
-		d.ex.newHash = dig.newHash
+	d.ex = newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())
+	if d.dig != nil {
+		d.ex.newHash = d.dig.newHash
 	}
 	err = d.run(ctx, s)
 	if err == nil || len(d.ex.unsafe) > 0 {
@@ -147,8 +138,46 @@ type downloader struct {
 	parent, base string
 	codec        string  // compressNone, compressGzip or compressLZOP
 	dig          *digest // nil: contents not verified
+	version      string  // the landed upload whose tree is sent; "": none
 	canResume    bool
 	ex           *extractor
+	// first is the first attempt's exec, waiting after its probe for the
+	// decision, with its end marker's nonce; nil once taken.
+	first      *session
+	firstNonce string
+}
+
+// newDownloader decides, from what the probe found of src, what to
+// stream from where and how.
+func newDownloader(rem *remote, c caps, src, parent, base string, s settings) (*downloader, error) {
+	d := &downloader{rem: rem, parent: parent, base: base, canResume: c.find && c.xargs}
+	if c.link {
+		if c.version == "" {
+			return nil, fmt.Errorf("%s is a symlink in the container; name its target", src)
+		}
+		// An upload landed there: its tree is that version's.
+		d.version = c.version
+		d.parent = path.Join(parent, stateDirName, base, "v."+c.version)
+	}
+	switch c.kind {
+	case "dir", "file":
+	case "none":
+		return nil, fmt.Errorf("%s: no such file or directory in the container", src)
+	default:
+		return nil, fmt.Errorf("%s is neither a regular file nor a directory", src)
+	}
+	var err error
+	d.codec, err = chooseCompression(s.compress, c, linkChoice{size: c.size, ratio: c.ratio, codec: c.codec,
+		linkRate: c.linkBytesPerSec, senderRate: c.compressRate})
+	if err != nil {
+		return nil, err
+	}
+	if s.verify {
+		if d.dig = chooseDigest(c); d.dig == nil {
+			s.warnf("warning: the container has no md5sum, sha256sum or find; the contents of %s are not verified (only that the stream arrived whole)\n", src)
+		}
+	}
+	return d, nil
 }
 
 // run streams until the tree is complete and, when verifying, equal to the
@@ -247,24 +276,11 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 }
 
 func (d *downloader) stream(ctx context.Context, names []string) error {
-	nonce, err := randomSuffix()
+	sess, nonce, err := d.startStream(ctx, names)
 	if err != nil {
 		return err
 	}
-	args := []string{d.parent, "./" + d.base, d.codec, nonce}
-	var in io.Reader
-	if names != nil {
-		args[1] = "-"
-		in = strings.NewReader(strings.Join(names, "\x00") + "\x00")
-	}
-	pr, pw := io.Pipe()
-	execErr := make(chan error, 1)
-	go func() {
-		err := d.rem.run(ctx, streamScript, args, in, pw)
-		pw.CloseWithError(err)
-		execErr <- err
-	}()
-	tail := newHoldback(pr, len(streamEnd)+len(nonce))
+	tail := newHoldback(sess.out, len(streamEnd)+len(nonce))
 	err = d.extract(tail)
 	if err == nil {
 		// Read to the end: the marker comes after what the extractor needs.
@@ -272,8 +288,8 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 			err = &streamError{cerr}
 		}
 	}
-	pr.CloseWithError(errors.New("download stopped")) // unblocks the exec if extraction ended first
-	eerr := <-execErr
+	sess.stdout.CloseWithError(errors.New("download stopped")) // unblocks the exec if extraction ended first
+	eerr := <-sess.done
 	var broken *streamError
 	if err != nil && !errors.As(err, &broken) {
 		return err // a local failure (no space here) broke the stream: it is the cause
@@ -291,6 +307,41 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 		return &streamError{errors.New("the stream ended before the container's end marker: it was cut on the way")}
 	}
 	return err
+}
+
+// startStream starts the stream of names (nil: the whole tree): the
+// first attempt's exec told to go on, or a streamScript of its own.
+func (d *downloader) startStream(ctx context.Context, names []string) (*session, string, error) {
+	if sess := d.first; sess != nil {
+		d.first = nil
+		version := d.version
+		if version == "" {
+			version = "-"
+		}
+		_, err := io.WriteString(sess.stdin, "stream "+d.codec+" "+version+"\n")
+		sess.stdin.Close()
+		if err != nil {
+			sess.stop()
+			return nil, "", &streamError{fmt.Errorf("start the stream: %w", err)}
+		}
+		return sess, d.firstNonce, nil
+	}
+	nonce, err := randomSuffix()
+	if err != nil {
+		return nil, "", err
+	}
+	args := []string{d.parent, "./" + d.base, d.codec, nonce}
+	in := ""
+	if names != nil {
+		args[1] = "-"
+		in = strings.Join(names, "\x00") + "\x00"
+	}
+	sess := d.rem.start(ctx, streamScript, args)
+	go func() {
+		_, _ = io.WriteString(sess.stdin, in)
+		sess.stdin.Close()
+	}()
+	return sess, nonce, nil
 }
 
 // streamEnd starts the end marker streamScript prints after the archive.

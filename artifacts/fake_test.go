@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,7 +31,9 @@ import (
 // many bytes (the rest is read and dropped) and reports success: bytes
 // lost on the way in, unknown to both ends. With stdinCutBreaks, the rest
 // is not read and the session fails instead: the connection broke while
-// the plugin was still sending.
+// the plugin was still sending. These offsets, and flipAt's, count from
+// where a transfer script's archive starts: on stdin past the decision
+// line receive reads first, on stdout past the probe's "decide".
 type localExecutor struct {
 	bin            string
 	cutAfter       int64
@@ -57,18 +60,74 @@ type localExecutor struct {
 type stdinSession struct {
 	command []string
 	n       *atomic.Int64
+	head    *headBuffer // the first bytes: a transfer script's decision line
 }
 
-// countingReader counts what is read through it.
+// firstLine is the first line the session was sent, without its newline.
+func (s stdinSession) firstLine() string {
+	line, _, _ := strings.Cut(s.head.String(), "\n")
+	return line
+}
+
+// countingReader counts what is read through it, and keeps the first
+// bytes in head.
 type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
+	r    io.Reader
+	n    *atomic.Int64
+	head *headBuffer
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	c.head.Write(p[:n])
 	return n, err
+}
+
+// headBuffer keeps the first 512 bytes written to it.
+type headBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (h *headBuffer) Write(p []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if room := 512 - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(room, len(p))]...)
+	}
+}
+
+func (h *headBuffer) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return string(h.b)
+}
+
+// probeOnlyScript runs the transfer scripts' probe alone.
+const probeOnlyScript = probeFunc + `probe "$@" 3<&0 </dev/null`
+
+// probeOnly probes as a transfer script's first part does.
+func (r *remote) probeOnly(ctx context.Context, q probeRequest) (caps, error) {
+	c, s, err := r.startProbed(ctx, probeOnlyScript, nil, q)
+	if s != nil {
+		s.stop()
+	}
+	return c, err
+}
+
+// receiveDecisions are the decision lines (uploader.decision), as fields,
+// of every receive ex ran: the first attempts' and the retries'.
+func receiveDecisions(ex *localExecutor) [][]string {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	var lines [][]string
+	for _, s := range ex.stdinRead {
+		if len(s.command) > 2 && (s.command[2] == uploadScript || s.command[2] == receiveScript) {
+			lines = append(lines, strings.Fields(s.firstLine()))
+		}
+	}
+	return lines
 }
 
 // busyboxBin returns a directory of busybox applet links, or the system's
@@ -106,20 +165,29 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	cmd := exec.CommandContext(ctx, path, r.Command[1:]...)
 	cmd.Args[0] = r.Command[0]
 	cmd.Env = []string{"PATH=" + e.bin}
+	script := ""
+	if len(r.Command) > 2 {
+		script = r.Command[2]
+	}
+	decisionFirst := script == uploadScript || script == receiveScript
 	var stdinDone chan struct{}
 	broken := false
 	if r.Stdin && s.In != nil {
 		read := &atomic.Int64{}
 		e.mu.Lock()
-		e.stdinRead = append(e.stdinRead, stdinSession{command: r.Command, n: read})
+		head := &headBuffer{}
+		e.stdinRead = append(e.stdinRead, stdinSession{command: r.Command, n: read, head: head})
 		e.mu.Unlock()
-		cmd.Stdin = &countingReader{r: s.In, n: read}
+		cmd.Stdin = &countingReader{r: s.In, n: read, head: head}
 		if e.stdinCutAfter > 0 && e.takeStdinCut() {
 			pr, pw := io.Pipe()
 			stdinDone = make(chan struct{})
 			broken = e.stdinCutBreaks
 			go func(in io.Reader) {
 				defer close(stdinDone)
+				if decisionFirst {
+					copyFirstLine(pw, in)
+				}
 				_, _ = io.Copy(pw, io.LimitReader(in, e.stdinCutAfter))
 				pw.Close()
 				if !broken {
@@ -129,7 +197,7 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 			cmd.Stdin = pr
 		}
 		if e.flipAt > 0 {
-			cmd.Stdin = &flipReader{r: cmd.Stdin, at: e.flipAt, e: e}
+			cmd.Stdin = &flipReader{r: cmd.Stdin, at: e.flipAt, e: e, afterLine: decisionFirst}
 		}
 		// As client-go's executors do, the session ends with the process,
 		// without waiting for the rest of stdin (os/exec would).
@@ -149,9 +217,12 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		out = s.Out
 	}
 	if e.outRate > 0 {
-		out = &pacedWriter{w: out, rate: e.outRate, start: time.Now()}
+		out = &pacedWriter{w: out, rate: e.outRate}
 	}
 	cw := &cutWriter{w: out, left: e.cutAfter, e: e}
+	if script == downloadScript {
+		cw.after = []byte("\ndecide\n")
+	}
 	cut := e.cutAfter > 0
 	if cut {
 		out = cw
@@ -192,14 +263,32 @@ func (e *localExecutor) takeStdinCut() bool {
 	return true
 }
 
+// copyFirstLine copies r's first line to w, a byte at a time so that
+// nothing after it is taken.
+func copyFirstLine(w io.Writer, r io.Reader) {
+	var b [1]byte
+	for {
+		if n, err := r.Read(b[:]); n == 1 {
+			if _, err := w.Write(b[:]); err != nil || b[0] == '\n' {
+				return
+			}
+		} else if err != nil {
+			return
+		}
+	}
+}
+
 // cutWriter breaks a session once it passes left bytes, if the executor
 // still has cuts to give: like the node agent, only sessions that reach
-// the limit count.
+// the limit count. With after set, bytes count from the end of its first
+// appearance.
 type cutWriter struct {
-	w    io.Writer
-	left int64
-	cut  bool
-	e    *localExecutor
+	w     io.Writer
+	left  int64
+	cut   bool
+	e     *localExecutor
+	after []byte
+	seen  []byte // what was written while waiting for after
 }
 
 func (c *cutWriter) take() bool {
@@ -215,6 +304,22 @@ func (c *cutWriter) take() bool {
 func (c *cutWriter) Write(b []byte) (int, error) {
 	if c.cut {
 		return 0, io.ErrClosedPipe
+	}
+	if c.after != nil {
+		c.seen = append(c.seen, b...)
+		i := bytes.Index(c.seen, c.after)
+		if i < 0 {
+			c.seen = c.seen[max(0, len(c.seen)-len(c.after)):]
+			return c.w.Write(b)
+		}
+		// Through the marker uncounted, the rest as any write.
+		through := len(b) - (len(c.seen) - i - len(c.after))
+		c.after, c.seen = nil, nil
+		if n, err := c.w.Write(b[:through]); err != nil {
+			return n, err
+		}
+		n, err := c.Write(b[through:])
+		return through + n, err
 	}
 	if c.left >= 0 && int64(len(b)) > c.left {
 		if !c.take() {
@@ -232,15 +337,26 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 }
 
 // flipReader flips a bit of the byte at offset at, if the executor still
-// has flips to give.
+// has flips to give; with afterLine, counting from the end of the first
+// line.
 type flipReader struct {
-	r    io.Reader
-	at   int64
-	read int64
-	e    *localExecutor
+	r         io.Reader
+	at        int64
+	read      int64
+	e         *localExecutor
+	afterLine bool
 }
 
 func (f *flipReader) Read(p []byte) (int, error) {
+	if f.afterLine && len(p) > 0 {
+		var b [1]byte
+		n, err := f.r.Read(b[:])
+		if n == 1 {
+			p[0] = b[0]
+			f.afterLine = b[0] != '\n'
+		}
+		return n, err
+	}
 	n, err := f.r.Read(p)
 	if f.at >= f.read && f.at < f.read+int64(n) {
 		f.e.mu.Lock()
@@ -254,18 +370,25 @@ func (f *flipReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// pacedWriter paces writes to rate bytes a second, as a link does: time
+// it spent idle (a script's work before it prints) is no credit beyond a
+// 64 KiB burst, as in the test cluster's link proxy, so a sample that
+// follows is timed at the link's speed however late it comes.
 type pacedWriter struct {
-	w       io.Writer
-	rate    int64
-	start   time.Time
-	written int64
+	w    io.Writer
+	rate int64
+	due  time.Time // when what was written so far has passed
 }
 
 func (p *pacedWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
-	p.written += int64(n)
-	if due := p.start.Add(time.Duration(float64(p.written) / float64(p.rate) * float64(time.Second))); time.Until(due) > 0 {
-		time.Sleep(time.Until(due))
+	burst := time.Duration(float64(64<<10) / float64(p.rate) * float64(time.Second))
+	if earliest := time.Now().Add(-burst); p.due.Before(earliest) {
+		p.due = earliest
+	}
+	p.due = p.due.Add(time.Duration(float64(n) / float64(p.rate) * float64(time.Second)))
+	if wait := time.Until(p.due); wait > 0 {
+		time.Sleep(wait)
 	}
 	return n, err
 }

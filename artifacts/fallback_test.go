@@ -107,8 +107,16 @@ func TestFallbacksKeepTheGuarantee(t *testing.T) {
 			if entries, _ := os.ReadDir(container); len(entries) != 0 {
 				t.Errorf("a damaged upload left %v", entries)
 			}
-			receives := scriptArgs(ex, receiveScript)
-			if len(receives) != 1 || receives[0][6] != tt.sum || receives[0][7] != tt.stream {
+			// The decision: "go Z MODE SUM NONCE OPTIONS...".
+			receives := receiveDecisions(ex)
+			wantMode, wantSum := "none", "-"
+			switch {
+			case tt.stream != "-":
+				wantMode, wantSum = "stream", tt.stream
+			case tt.sum != "-":
+				wantMode, wantSum = "files", tt.sum
+			}
+			if len(receives) != 1 || len(receives[0]) < 5 || receives[0][2] != wantMode || receives[0][3] != wantSum {
 				t.Fatalf("receive runs %q; want one comparing files by %s and the stream by %s", receives, tt.sum, tt.stream)
 			}
 
@@ -159,7 +167,7 @@ func TestProbeMeasuresTheCodecTheContainerHas(t *testing.T) {
 			writeTree(t, filepath.Join(container, "src"), map[string]string{"a": strings.Repeat("compressible ", 1<<16)})
 			// Over a slow link: over a fast one the ratio is not measured.
 			rem := &remote{exec: &localExecutor{bin: containerWithout(t, tt.missing...), outRate: 25e6}, workingDir: container}
-			c, err := rem.probe(context.Background(), filepath.Join(container, "src"), true, true, sampleBytes, 0)
+			c, err := rem.probeOnly(context.Background(), probeRequest{path: filepath.Join(container, "src"), size: true, ratio: true, sample: sampleBytes})
 			if err != nil {
 				t.Fatal(err)
 			}

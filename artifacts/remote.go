@@ -45,68 +45,113 @@ type caps struct {
 	linkBytesPerSec                                                      float64 // 0 when not sampled
 }
 
-// probe asks the container, in one exec, what tools it has, what path is,
-// and optionally how big it is, how fast the exec channel is (sample bytes
-// timed from first to last) and, when that speed leaves compression a
-// chance (compressionCanWin), how well the path compresses and how fast.
-func (r *remote) probe(ctx context.Context, p string, size, ratio bool, sample int, sampleMin int64) (caps, error) {
-	sample -= sample % sampleBlock
-	pr, pw := io.Pipe()
-	var answer io.WriteCloser // the stdin that says whether to measure the ratio
-	var in io.Reader
-	if ratio {
-		in, answer = io.Pipe()
-	}
-	var c caps
-	done := make(chan error, 1)
-	go func() {
-		done <- parseProbe(pr, &c, sample, answer)
-		if answer != nil {
-			answer.Close() // no question came, or it is answered: the script never waits
-		}
-		pr.Close()
-	}()
-	args := []string{p, "nosize", "noratio", strconv.Itoa(sample), strconv.FormatInt(sampleMin>>10, 10), strconv.Itoa(int(maxRatio * 100))}
-	if size {
-		args[1] = "size"
-	}
-	if ratio {
-		args[2] = "ratio"
-	}
-	err := r.run(ctx, probeScript, args, in, pw)
-	pw.CloseWithError(err)
-	if perr := <-done; err == nil {
-		err = perr
-	}
-	if err != nil && podexec.ExecutableMissing(err) {
-		return c, fmt.Errorf("%w (%v)", errNoTar, err)
-	}
-	if err != nil {
-		return c, fmt.Errorf("probe %s: %w", p, err)
-	}
-	if !c.tar {
-		return c, errNoTar
-	}
-	return c, nil
+// probeRequest is what a transfer script's probe (probeFunc) measures of
+// path: its size, the ratio (offered when the link leaves compression a
+// chance: compressionCanWin), and a link sample of sample bytes, timed
+// from first to last, when the path holds at least sampleMin bytes.
+type probeRequest struct {
+	path        string
+	size, ratio bool
+	sample      int
+	sampleMin   int64
 }
 
-// sampleBlock is the size of the link sample's writes (probeScript), of
+// args are probe's positional parameters.
+func (q probeRequest) args() []string {
+	args := []string{q.path, "nosize", "noratio", strconv.Itoa(q.sample - q.sample%sampleBlock),
+		strconv.FormatInt(q.sampleMin>>10, 10), strconv.Itoa(int(maxRatio * 100))}
+	if q.size {
+		args[1] = "size"
+	}
+	if q.ratio {
+		args[2] = "ratio"
+	}
+	return args
+}
+
+// session is a script's exec in progress: what it is sent, what it
+// prints, and how it ended.
+type session struct {
+	stdin  *io.PipeWriter
+	out    *bufio.Reader
+	stdout *io.PipeReader // out's source, closed to stop a script that still prints
+	done   chan error     // the exec's end, once
+}
+
+// start runs script in the background.
+func (r *remote) start(ctx context.Context, script string, args []string) *session {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	s := &session{stdin: inW, out: bufio.NewReaderSize(outR, 64<<10), stdout: outR, done: make(chan error, 1)}
+	go func() {
+		err := r.run(ctx, script, args, inR, outW)
+		outW.CloseWithError(err)
+		inR.CloseWithError(errScriptEnded) // a late write must not block
+		s.done <- err
+	}()
+	return s
+}
+
+// errScriptEnded is what writing to a session whose script has ended
+// gets.
+var errScriptEnded = errors.New("the script has ended")
+
+// stop ends a session that waits for its decision without one (the script
+// then does nothing) and waits for its end.
+func (s *session) stop() {
+	s.stdin.Close()
+	_, _ = io.Copy(io.Discard, s.out)
+	<-s.done
+}
+
+// startProbed starts script (a transfer script that runs probe with q's
+// arguments after args) and reads the probe. It returns what the
+// container has, with the session waiting for the plugin's decision on
+// its stdin. When the script needs no tar (none: the container has no sh
+// or tar), it has stopped the session.
+func (r *remote) startProbed(ctx context.Context, script string, args []string, q probeRequest) (caps, *session, error) {
+	s := r.start(ctx, script, append(args, q.args()...))
+	var c caps
+	asked, perr := parseProbe(s.out, &c, q.sample-q.sample%sampleBlock, s.stdin)
+	if !asked {
+		s.stdin.Close()
+		s.stdout.CloseWithError(errors.New("probe stopped"))
+		err := <-s.done
+		switch {
+		case err != nil && podexec.ExecutableMissing(err):
+			return c, nil, fmt.Errorf("%w (%v)", errNoTar, err)
+		case err != nil:
+			return c, nil, fmt.Errorf("probe %s: %w", q.path, err)
+		case perr != nil:
+			return c, nil, &streamError{fmt.Errorf("probe %s: %w", q.path, perr)}
+		}
+		// Success without the probe's end: the stream was cut on the way.
+		return c, nil, &streamError{fmt.Errorf("probe %s: the container's answer ended early", q.path)}
+	}
+	if !c.tar {
+		s.stop()
+		return c, nil, errNoTar
+	}
+	return c, s, nil
+}
+
+// sampleBlock is the size of the link sample's writes (probeFunc), of
 // which a sample is a whole number.
 const sampleBlock = 64 << 10
 
-// parseProbe reads probeScript's output into c. The link sample is sample
-// bytes; answer, when the plugin offered to measure the ratio, gets the
-// script's one line of stdin right after the sample.
-func parseProbe(r io.Reader, c *caps, sample int, answer io.Writer) error {
-	br := bufio.NewReader(r)
+// parseProbe reads probe's output (probeFunc) into c, up to "decide",
+// after which the script waits for the plugin's decision: whether it got
+// there. The link sample is sample bytes; answer gets the script's line of
+// stdin after the sample when the script asks (it offered the ratio).
+func parseProbe(br *bufio.Reader, c *caps, sample int, answer io.Writer) (decide bool, err error) {
 	var readStart, ratioStart time.Time
 	for {
 		line, err := br.ReadString('\n')
 		if err == io.EOF && line == "" {
-			return nil
+			return false, nil
 		}
 		if err != nil && err != io.EOF {
-			return err
+			return false, err
 		}
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -169,15 +214,17 @@ func parseProbe(r io.Reader, c *caps, sample int, answer io.Writer) error {
 			}
 		case "sample":
 			c.linkBytesPerSec = timeSample(br, sample)
-			if answer != nil {
+			if len(f) == 2 && f[1] == "ask" {
 				reply := "skip\n"
 				if compressionCanWin(false, c.probeCodec(), c.linkBytesPerSec) {
 					reply = "ratio\n"
 				}
 				if _, err := io.WriteString(answer, reply); err != nil {
-					return err
+					return false, err
 				}
 			}
+		case "decide":
+			return true, nil
 		}
 	}
 }
@@ -229,7 +276,7 @@ func timeSample(r io.Reader, n int) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// probeCodec is the codec probeScript measures the ratio with: lzop when
+// probeCodec is the codec probe (probeFunc) measures the ratio with: lzop when
 // the container has it, else gzip.
 func (c *caps) probeCodec() string {
 	switch {

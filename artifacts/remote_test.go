@@ -1,6 +1,7 @@
 package artifacts
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -153,7 +154,7 @@ func TestProbeMeasuresOnlyWhatCanDecide(t *testing.T) {
 		{"./tree", true},
 		{"./noise", false},
 	} {
-		c, err := rem.probe(context.Background(), path.Join(dir, tt.path), true, true, sampleBytes, 0)
+		c, err := rem.probeOnly(context.Background(), probeRequest{path: path.Join(dir, tt.path), size: true, ratio: true, sample: sampleBytes})
 		if err != nil {
 			t.Fatalf("probe %s: %v", tt.path, err)
 		}
@@ -191,10 +192,10 @@ func TestProbeAsksForTheRatioOnlyOverASlowLink(t *testing.T) {
 			pr, pw := io.Pipe()
 			out = pw
 			if tt.rate > 0 {
-				out = &pacedWriter{w: pw, rate: tt.rate, start: time.Now()}
+				out = &pacedWriter{w: pw, rate: tt.rate}
 			}
 			go func() {
-				_, _ = io.WriteString(out, tt.tools+"type dir\nsize 9000\nsample\n")
+				_, _ = io.WriteString(out, tt.tools+"type dir\nsize 9000\nsample ask\n")
 				for range sample / sampleBlock { // as dd writes it
 					_, _ = out.Write(make([]byte, sampleBlock))
 				}
@@ -202,7 +203,7 @@ func TestProbeAsksForTheRatioOnlyOverASlowLink(t *testing.T) {
 			}()
 			var answer strings.Builder
 			var c caps
-			if err := parseProbe(pr, &c, sample, &answer); err != nil {
+			if _, err := parseProbe(bufio.NewReader(pr), &c, sample, &answer); err != nil {
 				t.Fatal(err)
 			}
 			if c.linkBytesPerSec <= 0 {
@@ -231,10 +232,10 @@ func TestProbeScriptMeasuresTheRatioOnlyWhenAsked(t *testing.T) {
 		{"", false},
 	} {
 		var out bytes.Buffer
-		if err := rem.run(context.Background(), probeScript, args, strings.NewReader(tt.answer), &out); err != nil {
+		if err := rem.run(context.Background(), probeOnlyScript, args, strings.NewReader(tt.answer), &out); err != nil {
 			t.Fatalf("answer %q: %v", tt.answer, err)
 		}
-		if !strings.Contains(out.String(), "\nsample\n") {
+		if !strings.Contains(out.String(), "\nsample ask\n") {
 			t.Fatalf("answer %q: no sample in %q", tt.answer, out.String())
 		}
 		if measured := strings.Contains(out.String(), "\nratio "); measured != tt.measure {

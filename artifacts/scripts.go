@@ -15,29 +15,36 @@ package artifacts
 // tree or the new one, never missing and never nested, whatever runs
 // concurrently. A file lands by one rename over the old file.
 const (
-	// probeScript: $1 path, $2 "size" to measure it, $3 "ratio" to offer
-	// a measure of how well it compresses (with lzop when there is one,
-	// else gzip -1), $4 bytes of link sample (0: none) sent only when the
-	// path holds at least $5 KiB (else nothing is measured: a small
+	// probeFunc defines probe, which the transfer scripts run first (an exec
+	// fewer than a probe of its own: three round trips to a remote
+	// cluster). probe: $1 path, $2 "size" to measure it, $3 "ratio" to
+	// offer a measure of how well it compresses (with lzop when there is
+	// one, else gzip -1), $4 bytes of link sample (0: none) sent only when
+	// the path holds at least $5 KiB (else nothing is measured: a small
 	// transfer is not compressed) and does not already look
 	// incompressible: of a file, the first 64 KiB are tried first (when $3
 	// is "ratio"), and data that compresses to more than $6 percent
 	// (archives, images, random bytes) gets no sample, since the link's
-	// speed then decides nothing. With $3 "ratio", after the sample the
-	// script reads one line from stdin: "ratio" (the plugin found the link
-	// slow enough for compression to pay) has it read 1 MiB of the path
-	// twice, alone and compressed, and print the ratio; anything else, or
-	// the end of stdin (an interrupted plugin), skips that (28 ms of a
-	// loopback download of a source tree on the benchmark machine).
-	// "type" follows symlinks (a symlink to a directory is a directory to
-	// upload into); "link" follows when the path itself is a symlink,
-	// with the version ID when it is one of ours (an upload landed there),
-	// which a download follows. The plugin times "ratio-read" to
-	// "ratio-start" (reading the sample) and "ratio-start" to "ratio"
-	// (reading and compressing it): compressorRate. The link sample comes
-	// from /dev/zero in 64 KiB writes (sampleBlock), so that the exec
-	// channel's speed is timed, not a producer's small writes.
-	probeScript = `p=$1
+	// speed then decides nothing. When it offers the ratio ("sample ask":
+	// $3 is "ratio" and a compressor is there), after the sample it reads
+	// one line from stdin: "ratio" (the plugin found the link slow enough
+	// for compression to pay) has it read 1 MiB of the path twice, alone
+	// and compressed, and print the ratio; anything else, or the end of
+	// stdin (an interrupted plugin), skips that (28 ms of a loopback
+	// download of a source tree on the benchmark machine). "type" follows
+	// symlinks (a symlink to a directory is a directory to upload into);
+	// "link" follows when the path itself is a symlink, with the version ID
+	// when it is one of ours (an upload landed there), which a download
+	// follows. The plugin times "ratio-read" to "ratio-start" (reading the
+	// sample) and "ratio-start" to "ratio" (reading and compressing it):
+	// compressorRate. The link sample comes from /dev/zero in 64 KiB writes
+	// (sampleBlock), so that the exec channel's speed is timed, not a
+	// producer's small writes. It reads its stdin from fd 3: stdin itself
+	// is /dev/null for the tools it runs, which must not eat the plugin's
+	// lines (a stand-in tar may read it). The scripts print "decide" after
+	// it and read the plugin's decision, one line, from stdin.
+	probeFunc = `probe() {
+p=$1
 for c in tar gzip lzop md5sum sha256sum find xargs tee mkfifo; do command -v "$c" >/dev/null 2>&1 && echo "has $c"; done
 tar --version 2>/dev/null | grep -q 'GNU tar' && echo "has gnutar"
 if [ -d "$p" ]; then echo "type dir"; elif [ -f "$p" ]; then echo "type file"; elif [ -e "$p" ]; then echo "type other"; else echo "type none"; fi
@@ -59,9 +66,9 @@ if [ -n "$z" ] && [ -f "$p" ]; then
   if [ "$raw" -gt 0 ] && [ $((out * 100)) -gt $((raw * $6)) ]; then echo "ratio $raw $out $z"; poor=1; fi
 fi
 if [ -n "$big" ] && [ -z "$poor" ]; then
-  echo sample
+  if [ -n "$z" ]; then echo "sample ask"; else echo sample; fi
   dd if=/dev/zero bs=65536 count=$(( $4 / 65536 )) 2>/dev/null
-  [ -n "$z" ] && { read -r want || want=; }
+  [ -n "$z" ] && { read -r want <&3 || want=; }
 fi
 if [ "$want" = ratio ]; then
   if [ -f "$p" ]; then s() { head -c "$1" -- "$p"; }
@@ -71,16 +78,21 @@ if [ "$want" = ratio ]; then
   echo ratio-start
   out=$(s 1048576 | $zc | wc -c)
   echo "ratio $raw $out $z"
-fi`
+fi
+echo decide
+}
+`
 
-	// streamScript sends $2 (or the NUL-separated names on stdin when $2
-	// is "-") from directory $1 as tar, compressed when $3 is "gzip" or
-	// "lzop", then the end marker: "kubectl-concourse-end" and $4, on
-	// stdout after the archive. A stream that was cut on the way lacks it,
-	// even when the exec reports success (a dropped connection can:
-	// docs/test-cluster.md). The fd juggling returns tar's status through
-	// the pipe without pipefail, which dash lacks.
-	streamScript = `cd -- "$1" || exit
+	// streamFunc defines stream, which sends $2 (or the NUL-separated
+	// names on stdin when $2 is "-") from directory $1 as tar, compressed
+	// when $3 is "gzip" or "lzop", then the end marker:
+	// "kubectl-concourse-end" and $4, on stdout after the archive. A stream
+	// that was cut on the way lacks it, even when the exec reports success
+	// (a dropped connection can: docs/test-cluster.md). The fd juggling
+	// returns tar's status through the pipe without pipefail, which dash
+	// lacks.
+	streamFunc = `stream() {
+cd -- "$1" || exit
 pack() { if [ "$2" = - ]; then xargs -0 -r tar cf -; else tar cf - "$2"; fi; }
 case $3 in gzip) zc='gzip -1' ;; lzop) zc='lzop -c' ;; *) zc= ;; esac
 if [ -n "$zc" ]; then
@@ -89,7 +101,25 @@ else
   pack "$@"; s=$?
 fi
 printf 'kubectl-concourse-end %s' "$4"
-exit "$s"`
+exit "$s"
+}
+`
+
+	// streamScript is a download's retry: stream with the arguments given.
+	streamScript = streamFunc + `stream "$@"`
+
+	// downloadScript is a download's first attempt, in one exec: it probes
+	// ($4 on are probe's), then streams ./$2 from directory $1 with end
+	// marker $3 once stdin says "stream CODEC VERSION": VERSION ("-":
+	// none) is the landed upload whose tree to send, since ./$2 is its
+	// link. Any other word, or the end of stdin, ends it having sent
+	// nothing: the plugin found nothing it can download.
+	downloadScript = probeFunc + streamFunc + `d=$1 top=$2 nonce=$3; shift 3
+probe "$@" 3<&0 </dev/null
+read -r word codec ver || exit 0
+[ "$word" = stream ] || exit 0
+[ "$ver" = - ] || d=$d/.kubectl-concourse/${top#./}/v.$ver
+stream "$d" "$top" "$codec" "$nonce"`
 
 	// sumFiles prints, for the regular files under the directory it is
 	// given, batches of: the number of files, their names each ended by a
@@ -111,19 +141,29 @@ set -- "$2"
 	listScript = `cd -- "$1" || exit
 find "$2" -print0`
 
-	// receiveScript unpacks stdin into directory $1 and names its
-	// receiving processes in $2 (so that an interrupted upload can end them
-	// before it removes the staging); $3 is "gzip" or "none". The archive
-	// ends with the entry $4, whose content is $5: unless tar extracted it
-	// so, the stream was cut on the way in (tar itself takes an archive cut
-	// between two entries for a whole one), and nothing is printed. With $8
-	// a checksum program (md5sum), the stream itself is hashed while it
-	// arrives, through tee and a fifo beside $2, and its one line printed;
-	// else, unless $6 is "-", it prints the sums (program $7) of the files
-	// under $6 once tar is done. Either saves an exec. The rest are tar
-	// options. tar runs in the background so that its pid is known; POSIX
-	// gives a background job /dev/null as stdin, hence fd 3.
-	receiveScript = `st=$1 pf=$2 z=$3 end=$4 nonce=$5 v=$6 sum=$7 hs=$8; shift 8
+	// receiveFunc defines receive, which unpacks stdin into directory $1
+	// and names its receiving processes in $2 (so that an interrupted
+	// upload can end them before it removes the staging). First it reads
+	// the plugin's decision, one line of stdin: "go Z MODE SUM NONCE
+	// OPTIONS..."; any other word, or the end of stdin, ends it having
+	// touched nothing. Z is "gzip" or "none". The archive ends with the
+	// entry $3, whose content is NONCE: unless tar extracted it so, the
+	// stream was cut on the way in (tar itself takes an archive cut between
+	// two entries for a whole one), and nothing is printed. With MODE
+	// "stream", the stream itself is hashed with checksum program SUM
+	// (md5sum) while it arrives, through tee and a fifo beside $2, and its
+	// one line printed; with "files", the sums (program SUM) of the files
+	// under $4 once tar is done. Either saves an exec. OPTIONS are tar's
+	// (a fixed vocabulary: split on spaces). tar runs in the background so
+	// that its pid is known; POSIX gives a background job /dev/null as
+	// stdin, hence fd 3.
+	receiveFunc = `receive() {
+st=$1 pf=$2 end=$3 top=$4
+read -r word z mode sum nonce opts || exit 0
+[ "$word" = go ] || exit 0
+v=- hs=-
+case $mode in files) v=$top ;; stream) hs=$sum ;; esac
+set -- $opts
 mkdir -p -- "$st" && cd -- "$st" || exit
 rm -f -- "$end"
 exec 3<&0
@@ -148,7 +188,18 @@ rm -f -- "$end"
 if [ "$got" != "$nonce" ]; then echo "` + cutMessage + `" >&2; exit 1; fi
 [ "$v" = - ] && exit 0
 set -- "$v"
-` + sumFiles
+` + sumFiles + `
+}
+`
+
+	// receiveScript is an upload's retry: receive with the arguments given.
+	receiveScript = receiveFunc + `receive "$@"`
+
+	// uploadScript is an upload's first attempt, in one exec: it probes
+	// ($5 on are probe's), then receives as receive "$1" "$2" "$3" "$4".
+	uploadScript = probeFunc + receiveFunc + `st=$1 pf=$2 end=$3 top=$4; shift 4
+probe "$@" 3<&0 </dev/null
+receive "$st" "$pf" "$end" "$top"`
 
 	// cutMessage is what receiveScript says when the archive lacks its end.
 	cutMessage = "the archive ended before its end marker: the stream was cut on the way in"

@@ -543,7 +543,7 @@ func TestUploadRetryLeavesOutWhatArrivedIntact(t *testing.T) {
 		}
 		var sent []int64
 		for _, session := range ex.stdinRead {
-			if slices.Contains(session.command, receiveScript) {
+			if slices.Contains(session.command, uploadScript) || slices.Contains(session.command, receiveScript) {
 				sent = append(sent, session.n.Load())
 			}
 		}

@@ -83,10 +83,41 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	case s.verify:
 		sample = verifySampleBytes
 	}
-	c, err := probeRetrying(ctx, rem, s, dest, false, false, sample, 0)
+	id, err := randomSuffix()
 	if err != nil {
 		return err
 	}
+	state := path.Join(dest, stateDirName, name)
+	u := &uploader{rem: rem, p: p, base: name, dest: dest,
+		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
+	u.pids = u.staging + ".pids"
+	if fi.IsDir() {
+		u.kind = "dir"
+	}
+	if into != "" {
+		// Nothing to land: it arrives in place, and a failure is the
+		// caller's to clean (the whole pod goes).
+		u.staging, u.pids, u.into = dest, "/tmp/.kubectl-concourse-receive."+id+".pids", true
+	}
+	u.endName = endEntryPrefix + u.id
+	if u.into && u.kind == "dir" {
+		// Beside the tree is the caller's directory, maybe not writable
+		// (a volume's mount point's parent): the marker goes inside, for
+		// the moment between tar and the check.
+		u.endName = path.Join(u.base, u.endName)
+	}
+	// The first attempt probes and receives in one exec: the script waits
+	// for this side's decision between the two.
+	c, first, err := startProbedRetrying(ctx, rem, s, uploadScript, u.receiveArgs(), probeRequest{path: dest, sample: sample})
+	if err != nil {
+		return err
+	}
+	u.first = first
+	defer func() {
+		if u.first != nil { // never told to go on: it ends having touched nothing
+			u.first.stop()
+		}
+	}()
 	if c.kind != "dir" && c.kind != "none" {
 		return fmt.Errorf("%s exists in the container and is not a directory", dest)
 	}
@@ -99,39 +130,22 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if err != nil {
 		return err
 	}
-	useGzip := z == compressGzip
-	var dig *digest
+	u.gzip = z == compressGzip
 	if s.verify {
-		if dig = chooseDigest(c); dig == nil {
+		if u.dig = chooseDigest(c); u.dig == nil {
 			s.warnf("warning: the container has no md5sum, sha256sum or find; the files' contents are not verified (only that the stream arrived whole)\n")
 		}
 	}
-	id, err := randomSuffix()
-	if err != nil {
-		return err
-	}
-	state := path.Join(dest, stateDirName, name)
-	if dig != nil {
-		p.newHash = dig.newHash
+	if u.dig != nil {
+		p.newHash = u.dig.newHash
 	}
 	// Over a slow link the container's CPU waits for the stream: it can
 	// hash the stream as it arrives, for nothing, instead of the files
 	// once tar is done (busybox's tee copies in 1 KiB pieces: about 190
 	// MB/s on an idle core, which only a slow link leaves it).
-	streamSum := dig != nil && c.tee && c.mkfifo && c.linkBytesPerSec > 0 && c.linkBytesPerSec < streamSumLinkRate
-	p.hashLater = dig != nil && !streamSum // the files are compared after tar, not the stream
-	u := &uploader{rem: rem, p: p, base: name, dest: dest, gzip: useGzip, dig: dig, streamSum: streamSum,
-		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
-	u.pids = u.staging + ".pids"
-	if fi.IsDir() {
-		u.kind = "dir"
-	}
-	if into != "" {
-		// Nothing to land: it arrives in place, and a failure is the
-		// caller's to clean (the whole pod goes).
-		u.staging, u.pids, u.into = dest, "/tmp/.kubectl-concourse-receive."+id+".pids", true
-	}
-	u.tarOpts = []string{"-o"} // extract as the container's user, not ours
+	u.streamSum = u.dig != nil && c.tee && c.mkfifo && c.linkBytesPerSec > 0 && c.linkBytesPerSec < streamSumLinkRate
+	p.hashLater = u.dig != nil && !u.streamSum // the files are compared after tar, not the stream
+	u.tarOpts = []string{"-o"}                 // extract as the container's user, not ours
 	if s.preserveOwner {
 		u.tarOpts = []string{"--numeric-owner"}
 	}
@@ -150,13 +164,13 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	return err
 }
 
-// probeRetrying probes, again after a broken stream (the link sample is
-// the longest part of a probe).
-func probeRetrying(ctx context.Context, rem *remote, s settings, p string, size, ratio bool, sample int, sampleMin int64) (caps, error) {
+// startProbedRetrying starts a transfer script (startProbed), again
+// after a broken stream (the link sample is the longest part of a probe).
+func startProbedRetrying(ctx context.Context, rem *remote, s settings, script string, args []string, q probeRequest) (caps, *session, error) {
 	for attempt := 0; ; attempt++ {
-		c, err := rem.probe(ctx, p, size, ratio, sample, sampleMin)
+		c, sess, err := rem.startProbed(ctx, script, args, q)
 		if err == nil || !transient(err) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
-			return c, err
+			return c, sess, err
 		}
 		s.warnf("warning: %v; probing again (retry %d)\n", err, attempt+1)
 	}
@@ -183,9 +197,6 @@ func selectFiles(ctx context.Context, dir string, byGit bool, warnf func(string,
 	return files, nil
 }
 
-// errUploadStopped ends the packer when the exec ended first.
-var errUploadStopped = errors.New("upload stopped")
-
 func randomSuffix() (string, error) {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -200,12 +211,37 @@ type uploader struct {
 	base, dest         string
 	state, id, staging string // staging: where it arrives
 	pids               string // the file naming its receiving processes
+	endName            string // the archive's last entry (endEntry)
 	into               bool   // it arrives in place: no staging, no landing
 	kind               string // dir or file
 	gzip               bool
 	dig                *digest // nil: contents not verified
 	streamSum          bool    // the container hashes the stream as it arrives, not the files after
 	tarOpts            []string
+	// first is the first attempt's exec, waiting after its probe for the
+	// decision; nil once taken.
+	first *session
+}
+
+// receiveArgs are receive's arguments (receiveFunc).
+func (u *uploader) receiveArgs() []string {
+	return []string{u.staging, u.pids, u.endName, "./" + u.base}
+}
+
+// decision is receive's first line of stdin: how the archive that follows
+// comes and what to check, for the attempt whose end entry holds nonce.
+func (u *uploader) decision(nonce string) string {
+	z, mode, sum := compressNone, "none", "-"
+	if u.gzip {
+		z = compressGzip
+	}
+	if u.dig != nil {
+		mode, sum = "files", u.dig.tool
+		if u.streamSum {
+			mode = "stream"
+		}
+	}
+	return strings.Join(append([]string{"go", z, mode, sum, nonce}, u.tarOpts...), " ") + "\n"
 }
 
 // streamSumLinkRate: below this link speed (bytes/s) the container hashes
@@ -287,68 +323,57 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	if err != nil {
 		return nil, err
 	}
-	end := endEntry{name: endEntryPrefix + u.id, content: nonce}
-	if u.into && u.kind == "dir" {
-		// Beside the tree is the caller's directory, maybe not writable
-		// (a volume's mount point's parent): the marker goes inside, for
-		// the moment between tar and the check.
-		end.name = path.Join(u.base, end.name)
+	end := endEntry{name: u.endName, content: nonce}
+	sess := u.first
+	u.first = nil
+	if sess == nil {
+		sess = u.rem.start(ctx, receiveScript, u.receiveArgs())
 	}
-	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
 	var sent hash.Hash // what went into the exec, when the container hashes that
-	var sink io.Writer = pw
+	var sink io.Writer = sess.stdin
 	if u.streamSum {
 		sent = u.dig.newHash()
-		sink = io.MultiWriter(pw, sent)
+		sink = io.MultiWriter(sess.stdin, sent)
 	}
 	hashed := make(chan struct{})
 	defer func() { <-hashed }() // the next attempt's pack must not race the sums
 	go func() {
 		defer close(hashed)
-		w := sink
-		var zw *pgzip.Writer
-		if u.gzip {
-			zw = newUploadGzip(sink)
-			w = zw
+		_, err := io.WriteString(sess.stdin, u.decision(nonce))
+		if err == nil {
+			w := sink
+			var zw *pgzip.Writer
+			if u.gzip {
+				zw = newUploadGzip(sink)
+				w = zw
+			}
+			err = u.p.pack(w, skip, end)
+			if err == nil && zw != nil {
+				err = zw.Close()
+			}
 		}
-		err := u.p.pack(w, skip, end)
-		if err == nil && zw != nil {
-			err = zw.Close()
-		}
-		pw.CloseWithError(err)
+		sess.stdin.CloseWithError(err)
 		packErr <- err
 		// After a broken stream too: a retry leaves out what the
 		// container holds intact, which it can only tell from the sums.
-		if u.p.hashLater && (err == nil || errors.Is(err, errUploadStopped)) {
+		if u.p.hashLater && (err == nil || errors.Is(err, errScriptEnded)) {
 			u.p.sumSent(ctx.Done())
 		}
 	}()
-	args := []string{u.staging, u.pids, compressNone, end.name, end.content, "-", "-", "-"}
-	if u.gzip {
-		args[2] = compressGzip
-	}
-	var out io.Writer
-	var parsed chan manifestResult
+	// What the script prints once tar is done: the stream's checksum
+	// line, or the staged files' sums.
 	var line limitedBuffer
+	var parsed manifestResult
 	switch {
 	case u.streamSum:
-		args[7] = u.dig.tool
-		out = &line
+		_, _ = io.Copy(&line, sess.out)
 	case u.dig != nil:
-		args[5], args[6] = "./"+u.base, u.dig.tool
-		sr, sw := io.Pipe()
-		out, parsed = sw, make(chan manifestResult, 1)
-		go func() {
-			m, err := parseSums(sr, u.base, u.dig)
-			_, _ = io.Copy(io.Discard, sr)
-			parsed <- manifestResult{m, err}
-		}()
-		defer sw.Close()
+		parsed.m, parsed.err = parseSums(sess.out, u.base, u.dig)
 	}
-	err = u.rem.run(ctx, receiveScript, append(args, u.tarOpts...), pr, out)
-	pr.CloseWithError(errUploadStopped) // stops the packer if the exec ended first
-	if perr := <-packErr; perr != nil && !errors.Is(perr, errUploadStopped) {
+	_, _ = io.Copy(io.Discard, sess.out)
+	err = <-sess.done
+	if perr := <-packErr; perr != nil && !errors.Is(perr, errScriptEnded) {
 		// A local failure (a file we cannot read) also breaks the remote
 		// tar; it is the cause, and the one to report.
 		return nil, perr
@@ -359,16 +384,14 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 	if u.streamSum {
 		return nil, checkStreamSum(line.String(), sent, u.dig)
 	}
-	if parsed == nil {
+	if u.dig == nil {
 		return nil, nil
 	}
-	out.(*io.PipeWriter).Close()
-	res := <-parsed
-	if res.err != nil {
-		return nil, &streamError{fmt.Errorf("%s of the staged files: %w", u.dig.name, res.err)}
+	if parsed.err != nil {
+		return nil, &streamError{fmt.Errorf("%s of the staged files: %w", u.dig.name, parsed.err)}
 	}
 	<-hashed // the local sums, hashed while the container hashed its files
-	return res.m, nil
+	return parsed.m, nil
 }
 
 // endEntryPrefix names an upload's end entry (endEntry), beside its top
