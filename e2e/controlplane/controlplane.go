@@ -149,6 +149,9 @@ func Up(ctx context.Context, o Options) (*ControlPlane, error) {
 		"--cluster-signing-cert-file="+creds.ca.CertFile, "--cluster-signing-key-file="+filepath.Join(pkiDir, "ca.key"),
 		"--use-service-account-credentials=true",
 		"--enable-hostpath-provisioner",
+		// Its FlexVolume prober creates this directory: by default
+		// /usr/libexec/kubernetes, which would outlive the cluster.
+		"--flex-volume-plugin-dir="+filepath.Join(o.Dir, "flex-volume"),
 		// Synthetic nodes never post status: keep them as the tests left them
 		// instead of tainting them and evicting their pods mid-run.
 		"--node-monitor-grace-period=1h",
