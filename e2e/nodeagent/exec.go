@@ -84,6 +84,9 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 	var cutter *cutWriter
 	if f.cutAfter > 0 && out != nil {
 		cutter = &cutWriter{w: out, limit: f.cutAfter, claim: claim, cut: killProc}
+		if f.countsFrom != "" {
+			cutter.header = newMarkerScanner(f.countsFrom)
+		}
 		out = writeCloser{cutter, out}
 	}
 	var stdinCut atomic.Bool
@@ -187,7 +190,7 @@ func (s *execSession) ExecInContainer(ctx context.Context, _ string, _ string, c
 		pidHolder.Store(int64(cmd.Process.Pid))
 		if stdin != nil {
 			go func() {
-				if f.cutStdinAfter > 0 {
+				if f.cutStdinAfter > 0 && (f.countsFrom == "" || passHeader(stdin, in, f.countsFrom)) {
 					n, _ := io.Copy(stdin, io.LimitReader(in, f.cutStdinAfter))
 					if n == f.cutStdinAfter && claim() {
 						stdinCut.Store(true)

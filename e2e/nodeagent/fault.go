@@ -29,6 +29,12 @@ const (
 	// bytes (the rest is read and dropped), as bytes lost on the way in.
 	// Sessions count against exec-cut-times like stdout cuts.
 	AnnotationExecCutStdinAfterBytes = "testcluster.kubectl-concourse.dev/exec-cut-stdin-after-bytes"
+	// AnnotationExecCutCountsFrom makes the cuts count bytes from the end
+	// of the first occurrence of this string in the stream being cut, so
+	// that a test can cut a payload at an exact offset whatever header of
+	// variable length precedes it (the plugin's decision line on stdin, its
+	// probe's answers on stdout). A stream without it is never cut.
+	AnnotationExecCutCountsFrom = "testcluster.kubectl-concourse.dev/exec-cut-counts-from"
 )
 
 // faults is the fault injection asked for by a pod.
@@ -37,7 +43,8 @@ type faults struct {
 	cutStdinAfter  int64 // 0: never cut
 	cutTimes       int   // -1: every session
 	cutSilently    bool
-	bytesPerSecond int64 // 0: no throttling
+	countsFrom     string // "": from the first byte
+	bytesPerSecond int64  // 0: no throttling
 }
 
 func parseFaults(annotations map[string]string) (faults, error) {
@@ -70,6 +77,7 @@ func parseFaults(annotations map[string]string) (faults, error) {
 	if f.cutStdinAfter, err = parse(AnnotationExecCutStdinAfterBytes); err != nil {
 		return f, err
 	}
+	f.countsFrom = annotations[AnnotationExecCutCountsFrom]
 	if v, ok := annotations[AnnotationExecCutSilently]; ok {
 		if f.cutSilently, err = strconv.ParseBool(v); err != nil {
 			return f, fmt.Errorf("annotation %s: %q is not a boolean", AnnotationExecCutSilently, v)
@@ -85,10 +93,12 @@ var errCut = errors.New("exec session cut by fault injection")
 // this session is to be cut and, if so, calls cut (which kills the process)
 // and fails every write.
 type cutWriter struct {
-	w       io.Writer
-	limit   int64
-	claim   func() bool
-	cut     func()
+	w     io.Writer
+	limit int64
+	claim func() bool
+	cut   func()
+	// header, when set, is passed before counting starts.
+	header  *markerScanner
 	mu      sync.Mutex
 	written int64
 	spared  bool
@@ -101,6 +111,22 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 	if c.isCut {
 		return 0, errCut
 	}
+	if c.header != nil && !c.header.passed() {
+		end := c.header.scan(b)
+		if end < 0 {
+			return c.w.Write(b)
+		}
+		n, err := c.w.Write(b[:end])
+		if err != nil || end == len(b) {
+			return n, err
+		}
+		m, err := c.writeCounted(b[end:])
+		return n + m, err
+	}
+	return c.writeCounted(b)
+}
+
+func (c *cutWriter) writeCounted(b []byte) (int, error) {
 	if c.spared || c.written+int64(len(b)) < c.limit {
 		n, err := c.w.Write(b)
 		c.written += int64(n)
@@ -121,6 +147,70 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 	c.isCut = true
 	c.cut()
 	return n, errCut
+}
+
+// markerScanner finds the end of the first occurrence of a marker in a
+// stream fed to it piece by piece.
+type markerScanner struct {
+	marker  []byte
+	matched int // bytes of marker matched at the end of what was fed
+	done    bool
+}
+
+func newMarkerScanner(marker string) *markerScanner {
+	return &markerScanner{marker: []byte(marker)}
+}
+
+func (m *markerScanner) passed() bool { return m.done }
+
+// scan feeds b and returns the offset in b just past the marker's end, or
+// -1 when the marker has not ended in b.
+func (m *markerScanner) scan(b []byte) int {
+	for i, c := range b {
+		// A failed match restarts at the longest suffix of what matched
+		// that is also the marker's prefix.
+		for m.matched > 0 && m.marker[m.matched] != c {
+			m.matched = m.fallback(m.matched)
+		}
+		if m.marker[m.matched] == c {
+			m.matched++
+		}
+		if m.matched == len(m.marker) {
+			m.done = true
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// fallback is the length of the longest proper suffix of marker[:n] that is
+// also a prefix of the marker.
+func (m *markerScanner) fallback(n int) int {
+	for k := n - 1; k > 0; k-- {
+		if string(m.marker[n-k:n]) == string(m.marker[:k]) {
+			return k
+		}
+	}
+	return 0
+}
+
+// passHeader copies from r to w up to and including the marker's end, a
+// byte at a time so that nothing after it is consumed; it reports whether
+// the marker was found.
+func passHeader(w io.Writer, r io.Reader, marker string) bool {
+	m := newMarkerScanner(marker)
+	b := make([]byte, 1)
+	for {
+		if _, err := io.ReadFull(r, b); err != nil {
+			return false
+		}
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		if m.scan(b) == 1 {
+			return true
+		}
+	}
 }
 
 func (c *cutWriter) wasCut() bool {

@@ -38,6 +38,7 @@ func TestParseFaults(t *testing.T) {
 func TestCutWriter(t *testing.T) {
 	tests := []struct {
 		name    string
+		header  string
 		writes  []string
 		claim   bool
 		want    string
@@ -47,12 +48,19 @@ func TestCutWriter(t *testing.T) {
 		{name: "cut inside a write", writes: []string{"abc", "defgh", "ij"}, claim: true, want: "abcdef", wantCut: true},
 		{name: "cut at a write boundary", writes: []string{"abcdef", "g"}, claim: true, want: "abcdef", wantCut: true},
 		{name: "spared session goes on", writes: []string{"abc", "defgh", "ij"}, claim: false, want: "abcdefghij"},
+		// The header ends in the second write: six bytes after it are passed.
+		{name: "counted after its header", header: "dec\n", writes: []string{"abcd", "e\ndec\nxyz", "uvwq"}, claim: true,
+			want: "abcde\ndec\nxyzuvw", wantCut: true},
+		{name: "header never seen", header: "dec\n", writes: []string{"abcdefgh", "ijkl"}, claim: true, want: "abcdefghijkl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			cuts := 0
 			w := &cutWriter{w: &out, limit: 6, claim: func() bool { return tt.claim }, cut: func() { cuts++ }}
+			if tt.header != "" {
+				w.header = newMarkerScanner(tt.header)
+			}
 			var err error
 			for _, s := range tt.writes {
 				if _, err = w.Write([]byte(s)); err != nil {
@@ -66,6 +74,40 @@ func TestCutWriter(t *testing.T) {
 				t.Errorf("cut: err %v, wasCut %v, cut calls %d; want cut %v", err, w.wasCut(), cuts, tt.wantCut)
 			}
 		})
+	}
+}
+
+func TestMarkerScanner(t *testing.T) {
+	tests := []struct {
+		marker string
+		pieces []string
+		want   []int // scan's answer for each piece
+	}{
+		{marker: "aab", pieces: []string{"aaab"}, want: []int{4}},                               // a failed match restarts inside itself
+		{marker: "decide\n", pieces: []string{"has tar\ndec", "ide\nrest"}, want: []int{-1, 4}}, // across pieces
+		{marker: "xy", pieces: []string{"xxz", "yxy"}, want: []int{-1, 3}},
+	}
+	for _, tt := range tests {
+		m := newMarkerScanner(tt.marker)
+		for i, p := range tt.pieces {
+			if got := m.scan([]byte(p)); got != tt.want[i] {
+				t.Errorf("%q: scan(%q) = %d, want %d", tt.marker, p, got, tt.want[i])
+			}
+		}
+	}
+}
+
+func TestPassHeaderConsumesNothingAfterIt(t *testing.T) {
+	in := strings.NewReader("go none files md5sum 123\nARCHIVE")
+	var out bytes.Buffer
+	if !passHeader(&out, in, "\n") || out.String() != "go none files md5sum 123\n" {
+		t.Fatalf("passHeader passed %q", out.String())
+	}
+	if rest, _ := io.ReadAll(in); string(rest) != "ARCHIVE" {
+		t.Errorf("left %q, want the archive untouched", rest)
+	}
+	if passHeader(io.Discard, strings.NewReader("no newline"), "\n") {
+		t.Error("passHeader found a header that is not there")
 	}
 }
 

@@ -386,10 +386,12 @@ func testArtifactsFailuresAreNeverSilent(t *testing.T, ns string) {
 
 func TestArtifactsUploadResumesAfterCut(t *testing.T) {
 	ns := testCluster.Namespace(t)
-	// The receiving exec's stdout carries the staged files' checksums: a cut
-	// there breaks the first attempt after every byte went in.
+	// The receiving exec's stdout carries the staged files' checksums after
+	// the probe's answers: a cut there breaks the first attempt after every
+	// byte went in.
 	createPod(t, artifactsPod(ns, "upcut", "busybox", map[string]string{
 		"testcluster.kubectl-concourse.dev/exec-cut-after-bytes": "200",
+		annotationCutCountsFrom:                                  probeEnd,
 		"testcluster.kubectl-concourse.dev/exec-cut-times":       "1",
 	}), running)
 	src := filepath.Join(t.TempDir(), "src")

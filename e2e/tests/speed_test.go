@@ -18,6 +18,14 @@ const (
 	annotationCutStdinAfter = "testcluster.kubectl-concourse.dev/exec-cut-stdin-after-bytes"
 	annotationCutTimes      = "testcluster.kubectl-concourse.dev/exec-cut-times"
 	annotationCutSilently   = "testcluster.kubectl-concourse.dev/exec-cut-silently"
+	annotationCutCountsFrom = "testcluster.kubectl-concourse.dev/exec-cut-counts-from"
+
+	// The cuts count from the archive's first byte: past the plugin's
+	// decision, the first line of an upload's stdin, and past the probe's
+	// answers, which end a download's first exec's stdout before the
+	// archive.
+	decisionEnd = "\n"
+	probeEnd    = "decide\n"
 )
 
 // twoFiles is a tree of two 100,000-byte files: in a tar archive, a
@@ -33,6 +41,7 @@ func TestTransfersSilentCutUploadNeverLands(t *testing.T) {
 	// receives up/ and up/a, then its stdin just ends.
 	createPod(t, artifactsPod(ns, "silentup", "busybox", map[string]string{
 		annotationCutStdinAfter: fmt.Sprint(512 + 512 + 100352),
+		annotationCutCountsFrom: decisionEnd,
 		annotationCutTimes:      "1",
 		annotationCutSilently:   "true",
 	}), running)
@@ -70,9 +79,10 @@ func TestTransfersSilentCutDownloadNeverLands(t *testing.T) {
 	// The plugin receives out/ and the first file as a whole archive, and
 	// the exec ends as a success.
 	createPod(t, artifactsPod(ns, "silentdown", "busybox", map[string]string{
-		annotationCutAfter:    fmt.Sprint(512 + 512 + 100352 + 34),
-		annotationCutTimes:    "1",
-		annotationCutSilently: "true",
+		annotationCutAfter:      fmt.Sprint(512 + 512 + 100352 + 34),
+		annotationCutCountsFrom: probeEnd,
+		annotationCutTimes:      "1",
+		annotationCutSilently:   "true",
 	}), running)
 	var gen bytes.Buffer
 	for name, content := range twoFiles() {
