@@ -76,6 +76,17 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	if err != nil {
 		return err
 	}
+	// The first attempt's checksum listing starts with the probe, and
+	// waits to be told which tree and how.
+	var sums *awaited
+	if s.verify {
+		sums = rem.startAwaited(ctx, awaitedManifestScript, []string{parent, "./" + base})
+		defer func() {
+			if sums != nil {
+				sums.drop()
+			}
+		}()
+	}
 	// The first attempt probes and streams in one exec: the script waits
 	// for this side's decision between the two.
 	c, first, err := startProbedRetrying(ctx, rem, s, downloadScript, []string{parent, "./" + base, nonce},
@@ -89,6 +100,12 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 		return err
 	}
 	d.first, d.firstNonce = first, nonce
+	d.firstSums, sums = sums, nil
+	defer func() {
+		if d.firstSums != nil { // not needed (no digest) or never reached
+			d.firstSums.drop()
+		}
+	}()
 	defer func() {
 		if d.first != nil { // never told to stream: it ends having sent nothing
 			d.first.stop()
@@ -145,6 +162,9 @@ type downloader struct {
 	// decision, with its end marker's nonce; nil once taken.
 	first      *session
 	firstNonce string
+	// firstSums is the first attempt's checksum listing, waiting since the
+	// probe to be told which tree; nil once taken.
+	firstSums *awaited
 }
 
 // newDownloader decides, from what the probe found of src, what to
@@ -248,10 +268,9 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 	defer cancel()
 	sums := make(chan manifestResult, 1)
 	if d.dig != nil {
-		go func() {
-			m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base, d.dig)
-			sums <- manifestResult{m, err}
-		}()
+		waiting := d.firstSums
+		d.firstSums = nil
+		go func() { sums <- d.manifest(ctx, waiting) }()
 	}
 	if err := d.stream(ctx, names); err != nil {
 		return err
@@ -307,6 +326,21 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 		return &streamError{errors.New("the stream ended before the container's end marker: it was cut on the way")}
 	}
 	return err
+}
+
+// manifest lists the container's checksums of the tree: through the
+// listing started with the probe when it still waits, else through an
+// exec of its own.
+func (d *downloader) manifest(ctx context.Context, waiting *awaited) manifestResult {
+	where := path.Join(d.parent, d.base)
+	if waiting != nil {
+		m, err := awaitedManifest(ctx, waiting, d.version, where, d.base, d.dig)
+		if !errors.Is(err, errAwaitedEnded) {
+			return manifestResult{m, err}
+		}
+	}
+	m, err := d.rem.manifest(ctx, d.parent, "./"+d.base, d.base, d.dig)
+	return manifestResult{m, err}
 }
 
 // startStream starts the stream of names (nil: the whole tree): the

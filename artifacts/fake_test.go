@@ -27,9 +27,10 @@ import (
 // cutAfter > 0 breaks the first cuts sessions' stdout after that many
 // bytes, as the test cluster's fault injection does; with silent, the
 // session then reports success, as a dropped connection can.
-// stdinCutAfter > 0 ends the first stdinCuts sessions' stdin after that
-// many bytes (the rest is read and dropped) and reports success: bytes
-// lost on the way in, unknown to both ends. With stdinCutBreaks, the rest
+// stdinCutAfter > 0 ends the first stdinCuts archive sessions' stdin (an
+// upload's or a receive's) after that many bytes (the rest is read and
+// dropped) and reports success: bytes lost on the way in, unknown to both
+// ends. With stdinCutBreaks, the rest
 // is not read and the session fails instead: the connection broke while
 // the plugin was still sending. These offsets, and flipAt's, count from
 // where a transfer script's archive starts: on stdin past the decision
@@ -49,6 +50,13 @@ type localExecutor struct {
 	flipAt  int64
 	flips   int
 	outRate int64
+	// Sessions of the script endAtOnce fail before it runs, as a
+	// connection that dropped; those of loseOutput run, but their stdout
+	// is lost and they report success, as a silently dropped one.
+	endAtOnce, loseOutput string
+
+	// running counts the sessions not yet ended.
+	running atomic.Int32
 
 	mu       sync.Mutex
 	commands [][]string
@@ -152,6 +160,8 @@ func busyboxBin(t testing.TB, applets ...string) string {
 }
 
 func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, _ remotecommand.TerminalSizeQueue) error {
+	e.running.Add(1)
+	defer e.running.Add(-1)
 	e.mu.Lock()
 	e.commands = append(e.commands, r.Command)
 	e.mu.Unlock()
@@ -169,6 +179,9 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	if len(r.Command) > 2 {
 		script = r.Command[2]
 	}
+	if script != "" && script == e.endAtOnce {
+		return errors.New("connection lost (injected)")
+	}
 	decisionFirst := script == uploadScript || script == receiveScript
 	var stdinDone chan struct{}
 	broken := false
@@ -179,7 +192,9 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		e.stdinRead = append(e.stdinRead, stdinSession{command: r.Command, n: read, head: head})
 		e.mu.Unlock()
 		cmd.Stdin = &countingReader{r: s.In, n: read, head: head}
-		if e.stdinCutAfter > 0 && e.takeStdinCut() {
+		// Only an archive's stdin is cut: the pending commit's (one line)
+		// starts beside the first attempt's and must not take its cut.
+		if e.stdinCutAfter > 0 && decisionFirst && e.takeStdinCut() {
 			pr, pw := io.Pipe()
 			stdinDone = make(chan struct{})
 			broken = e.stdinCutBreaks
@@ -213,7 +228,7 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 		cmd.Stdin = pr
 	}
 	var out io.Writer = io.Discard
-	if s.Out != nil {
+	if s.Out != nil && script != e.loseOutput {
 		out = s.Out
 	}
 	if e.outRate > 0 {

@@ -104,6 +104,69 @@ func (s *session) stop() {
 	<-s.done
 }
 
+// awaited is an exec started before it is needed, so that its round trip
+// overlaps the work before: its script first reads one line of stdin, and
+// unless that tells it to go on it ends having done nothing. Until it is
+// told, the context it was started with ends it; from then on, the one
+// goOn is given.
+type awaited struct {
+	sess    *session
+	cancel  context.CancelFunc
+	unwatch func() bool // stops the context that ends it from doing so
+}
+
+func (r *remote) startAwaited(ctx context.Context, script string, args []string) *awaited {
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &awaited{sess: r.start(actx, script, args), cancel: cancel, unwatch: context.AfterFunc(ctx, cancel)}
+}
+
+// errAwaitedEnded: the awaited exec ended, or was ending, before it was
+// told to go on (a dropped idle connection, a container without sh, an
+// interrupted plugin), so it did nothing; the work needs an exec of its
+// own.
+var errAwaitedEnded = errors.New("the exec ended before it was needed")
+
+// goOn sends line, which tells the script to go on, and closes its stdin;
+// then its output is a.sess.out, and release ends it.
+func (a *awaited) goOn(ctx context.Context, line string) error {
+	if !a.unwatch() { // its context has ended it
+		a.drop()
+		return errAwaitedEnded
+	}
+	a.unwatch = context.AfterFunc(ctx, a.cancel)
+	select {
+	case err := <-a.sess.done:
+		a.sess.done <- err
+		a.drop()
+		return errAwaitedEnded
+	default:
+	}
+	if _, err := io.WriteString(a.sess.stdin, line+"\n"); err != nil {
+		a.drop()
+		return errAwaitedEnded // its script had ended
+	}
+	a.sess.stdin.Close()
+	return nil
+}
+
+// release waits for the end of an exec told to go on, whose output has
+// been read, and frees what watches it.
+func (a *awaited) release() error {
+	_, _ = io.Copy(io.Discard, a.sess.out)
+	err := <-a.sess.done
+	a.unwatch()
+	a.cancel()
+	return err
+}
+
+// drop ends an awaited exec that is not needed (its script does nothing)
+// and waits for its end.
+func (a *awaited) drop() {
+	a.sess.stop()
+	a.unwatch()
+	a.cancel()
+}
+
 // startProbed starts script (a transfer script that runs probe with q's
 // arguments after args) and reads the probe. It returns what the
 // container has, with the session waiting for the plugin's decision on
@@ -303,13 +366,21 @@ func (r *remote) manifest(ctx context.Context, dir, name, prefix string, d *dige
 	err := r.run(ctx, manifestScript, []string{dir, name, d.tool}, nil, pw)
 	pw.CloseWithError(err)
 	res := <-parsed
-	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", d.name, path.Join(dir, name), err)
+	return res.checked(err, d, path.Join(dir, name))
+}
+
+// awaitedManifest lists the sums of the tree an awaitedManifestScript
+// was started on, once told which (version "": the path's own), or
+// returns errAwaitedEnded.
+func awaitedManifest(ctx context.Context, a *awaited, version, where, prefix string, d *digest) (manifest, error) {
+	if version == "" {
+		version = "-"
 	}
-	if res.err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", d.name, path.Join(dir, name), res.err)
+	if err := a.goOn(ctx, "sums "+d.tool+" "+version); err != nil {
+		return nil, err
 	}
-	return res.m, nil
+	m, perr := parseSums(a.sess.out, prefix, d)
+	return manifestResult{m, perr}.checked(a.release(), d, where)
 }
 
 // compare lists, sorted, the tree paths whose bytes differ on the two sides
@@ -333,6 +404,18 @@ func compare(local map[string][32]byte, remote manifest) []string {
 type manifestResult struct {
 	m   manifest
 	err error
+}
+
+// checked is the manifest of where, read as r, from an exec that ended
+// with execErr: the exec's failure is the cause, else the listing's.
+func (r manifestResult) checked(execErr error, d *digest, where string) (manifest, error) {
+	if execErr != nil {
+		return nil, fmt.Errorf("%s of %s: %w", d.name, where, execErr)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%s of %s: %w", d.name, where, r.err)
+	}
+	return r.m, nil
 }
 
 // parseSums reads sumFiles' output: batches of a count, that many names

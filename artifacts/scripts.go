@@ -137,6 +137,20 @@ sum=$3
 set -- "$2"
 ` + sumFiles
 
+	// awaitedManifestScript is manifestScript started with a download's
+	// probe, so that its round trip overlaps the probe: it waits for
+	// "sums PROGRAM VERSION" on stdin, VERSION ("-": none) being the
+	// landed upload whose tree to list, since ./$2 is its link (as
+	// downloadScript's). Any other word, or the end of stdin, ends it
+	// having listed nothing.
+	awaitedManifestScript = `read -r word sum ver || exit 0
+[ "$word" = sums ] || exit 0
+d=$1 top=$2
+[ "$ver" = - ] || d=$d/.kubectl-concourse/${top#./}/v.$ver
+cd -- "$d" || exit
+set -- "$top"
+` + sumFiles
+
 	// listScript prints every name under $2, NUL terminated.
 	listScript = `cd -- "$1" || exit
 find "$2" -print0`
@@ -241,7 +255,9 @@ exit 0`
 	// versions the link no longer names, what killed runs left (staging
 	// whose receivers are gone and that nothing touched for ten minutes)
 	// and a replaced real directory move to trash, which is emptied once
-	// the lock is released, in the background. Exit 75 (EX_TEMPFAIL): the lock stayed taken.
+	// the lock is released, in the background. Exit 75 (EX_TEMPFAIL): the
+	// lock stayed taken. It ends by saying "landed $2": an exec that ends
+	// as a success without it was cut on the way.
 	commitScript = `s=$1 id=$2 d=$3 n=$4 kind=$5
 lock=$s/lock
 i=0
@@ -293,8 +309,16 @@ trap - EXIT
 # Off the critical path: the exec returns while the old tree goes (what a
 # killed removal leaves, the next commit removes).
 ( rm -rf -- "$s"/trash.*; rmdir -- "$s" "$d/.kubectl-concourse" ) </dev/null >/dev/null 2>&1 &
-exit 0`
+echo "landed $id"`
 )
+
+// awaitedCommitScript is commitScript started with the transfer, so that
+// its exec's round trip overlaps the stream instead of following it: it
+// lands only once its stdin says "commit"; any other word, or the end of
+// stdin, ends it having done nothing.
+const awaitedCommitScript = `read -r word || exit 0
+[ "$word" = commit ] || exit 0
+` + commitScript
 
 // stateDirName is the directory beside an upload's destination that
 // holds its staging and versions; no upload may be named so.

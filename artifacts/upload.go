@@ -106,6 +106,14 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		// the moment between tar and the check.
 		u.endName = path.Join(u.base, u.endName)
 	}
+	if !u.into {
+		u.landing = rem.startAwaited(ctx, awaitedCommitScript, u.commitArgs())
+		defer func() {
+			if u.landing != nil { // never told to land
+				u.landing.drop()
+			}
+		}()
+	}
 	// The first attempt probes and receives in one exec: the script waits
 	// for this side's decision between the two.
 	c, first, err := startProbedRetrying(ctx, rem, s, uploadScript, u.receiveArgs(), probeRequest{path: dest, sample: sample})
@@ -221,6 +229,14 @@ type uploader struct {
 	// first is the first attempt's exec, waiting after its probe for the
 	// decision; nil once taken.
 	first *session
+	// landing is the commit's exec, started with the first attempt and
+	// waiting to be told to land; nil once taken, and when into.
+	landing *awaited
+}
+
+// commitArgs are commitScript's arguments.
+func (u *uploader) commitArgs() []string {
+	return []string{u.state, u.id, u.dest, u.base, u.kind}
 }
 
 // receiveArgs are receive's arguments (receiveFunc).
@@ -399,14 +415,34 @@ func (u *uploader) stream(ctx context.Context, skip func(string) bool) (manifest
 // directory never share it.
 const endEntryPrefix = ".kubectl-concourse-end."
 
-// commit lands the staged tree in one rename, under the destination's lock.
+// commit lands the staged tree in one rename, under the destination's
+// lock: through the commit exec started with the first attempt when it
+// still waits, else through an exec of its own.
 func (u *uploader) commit(ctx context.Context) error {
 	// Not cancelled with ctx: a commit that began ends, so that the lock
 	// is released and the destination is whole.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if err := u.rem.run(ctx, commitScript, []string{u.state, u.id, u.dest, u.base, u.kind}, nil, nil); err != nil {
-		return fmt.Errorf("land %s: %w", path.Join(u.dest, u.base), err)
+	var said limitedBuffer
+	err := errAwaitedEnded
+	if l := u.landing; l != nil {
+		u.landing = nil
+		if err = l.goOn(ctx, "commit"); err == nil {
+			_, _ = io.Copy(&said, l.sess.out)
+			err = l.release()
+		}
+	}
+	if errors.Is(err, errAwaitedEnded) {
+		said = limitedBuffer{}
+		err = u.rem.run(ctx, commitScript, u.commitArgs(), nil, &said)
+	}
+	where := path.Join(u.dest, u.base)
+	switch {
+	case err != nil:
+		return fmt.Errorf("land %s: %w", where, err)
+	case !strings.Contains(said.String(), "landed "+u.id+"\n"):
+		// It may have landed: only its answer is known to be lost.
+		return fmt.Errorf("land %s: the container's answer was cut on the way, so whether the upload landed is unknown; upload again (the tree is replaced whichever is there)", where)
 	}
 	return nil
 }
