@@ -11,7 +11,11 @@
 // default (package workdir says why). -root "" runs on the system's
 // temporary directory instead.
 //
-//	cd e2e && go run ./bench/artifacts [-file-mib 256] [-files 5000] [-file-kib 14] [-runs 3] [-root /dev/shm]
+// A small tree (-small-files) is mostly exec round trips, which is where
+// the plugin's own overhead shows; -baseline measures an older build of
+// the plugin in the same rounds, for an A/B of a change.
+//
+//	cd e2e && go run ./bench/artifacts [-file-mib 256] [-files 5000] [-file-kib 14] [-small-files 200] [-baseline BIN] [-runs 3] [-root /dev/shm]
 package main
 
 import (
@@ -43,12 +47,14 @@ const (
 )
 
 var (
-	fileMiB = flag.Int("file-mib", 256, "size of the incompressible file, MiB")
-	files   = flag.Int("files", 5000, "files in the source tree")
-	fileKiB = flag.Int("file-kib", 14, "size of each tree file, KiB")
-	runs    = flag.Int("runs", 3, "interleaved rounds per case (the figures are medians)")
-	only    = flag.String("only", "", "run only the cases whose \"link data dir\" contains this")
-	root    = workdir.RootFlag()
+	fileMiB  = flag.Int("file-mib", 256, "size of the incompressible file, MiB")
+	files    = flag.Int("files", 5000, "files in the source tree")
+	fileKiB  = flag.Int("file-kib", 14, "size of each tree file, KiB")
+	small    = flag.Int("small-files", 200, "files of 16 KiB in the small tree, whose transfer is mostly exec round trips (0: no small-tree cases)")
+	baseline = flag.String("baseline", "", "an older kubectl-concourse build to measure beside ours (\"vs baseline\" in the ratios)")
+	runs     = flag.Int("runs", 3, "interleaved rounds per case (the figures are medians)")
+	only     = flag.String("only", "", "run only the cases whose \"link data dir\" contains this")
+	root     = workdir.RootFlag()
 )
 
 func main() {
@@ -112,6 +118,7 @@ const (
 	ours        = "kubectl concourse (defaults)"
 	oursNoCheck = "concourse --verify=false"
 	oursPlain   = "concourse --compress none"
+	oursBefore  = "baseline build (defaults)"
 	kubectlCp   = "kubectl cp"
 	rawTar      = "raw tar pipe (kubectl exec -i)"
 	rawCat      = "raw channel: cat (kubectl exec -i)"
@@ -120,6 +127,14 @@ const (
 
 func run() (err error) {
 	ctx := context.Background()
+	if *baseline != "" {
+		if *baseline, err = filepath.Abs(*baseline); err != nil {
+			return err
+		}
+		if _, err := os.Stat(*baseline); err != nil {
+			return fmt.Errorf("-baseline: %w", err)
+		}
+	}
 	wd, err := workdir.New(*root, "bench-artifacts-")
 	if err != nil {
 		return err
@@ -136,6 +151,13 @@ func run() (err error) {
 		return err
 	}
 	sets := []dataset{file, tree}
+	if *small > 0 {
+		smallTree, err := genTree(filepath.Join(work, "src", "small"), *small, 16<<10)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, smallTree)
+	}
 	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate, Dir: wd.Cluster})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
@@ -197,6 +219,9 @@ func (b *bench) contenders(l link, d dataset, dir string) []*contender {
 	const spdy = "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false "
 	if dir == "up" {
 		add(ours, fmt.Sprintf("%s upload %s %s /data/dst", plugin, target, q(d.local)))
+		if *baseline != "" {
+			add(oursBefore, fmt.Sprintf("%s upload %s %s /data/dst", q(*baseline), target, q(d.local)))
+		}
 		add(oursNoCheck, fmt.Sprintf("%s upload %s --verify=false %s /data/dst", plugin, target, q(d.local)))
 		if d.tree {
 			add(oursPlain, fmt.Sprintf("%s upload %s --compress none %s /data/dst", plugin, target, q(d.local)))
@@ -209,6 +234,9 @@ func (b *bench) contenders(l link, d dataset, dir string) []*contender {
 	}
 	src := "/data/src/" + name
 	add(ours, fmt.Sprintf("%s download %s %s %s", plugin, target, src, q(out)))
+	if *baseline != "" {
+		add(oursBefore, fmt.Sprintf("%s download %s %s %s", q(*baseline), target, src, q(out)))
+	}
 	add(oursNoCheck, fmt.Sprintf("%s download %s --verify=false %s %s", plugin, target, src, q(out)))
 	if d.tree {
 		add(oursPlain, fmt.Sprintf("%s download %s --compress none %s %s", plugin, target, src, q(out)))
@@ -286,8 +314,12 @@ func ratioLine(name string, d dataset, cs []*contender, load0, load1 string) str
 		}
 		return fmt.Sprintf("%.2fx", c.median()/o.median())
 	}
-	return fmt.Sprintf("%-40s ours %.2f s, RSS %.0f MiB | vs kubectl cp %s | vs raw tar pipe %s | vs raw channel %s | vs raw channel over SPDY %s | load %s -> %s",
-		name, o.median(), o.peakRSS(), ratio(kubectlCp), ratio(rawTar), ratio(rawCat), ratio(rawCatSPDY), load0, load1)
+	line := fmt.Sprintf("%-40s ours %.2f s, RSS %.0f MiB | vs kubectl cp %s | vs raw tar pipe %s | vs raw channel %s | vs raw channel over SPDY %s",
+		name, o.median(), o.peakRSS(), ratio(kubectlCp), ratio(rawTar), ratio(rawCat), ratio(rawCatSPDY))
+	if by[oursBefore] != nil {
+		line += " | vs baseline " + ratio(oursBefore)
+	}
+	return line + fmt.Sprintf(" | load %s -> %s", load0, load1)
 }
 
 func loadAvg() string {
