@@ -433,7 +433,6 @@ func (u *uploader) commit(ctx context.Context) error {
 		}
 	}
 	if errors.Is(err, errAwaitedEnded) {
-		said = limitedBuffer{}
 		err = u.rem.run(ctx, commitScript, u.commitArgs(), nil, &said)
 	}
 	where := path.Join(u.dest, u.base)
