@@ -149,7 +149,7 @@ func busyboxBin(t testing.TB, applets ...string) string {
 	dir := t.TempDir()
 	if applets == nil {
 		applets = []string{"sh", "tar", "gzip", "lzop", "md5sum", "sha256sum", "find", "xargs", "mkdir", "mv", "rm", "du", "cut",
-			"head", "wc", "dd", "grep", "while", "cat", "rmdir", "ln", "readlink", "sleep"}
+			"head", "wc", "dd", "grep", "while", "cat", "rmdir", "ln", "readlink", "sleep", "nproc"}
 	}
 	for _, a := range applets {
 		if err := os.Symlink(bb, filepath.Join(dir, a)); err != nil {

@@ -58,16 +58,17 @@ func newPacker(src, prefix string, files []string, preserveOwner bool, warnf fun
 		warnf: warnf, progress: progress, sums: map[string][32]byte{}, buf: make([]byte, 256<<10)}
 }
 
-// size is the number of file bytes a full pack sends, for progress.
-func (p *packer) size() (int64, error) {
-	var total int64
-	err := p.walk(func(rel string, fi fs.FileInfo) error {
+// size is the number of file bytes a full pack sends (for progress) and
+// the number of regular files that hold them.
+func (p *packer) size() (total int64, files int, err error) {
+	err = p.walk(func(rel string, fi fs.FileInfo) error {
 		if fi.Mode().IsRegular() {
 			total += fi.Size()
+			files++
 		}
 		return nil
 	})
-	return total, err
+	return total, files, err
 }
 
 // walk calls fn for the top entry and every selected entry below it,

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +65,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		}
 	}
 	p := newPacker(abs, name, files, s.preserveOwner, s.warnf, nil)
-	total, err := p.size()
+	total, count, err := p.size()
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,10 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	// MB/s on an idle core, which only a slow link leaves it).
 	u.streamSum = u.dig != nil && c.tee && c.mkfifo && c.linkBytesPerSec > 0 && c.linkBytesPerSec < streamSumLinkRate
 	p.hashLater = u.dig != nil && !u.streamSum // the files are compared after tar, not the stream
-	u.tarOpts = []string{"-o"}                 // extract as the container's user, not ours
+	if p.hashLater {
+		u.sumBatch = sumBatch(total, count)
+	}
+	u.tarOpts = []string{"-o"} // extract as the container's user, not ours
 	if s.preserveOwner {
 		u.tarOpts = []string{"--numeric-owner"}
 	}
@@ -225,6 +229,7 @@ type uploader struct {
 	gzip               bool
 	dig                *digest // nil: contents not verified
 	streamSum          bool    // the container hashes the stream as it arrives, not the files after
+	sumBatch           int     // > 0: the container hashes its files on several cores, in batches of this many
 	tarOpts            []string
 	// first is the first attempt's exec, waiting after its probe for the
 	// decision; nil once taken.
@@ -257,7 +262,24 @@ func (u *uploader) decision(nonce string) string {
 			mode = "stream"
 		}
 	}
-	return strings.Join(append([]string{"go", z, mode, sum, nonce}, u.tarOpts...), " ") + "\n"
+	fields := []string{"go", z, mode, sum, strconv.Itoa(u.sumBatch), nonce}
+	return strings.Join(append(fields, u.tarOpts...), " ") + "\n"
+}
+
+// sumBatch is how many files the container hashes in each of the batches
+// it spreads over its cores once tar is done (sumFilesParallel), or 0 when
+// one md5sum does as well: the parallel start costs a few processes (a few
+// milliseconds), which a tree pays back once its hashing takes tens. A
+// busybox md5sum here costs about 25 µs a file and 1.7 ms a MiB, so the
+// threshold counts each file as 16 KiB. The batches are small enough to
+// share the files out evenly (16 or more of them) and large enough that
+// starting a batch is a small part of it.
+func sumBatch(bytes int64, files int) int {
+	const minWork = 16 << 20
+	if files < 64 || bytes+int64(files)*(16<<10) < minWork {
+		return 0
+	}
+	return min(max((files+15)/16, 16), 256)
 }
 
 // streamSumLinkRate: below this link speed (bytes/s) the container hashes
