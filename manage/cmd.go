@@ -131,8 +131,9 @@ func NewCmdPruneWorker(streams genericiooptions.IOStreams, getter genericcliopti
 		Short:   "Remove the Node object of a stalled or landed worker",
 		Long: templates.LongDesc(`
 			Prune a worker: delete its Node object, only if the worker is stalled (not ready) or
-			landed (cordoned with no unfinished step pods), and only if the node has not changed
-			since it was read. A running worker is refused with fly's "cannot prune running worker";
+			landed (cordoned with no unfinished step pods), and only as it was read: a node that
+			changed in between (a controller taints a node that stalls) is read again and pruned
+			only if it still may be. A running worker is refused with fly's "cannot prune running worker";
 			a landing one too, until its steps finish. -a prunes every stalled worker. A node whose
 			kubelet still runs registers itself again.`),
 		Example: templates.Examples(`

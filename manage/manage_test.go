@@ -3,16 +3,19 @@ package manage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -230,6 +233,58 @@ func TestPruneWorker(t *testing.T) {
 	}
 	if err := (&PruneWorkerOptions{}).Validate(); err == nil || err.Error() != "Either a worker name or --all-stalled are required" {
 		t.Errorf("Validate() = %v, want fly's message", err)
+	}
+}
+
+// A node written to between its read and its deletion (the node lifecycle
+// controller taints a node the moment it stalls) is read again and pruned
+// if it still may be; one that came back is not.
+func TestPruneWorkerReadsAChangedNodeAgain(t *testing.T) {
+	tests := []struct {
+		name      string
+		conflicts int                  // deletions refused as conflicts before one goes through
+		change    func(n *corev1.Node) // what the controller writes with each refusal
+		wantErr   string
+	}{
+		{name: "tainted while stalled", conflicts: 1, change: func(n *corev1.Node) {
+			n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule})
+		}},
+		{name: "came back", conflicts: 1, change: func(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionTrue },
+			wantErr: "changed since it was read as stalled: cannot prune running worker"},
+		{name: "never still", conflicts: 100, change: func(*corev1.Node) {}, wantErr: "changed 5 times while it was being pruned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, client, out := testOptions("", false, node("n1", corev1.ConditionUnknown, false))
+			deletes := 0
+			client.PrependReactor("delete", "nodes", func(action k8stesting.Action) (bool, runtime.Object, error) {
+				deletes++
+				if deletes > tt.conflicts {
+					return false, nil, nil
+				}
+				obj, err := client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("nodes"), "", "n1")
+				if err != nil {
+					return true, nil, err
+				}
+				n := obj.(*corev1.Node)
+				tt.change(n)
+				if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("nodes"), n, ""); err != nil {
+					return true, nil, err
+				}
+				return true, nil, apierrors.NewConflict(corev1.Resource("nodes"), "n1", errors.New("the object has been modified"))
+			})
+			err := (&PruneWorkerOptions{Options: opts, Worker: "n1"}).Run(t.Context())
+			_, getErr := client.CoreV1().Nodes().Get(t.Context(), "n1", metav1.GetOptions{})
+			if tt.wantErr == "" {
+				if err != nil || out.String() != "pruned 'n1'\n" || !apierrors.IsNotFound(getErr) {
+					t.Fatalf("Run() = %v, out %q, node there: %v", err, out, getErr == nil)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || getErr != nil || out.String() != "" {
+				t.Fatalf("Run() = %v (want %q), out %q, node read: %v", err, tt.wantErr, out, getErr)
+			}
+		})
 	}
 }
 

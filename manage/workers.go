@@ -121,8 +121,7 @@ func (o *PruneWorkerOptions) Validate() error {
 var errRunning = errors.New("cannot prune running worker")
 
 // Run deletes the Node object of each worker named (or of every stalled
-// one), only if it is stalled or landed and has not changed since it was
-// read. Concourse also prunes a landing worker; here that would orphan
+// one), only if it is stalled or landed as last read (prune). Concourse also prunes a landing worker; here that would orphan
 // the step pods still running on it, so prune-worker waits for landed.
 func (o *PruneWorkerOptions) Run(ctx context.Context) error {
 	var targets []worker
@@ -131,11 +130,8 @@ func (o *PruneWorkerOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		switch w.state {
-		case selector.WorkerRunning:
-			return fmt.Errorf("%w: %s is running; land it first (land-worker -w %s)", errRunning, o.Worker, o.Worker)
-		case selector.WorkerLanding:
-			return fmt.Errorf("cannot prune landing worker: %d step pods on %s have not finished; prune it once workers shows it landed", w.unfinished, o.Worker)
+		if err := unprunable(w); err != nil {
+			return err
 		}
 		targets = append(targets, w)
 	}
@@ -150,19 +146,66 @@ func (o *PruneWorkerOptions) Run(ctx context.Context) error {
 		targets = append(targets, stalled...)
 	}
 	for _, w := range targets {
-		rv := w.node.ResourceVersion
-		err := o.Client.CoreV1().Nodes().Delete(ctx, w.node.Name, metav1.DeleteOptions{
-			Preconditions: &metav1.Preconditions{UID: &w.node.UID, ResourceVersion: &rv},
-		})
-		if apierrors.IsConflict(err) {
-			return fmt.Errorf("node %s changed since it was read as %s: not pruned; run prune-worker again", w.node.Name, w.state)
-		}
-		if err != nil {
-			return cmderr.ExplainForbidden(fmt.Errorf("delete node %s: %w", w.node.Name, err), "", "delete", "nodes")
+		if err := o.prune(ctx, w); err != nil {
+			return err
 		}
 		fmt.Fprintf(o.Out, "pruned '%s'\n", w.node.Name) // fly/commands/prune_worker.go:60
 	}
 	return nil
+}
+
+// unprunable is why w may not be pruned: it runs steps, or may.
+func unprunable(w worker) error {
+	switch w.state {
+	case selector.WorkerRunning:
+		return fmt.Errorf("%w: %s is running; land it first (land-worker -w %s)", errRunning, w.node.Name, w.node.Name)
+	case selector.WorkerLanding:
+		return fmt.Errorf("cannot prune landing worker: %d step pods on %s have not finished; prune it once workers shows it landed", w.unfinished, w.node.Name)
+	}
+	return nil
+}
+
+// pruneAttempts bounds how often prune reads a node again that changed
+// between its read and its deletion.
+const pruneAttempts = 5
+
+// prune deletes w's node only as it was read (its UID and resource
+// version), so that a worker that came back in between is never pruned.
+// Controllers write to nodes that stall (the node lifecycle controller
+// taints a node the moment it is not ready): a node that changed is read
+// again and pruned if it still may be.
+func (o *PruneWorkerOptions) prune(ctx context.Context, w worker) error {
+	nodes := o.Client.CoreV1().Nodes()
+	name := w.node.Name
+	for attempt := 1; ; attempt++ {
+		rv := w.node.ResourceVersion
+		err := nodes.Delete(ctx, name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &w.node.UID, ResourceVersion: &rv},
+		})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsConflict(err) {
+			return cmderr.ExplainForbidden(fmt.Errorf("delete node %s: %w", name, err), "", "delete", "nodes")
+		}
+		if attempt == pruneAttempts {
+			return fmt.Errorf("node %s changed %d times while it was being pruned: not pruned; run prune-worker again", name, attempt)
+		}
+		was := w.state
+		node, err := nodes.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return cmderr.ExplainForbidden(fmt.Errorf("node %s changed since it was read as %s, and reading it again: %w", name, was, err), "", "get", "nodes")
+		}
+		if node.UID != w.node.UID {
+			return fmt.Errorf("node %s was replaced by a new one since it was read as %s: not pruned", name, was)
+		}
+		if w, err = o.workerOf(ctx, node); err != nil {
+			return err
+		}
+		if err := unprunable(w); err != nil {
+			return fmt.Errorf("node %s changed since it was read as %s: %w", name, was, err)
+		}
+	}
 }
 
 func (o *PruneWorkerOptions) stalledWorkers(ctx context.Context) ([]worker, error) {
