@@ -225,7 +225,11 @@ rm -f -- "$end"
 if [ "$got" != "$nonce" ]; then echo "` + cutMessage + `" >&2; exit 1; fi
 [ "$v" = - ] && exit 0
 set -- "$v"
-ps=$pf.sums
+# Each attempt's batches have a directory of their own, since the hashers
+# of an attempt that was cut may outlive it: theirs is removed here, and
+# they cannot write into this one.
+rm -rf -- "$pf".sums.*
+ps=$pf.sums.$nonce
 ` + sumFilesParallel + sumFiles + `
 }
 `
@@ -268,7 +272,7 @@ fi
 	// still writes would leave part of it behind. The state directory goes
 	// too when nothing else is in it.
 	abortScript = `st=$1 pf=$1.pids
-` + endReceivers + `rm -rf -- "$st" "$pf.fifo" "$pf.sums"
+` + endReceivers + `rm -rf -- "$st" "$pf.fifo" "$pf".sums.*
 rmdir -- "${st%/*}" "${st%/*/*}" 2>/dev/null
 exit 0`
 
@@ -294,7 +298,7 @@ done
 trap 'rmdir -- "$lock" 2>/dev/null' EXIT
 v=$s/v.$id
 mv -T -- "$s/staging.$id" "$v" || exit
-rm -f -- "$s/staging.$id.pids"
+rm -rf -- "$s/staging.$id.pids" "$s/staging.$id.pids.fifo" "$s/staging.$id.pids.sums".*
 if [ "$kind" = file ]; then
   if [ -d "$d/$n" ] && [ ! -L "$d/$n" ]; then echo "$d/$n is a directory in the container; a file cannot replace it" >&2; exit 1; fi
   mv -f -T -- "$v/$n" "$d/$n" || exit
@@ -318,7 +322,7 @@ for e in "$s"/v.* "$s"/prev.* "$s"/link.*; do
   mv -- "$e" "$s/trash.${e##*/}"
 done
 for e in "$s"/staging.*; do
-  case $e in *.pids|*.fifo|*.sums) continue ;; esac
+  case $e in *.pids|*.fifo|*.sums.*) continue ;; esac
   [ -e "$e" ] || continue
   if [ -f "$e.pids" ]; then
     alive=
@@ -326,7 +330,7 @@ for e in "$s"/staging.*; do
     [ -n "$alive" ] && continue
   fi
   [ -n "$(find "$e" "$e.pids" -mmin -10 2>/dev/null | head -n 1)" ] && continue
-  mv -- "$e" "$s/trash.${e##*/}" && rm -rf -- "$e.pids" "$e.pids.fifo" "$e.pids.sums"
+  mv -- "$e" "$s/trash.${e##*/}" && rm -rf -- "$e.pids" "$e.pids.fifo" "$e.pids.sums".*
 done
 rmdir -- "$lock"
 trap - EXIT

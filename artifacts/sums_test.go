@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runSums runs the sums of an upload's receive (sumFilesParallel, then
@@ -167,6 +168,24 @@ func TestUploadOfALargeTreeHashesInBatches(t *testing.T) {
 	}
 	if got, want := tree(t, filepath.Join(container, "src")), tree(t, local); !reflect.DeepEqual(got, want) {
 		t.Errorf("landed %d entries unlike the %d sent", len(got), len(want))
+	}
+	// Neither attempt leaves its batches, fifo or pid list behind: the
+	// state directory ends with the landed version alone (the old
+	// versions' removal runs in the background, hence the wait).
+	state := filepath.Join(container, stateDirName, "src")
+	var left []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		entries, _ := os.ReadDir(state)
+		left = left[:0]
+		for _, e := range entries {
+			left = append(left, e.Name())
+		}
+		if (len(left) == 1 && strings.HasPrefix(left[0], "v.")) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(left) != 1 || !strings.HasPrefix(left[0], "v.") {
+		t.Errorf("the state directory holds %q; want the landed version alone", left)
 	}
 }
 
