@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/cluster"
 	"github.com/kubectl-concourse/kubectl-concourse/e2e/nodekind"
+	"github.com/kubectl-concourse/kubectl-concourse/e2e/realnode"
 )
 
 // machineWide is what of the host a real node could change for everyone:
@@ -91,11 +92,16 @@ func (m machineWide) diff(after machineWide) []string {
 // realNodeTrace is what one running real node has on the host, read while it
 // runs: after it stops, none of it may be left.
 type realNodeTrace struct {
+	slot                   int
 	nodeIP, bridge, cgroup string
 	vethPorts              []string
 	pids                   []int // the node process, containerd, the kubelet, shims, containers
 	mountNS                string
 	podNetNS               string
+	// logFile is the node process's own log: what it says of its stop
+	// tells a slow cleanup from one that never ran.
+	logFile         string
+	slotTakenLogged bool
 	// held keeps both namespaces open, so that their inode numbers cannot
 	// be reused by a namespace made later while the test looks for their
 	// members; released by releaseNamespaces, before the links are checked
@@ -111,13 +117,14 @@ func traceRealNode(t *testing.T, c *cluster.Cluster, name, ns, podName string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &realNodeTrace{}
+	tr := &realNodeTrace{logFile: filepath.Join(c.Dir, "logs", name+".log")}
 	for _, a := range node.Status.Addresses {
 		if a.Type == corev1.NodeInternalIP {
 			tr.nodeIP = a.Address
 		}
 	}
 	slot := tr.nodeIP[strings.LastIndex(tr.nodeIP, ".")+1:]
+	tr.slot = atoi(slot)
 	tr.bridge, tr.cgroup = "tc-real"+slot, "testcluster-real"+slot
 	ports, _ := filepath.Glob(filepath.Join("/sys/class/net", tr.bridge, "brif", "*"))
 	for _, p := range ports {
@@ -190,23 +197,36 @@ func (tr *realNodeTrace) leftProcesses(t *testing.T) []string {
 	return found
 }
 
-// leftOnHost lists the node's address, links and cgroups still there.
+// leftOnHost lists the node's address, links and cgroups still there. The
+// address, bridge and cgroup are named by the node's slot: while another
+// node holds the slot (a cluster of another test binary started one after
+// this node had cleaned up and let the slot go), they are that node's, and
+// only the veths, named at random, are this one's. The slot is held while
+// it is looked at, so that no node claims it halfway.
 func (tr *realNodeTrace) leftOnHost(t *testing.T) []string {
 	t.Helper()
 	var found []string
-	out, _ := exec.Command("ip", "-o", "-4", "addr", "show", "dev", "lo").Output()
-	if strings.Contains(string(out), " "+tr.nodeIP+"/") {
-		found = append(found, "address "+tr.nodeIP+" on lo")
+	links := tr.vethPorts
+	if slot, free := realnode.TakeSlot(tr.slot); free {
+		defer slot.Release()
+		out, _ := exec.Command("ip", "-o", "-4", "addr", "show", "dev", "lo").Output()
+		if strings.Contains(string(out), " "+tr.nodeIP+"/") {
+			found = append(found, "address "+tr.nodeIP+" on lo")
+		}
+		links = append([]string{tr.bridge}, links...)
+		v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + tr.cgroup)
+		v2, _ := filepath.Glob("/sys/fs/cgroup/" + tr.cgroup)
+		if dirs := append(v1, v2...); len(dirs) > 0 {
+			found = append(found, fmt.Sprintf("cgroups %v", dirs))
+		}
+	} else if !tr.slotTakenLogged {
+		tr.slotTakenLogged = true
+		t.Logf("slot %d is held by another node now: its address, bridge and cgroup are that node's", tr.slot)
 	}
-	for _, link := range append([]string{tr.bridge}, tr.vethPorts...) {
+	for _, link := range links {
 		if _, err := os.Stat(filepath.Join("/sys/class/net", link)); err == nil {
 			found = append(found, "link "+link)
 		}
-	}
-	v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + tr.cgroup)
-	v2, _ := filepath.Glob("/sys/fs/cgroup/" + tr.cgroup)
-	if dirs := append(v1, v2...); len(dirs) > 0 {
-		found = append(found, fmt.Sprintf("cgroups %v", dirs))
 	}
 	return found
 }
@@ -214,24 +234,40 @@ func (tr *realNodeTrace) leftOnHost(t *testing.T) []string {
 // waitGone polls until nothing of the trace is left: first its processes,
 // then, the namespaces released, what it had on the host (a network
 // namespace is freed asynchronously after its last process, and its veth
-// with it).
+// with it). The node must have said that it cleaned the host itself: a
+// node that died without cleaning leaves its slot to the next node, which
+// cleans it before it sets up its own.
 func (tr *realNodeTrace) waitGone(t *testing.T, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for _, check := range []func(*testing.T) []string{tr.leftProcesses, tr.leftOnHost} {
+	for i, check := range []func(*testing.T) []string{tr.leftProcesses, tr.leftOnHost} {
 		for {
 			left := check(t)
 			if len(left) == 0 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("left on the host after %s:\n%s", within, strings.Join(left, "\n"))
+				t.Errorf("left on the host after %s:\n%s\n%s", within, strings.Join(left, "\n"), tr.logTail())
 				return
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		if i == 0 {
+			if log, _ := os.ReadFile(tr.logFile); !strings.Contains(string(log), realnode.StoppedClean) {
+				t.Errorf("the node ended without saying %q:\n%s", realnode.StoppedClean, tr.logTail())
+			}
+		}
 		tr.releaseNamespaces()
 	}
+}
+
+// logTail is the end of the node process's log, for a failure's message.
+func (tr *realNodeTrace) logTail() string {
+	log, _ := os.ReadFile(tr.logFile)
+	if len(log) > 3000 {
+		log = log[len(log)-3000:]
+	}
+	return fmt.Sprintf("the end of %s:\n%s", tr.logFile, log)
 }
 
 // realNodes is how many real nodes the lifecycle tests start: one, unless

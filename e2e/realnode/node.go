@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) (err error) {
 	}
 	defer slot.Release()
 	defer func() {
+		cfg.Logf("slot %d: cleaning the host", slot.N)
 		if cerr := slot.cleanHost(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("clean up the host: %w", cerr))
 		}
@@ -118,6 +119,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) (err error) {
 	ready(Info{NodeIP: slot.NodeIP(), Slot: slot.N})
 	select {
 	case <-ctx.Done():
+		cfg.Logf("told to stop: stopping the kubelet")
 		return nil
 	case <-containerd.done:
 		return fmt.Errorf("containerd exited: %v (see %s)", containerd.err, containerd.logFile)
@@ -336,6 +338,12 @@ func tail(file string, n int) string {
 	}
 	return string(data)
 }
+
+// StoppedClean is what `testcluster node` logs when Run returned without an
+// error: the node stopped and the host is clean. The lifecycle tests look
+// for it, since once a node's slot is free another node may claim it and
+// set up the same names on the host.
+const StoppedClean = "stopped; the host is clean"
 
 // ReadyLine is what `testcluster node` prints when its node runs.
 func ReadyLine(i Info) string { return fmt.Sprintf("ready %s %d", i.NodeIP, i.Slot) }

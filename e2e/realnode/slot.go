@@ -81,6 +81,19 @@ func ClaimSlot(logf func(string, ...any)) (*Slot, error) {
 	return claimed, nil
 }
 
+// TakeSlot takes slot n if no running node holds it, so that nobody claims
+// it while the caller looks at what the host has under its names (the
+// lifecycle tests: a node that claimed a slot meanwhile set up the same
+// address, bridge and cgroup, which are not leftovers). ok is false when a
+// running node holds it; otherwise the caller must Release it.
+func TakeSlot(n int) (s *Slot, ok bool) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: slotSocket(n), Net: "unix"})
+	if err != nil {
+		return nil, false
+	}
+	return &Slot{N: n, listener: l}, true
+}
+
 // Release gives the slot up; the host must be clean by then.
 func (s *Slot) Release() {
 	if s.listener != nil {

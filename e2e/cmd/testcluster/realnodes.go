@@ -182,7 +182,7 @@ func runNode(args []string) error {
 	if err != nil {
 		logger.Printf("node %s: %v", cfg.Name, err)
 	} else {
-		logger.Printf("node %s: stopped; the host is clean", cfg.Name)
+		logger.Printf("node %s: %s", cfg.Name, realnode.StoppedClean)
 	}
 	return err
 }
