@@ -317,12 +317,16 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	if errors.As(eerr, &se) && se.Exited() && sourceChanged(se.Stderr) {
 		return fmt.Errorf("receive: %w: %w", errSourceChanged, eerr)
 	}
-	if eerr != nil {
+	// The archive may look whole, but the stream stopped before the
+	// container's last word; the exec may even have said success.
+	// A dropped connection (the exit status lost, which the extractor may
+	// have read as the stream's end) is a cut when the marker is missing.
+	lost := errors.Is(eerr, podexec.ErrExitLost)
+	cut := string(tail.held()) != streamEnd+nonce && (err == nil || lost && errors.Is(err, podexec.ErrExitLost))
+	if eerr != nil && !(lost && (cut || err != nil)) {
 		return fmt.Errorf("receive: %w", eerr)
 	}
-	if err == nil && string(tail.held()) != streamEnd+nonce {
-		// The exec said success, the archive may even look whole, but the
-		// stream stopped before the container's last word.
+	if cut {
 		return &streamError{errors.New("the stream ended before the container's end marker: it was cut on the way")}
 	}
 	return err

@@ -131,7 +131,7 @@ func receiveDecisions(ex *localExecutor) [][]string {
 	defer ex.mu.Unlock()
 	var lines [][]string
 	for _, s := range ex.stdinRead {
-		if len(s.command) > 2 && (s.command[2] == uploadScript || s.command[2] == receiveScript) {
+		if script, _, _ := podexec.ScriptOf(s.command); script == uploadScript || script == receiveScript {
 			lines = append(lines, strings.Fields(s.firstLine()))
 		}
 	}
@@ -175,10 +175,7 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	cmd := exec.CommandContext(ctx, path, r.Command[1:]...)
 	cmd.Args[0] = r.Command[0]
 	cmd.Env = []string{"PATH=" + e.bin}
-	script := ""
-	if len(r.Command) > 2 {
-		script = r.Command[2]
-	}
+	script, _, _ := podexec.ScriptOf(r.Command)
 	if script != "" && script == e.endAtOnce {
 		return errors.New("connection lost (injected)")
 	}
@@ -245,12 +242,19 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	cmd.Stdout = out
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if s.ErrOut != nil {
-		cmd.Stderr = io.MultiWriter(&stderr, s.ErrOut)
-	}
 	err = cmd.Run()
 	if stdinDone != nil {
 		<-stdinDone
+	}
+	silentCut := cut && cw.cut && e.silent
+	if s.ErrOut != nil {
+		said := stderr.Bytes()
+		if silentCut {
+			// The connection dropped: the shell's exit report, its last
+			// words, never arrived.
+			said = said[:max(bytes.LastIndex(said, []byte("\nkubectl-concourse-exit ")), 0)]
+		}
+		_, _ = s.ErrOut.Write(said)
 	}
 	if broken {
 		return errors.New("connection lost (injected)")

@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"context"
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,8 +41,8 @@ func scriptArgs(ex *localExecutor, script string) [][]string {
 	defer ex.mu.Unlock()
 	var runs [][]string
 	for _, c := range ex.commands {
-		if len(c) >= 4 && c[0] == "sh" && c[2] == script {
-			runs = append(runs, c[4:])
+		if s, args, ok := podexec.ScriptOf(c); ok && c[0] == "sh" && s == script {
+			runs = append(runs, args)
 		}
 	}
 	return runs

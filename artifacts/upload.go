@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/klauspost/pgzip"
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"k8s.io/cli-runtime/pkg/printers"
 )
 
@@ -459,13 +460,13 @@ func (u *uploader) commit(ctx context.Context) error {
 	}
 	where := path.Join(u.dest, u.base)
 	switch {
-	case err != nil:
-		return fmt.Errorf("land %s: %w", where, err)
-	case !strings.Contains(said.String(), "landed "+u.id+"\n"):
+	case strings.Contains(said.String(), "landed "+u.id+"\n"):
+		return nil // its last words: what follows them cannot undo the landing
+	case err == nil || errors.Is(err, podexec.ErrExitLost):
 		// It may have landed: only its answer is known to be lost.
 		return fmt.Errorf("land %s: the container's answer was cut on the way, so whether the upload landed is unknown; upload again (the tree is replaced whichever is there)", where)
 	}
-	return nil
+	return fmt.Errorf("land %s: %w", where, err)
 }
 
 // checkStreamSum compares the container's checksum line for the stream it

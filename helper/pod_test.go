@@ -37,7 +37,15 @@ func (e *tetherExecutor) Exec(_ context.Context, r podexec.Request, s podexec.St
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reqs = append(e.reqs, r)
+	if s.ErrOut != nil {
+		_, _ = io.WriteString(s.ErrOut, podexec.ExitReport(0))
+	}
 	return nil
+}
+
+func scriptOf(r podexec.Request) string {
+	script, _, _ := podexec.ScriptOf(r.Command)
+	return script
 }
 
 // kubelet makes the fake API server run every container of the pods it
@@ -113,7 +121,7 @@ func TestStartPodAndEnd(t *testing.T) {
 	if left := pods(t, client); len(left) != 0 {
 		t.Errorf("End left %v", left)
 	}
-	if len(ex.reqs) == 0 || !strings.Contains(ex.reqs[0].Command[2], "IFS= read -r word") {
+	if len(ex.reqs) == 0 || !strings.Contains(scriptOf(ex.reqs[0]), "IFS= read -r word") {
 		t.Errorf("the keeper was not tied: %+v", ex.reqs)
 	}
 }

@@ -49,17 +49,26 @@ func (f *fakeExecutor) Exec(_ context.Context, r podexec.Request, s podexec.Stre
 	f.got = append(f.got, r)
 	f.stdin = append(f.stdin, in)
 	if in == "stop\n" || in == "release\n" {
-		return nil
+		return f.exited(r, s, nil)
 	}
 	if s.Out != nil {
 		_, _ = io.WriteString(s.Out, f.stdout)
 	}
 	if len(f.results) == 0 {
-		return nil
+		return f.exited(r, s, nil)
 	}
 	err := f.results[0]
 	if len(f.results) > 1 {
 		f.results = f.results[1:]
+	}
+	return f.exited(r, s, err)
+}
+
+// exited ends a script's exec that succeeds as its shell would: saying so
+// last on stderr (podexec.ExitReport).
+func (f *fakeExecutor) exited(r podexec.Request, s podexec.Streams, err error) error {
+	if _, _, script := podexec.ScriptOf(r.Command); script && err == nil && s.ErrOut != nil {
+		_, _ = io.WriteString(s.ErrOut, podexec.ExitReport(0))
 	}
 	return err
 }

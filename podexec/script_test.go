@@ -1,9 +1,13 @@
 package podexec
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -52,14 +56,108 @@ func TestRunScript(t *testing.T) {
 			if !errors.As(err, &se) || err.Error() != tt.want || se.Exited() != tt.wantExited {
 				t.Errorf("RunScript() = %v (exited %v), want %q (exited %v)", err, se != nil && se.Exited(), tt.want, tt.wantExited)
 			}
-			if got := ex.got.Command; len(got) != 5 || got[0] != "sh" || got[4] != "$(rm -rf /)" {
-				t.Errorf("argv %q: arguments must travel as positional parameters", got)
+			if script, args, ok := ScriptOf(ex.got.Command); !ok || ex.got.Command[0] != "sh" || script != "exit 1" || len(args) != 1 || args[0] != "$(rm -rf /)" {
+				t.Errorf("argv %q: arguments must travel as positional parameters", ex.got.Command)
 			}
 		})
 	}
-	if err := RunScript(context.Background(), &scriptedExecutor{stderr: "fine"}, c, ":", nil, nil, nil); err != nil {
+	if err := RunScript(context.Background(), &scriptedExecutor{stderr: "fine" + ExitReport(0)}, c, ":", nil, nil, nil); err != nil {
 		t.Errorf("RunScript() of a success = %v", err)
 	}
+}
+
+// An exec that ends as a success without the script's exit report lost its
+// connection (client-go hears an empty error stream as success): it is a
+// broken stream, never the script's success; a report of a failure whose
+// status was lost is that failure.
+func TestRunScriptTellsALostExitFromASuccess(t *testing.T) {
+	c := Container{Namespace: "ci", Pod: "p", Name: "main"}
+	tests := []struct {
+		name       string
+		stderr     string
+		want       string // "": success
+		wantExited bool
+	}{
+		{"reported success", "warning: x" + ExitReport(0), "", false},
+		{"nothing arrived", "", "container main of pod ci/p: " + ErrExitLost.Error(), false},
+		{"stderr arrived, not the report", "mkdir: can't create directory '/etc/x': Permission denied\n",
+			"container main of pod ci/p: " + ErrExitLost.Error() + " (stderr: mkdir: can't create directory '/etc/x': Permission denied)", false},
+		{"a reported failure whose status was lost", "mkdir: denied" + ExitReport(1), "container main of pod ci/p: mkdir: denied (exit status 1)", true},
+		{"a forged report mid-stream is not the last line", ExitReport(0) + "tar: cut\n", "container main of pod ci/p: " + ErrExitLost.Error() + " (stderr: tar: cut)", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := RunScript(context.Background(), &scriptedExecutor{stderr: tt.stderr}, c, ":", nil, nil, nil)
+			var se *ScriptError
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("RunScript() = %v, want success", err)
+			case tt.want != "" && (!errors.As(err, &se) || err.Error() != tt.want || se.Exited() != tt.wantExited):
+				t.Errorf("RunScript() = %v (exited %v), want %q (exited %v)", err, se != nil && se.Exited(), tt.want, tt.wantExited)
+			}
+		})
+	}
+}
+
+// shellExecutor runs the exec's argv with the machine's sh.
+type shellExecutor struct{ pid *int }
+
+func (e shellExecutor) Exec(ctx context.Context, r Request, s Streams, _ remotecommand.TerminalSizeQueue) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", r.Command[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.In, s.Out, s.ErrOut
+	err := cmd.Start()
+	if err == nil {
+		*e.pid = cmd.Process.Pid
+		err = cmd.Wait()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return utilexec.CodeExitError{Err: err, Code: ee.ExitCode()}
+	}
+	return err
+}
+
+// The script runs in a shell of its own under the exit reporter: its $$,
+// its exit status, its exit trap, its stdout and stderr are its own, and
+// the report comes after everything it printed.
+func TestExitReporterRunsTheScriptAsItsOwnShell(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	script := `trap 'echo trapped >&2' EXIT
+echo "$$ $PPID $1:$2"
+exit 3`
+	var out, errOut bytes.Buffer
+	var reporter int
+	ex := shellExecutor{pid: &reporter}
+	argv := append([]string{"sh", "-c", exitReporter, "sh", script}, "a b", "$(c)")
+	err := ex.Exec(context.Background(), Request{Command: argv}, Streams{Out: &out, ErrOut: &errOut}, nil)
+	var pid, ppid int
+	var args string
+	_, _ = fmt.Sscanf(strings.ReplaceAll(out.String(), " ", "|"), "%d|%d|%s", &pid, &ppid, &args)
+	if code := exitCode(err); code != 3 || pid == reporter || ppid != reporter || strings.TrimSpace(strings.ReplaceAll(args, "|", " ")) != "a b:$(c)" {
+		t.Errorf("exit %d (%v), stdout %q (the reporter is %d); want 3 from a shell of its own, its arguments as given", code, err, out.String(), reporter)
+	}
+	said, code, reported := cutExitReport(errOut.String())
+	if !reported || code != 3 || said != "trapped\n" {
+		t.Errorf("stderr %q: said %q, report %v of %d; want the trap's line, then a report of 3", errOut.String(), said, reported, code)
+	}
+	err = RunScript(context.Background(), ex, Container{Name: "main"}, script, []string{"a", "b"}, nil, &out)
+	var se *ScriptError
+	if !errors.As(err, &se) || se.Code != 3 || se.Stderr != "trapped" {
+		t.Errorf("RunScript() = %#v, want exit status 3 saying trapped", err)
+	}
+}
+
+func exitCode(err error) int {
+	var exit utilexec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitStatus()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
 
 func TestExecutableMissing(t *testing.T) {
