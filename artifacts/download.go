@@ -322,7 +322,10 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	// A dropped connection (the exit status lost, which the extractor may
 	// have read as the stream's end) is a cut when the marker is missing.
 	lost := errors.Is(eerr, podexec.ErrExitLost)
-	cut := string(tail.held()) != streamEnd+nonce && (err == nil || lost && errors.Is(err, podexec.ErrExitLost))
+	if lost && errors.Is(err, podexec.ErrExitLost) {
+		err = nil // the extractor read the dropped connection as the stream's end: the marker tells
+	}
+	cut := err == nil && string(tail.held()) != streamEnd+nonce
 	if eerr != nil && !(lost && (cut || err != nil)) {
 		return fmt.Errorf("receive: %w", eerr)
 	}

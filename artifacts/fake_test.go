@@ -246,15 +246,10 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	if stdinDone != nil {
 		<-stdinDone
 	}
-	silentCut := cut && cw.cut && e.silent
-	if s.ErrOut != nil {
-		said := stderr.Bytes()
-		if silentCut {
-			// The connection dropped: the shell's exit report, its last
-			// words, never arrived.
-			said = said[:max(bytes.LastIndex(said, []byte("\nkubectl-concourse-exit ")), 0)]
-		}
-		_, _ = s.ErrOut.Write(said)
+	// A silent cut is a dropped connection: nothing the container said
+	// after it arrives, the shell's exit report least of all.
+	if s.ErrOut != nil && !(cut && cw.cut && e.silent) {
+		_, _ = s.ErrOut.Write(stderr.Bytes())
 	}
 	if broken {
 		return errors.New("connection lost (injected)")

@@ -69,8 +69,8 @@ func runScript(ctx context.Context, ex Executor, c Container, bulk bool, script 
 	case err != nil:
 	case !reported:
 		se.Err = ErrExitLost
-	case code != 0:
-		se.Code, se.Err = code, ErrExitLost // the exit status itself was lost on the way
+	case code != 0: // the script's answer, though its status was lost on the way
+		se.Code, se.Err = code, utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
 	default:
 		return nil
 	}
