@@ -350,7 +350,8 @@ func (o *ExecuteOptions) plan(team string) oneOff {
 	c.Params = params
 	image, _ := o.image()
 	b := oneOff{Namespace: o.Namespace, Team: team, BuildID: strconv.FormatInt(o.Now().UnixMilli(), 10),
-		Image: image, Config: c, Privileged: o.Privileged, Tags: o.Tags, Timeout: o.Timeout, HelperImage: o.HelperImage}
+		Image: image, Config: c, Privileged: o.Privileged, Tags: o.Tags, Timeout: o.Timeout, HelperImage: o.HelperImage,
+		Kept: o.Background || o.Keep}
 	for _, f := range o.inputs {
 		for _, in := range c.Inputs {
 			if in.Name == f.name {

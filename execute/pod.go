@@ -47,6 +47,7 @@ type oneOff struct {
 	Namespace, Team, BuildID string
 	Image                    string
 	Config                   TaskConfig // args appended, params overridden from the environment
+	Kept                     bool       // -b or --keep: the pod outlives the plugin
 	Inputs                   []input    // the inputs that are uploaded
 	Outputs                  []output   // the outputs that are downloaded (-o)
 	Privileged               bool
@@ -80,6 +81,9 @@ func (b oneOff) labels() (labels, annotations map[string]string) {
 		selector.LabelCreatedBy: selector.CreatedByExecute,
 	}
 	annotations = map[string]string{selector.AnnotationContainer: taskContainer}
+	if b.Kept {
+		annotations[selector.AnnotationKept] = "true"
+	}
 	if b.Team != "" {
 		annotations = selector.Put(labels, annotations, selector.LabelTeam, b.Team)
 	}

@@ -48,30 +48,36 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	if o.DryRun == "client" {
 		return o.print(pod, secret)
 	}
-	// The first Ctrl-C (or SIGTERM) aborts the build; a second one, while
-	// it is being deleted, exits at once. cli cancels ctx on the first too.
+	// The first Ctrl-C (or SIGTERM) aborts the build, and the abort (the
+	// pod's deletion) is the first thing sent, as fly sends its abort before
+	// anything else; a second one exits at once. cli cancels ctx on the
+	// first too, which is the same abort.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	second, finished := make(chan struct{}), make(chan struct{})
-	defer close(finished)
-	go func() {
-		select {
-		case <-signals:
-			cancel()
-		case <-finished:
-			return
-		}
-		select {
-		case <-signals:
-			close(second)
-		case <-finished:
-		}
-	}()
-	r := &runner{o: o, b: b, client: o.Client, second: second, colour: o.isTerminal(o.Out)}
-	return r.run(ctx, pod, secret)
+	r := &runner{o: o, b: b, client: o.Client, colour: o.isTerminal(o.Out), hasSecret: secret != nil, removed: make(chan struct{})}
+	result := make(chan error, 1)
+	go func() { result <- r.run(ctx, pod, secret) }()
+	select {
+	case err := <-result:
+		return err
+	case <-signals:
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(o.ErrOut, "\naborting...")
+	go r.removeAndWait(ctx)
+	cancel()
+	select {
+	case err := <-result:
+		return err
+	case <-signals:
+		fmt.Fprintln(o.ErrOut, "exiting immediately")
+		return cmderr.Status{Code: exitErrored, Reason: "exiting immediately",
+			Explain: fmt.Sprintf("pod %s may be left behind (it can only fail now, never run the task): kubectl concourse gc removes it",
+				printers.EscapeTerminal(b.Namespace+"/"+b.podName()))}
+	}
 }
 
 // namespaceTeam is the team the namespace is labelled with
@@ -101,20 +107,24 @@ func (o *ExecuteOptions) print(pod *corev1.Pod, secret *corev1.Secret) error {
 
 // runner is one build being followed.
 type runner struct {
-	o      *ExecuteOptions
-	b      oneOff
-	client kubernetes.Interface
-	second <-chan struct{} // closed by a second Ctrl-C
-	colour bool
+	o         *ExecuteOptions
+	b         oneOff
+	client    kubernetes.Interface
+	colour    bool
+	hasSecret bool          // the build has a Secret of params
+	removed   chan struct{} // closed once an abort's removal has ended
 
 	pod     *corev1.Pod
 	secret  *corev1.Secret
-	tethers []*helper.Tether
+	tethers []*helper.Tether // the outputs keeper's, released at the end
 }
 
 func (r *runner) run(ctx context.Context, pod *corev1.Pod, secret *corev1.Secret) error {
 	o, ns := r.o, r.b.Namespace
 	created, err := r.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if ctx.Err() != nil {
+		return r.aborted() // the create may have landed after the abort's delete
+	}
 	if err != nil {
 		return fmt.Errorf("create pod %s: %w", pod.Name, cmderr.ExplainForbidden(err, ns, "create", "pods"))
 	}
@@ -122,16 +132,19 @@ func (r *runner) run(ctx context.Context, pod *corev1.Pod, secret *corev1.Secret
 	if secret != nil {
 		secret.OwnerReferences[0].UID = created.UID
 		if r.secret, err = r.client.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			if ctx.Err() != nil {
+				return r.aborted()
+			}
 			r.remove(ctx)
 			return fmt.Errorf("create the Secret of the params: %w", cmderr.ExplainForbidden(err, ns, "create", "secrets"))
 		}
 	}
 	fmt.Fprintf(o.Out, "executing build %s as pod %s\n", r.b.BuildID, printers.EscapeTerminal(ns+"/"+created.Name))
 	status, err := r.follow(ctx)
-	r.releaseAll(ctx)
 	if ctx.Err() != nil {
-		return r.abort()
+		return r.aborted()
 	}
+	r.releaseAll(ctx)
 	switch {
 	case o.Background && err == nil:
 		r.printFollowUp()
@@ -244,28 +257,36 @@ func (r *runner) container(name string) podexec.Container {
 }
 
 // upload sends every input in parallel into the inputs container, then
-// releases it so that the task starts.
+// releases it so that the task starts. The release is sent only once every
+// input has landed whole and verified: on any other path (a failure, an
+// abort) the keeper is stopped, its init container fails and the pod with
+// it, so the task can never run on a partial input. A plugin that is lost
+// sends nothing, and a keeper whose tether is gone is stopped too.
 func (r *runner) upload(ctx context.Context) error {
 	t := helper.Tie(r.o.Executor, r.container(inputsContainer), helper.DefaultGrace)
-	r.tethers = append(r.tethers, t)
 	err := r.transferAll(ctx, inputsContainer, len(r.b.Inputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
 		return artifacts.UploadInto(ctx, ep, s, r.b.Inputs[i].Local, r.b.Inputs[i].Remote)
 	})
 	if err != nil {
+		if ctx.Err() == nil { // an abort deletes the pod, which ends the keeper sooner
+			if serr := t.Stop(ctx); serr != nil {
+				fmt.Fprintf(r.o.ErrOut, "warning: %v\n", serr)
+			}
+		}
 		return err
 	}
-	r.tethers = r.tethers[:len(r.tethers)-1]
 	if err := t.Release(ctx); err != nil {
 		return fmt.Errorf("start the task after its inputs: %w", err)
 	}
 	return nil
 }
 
-// releaseAll lets the helpers still tied end: their work is done, or the
-// pod goes anyway.
+// releaseAll lets the outputs helper end: its work is done.
 func (r *runner) releaseAll(ctx context.Context) {
 	for _, t := range r.tethers {
-		_ = t.Release(ctx)
+		if err := t.Release(ctx); err != nil {
+			fmt.Fprintf(r.o.ErrOut, "warning: %v\n", err)
+		}
 	}
 	r.tethers = nil
 }
@@ -369,27 +390,26 @@ func anyNode(nodes []corev1.Node, ok func(corev1.Node) bool) bool {
 	return false
 }
 
-// abort is the first Ctrl-C: the pod and its Secret are deleted and gone
-// before it returns (a second Ctrl-C returns at once).
-func (r *runner) abort() error {
-	fmt.Fprintln(r.o.ErrOut, "\naborting...")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		r.remove(ctx)
-		r.waitGone(ctx)
-	}()
-	select {
-	case <-done:
-		r.printStatus("aborted")
-		return cmderr.Status{Code: exitAborted, Reason: "build aborted"}
-	case <-r.second:
-		fmt.Fprintln(r.o.ErrOut, "exiting immediately")
-		return cmderr.Status{Code: exitErrored, Reason: "exiting immediately",
-			Explain: fmt.Sprintf("pod %s may be left behind: kubectl concourse gc removes it", printers.EscapeTerminal(r.b.Namespace+"/"+r.pod.Name))}
+// removeAndWait is the abort: the pod and its Secret are deleted (by name,
+// so that it works before their creation has answered) and awaited.
+func (r *runner) removeAndWait(ctx context.Context) {
+	defer close(r.removed)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	r.remove(ctx)
+	if err := r.waitGone(ctx); err != nil {
+		fmt.Fprintf(r.o.ErrOut, "warning: %v\n", err)
 	}
+}
+
+// aborted ends an aborted run once the abort's removal has ended. The pod
+// is deleted again first: its creation may have landed after the abort's
+// delete.
+func (r *runner) aborted() error {
+	<-r.removed
+	r.remove(context.Background())
+	r.printStatus("aborted")
+	return cmderr.Status{Code: exitAborted, Reason: "build aborted"}
 }
 
 // remove deletes the pod and its Secret, even when ctx is cancelled.
@@ -398,31 +418,51 @@ func (r *runner) remove(ctx context.Context) {
 	defer cancel()
 	grace := int64(0)
 	opts := metav1.DeleteOptions{GracePeriodSeconds: &grace}
-	if err := r.client.CoreV1().Pods(r.b.Namespace).Delete(ctx, r.pod.Name, opts); err != nil && !apierrors.IsNotFound(err) {
+	ns, pod := r.b.Namespace, r.b.podName()
+	if err := r.client.CoreV1().Pods(ns).Delete(ctx, pod, opts); err != nil && !apierrors.IsNotFound(err) {
 		fmt.Fprintf(r.o.ErrOut, "warning: pod %s is left behind (kubectl concourse gc removes it): %v\n",
-			printers.EscapeTerminal(r.b.Namespace+"/"+r.pod.Name), cmderr.ExplainForbidden(err, r.b.Namespace, "delete", "pods"))
+			printers.EscapeTerminal(ns+"/"+pod), cmderr.ExplainForbidden(err, ns, "delete", "pods"))
 	}
-	if r.secret != nil {
-		if err := r.client.CoreV1().Secrets(r.b.Namespace).Delete(ctx, r.secret.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if r.hasSecret {
+		secret := r.b.secretName()
+		if err := r.client.CoreV1().Secrets(ns).Delete(ctx, secret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			fmt.Fprintf(r.o.ErrOut, "warning: Secret %s is left behind (kubectl concourse gc removes it): %v\n",
-				printers.EscapeTerminal(r.b.Namespace+"/"+r.secret.Name), cmderr.ExplainForbidden(err, r.b.Namespace, "delete", "secrets"))
+				printers.EscapeTerminal(ns+"/"+secret), cmderr.ExplainForbidden(err, ns, "delete", "secrets"))
 		}
 	}
 }
 
-// waitGone waits until the pod and the Secret no longer exist.
-func (r *runner) waitGone(ctx context.Context) {
-	_ = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		_, err := r.client.CoreV1().Pods(r.b.Namespace).Get(ctx, r.pod.Name, metav1.GetOptions{})
-		if !apierrors.IsNotFound(err) {
-			return false, nil
+// waitGone waits until the pod and the Secret no longer exist. An answer
+// that waiting cannot change (RBAC refuses the read) ends it at once.
+func (r *runner) waitGone(ctx context.Context) error {
+	ns := r.b.Namespace
+	gone := func(ctx context.Context, get func() error, resource string) (bool, error) {
+		err := get()
+		switch {
+		case apierrors.IsNotFound(err):
+			return true, nil
+		case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+			return false, fmt.Errorf("cannot tell whether the build's objects are gone: %w", cmderr.ExplainForbidden(err, ns, "get", resource))
 		}
-		if r.secret != nil {
-			_, err = r.client.CoreV1().Secrets(r.b.Namespace).Get(ctx, r.secret.Name, metav1.GetOptions{})
-			return apierrors.IsNotFound(err), nil
+		return false, nil
+	}
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		done, err := gone(ctx, func() error {
+			_, err := r.client.CoreV1().Pods(ns).Get(ctx, r.b.podName(), metav1.GetOptions{})
+			return err
+		}, "pods")
+		if !done || err != nil || !r.hasSecret {
+			return done, err
 		}
-		return true, nil
+		return gone(ctx, func() error {
+			_, err := r.client.CoreV1().Secrets(ns).Get(ctx, r.b.secretName(), metav1.GetOptions{})
+			return err
+		}, "secrets")
 	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("pod %s was still there a minute after its deletion", printers.EscapeTerminal(ns+"/"+r.b.podName()))
+	}
+	return err
 }
 
 // printFollowUp: -b returns once the task runs; these follow it.

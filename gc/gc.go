@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -51,8 +52,10 @@ func NewCmdGC(streams genericiooptions.IOStreams, getter genericclioptions.RESTC
 			Delete the objects kubectl concourse created that are older than --older-than: execute's
 			one-off pods (labelled kubectl-concourse.dev/created-by=execute) and the Secrets of their
 			params, and the plugin's own pods (app.kubernetes.io/managed-by=kubectl-concourse: hijack
-			--debug copies and helper pods). Runs end them on every path they can; gc is for a
-			plugin killed with SIGKILL, execute -b, and --keep. Nothing else is touched.`),
+			--debug copies and helper pods). An execute build that has ended while no plugin follows
+			it (its plugin was killed: SIGKILL, a second Ctrl-C) goes whatever its age; one started
+			with -b or --keep waits for --older-than. Runs end them on every path they can; gc is for
+			a plugin killed with SIGKILL, execute -b, and --keep. Nothing else is touched.`),
 		Example: templates.Examples(`
 			# See what would go
 			kubectl concourse gc --dry-run
@@ -84,6 +87,14 @@ func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter) error {
 		o.Now = time.Now
 	}
 	return o.Connection.Complete(getter)
+}
+
+// orphaned is an execute build that has ended while nobody keeps it: the
+// plugin that followed it deletes it as it ends, so one still there lost its
+// plugin (SIGKILL, a second Ctrl-C), whatever its age.
+func orphaned(p corev1.Pod) bool {
+	ended := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	return ended && p.Labels[selector.LabelCreatedBy] == selector.CreatedByExecute && p.Annotations[selector.AnnotationKept] == ""
 }
 
 // leftover is one object to delete.
@@ -140,7 +151,7 @@ func (o *GCOptions) list(ctx context.Context, ns string) ([]leftover, error) {
 			return nil, fmt.Errorf("list pods: %w", cmderr.ExplainForbidden(err, where, "list", "pods"))
 		}
 		for _, p := range pods.Items {
-			if old(p.ObjectMeta) {
+			if old(p.ObjectMeta) || orphaned(p) {
 				pods := o.Client.CoreV1().Pods(p.Namespace)
 				name := p.Name
 				found = append(found, leftover{kind: "pod", namespace: p.Namespace, name: p.Name, created: p.CreationTimestamp.Time,

@@ -47,6 +47,10 @@ const (
 	AnnotationHelperOf = "kubectl-concourse.dev/helper-of"
 	LabelCreatedBy     = "kubectl-concourse.dev/created-by"
 	CreatedByExecute   = "execute"
+	// AnnotationKept marks a one-off build that the user keeps (execute -b
+	// or --keep): gc spares it until --older-than even once it has ended,
+	// where a followed build that ended is an orphan of a plugin that died.
+	AnnotationKept = "kubectl-concourse.dev/kept"
 
 	// Nodes and volumes.
 	LabelWorker     = "concourse-ci.org/worker"

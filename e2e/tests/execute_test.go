@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // writeTask writes a task file into a fresh directory and returns its path.
@@ -302,6 +303,139 @@ func testExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T, ns string) {
 			}
 		})
 	}
+}
+
+func TestExecuteNeverRunsAHalfUploadedTask(t *testing.T) {
+	onEachNodeKind(t, testExecuteNeverRunsAHalfUploadedTask)
+}
+
+// Two Ctrl-C a millisecond apart while an input uploads: the plugin exits at
+// once, and the pod it may leave can only fail: its task never starts.
+func testExecuteNeverRunsAHalfUploadedTask(t *testing.T, ns string) {
+	big := filepath.Join(t.TempDir(), "big")
+	data := make([]byte, 128<<20)
+	rand.Read(data)
+	mustWrite(t, filepath.Join(big, "blob"), data, 0o644)
+	task := writeTask(t, "platform: linux\ninputs: [{name: big}]\nrun: {path: 'true'}\n")
+	for _, delay := range []time.Duration{200 * time.Millisecond, 500 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			// Every state the build's pods go through, from before the plugin starts.
+			sel := metav1.ListOptions{LabelSelector: "kubectl-concourse.dev/created-by=execute"}
+			w, err := testCluster.Client.CoreV1().Pods(ns).Watch(ctx, sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			cmd := testCluster.Command(ctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "--image", "busybox", "-i", "big="+big)
+			stdout, _ := cmd.StdoutPipe()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := bufio.NewScanner(stdout)
+			for lines.Scan() && !strings.HasPrefix(lines.Text(), "executing build") {
+			}
+			go io.Copy(io.Discard, stdout)
+			time.Sleep(delay)
+			_ = cmd.Process.Signal(os.Interrupt)
+			time.Sleep(time.Millisecond)
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait()
+			if code := cmd.ProcessState.ExitCode(); code != 2 && code != 3 {
+				t.Errorf("exit %d after two Ctrl-C, want 2 (or 3 had the abort ended first); stderr:\n%s", code, stderr.String())
+			}
+			// Follow the pod until it is gone or has ended: its task must never start.
+			for {
+				select {
+				case ev, ok := <-w.ResultChan():
+					if !ok {
+						t.Fatal("the watch ended before the pod did")
+					}
+					pod, ok := ev.Object.(*corev1.Pod)
+					if !ok {
+						continue
+					}
+					for _, c := range pod.Status.ContainerStatuses {
+						if c.Name == "task" && (c.State.Running != nil || c.State.Terminated != nil) {
+							t.Fatalf("the task ran on a partial input: %+v (plugin stderr:\n%s)", c.State, stderr.String())
+						}
+					}
+					if ev.Type == watch.Deleted || pod.Status.Phase == corev1.PodFailed {
+						if pod.Status.Phase == corev1.PodSucceeded {
+							t.Fatalf("the pod succeeded")
+						}
+						waitNothingLeftAfterGC(t, ns)
+						return
+					}
+				case <-ctx.Done():
+					t.Fatal("the pod neither ended nor went within 3 minutes")
+				}
+			}
+		})
+	}
+}
+
+// waitNothingLeftAfterGC runs gc with its default age, which removes a
+// build whose plugin is gone at once, and waits until nothing is left.
+func waitNothingLeftAfterGC(t *testing.T, ns string) {
+	t.Helper()
+	if r := run(t, "", "kubectl", "concourse", "gc", "-n", ns); r.exitCode != 0 {
+		t.Fatalf("gc: exit %d: %s", r.exitCode, r.stderr)
+	}
+	waitNothingLeft(t, ns)
+}
+
+func TestExecuteKilledPluginsPodEndsAndGCRemovesIt(t *testing.T) {
+	onEachNodeKind(t, testExecuteKilledPluginsPodEndsAndGCRemovesIt)
+}
+
+// A plugin killed while it uploads: the inputs keeper gives up, the pod
+// fails without running the task, and gc recognises it as an orphan at
+// once, not after --older-than.
+func testExecuteKilledPluginsPodEndsAndGCRemovesIt(t *testing.T, ns string) {
+	big := filepath.Join(t.TempDir(), "big")
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	mustWrite(t, filepath.Join(big, "blob"), data, 0o644)
+	task := writeTask(t, "platform: linux\ninputs: [{name: big}]\nrun: {path: 'true'}\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := testCluster.Command(ctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "--image", "busybox", "-i", "big="+big)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() && !strings.HasPrefix(lines.Text(), "executing build") {
+	}
+	go io.Copy(io.Discard, stdout)
+	time.Sleep(300 * time.Millisecond)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	sel := metav1.ListOptions{LabelSelector: "kubectl-concourse.dev/created-by=execute"}
+	for {
+		pods, err := testCluster.Client.CoreV1().Pods(ns).List(ctx, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) != 1 {
+			t.Fatalf("%d pods, want the killed plugin's one", len(pods.Items))
+		}
+		if phase := pods.Items[0].Status.Phase; phase == corev1.PodSucceeded {
+			t.Fatal("the pod of a killed upload succeeded")
+		} else if phase == corev1.PodFailed {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the pod of a killed plugin did not end by itself")
+		case <-time.After(time.Second):
+		}
+	}
+	waitNothingLeftAfterGC(t, ns)
 }
 
 func TestGCRemovesAbandonedOneOffBuilds(t *testing.T) {
