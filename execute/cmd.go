@@ -86,6 +86,10 @@ func NewCmdExecute(streams genericiooptions.IOStreams, getter genericclioptions.
 	fs.DurationVar(&o.PendingTimeout, "pending-timeout", o.PendingTimeout, "How long the pod may wait to start (scheduling, image pulls) before the build errors")
 	fs.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the objects (-o yaml|json) instead of creating them`)
 	fs.Lookup("dry-run").NoOptDefVal = "client"
+	fs.StringVarP(&o.InputsFrom, "inputs-from", "j", o.InputsFrom, "fly's job to take inputs from: needs Concourse's API (give inputs with -i)")
+	fs.StringArrayVarP(&o.InputMappings, "input-mapping", "m", o.InputMappings, "fly's input mapping for --inputs-from: needs Concourse's API (give inputs with -i)")
+	_ = fs.MarkHidden("inputs-from")
+	_ = fs.MarkHidden("input-mapping")
 	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image of the containers that receive the inputs and hold the outputs (needs sh, tar and sha256sum)")
 	return cmd
 }

@@ -53,6 +53,9 @@ type ExecuteOptions struct {
 	DryRun         string
 	HelperImage    string
 	Args           []string // after --, appended to run.args
+	// fly's flags that need Concourse's API: accepted only to say so.
+	InputsFrom    string   // -j PIPELINE/JOB
+	InputMappings []string // -m NAME=JOB_INPUT
 
 	podexec.Connection
 	// Seams for tests.
@@ -215,6 +218,10 @@ func (o *ExecuteOptions) Validate() error {
 	default:
 		return cmderr.Usagef("--dry-run %q: want none or client", o.DryRun)
 	}
+	if o.InputsFrom != "" || len(o.InputMappings) > 0 {
+		return cmderr.Usagef("-j/--inputs-from and -m/--input-mapping take a job's inputs from Concourse's API, which a cluster does not have: " +
+			"give each input with -i NAME=PATH (kubectl concourse download -j PIPELINE/JOB -s STEP PATH fetches one from a build)")
+	}
 	if o.format != "" && o.DryRun == "none" {
 		return cmderr.Usagef("-o %s prints the objects of a dry run: add --dry-run=client, or give outputs as -o NAME=PATH", o.format)
 	}
@@ -268,6 +275,9 @@ func (o *ExecuteOptions) Validate() error {
 				return cmderr.Usagef("-o %s=%s would replace input %s (%s)", f.name, f.path, in.name, in.path)
 			}
 		}
+		if err := writableOutput(f); err != nil {
+			return err
+		}
 	}
 	for k := range c.Params {
 		if !paramKey.MatchString(k) {
@@ -293,6 +303,26 @@ func (o *ExecuteOptions) warnings() []string {
 			c.Platform, o.HelperImage, c.Platform))
 	}
 	return w
+}
+
+// writableOutput checks, before anything is created, that an output can
+// land at its path: the path is a directory or absent (an output is a
+// directory, which must never replace a file), and its parent a directory
+// this user may create entries in (tried, not guessed from modes: ACLs, a
+// read-only mount, root).
+func writableOutput(f outputFlag) error {
+	if fi, err := os.Lstat(f.path); err == nil && !fi.IsDir() {
+		return cmderr.Usagef("-o %s=%s: %s exists and is not a directory (an output is one); remove it or choose another path", f.name, f.path, f.path)
+	}
+	parent := filepath.Dir(f.path)
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		return cmderr.Usagef("-o %s=%s: %s is not a directory to land it in", f.name, f.path, parent)
+	}
+	probe, err := os.MkdirTemp(parent, ".kubectl-concourse-probe-")
+	if err != nil {
+		return fmt.Errorf("-o %s=%s cannot be written: %w", f.name, f.path, errors.Unwrap(err))
+	}
+	return os.Remove(probe)
 }
 
 // within says whether p is dir or lies below it.
@@ -330,9 +360,27 @@ func (o *ExecuteOptions) image() (string, error) {
 		}
 		return repo, nil
 	case c.RootfsURI != "":
-		return "", fmt.Errorf("rootfs_uri (%s) has no Kubernetes equivalent: give the image with --image", c.RootfsURI)
+		return rootfsImage(c.RootfsURI)
 	}
 	return "", errors.New("the task names no image (no image_resource): give one with --image")
+}
+
+// rootfsImage reads a rootfs_uri as Concourse's workers do for the one
+// scheme that names an image: docker://[REGISTRY]/REPOSITORY[#TAG], as in
+// docker:///busybox#1.36. Other schemes name a directory on a worker.
+func rootfsImage(uri string) (string, error) {
+	rest, ok := strings.CutPrefix(uri, "docker://")
+	if !ok {
+		return "", fmt.Errorf("rootfs_uri (%s) names a worker's directory, which no pod can run: give the image with --image (docker:///IMAGE names one)", uri)
+	}
+	repo, tag, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "#")
+	if repo == "" {
+		return "", fmt.Errorf("rootfs_uri (%s) names no image: want docker:///IMAGE[#TAG]", uri)
+	}
+	if tag != "" {
+		return repo + ":" + tag, nil
+	}
+	return repo, nil
 }
 
 // plan decides the build: the build id is the time in milliseconds, so that

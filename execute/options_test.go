@@ -71,7 +71,14 @@ func TestExecuteErrors(t *testing.T) {
 		{"-o yaml without --dry-run", sampleTask, func(o *ExecuteOptions) { o.DryRun, o.OutputFlags = "none", []string{"yaml"} }, "add --dry-run=client", true},
 		{"no image", "platform: linux\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, "the task names no image (no image_resource): give one with --image", false},
 		{"mock image", "platform: linux\nimage_resource: {type: mock, source: {}}\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, `image_resource of type "mock" names no image a pod can run`, false},
-		{"rootfs_uri", "platform: linux\nrootfs_uri: docker:///x\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, "rootfs_uri (docker:///x) has no Kubernetes equivalent: give the image with --image", false},
+		{"-j", sampleTask, func(o *ExecuteOptions) { o.InputsFrom = "main/unit" }, "-j/--inputs-from and -m/--input-mapping take a job's inputs from Concourse's API", true},
+		{"rootfs_uri of a directory", "platform: linux\nrootfs_uri: raw:///x\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, "rootfs_uri (raw:///x) names a worker's directory", false},
+		{"an output onto a file", sampleTask, func(o *ExecuteOptions) {
+			o.OutputFlags = []string{"out=" + filepath.Join(filepath.Dir(o.ConfigFile), "plain-file")}
+		}, "plain-file exists and is not a directory", true},
+		{"an output in a missing directory", sampleTask, func(o *ExecuteOptions) {
+			o.OutputFlags = []string{"out=" + filepath.Join(filepath.Dir(o.ConfigFile), "no", "out")}
+		}, "is not a directory to land it in", true},
 		{"named user", "platform: linux\nimage_resource: {type: registry-image, source: {repository: x}}\nrun: {path: sh, user: nobody}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, `run.user "nobody"`, false},
 		{"param that is no Secret key", "platform: linux\nimage_resource: {type: registry-image, source: {repository: x}}\nparams: {\"A B\": 1}\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, `param "A B"`, false},
 		{"unknown keys", "platform: linux\nouputs: []\nimage: x\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, "line 2: unknown fields: ouputs, image", false},
@@ -146,4 +153,35 @@ func errorsAs(err error, target **cmderr.UsageError) bool {
 		err = w.Unwrap()
 	}
 	return false
+}
+
+func TestRootfsImage(t *testing.T) {
+	tests := []struct{ uri, want string }{
+		{"docker:///busybox", "busybox"},
+		{"docker:///busybox#1.36", "busybox:1.36"},
+		{"docker://registry.example/team/app#v2", "registry.example/team/app:v2"},
+		{"docker:///", ""},
+		{"raw:///var/vcap/rootfs", ""},
+	}
+	for _, tt := range tests {
+		got, err := rootfsImage(tt.uri)
+		if got != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("rootfsImage(%q) = %q, %v; want %q", tt.uri, got, err, tt.want)
+		}
+	}
+}
+
+func TestMissingOptionalInputIsAbsent(t *testing.T) {
+	o, err := prepared(t, sampleTask, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, _ := o.plan("").objects()
+	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+		for _, vm := range c.VolumeMounts {
+			if strings.HasSuffix(vm.MountPath, "/extra") {
+				t.Errorf("container %s mounts the optional input that was not given at %s", c.Name, vm.MountPath)
+			}
+		}
+	}
 }

@@ -143,6 +143,9 @@ func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
 		uploaded[in.Name] = true
 	}
 	for i, in := range c.Inputs {
+		if in.Optional && !uploaded[in.Name] {
+			continue // absent from the task's directory, as in Concourse
+		}
 		vm := volume("input", i, artifactPath(workingDir, in.Name, in.Path))
 		taskMounts = append(taskMounts, vm)
 		if uploaded[in.Name] {
