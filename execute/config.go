@@ -407,8 +407,8 @@ func params(n *yaml.Node, p *problems) map[string]string {
 }
 
 // coerce turns a param's value into fly's string (atc.CoercedString):
-// strings as they are, numbers as written (even beyond 64 bits), null as
-// empty, booleans as true or false, maps and lists as JSON.
+// strings as they are, numbers as fly's conversion writes them (number),
+// null as empty, booleans as true or false, maps and lists as JSON.
 func coerce(n *yaml.Node) string {
 	n = resolveAlias(n)
 	if n.Kind == yaml.ScalarNode {
@@ -418,9 +418,12 @@ func coerce(n *yaml.Node) string {
 		switch n.Tag {
 		case "!!null":
 			return ""
-		default:
-			return n.Value
+		case "!!int", "!!float":
+			if num, ok := number(n); ok {
+				return string(num)
+			}
 		}
+		return n.Value
 	}
 	b, err := json.Marshal(value(n))
 	if err != nil {
@@ -430,7 +433,7 @@ func coerce(n *yaml.Node) string {
 }
 
 // value decodes a node into Go values as fly's YAML-to-JSON path does, with
-// numbers kept as written (json.Number).
+// numbers as that path writes them (number).
 func value(n *yaml.Node) any {
 	n = resolveAlias(n)
 	switch n.Kind {
@@ -454,11 +457,36 @@ func value(n *yaml.Node) any {
 	case "!!null":
 		return nil
 	case "!!int", "!!float":
-		if json.Valid([]byte(n.Value)) {
-			return json.Number(n.Value)
+		if num, ok := number(n); ok {
+			return num
 		}
 	}
 	return n.Value
+}
+
+// number is a YAML number as fly's YAML-to-JSON conversion writes it
+// (sigs.k8s.io/yaml over yaml.v2, then atc.CoercedString): an integer that
+// fits 64 bits as its decimal digits, any other number through a float64
+// as encoding/json formats one, so that 1.8446744e+19 becomes
+// 18446744000000000000 and 1.50 becomes 1.5, as atc's task tests pin. ok is
+// false for what JSON has no number for (.inf, .nan).
+func number(n *yaml.Node) (json.Number, bool) {
+	plain := strings.ReplaceAll(n.Value, "_", "")
+	if i, err := strconv.ParseInt(plain, 0, 64); err == nil {
+		return json.Number(strconv.FormatInt(i, 10)), true
+	}
+	if u, err := strconv.ParseUint(plain, 0, 64); err == nil {
+		return json.Number(strconv.FormatUint(u, 10)), true
+	}
+	f, err := strconv.ParseFloat(plain, 64)
+	if err != nil {
+		return "", false
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", false
+	}
+	return json.Number(b), true
 }
 
 func run(n *yaml.Node, p *problems) RunConfig {

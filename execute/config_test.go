@@ -81,7 +81,7 @@ caches: [{path: .gocache, ttl: 1h}]
 		t.Fatal(err)
 	}
 	wantParams := map[string]string{
-		"BIG": "123456789012345678901234567890", "FLOAT": "1.50", "YES": "true", "QUOTED": "yes",
+		"BIG": "1.2345678901234568e+29", "FLOAT": "1.5", "YES": "true", "QUOTED": "yes",
 		"NONE": "", "EMPTY": "", "MAP": `{"a":["x",true],"b":1}`, "TEXT": "hello",
 	}
 	if !reflect.DeepEqual(c.Params, wantParams) {
@@ -145,5 +145,31 @@ params:
 	_, err = ParseTaskConfig("t.yml", []byte("platform: ((os))\nparams: {A: ((x)), B: x((src))}\n"), v)
 	if err == nil || !strings.Contains(err.Error(), "undefined vars: os, x") || !strings.Contains(err.Error(), "cannot interpolate non-primitive value (a map) from var: src") {
 		t.Errorf("ParseTaskConfig() = %v", err)
+	}
+}
+
+// The cases atc's own task tests pin (atc/task_test.go), and YAML 1.1's
+// integer forms that fly's yaml.v2 reads.
+func TestParamsCoerceNumbersAsFly(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"1059262", "1059262"},
+		{"18446744073709551615", "18446744073709551615"},
+		{"1.8446744e+19", "18446744000000000000"},
+		{`"1.8446744e+19"`, "1.8446744e+19"},
+		{"1059262.123123123", "1059262.123123123"},
+		{"1e3", "1000"},
+		{"-0.000001", "-0.000001"},
+		{"1e21", "1e+21"},
+		{"0x1F", "31"},
+		{"[1.50, 2]", "[1.5,2]"},
+	}
+	for _, tt := range tests {
+		c, err := ParseTaskConfig("t.yml", []byte("platform: linux\nrun: {path: a/file}\nparams:\n  P: "+tt.yaml+"\n"), Vars{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.yaml, err)
+		}
+		if got := c.Params["P"]; got != tt.want {
+			t.Errorf("param %s = %q, want %q", tt.yaml, got, tt.want)
+		}
 	}
 }
