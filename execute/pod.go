@@ -112,17 +112,9 @@ func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
 			NodeSelector:                 map[string]string{corev1.LabelOSStable: c.Platform},
 		},
 	}
-	if len(b.Tags) > 0 {
-		var reqs []corev1.NodeSelectorRequirement
-		for _, tag := range b.Tags {
-			reqs = append(reqs, corev1.NodeSelectorRequirement{Key: selector.NodeTagPrefix + tag, Operator: corev1.NodeSelectorOpExists})
-		}
-		pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
-				NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: reqs}},
-			},
-		}}
-	}
+	pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: b.placement()},
+	}}
 
 	// One emptyDir per path: an input and an output at the same path share
 	// one, as in Concourse.

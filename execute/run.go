@@ -121,6 +121,9 @@ type runner struct {
 
 func (r *runner) run(ctx context.Context, pod *corev1.Pod, secret *corev1.Secret) error {
 	o, ns := r.o, r.b.Namespace
+	if err := r.checkPlacement(ctx); err != nil {
+		return r.result(buildStatus{state: "errored"}, err)
+	}
 	created, err := r.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 	if ctx.Err() != nil {
 		return r.aborted() // the create may have landed after the abort's delete
@@ -365,29 +368,25 @@ func (r *runner) explainPending(ctx context.Context, err error) error {
 	if lerr != nil {
 		return err
 	}
-	var missing []string
-	platform := r.b.Config.Platform
-	if !anyNode(nodes.Items, func(n corev1.Node) bool { return n.Labels[corev1.LabelOSStable] == platform }) {
-		missing = append(missing, fmt.Sprintf("no node runs platform %s (label %s=%s)", platform, corev1.LabelOSStable, platform))
+	if missing := r.b.unplaceable(nodes.Items); len(missing) > 0 {
+		return fmt.Errorf("%w: %s", err, strings.Join(missing, "; "))
 	}
-	for _, tag := range r.b.Tags {
-		if !anyNode(nodes.Items, func(n corev1.Node) bool { _, ok := n.Labels[selector.NodeTagPrefix+tag]; return ok }) {
-			missing = append(missing, fmt.Sprintf("no node has tag %s (label %s%s)", tag, selector.NodeTagPrefix, tag))
-		}
-	}
-	if len(missing) == 0 {
-		return err
-	}
-	return fmt.Errorf("%w: %s", err, strings.Join(missing, "; "))
+	return err
 }
 
-func anyNode(nodes []corev1.Node, ok func(corev1.Node) bool) bool {
-	for _, n := range nodes {
-		if ok(n) {
-			return true
-		}
+// checkPlacement fails at once, before anything is created, when no node
+// runs the task's platform, has one of its tags, or takes its team's
+// builds, instead of after --pending-timeout. Nodes the user may not list
+// leave it to the scheduler.
+func (r *runner) checkPlacement(ctx context.Context) error {
+	nodes, err := r.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) == 0 {
+		return nil
 	}
-	return false
+	if missing := r.b.unplaceable(nodes.Items); len(missing) > 0 {
+		return fmt.Errorf("no node can run the build: %s", strings.Join(missing, "; "))
+	}
+	return nil
 }
 
 // removeAndWait is the abort: the pod and its Secret are deleted (by name,

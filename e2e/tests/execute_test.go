@@ -268,7 +268,7 @@ func testExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T, ns string) {
 		until string // the stdout line after which to interrupt
 		delay time.Duration
 	}{
-		{"pending", "platform: plan9\nrun: {path: 'true'}\n", nil, "executing build", time.Second},
+		{"pending", "platform: linux\ncontainer_limits: {memory: 1000000GB}\nrun: {path: 'true'}\n", nil, "executing build", time.Second},
 		{"uploading", "platform: linux\ninputs: [{name: big}]\nrun: {path: 'true'}\n", []string{"-i", "big=" + big}, "executing build", 300 * time.Millisecond},
 		{"running", "platform: linux\nrun: {path: sh, args: [-c, 'echo started; sleep 60']}\n", nil, "started", 0},
 		{"downloading", "platform: linux\noutputs: [{name: out}]\nrun: {path: sh, args: [-c, 'head -c 64000000 /dev/urandom >out/blob; echo written']}\n",
