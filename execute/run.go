@@ -193,9 +193,43 @@ type buildStatus struct {
 	code  int
 }
 
+// errOutOfTime is the cause of the plugin's own --timeout.
+var errOutOfTime = errors.New("out of time")
+
 // follow takes the build from its creation to the end of its task and its
-// outputs' download.
+// outputs' download. --timeout is kept by the plugin's own timer too,
+// whatever the node does with activeDeadlineSeconds.
 func (r *runner) follow(ctx context.Context) (buildStatus, error) {
+	timed, cancel := context.WithTimeoutCause(ctx, r.o.Timeout, errOutOfTime)
+	defer cancel()
+	status, err := r.runTask(timed)
+	if ctx.Err() == nil && errors.Is(context.Cause(timed), errOutOfTime) {
+		return buildStatus{state: "failed"}, r.outOfTime()
+	}
+	if err != nil || len(r.b.Outputs) == 0 || r.o.Background {
+		return status, err
+	}
+	// It starts beside the task, maybe after a task that ended at once.
+	if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), r.b.Namespace, r.pod.Name, outputsContainer,
+		helper.WaitOptions{Timeout: r.o.PendingTimeout}); err != nil {
+		return buildStatus{state: "errored"}, err
+	}
+	if err := r.download(ctx); err != nil {
+		if status.state == "succeeded" {
+			status = buildStatus{state: "failed"}
+		}
+		return status, err
+	}
+	return status, nil
+}
+
+func (r *runner) outOfTime() error {
+	return fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
+}
+
+// runTask takes the build from its creation to the end of its task: the
+// pod's start, the inputs' upload, the task's log and exit status.
+func (r *runner) runTask(ctx context.Context) (buildStatus, error) {
 	o, b := r.o, r.b
 	errored := buildStatus{state: "errored"}
 	// Only what the user should know: a pod the scheduler cannot place,
@@ -235,24 +269,7 @@ func (r *runner) follow(ctx context.Context) (buildStatus, error) {
 	if err := r.logs(ctx); err != nil {
 		return errored, err
 	}
-	status, err := r.taskEnd(ctx)
-	if err != nil {
-		return errored, err
-	}
-	if len(b.Outputs) > 0 {
-		// It starts beside the task, maybe after a task that ended at once.
-		if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, outputsContainer,
-			helper.WaitOptions{Timeout: o.PendingTimeout}); err != nil {
-			return errored, err
-		}
-		if err := r.download(ctx); err != nil {
-			if status.state == "succeeded" {
-				status = buildStatus{state: "failed"}
-			}
-			return status, err
-		}
-	}
-	return status, nil
+	return r.taskEnd(ctx)
 }
 
 func (r *runner) container(name string) podexec.Container {
@@ -347,7 +364,7 @@ func (r *runner) taskEnd(ctx context.Context) (buildStatus, error) {
 	ended, pod, err := helper.WaitEnded(ctx, r.client.CoreV1(), r.b.Namespace, r.pod.Name, taskContainer)
 	if err != nil {
 		if pod != nil && pod.Status.Reason == "DeadlineExceeded" {
-			return buildStatus{state: "failed"}, fmt.Errorf("the task ran out of time (--timeout %s)", r.o.Timeout)
+			return buildStatus{state: "failed"}, r.outOfTime()
 		}
 		return buildStatus{state: "errored"}, err
 	}

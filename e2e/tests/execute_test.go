@@ -252,6 +252,21 @@ func TestExecuteUnschedulableSaysWhy(t *testing.T) {
 	}
 }
 
+func TestExecuteTimeoutIsKept(t *testing.T) {
+	onEachNodeKind(t, func(t *testing.T, ns string) {
+		task := writeTask(t, "platform: linux\nrun: {path: sh, args: [-c, 'echo started; sleep 120']}\n")
+		start := time.Now()
+		r := execute(t, ns, "-c", task, "--image", "busybox", "--timeout", "8s")
+		if r.exitCode != 1 || !strings.Contains(r.stderr, "the task ran out of time (--timeout 8s)") || !strings.Contains(r.stdout, "failed") {
+			t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 1 (failed) and the timeout", r.exitCode, r.stdout, r.stderr)
+		}
+		if took := time.Since(start); took > 60*time.Second {
+			t.Errorf("a task with --timeout 8s ended after %s", took)
+		}
+		waitNothingLeft(t, ns)
+	})
+}
+
 func TestExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T) {
 	onEachNodeKind(t, testExecuteCtrlCAtEachPhaseLeavesNothing)
 }
