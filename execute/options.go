@@ -206,6 +206,10 @@ func (o *ExecuteOptions) completeFlags() error {
 	return nil
 }
 
+// maxSecretBytes is the most a Secret's data may hold (the API server's
+// limit, keys and values together).
+const maxSecretBytes = 1 << 20
+
 // paramKey is what a Secret's key may hold.
 var paramKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
 
@@ -279,10 +283,15 @@ func (o *ExecuteOptions) Validate() error {
 			return err
 		}
 	}
-	for k := range c.Params {
+	size := 0
+	for k, v := range c.Params {
 		if !paramKey.MatchString(k) {
 			return fmt.Errorf("param %q: a Kubernetes Secret's key (how params reach the task) holds letters, digits, '-', '_' and '.' only", k)
 		}
+		size += len(k) + len(v)
+	}
+	if size > maxSecretBytes {
+		return fmt.Errorf("the params hold %d bytes, more than the %d a Kubernetes Secret (how params reach the task) can: pass large data as an input instead", size, maxSecretBytes)
 	}
 	if c.Run.User != "" {
 		if _, ok := runAsUser(c.Run.User); !ok {
@@ -400,6 +409,9 @@ func (o *ExecuteOptions) plan(team string) oneOff {
 	b := oneOff{Namespace: o.Namespace, Team: team, BuildID: strconv.FormatInt(o.Now().UnixMilli(), 10),
 		Image: image, Config: c, Privileged: o.Privileged, Tags: o.Tags, Timeout: o.Timeout, HelperImage: o.HelperImage,
 		Kept: o.Background || o.Keep}
+	if o.Image == "" {
+		b.PullAuth = imageAuth(c.ImageResource)
+	}
 	for _, f := range o.inputs {
 		for _, in := range c.Inputs {
 			if in.Name == f.name {

@@ -71,6 +71,8 @@ func TestExecuteErrors(t *testing.T) {
 		{"-o yaml without --dry-run", sampleTask, func(o *ExecuteOptions) { o.DryRun, o.OutputFlags = "none", []string{"yaml"} }, "add --dry-run=client", true},
 		{"no image", "platform: linux\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, "the task names no image (no image_resource): give one with --image", false},
 		{"mock image", "platform: linux\nimage_resource: {type: mock, source: {}}\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, `image_resource of type "mock" names no image a pod can run`, false},
+		{"params too large for a Secret", "platform: linux\nimage_resource: {type: registry-image, source: {repository: x}}\nparams: {A: " + strings.Repeat("x", 1<<20) + "}\nrun: {path: sh}\n",
+			func(o *ExecuteOptions) { o.InputFlags = nil }, "more than the 1048576 a Kubernetes Secret", false},
 		{"-j", sampleTask, func(o *ExecuteOptions) { o.InputsFrom = "main/unit" }, "-j/--inputs-from and -m/--input-mapping take a job's inputs from Concourse's API", true},
 		{"rootfs_uri of a directory", "platform: linux\nrootfs_uri: raw:///x\nrun: {path: sh}\n", func(o *ExecuteOptions) { o.InputFlags = nil }, "rootfs_uri (raw:///x) names a worker's directory", false},
 		{"an output onto a file", sampleTask, func(o *ExecuteOptions) {
@@ -109,7 +111,8 @@ func TestObjectsKeepParamsOutOfThePod(t *testing.T) {
 		return "", false
 	}
 	b := o.plan(o.Team)
-	pod, secret := b.objects()
+	pod, secrets := b.objects()
+	secret := secrets[0]
 	var spec strings.Builder
 	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
 		spec.WriteString(strings.Join(append(c.Command, c.Args...), " "))

@@ -46,10 +46,11 @@ var workingDir = func() string {
 type oneOff struct {
 	Namespace, Team, BuildID string
 	Image                    string
-	Config                   TaskConfig // args appended, params overridden from the environment
-	Kept                     bool       // -b or --keep: the pod outlives the plugin
-	Inputs                   []input    // the inputs that are uploaded
-	Outputs                  []output   // the outputs that are downloaded (-o)
+	Config                   TaskConfig    // args appended, params overridden from the environment
+	Kept                     bool          // -b or --keep: the pod outlives the plugin
+	PullAuth                 *registryAuth // the image's credentials; nil: none
+	Inputs                   []input       // the inputs that are uploaded
+	Outputs                  []output      // the outputs that are downloaded (-o)
 	Privileged               bool
 	Tags                     []string
 	Timeout                  time.Duration
@@ -93,7 +94,7 @@ func (b oneOff) labels() (labels, annotations map[string]string) {
 // objects are the pod and the Secret of its params (nil when there are
 // none), as they are created; the Secret's owner reference gets the pod's
 // UID once the pod exists.
-func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
+func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 	labels, annotations := b.labels()
 	c := b.Config
 	deadline := int64(b.Timeout / time.Second)
@@ -213,12 +214,10 @@ func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
 			data[k] = []byte(c.Params[k])
 		}
 		secret = &corev1.Secret{
-			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-			ObjectMeta: metav1.ObjectMeta{Name: b.secretName(), Namespace: b.Namespace,
-				Labels:          map[string]string{selector.LabelCreatedBy: selector.CreatedByExecute, selector.LabelBuildID: b.BuildID},
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: b.podName()}}},
-			Type: corev1.SecretTypeOpaque,
-			Data: data,
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: b.ownedMeta(b.secretName()),
+			Type:       corev1.SecretTypeOpaque,
+			Data:       data,
 		}
 		// The values reach the process only through the Secret: none is in
 		// the pod's spec, its events or the plugin's output.
@@ -226,7 +225,16 @@ func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
 			LocalObjectReference: corev1.LocalObjectReference{Name: secret.Name}}}}
 	}
 
-	if len(inputMounts) > 0 {
+	var secrets []*corev1.Secret
+	if secret != nil {
+		secrets = append(secrets, secret)
+	}
+	if b.PullAuth != nil {
+		pull := b.pullSecret()
+		secrets = append(secrets, pull)
+		pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: pull.Name}}
+	}
+	if b.gated() {
 		in := b.helperContainer(inputsContainer, inputMounts)
 		if sc := task.SecurityContext; sc != nil && sc.RunAsUser != nil {
 			// The inputs then belong to the task's user, as they do in
@@ -239,8 +247,15 @@ func (b oneOff) objects() (*corev1.Pod, *corev1.Secret) {
 	if len(outputMounts) > 0 {
 		pod.Spec.Containers = append(pod.Spec.Containers, b.helperContainer(outputsContainer, outputMounts))
 	}
-	return pod, secret
+	return pod, secrets
 }
+
+// gated says whether the pod starts with the inputs container, which holds
+// the task back until the plugin releases it: when there are inputs to
+// upload, and when the task's image is pulled with a Secret that is created
+// after the pod (it needs the pod's UID to be owned), so that the pull
+// never races the Secret.
+func (b oneOff) gated() bool { return len(b.Inputs) > 0 || b.PullAuth != nil }
 
 // helperContainer holds volumes for a transfer: a keeper that ends when the
 // plugin releases it (or is lost), in the helper image, which has sh and

@@ -41,12 +41,12 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 		team = o.namespaceTeam(ctx)
 	}
 	b := o.plan(team)
-	pod, secret := b.objects()
+	pod, secrets := b.objects()
 	for _, w := range o.warnings() {
 		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
 	}
 	if o.DryRun == "client" {
-		return o.print(pod, secret)
+		return o.print(pod, secrets)
 	}
 	// The first Ctrl-C (or SIGTERM) aborts the build, and the abort (the
 	// pod's deletion) is the first thing sent, as fly sends its abort before
@@ -57,9 +57,9 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	r := &runner{o: o, b: b, client: o.Client, colour: o.isTerminal(o.Out), hasSecret: secret != nil, removed: make(chan struct{})}
+	r := &runner{o: o, b: b, client: o.Client, colour: o.isTerminal(o.Out), secrets: secrets, removed: make(chan struct{})}
 	result := make(chan error, 1)
-	go func() { result <- r.run(ctx, pod, secret) }()
+	go func() { result <- r.run(ctx, pod) }()
 	select {
 	case err := <-result:
 		return err
@@ -92,11 +92,11 @@ func (o *ExecuteOptions) namespaceTeam(ctx context.Context) string {
 }
 
 // print writes the objects a run would create, as a v1 List.
-func (o *ExecuteOptions) print(pod *corev1.Pod, secret *corev1.Secret) error {
+func (o *ExecuteOptions) print(pod *corev1.Pod, secrets []*corev1.Secret) error {
 	list := &corev1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
 	list.Items = append(list.Items, runtime.RawExtension{Object: pod})
-	if secret != nil {
-		list.Items = append(list.Items, runtime.RawExtension{Object: secret})
+	for _, s := range secrets {
+		list.Items = append(list.Items, runtime.RawExtension{Object: redacted(s)})
 	}
 	var p printers.ResourcePrinter = &printers.YAMLPrinter{}
 	if o.format == "json" {
@@ -107,19 +107,18 @@ func (o *ExecuteOptions) print(pod *corev1.Pod, secret *corev1.Secret) error {
 
 // runner is one build being followed.
 type runner struct {
-	o         *ExecuteOptions
-	b         oneOff
-	client    kubernetes.Interface
-	colour    bool
-	hasSecret bool          // the build has a Secret of params
-	removed   chan struct{} // closed once an abort's removal has ended
+	o       *ExecuteOptions
+	b       oneOff
+	client  kubernetes.Interface
+	colour  bool
+	secrets []*corev1.Secret // the params' and the image pull's, owned by the pod
+	removed chan struct{}    // closed once an abort's removal has ended
 
 	pod     *corev1.Pod
-	secret  *corev1.Secret
 	tethers []*helper.Tether // the outputs keeper's, released at the end
 }
 
-func (r *runner) run(ctx context.Context, pod *corev1.Pod, secret *corev1.Secret) error {
+func (r *runner) run(ctx context.Context, pod *corev1.Pod) error {
 	o, ns := r.o, r.b.Namespace
 	if err := r.checkPlacement(ctx); err != nil {
 		return r.result(buildStatus{state: "errored"}, err)
@@ -132,14 +131,14 @@ func (r *runner) run(ctx context.Context, pod *corev1.Pod, secret *corev1.Secret
 		return fmt.Errorf("create pod %s: %w", pod.Name, cmderr.ExplainForbidden(err, ns, "create", "pods"))
 	}
 	r.pod = created
-	if secret != nil {
+	for _, secret := range r.secrets {
 		secret.OwnerReferences[0].UID = created.UID
-		if r.secret, err = r.client.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		if _, err := r.client.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 			if ctx.Err() != nil {
 				return r.aborted()
 			}
 			r.remove(ctx)
-			return fmt.Errorf("create the Secret of the params: %w", cmderr.ExplainForbidden(err, ns, "create", "secrets"))
+			return fmt.Errorf("create Secret %s: %w", printers.EscapeTerminal(secret.Name), cmderr.ExplainForbidden(err, ns, "create", "secrets"))
 		}
 	}
 	fmt.Fprintf(o.Out, "executing build %s as pod %s\n", r.b.BuildID, printers.EscapeTerminal(ns+"/"+created.Name))
@@ -240,7 +239,7 @@ func (r *runner) runTask(ctx context.Context) (buildStatus, error) {
 		}
 	}
 	first := taskContainer
-	if len(b.Inputs) > 0 {
+	if b.gated() {
 		first = inputsContainer
 	}
 	// Pending: scheduling, image pulls, until the first container runs.
@@ -248,7 +247,7 @@ func (r *runner) runTask(ctx context.Context) (buildStatus, error) {
 		helper.WaitOptions{Patient: true, Timeout: o.PendingTimeout, Report: report, Ended: first == taskContainer}); err != nil {
 		return errored, r.explainPending(ctx, err)
 	}
-	if len(b.Inputs) > 0 {
+	if b.gated() {
 		if err := r.upload(ctx); err != nil {
 			return errored, err
 		}
@@ -439,11 +438,10 @@ func (r *runner) remove(ctx context.Context) {
 		fmt.Fprintf(r.o.ErrOut, "warning: pod %s is left behind (kubectl concourse gc removes it): %v\n",
 			printers.EscapeTerminal(ns+"/"+pod), cmderr.ExplainForbidden(err, ns, "delete", "pods"))
 	}
-	if r.hasSecret {
-		secret := r.b.secretName()
-		if err := r.client.CoreV1().Secrets(ns).Delete(ctx, secret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	for _, secret := range r.secrets {
+		if err := r.client.CoreV1().Secrets(ns).Delete(ctx, secret.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			fmt.Fprintf(r.o.ErrOut, "warning: Secret %s is left behind (kubectl concourse gc removes it): %v\n",
-				printers.EscapeTerminal(ns+"/"+secret), cmderr.ExplainForbidden(err, ns, "delete", "secrets"))
+				printers.EscapeTerminal(ns+"/"+secret.Name), cmderr.ExplainForbidden(err, ns, "delete", "secrets"))
 		}
 	}
 }
@@ -467,13 +465,16 @@ func (r *runner) waitGone(ctx context.Context) error {
 			_, err := r.client.CoreV1().Pods(ns).Get(ctx, r.b.podName(), metav1.GetOptions{})
 			return err
 		}, "pods")
-		if !done || err != nil || !r.hasSecret {
-			return done, err
+		for _, secret := range r.secrets {
+			if !done || err != nil {
+				break
+			}
+			done, err = gone(ctx, func() error {
+				_, err := r.client.CoreV1().Secrets(ns).Get(ctx, secret.Name, metav1.GetOptions{})
+				return err
+			}, "secrets")
 		}
-		return gone(ctx, func() error {
-			_, err := r.client.CoreV1().Secrets(ns).Get(ctx, r.b.secretName(), metav1.GetOptions{})
-			return err
-		}, "secrets")
+		return done, err
 	})
 	if wait.Interrupted(err) {
 		return fmt.Errorf("pod %s was still there a minute after its deletion", printers.EscapeTerminal(ns+"/"+r.b.podName()))
