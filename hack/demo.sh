@@ -15,6 +15,22 @@ dir=${DEMO_DIR:-$root/.cache/demo}
 export PATH="$bin:$PATH"
 export KUBECONFIG="$dir/kubeconfig"
 
+# The nodes' images are made of Debian's static busybox and bash: say the
+# one line that installs them before building anything else.
+missing=()
+for pkg in busybox-static bash-static; do
+	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "demo: the test cluster's images need Debian's ${missing[*]}; install with:" >&2
+	echo "  apt-get install -y busybox-static bash-static" >&2
+	exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "demo: run as root: the test cluster's nodes run pods as chrooted processes" >&2
+	exit 1
+fi
+
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 # run shows a command as it could be pasted into a shell (single-quoting
 # the words that need it), then runs it.
@@ -85,14 +101,36 @@ run kubectl concourse watch -n team-main -j hello/fetch-and-use-ubuntu -b 1 --se
 say "fly hijack -> a command in the running step, in its working directory"
 run kubectl concourse hijack -n team-main -j hello/fetch-and-use-ubuntu -b 2 -s use-it -- sh -c 'pwd; ls'
 
-say "fly execute -i / -o -> upload into the step, download back out"
+say "fly logs -> the log of one step of finished build 1"
+run kubectl concourse logs -n team-main -j hello/fetch-and-use-ubuntu -b 1 -s use-it
+
+say "fly hijack on a finished step -> --debug runs a copy of it from its image, with its volumes"
+run kubectl concourse hijack -n team-main -j hello/fetch-and-use-ubuntu -b 1 -s use-it --debug -- sh -c 'pwd; ls'
+
 work=$(mktemp -d)
-mkdir -p "$work/inputs" "$work/back"
-echo "from my laptop" >"$work/inputs/note.txt"
-run kubectl concourse upload -n team-main -j hello/fetch-and-use-ubuntu -b 2 -s use-it "$work/inputs"
-run kubectl concourse download -n team-main -j hello/fetch-and-use-ubuntu -b 2 -s use-it inputs "$work/back"
-run cat "$work/back/inputs/note.txt"
-rm -rf "$work"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/src" "$work/back"
+echo "from my laptop" >"$work/src/note.txt"
+
+say "fly upload / download -> files into the running step and back out"
+run kubectl concourse upload -n team-main -j hello/fetch-and-use-ubuntu -b 2 -s use-it "$work/src"
+run kubectl concourse download -n team-main -j hello/fetch-and-use-ubuntu -b 2 -s use-it src "$work/back"
+run cat "$work/back/src/note.txt"
+
+say "fly execute -> a task file run as a one-off build: an input uploaded, the log live, an output brought back"
+cat >"$work/task.yml" <<'TASK'
+platform: linux
+image_resource: {type: registry-image, source: {repository: busybox}}
+inputs: [{name: src}]
+outputs: [{name: out}]
+run: {path: sh, args: [-c, 'wc -c src/note.txt; cp src/note.txt out/; echo built >out/result']}
+TASK
+run kubectl concourse execute -n team-main -c "$work/task.yml" -i src="$work/src" -o out="$work/out"
+run cat "$work/out/result"
+
+say "fly execute again, after a change: the inner loop"
+echo "changed" >>"$work/src/note.txt"
+run kubectl concourse execute -n team-main -c "$work/task.yml" -i src="$work/src" -o out="$work/out"
 
 say "The cluster keeps running. To use it:"
 cat <<EOF
