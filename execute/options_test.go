@@ -188,3 +188,14 @@ func TestMissingOptionalInputIsAbsent(t *testing.T) {
 		}
 	}
 }
+
+func TestStartErrorMessage(t *testing.T) {
+	for msg, want := range map[string]string{
+		`failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "./nope.sh": stat ./nope.sh: no such file or directory: unknown`: `exec: "./nope.sh": stat ./nope.sh: no such file or directory`,
+		`exec format error`: `exec format error`,
+	} {
+		if got := startErrorMessage(msg); got != want {
+			t.Errorf("startErrorMessage(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}

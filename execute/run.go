@@ -367,11 +367,27 @@ func (r *runner) taskEnd(ctx context.Context) (buildStatus, error) {
 		}
 		return buildStatus{state: "errored"}, err
 	}
+	if ended.Reason == "StartError" || ended.Reason == "ContainerCannotRun" {
+		// The runtime could not start the task's process: fly's build
+		// errors with the runtime's own words, not an exit status.
+		return buildStatus{state: "errored"}, fmt.Errorf("the task could not start: %s", printers.EscapeTerminal(startErrorMessage(ended.Message)))
+	}
 	status := buildStatus{state: "failed", code: int(ended.ExitCode)}
 	if status.code == 0 {
 		status.state = "succeeded"
 	}
 	return status, nil
+}
+
+// startErrorMessage is the part of a runtime's start error a user can act
+// on: runc's `exec: "./nope.sh": stat ./nope.sh: no such file or
+// directory` without the layers of OCI runtime wrapping before it.
+func startErrorMessage(msg string) string {
+	msg = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(msg), ": unknown"))
+	if i := strings.LastIndex(msg, "exec: "); i >= 0 {
+		return msg[i:]
+	}
+	return msg
 }
 
 // explainPending adds to a pod that never started what the nodes lack, when

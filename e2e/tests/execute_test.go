@@ -267,6 +267,17 @@ func TestExecuteTimeoutIsKept(t *testing.T) {
 	})
 }
 
+func TestExecuteStartErrorIsSaidAsItself(t *testing.T) {
+	onEachNodeKind(t, func(t *testing.T, ns string) {
+		task := writeTask(t, "platform: linux\nrun: {path: ./nope.sh}\n")
+		r := execute(t, ns, "-c", task, "--image", "busybox", "--pending-timeout", "60s")
+		if r.exitCode != 2 || !strings.Contains(r.stderr, "the task could not start") || !strings.Contains(r.stderr, "nope.sh") || !strings.Contains(r.stdout, "errored") {
+			t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 2 (errored) and the start error", r.exitCode, r.stdout, r.stderr)
+		}
+		waitNothingLeft(t, ns)
+	})
+}
+
 func TestExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T) {
 	onEachNodeKind(t, testExecuteCtrlCAtEachPhaseLeavesNothing)
 }
