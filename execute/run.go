@@ -265,10 +265,14 @@ func (r *runner) runTask(ctx context.Context) (buildStatus, error) {
 	if len(b.Outputs) > 0 {
 		r.tethers = append(r.tethers, helper.Tie(o.Executor, r.container(outputsContainer), helper.DefaultGrace))
 	}
-	if err := r.logs(ctx); err != nil {
-		return errored, err
+	// A log that cannot be read does not end the build: its end and
+	// status still can be (a task that never started has no log).
+	logErr := r.logs(ctx)
+	status, err := r.taskEnd(ctx)
+	if logErr != nil && err == nil {
+		fmt.Fprintf(o.ErrOut, "warning: %v\n", logErr)
 	}
-	return r.taskEnd(ctx)
+	return status, err
 }
 
 func (r *runner) container(name string) podexec.Container {
