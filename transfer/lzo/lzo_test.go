@@ -1,4 +1,4 @@
-package artifacts
+package lzo
 
 import (
 	"bytes"
@@ -45,11 +45,11 @@ func lzoInputs() map[string][]byte {
 	}
 }
 
-func TestLZOPReaderReadsBusybox(t *testing.T) {
+func TestReaderReadsBusybox(t *testing.T) {
 	for name, in := range lzoInputs() {
 		for _, level := range []string{"-1", "-3", "-6"} {
 			t.Run(name+level, func(t *testing.T) {
-				z, err := newLZOPReader(bytes.NewReader(lzop(t, in, level)))
+				z, err := NewReader(bytes.NewReader(lzop(t, in, level)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -65,7 +65,7 @@ func TestLZOPReaderReadsBusybox(t *testing.T) {
 	}
 }
 
-func TestLZOPReaderRefusesDamage(t *testing.T) {
+func TestReaderRefusesDamage(t *testing.T) {
 	in := lzoInputs()["text"]
 	good := lzop(t, in)
 	for name, damage := range map[string]func([]byte) []byte{
@@ -77,15 +77,15 @@ func TestLZOPReaderRefusesDamage(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := damage(append([]byte{}, good...))
-			z, err := newLZOPReader(bytes.NewReader(b))
+			z, err := NewReader(bytes.NewReader(b))
 			if err == nil {
 				_, err = io.ReadAll(z)
 			}
 			if err == nil {
 				t.Fatal("damaged stream read without error")
 			}
-			if !errors.Is(err, errLZO) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Errorf("error %v, want errLZO or a cut", err)
+			if !errors.Is(err, errCorrupt) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("error %v, want errCorrupt or a cut", err)
 			}
 		})
 	}
