@@ -91,6 +91,10 @@ func TestReaderRefusesDamage(t *testing.T) {
 	}
 }
 
+// FuzzLZO1XDecompress checks that no input makes the decoder panic, and
+// that a block it accepts decodes to bytes of its own: the same whatever
+// the output buffer held before (a match reaching behind what was written
+// would copy the buffer's old bytes), and only at its exact size.
 func FuzzLZO1XDecompress(f *testing.F) {
 	f.Add([]byte{0x11, 0, 0}, 0)
 	f.Add([]byte{0x15, 'a', 'b', 'c', 'd', 0x11, 0, 0}, 4)
@@ -98,6 +102,16 @@ func FuzzLZO1XDecompress(f *testing.F) {
 		if n < 0 || n > 64<<10 {
 			return
 		}
-		_ = lzo1xDecompress(in, make([]byte, n)) // must not panic
+		zeros := make([]byte, n)
+		if lzo1xDecompress(in, zeros) != nil {
+			return
+		}
+		ones := bytes.Repeat([]byte{0xff}, n)
+		if err := lzo1xDecompress(in, ones); err != nil || !bytes.Equal(zeros, ones) {
+			t.Fatalf("a block decodes differently into a buffer that held other bytes (%v)", err)
+		}
+		if err := lzo1xDecompress(in, make([]byte, n+1)); err == nil {
+			t.Fatalf("a block of %d bytes decodes into %d", n, n+1)
+		}
 	})
 }
