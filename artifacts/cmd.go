@@ -20,6 +20,8 @@ var (
 
 		The stream is tar over exec, as with kubectl cp, but file modes, empty directories
 		and symlinks inside the tree are kept both ways, owners only with --preserve-owner.
+		A symlink is sent as a symlink, wherever it points (absolute or out of the tree, as
+		tar and fly keep it); only the path named is followed when it is one.
 		The stream ends with a marker the receiving side checks, so a stream cut on the way
 		never lands, even one the connection reports as a success; and what arrived is
 		compared end to end by checksum (md5, or sha256, with the container's md5sum or
@@ -57,8 +59,9 @@ var (
 		relative remote paths start at the step's working directory.
 
 		Whatever the container sends is treated as hostile: no entry is written outside the
-		destination, and absolute names, "..", symlinks leading out of the tree, hardlinks
-		to outside, devices, fifos and setuid bits are refused or dropped, and named.
+		destination. Symlinks land as they are, but an entry written through one (below a
+		symlink, or over one), absolute names, "..", hardlinks to outside, devices, fifos and
+		setuid bits are refused or dropped, and named; a refused entry fails the download.
 
 		A step that has finished is read from its volumes, named as in the step, through a
 		short-lived helper pod (--helper-image) that mounts them read-only where the step had

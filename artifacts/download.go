@@ -13,43 +13,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/lzo"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/untar"
 )
-
-// settings are the flags both directions share.
-type settings struct {
-	compress      string
-	verify        bool
-	retries       int // negative: no limit
-	preserveOwner bool
-	warnf         func(format string, a ...any)
-	progress      *Progress
-}
-
-// remoteAbs anchors a relative remote path at the working directory and
-// makes sure no path handed to a remote script reads as an option.
-func remoteAbs(workingDir, p string) string {
-	if !path.IsAbs(p) && workingDir != "" {
-		p = path.Join(workingDir, p)
-	}
-	p = path.Clean(p)
-	if !path.IsAbs(p) {
-		p = "./" + p
-	}
-	return p
-}
-
-// splitRemote returns the directory and base name of a cleaned remote path;
-// the base name becomes the name of the landed copy.
-func splitRemote(p string) (dir, base string, err error) {
-	dir, base = path.Split(p)
-	if base == "" || base == "." || base == ".." || base == "/" {
-		return "", "", fmt.Errorf("remote path %q does not name a file or directory", p)
-	}
-	if dir == "" {
-		dir = "."
-	}
-	return path.Clean(dir), base, nil
-}
 
 // download copies remote path src into localDir/<base name of src>.
 func download(ctx context.Context, rem *remote, src, localDir string, s settings) error {
@@ -131,15 +97,16 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	defer root.Close()
 
 	b := s.progress.bar("downloading "+base, c.size)
-	d.ex = newExtractor(root, "data", base, s.preserveOwner, s.warnf, b.counter())
+	o := untar.Options{PreserveOwner: s.preserveOwner, Warnf: s.warnf, Progress: b.counter()}
 	if d.dig != nil {
-		d.ex.newHash = d.dig.newHash
+		o.NewHash = d.dig.newHash
 	}
+	d.ex = untar.New(root, "data", base, o)
 	err = d.run(ctx, s)
-	if err == nil || len(d.ex.unsafe) > 0 {
-		// finish also judges the symlinks, so a hostile archive is
-		// reported whole, ahead of what it broke (the checksums).
-		if ferr := d.ex.finish(); ferr != nil {
+	if err == nil || d.ex.Refused() > 0 {
+		// A hostile archive is reported as such, ahead of what it broke
+		// (the checksums).
+		if ferr := d.ex.Finish(); ferr != nil {
 			err = ferr
 		}
 	}
@@ -157,7 +124,7 @@ type downloader struct {
 	dig          *digest // nil: contents not verified
 	version      string  // the landed upload whose tree is sent; "": none
 	canResume    bool
-	ex           *extractor
+	ex           *untar.Extractor
 	// first is the first attempt's exec, waiting after its probe for the
 	// decision, with its end marker's nonce; nil once taken.
 	first      *session
@@ -216,7 +183,7 @@ func (d *downloader) run(ctx context.Context, s settings) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !transient(err) || len(d.ex.unsafe) > 0 {
+		if !transient(err) || d.ex.Refused() > 0 {
 			return err // a local failure, the container's answer, or a hostile stream
 		}
 		if s.retries >= 0 && attempt >= s.retries {
@@ -237,7 +204,7 @@ func (d *downloader) run(ctx context.Context, s settings) error {
 // retry must request (nil: everything, without find and xargs to resume).
 func (d *downloader) resume(ctx context.Context) ([]string, error) {
 	if !d.canResume {
-		return nil, d.ex.prune(func(string) bool { return false })
+		return nil, d.ex.Prune(func(string) bool { return false })
 	}
 	listing, err := d.rem.list(ctx, d.parent, "./"+d.base)
 	if err != nil {
@@ -245,11 +212,11 @@ func (d *downloader) resume(ctx context.Context) ([]string, error) {
 	}
 	present := map[string]bool{}
 	for _, name := range listing {
-		if rel, err := entryPath(name, d.base); err == nil {
+		if rel, err := untar.EntryPath(name, d.base); err == nil {
 			present[rel] = true
 		}
 	}
-	if err := d.ex.prune(func(rel string) bool { return present[rel] }); err != nil {
+	if err := d.ex.Prune(func(rel string) bool { return present[rel] }); err != nil {
 		return nil, err
 	}
 	return d.missing(listing), nil
@@ -282,14 +249,12 @@ func (d *downloader) attempt(ctx context.Context, names []string) error {
 	if r.err != nil {
 		return r.err
 	}
-	differ := compare(d.ex.files(), r.m)
+	differ := compare(d.ex.Files(), r.m)
 	if len(differ) == 0 {
 		return nil
 	}
 	for _, rel := range differ {
-		if n, ok := d.ex.nodes[rel]; ok && n.kind == kindFile {
-			n.complete = false
-		}
+		d.ex.Invalidate(rel)
 	}
 	return fmt.Errorf("%d files %w (first: %q)", len(differ), errMismatch, path.Join(d.base, differ[0]))
 }
@@ -299,7 +264,7 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	tail := newHoldback(sess.out, len(streamEnd)+len(nonce))
+	tail := untar.NewHoldback(sess.out, len(streamEnd)+len(nonce))
 	err = d.extract(tail)
 	if err == nil {
 		// Read to the end: the marker comes after what the extractor needs.
@@ -325,7 +290,7 @@ func (d *downloader) stream(ctx context.Context, names []string) error {
 	if lost && errors.Is(err, podexec.ErrExitLost) {
 		err = nil // the extractor read the dropped connection as the stream's end: the marker tells
 	}
-	cut := err == nil && string(tail.held()) != streamEnd+nonce
+	cut := err == nil && string(tail.Held()) != streamEnd+nonce
 	if eerr != nil && !(lost && (cut || err != nil)) {
 		return fmt.Errorf("receive: %w", eerr)
 	}
@@ -388,6 +353,8 @@ func (d *downloader) startStream(ctx context.Context, names []string) (*session,
 // streamEnd starts the end marker streamScript prints after the archive.
 const streamEnd = "kubectl-concourse-end "
 
+// extract lands one stream, decompressing it first when it is. A stream
+// that breaks on the way is a streamError, which a retry may fix.
 func (d *downloader) extract(r io.Reader) error {
 	switch d.codec {
 	case compressGzip:
@@ -395,15 +362,20 @@ func (d *downloader) extract(r io.Reader) error {
 		if err != nil {
 			return &streamError{fmt.Errorf("read gzip stream: %w", err)}
 		}
-		return d.ex.extract(zr)
+		r = zr
 	case compressLZOP:
-		zr, err := newLZOPReader(r)
+		zr, err := lzo.NewReader(r)
 		if err != nil {
 			return &streamError{fmt.Errorf("read lzop stream: %w", err)}
 		}
-		return d.ex.extract(zr)
+		r = zr
 	}
-	return d.ex.extract(r)
+	err := d.ex.Extract(r)
+	var broken *untar.StreamError
+	if errors.As(err, &broken) {
+		return &streamError{err}
+	}
+	return err
 }
 
 // missing lists, from the container's listing, the fewest names that
@@ -411,24 +383,16 @@ func (d *downloader) extract(r io.Reader) error {
 // whole subtree, a present one is entered. Nothing already received intact
 // is requested again, and nothing is ever skipped by byte offset.
 func (d *downloader) missing(listing []string) []string {
-	have := func(rel string) bool {
-		n, ok := d.ex.nodes[rel]
-		return ok && (n.kind != kindFile || n.complete)
-	}
-	isDir := func(rel string) bool {
-		n, ok := d.ex.nodes[rel]
-		return ok && n.kind == kindDir
-	}
 	names := []string{}
 	for _, name := range listing {
-		rel, err := entryPath(name, d.base)
+		rel, err := untar.EntryPath(name, d.base)
 		if err != nil {
 			continue // hostile listing: never request what could not be extracted
 		}
-		if have(rel) {
+		if d.ex.Complete(rel) {
 			continue
 		}
-		if rel == "" || isDir(parentOf(rel)) {
+		if rel == "" || d.ex.IsDir(parentOf(rel)) {
 			names = append(names, "./"+path.Join(d.base, rel))
 		}
 	}

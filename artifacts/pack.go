@@ -72,7 +72,11 @@ func (p *packer) size() (total int64, files int, err error) {
 }
 
 // walk calls fn for the top entry and every selected entry below it,
-// parents before children, each once, in lexical order.
+// parents before children, each once, in lexical order. Only the top is
+// followed when it is a symlink: below it, a symlink is an entry like any
+// other, wherever it points, and nothing below one is sent (git lists the
+// files of a tracked directory that became a symlink as if they were
+// there): the container's tar would write them through the link.
 func (p *packer) walk(fn func(rel string, fi fs.FileInfo) error) error {
 	fi, err := os.Stat(p.src) // the top may be a symlink to what to send
 	if err != nil {
@@ -85,10 +89,25 @@ func (p *packer) walk(fn func(rel string, fi fs.FileInfo) error) error {
 		return p.walkDir("", fn)
 	}
 	emitted := map[string]bool{"": true}
+	links := map[string]bool{} // emitted symlinks
+	underLink := func(f string) bool {
+		for d := f; ; {
+			i := strings.LastIndexByte(d, '/')
+			if i < 0 {
+				return false
+			}
+			if d = d[:i]; links[d] {
+				return true
+			}
+		}
+	}
 	for _, f := range p.files {
 		dirs := strings.Split(f, "/")
 		for i := 1; i < len(dirs); i++ {
 			d := strings.Join(dirs[:i], "/")
+			if links[d] {
+				break
+			}
 			if emitted[d] {
 				continue
 			}
@@ -100,6 +119,13 @@ func (p *packer) walk(fn func(rel string, fi fs.FileInfo) error) error {
 			if err := fn(d, dfi); err != nil {
 				return err
 			}
+			if dfi.Mode()&fs.ModeSymlink != 0 {
+				links[d] = true
+				break
+			}
+		}
+		if underLink(f) {
+			continue
 		}
 		ffi, err := os.Lstat(filepath.Join(p.src, filepath.FromSlash(f)))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -107,6 +133,9 @@ func (p *packer) walk(fn func(rel string, fi fs.FileInfo) error) error {
 		}
 		if err != nil {
 			return err
+		}
+		if ffi.Mode()&fs.ModeSymlink != 0 {
+			links[f] = true
 		}
 		if err := fn(f, ffi); err != nil {
 			return err

@@ -62,6 +62,17 @@ func (b *bar) counter() func(int64) {
 	return b.add
 }
 
+// progressWriter counts what is written through it as progress (nil: not
+// counted): the packer tees what it sends into one.
+type progressWriter func(int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	if p != nil {
+		p(int64(len(b)))
+	}
+	return len(b), nil
+}
+
 func (b *bar) end(ok bool) {
 	if b == nil {
 		return

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/untar"
 )
 
 // remote runs the scripts of scripts.go in one container.
@@ -352,7 +353,7 @@ func parseSums(r io.Reader, prefix string, d *digest) (manifest, error) {
 			if err != nil {
 				return nil, err
 			}
-			rel, err := entryPath(name, prefix)
+			rel, err := untar.EntryPath(name, prefix)
 			if err != nil {
 				return nil, fmt.Errorf("%s listing names %q: %w", d.name, name, err)
 			}

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,6 +167,40 @@ func TestProbeMeasuresOnlyWhatCanDecide(t *testing.T) {
 		}
 		if tt.compresses && c.compressRate <= 0 {
 			t.Errorf("probe %s: the compressor was not timed", tt.path)
+		}
+	}
+}
+
+// The probe sizes what the transfer sends: the path named, followed when
+// it is a symlink, but not the symlinks inside a tree, which are sent as
+// symlinks (and a link to / would have it walk the container's disk).
+func TestProbeSizesWithoutFollowingLinksInTheTree(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"elsewhere/big": strings.Repeat("x", 4<<20),
+		"tree/a":        strings.Repeat("a", 64<<10),
+		"tree/big":      "link:../elsewhere",
+		"tree/abs":      "link:" + filepath.Join(dir, "elsewhere", "big"),
+		"tree/root":     "link:/",
+		"to-tree":       "link:tree",
+		"to-big":        "link:elsewhere/big",
+	})
+	rem := &remote{exec: &localExecutor{bin: busyboxBin(t)}, workingDir: dir}
+	tests := []struct {
+		path     string
+		min, max int64
+	}{
+		{"tree", 64 << 10, 1 << 20},
+		{"to-tree", 64 << 10, 1 << 20},
+		{"to-big", 4 << 20, 5 << 20},
+	}
+	for _, tt := range tests {
+		c, err := rem.probeOnly(context.Background(), probeRequest{path: path.Join(dir, tt.path), size: true})
+		if err != nil {
+			t.Fatalf("probe %s: %v", tt.path, err)
+		}
+		if c.size < tt.min || c.size > tt.max {
+			t.Errorf("probe %s: size %d, want %d to %d", tt.path, c.size, tt.min, tt.max)
 		}
 	}
 }

@@ -35,7 +35,9 @@ const (
 	// symlinks (a symlink to a directory is a directory to upload into);
 	// "link" follows when the path itself is a symlink, with the version ID
 	// when it is one of ours (an upload landed there), which a download
-	// follows. The plugin times "ratio-read" to "ratio-start" (reading the
+	// follows. "size" follows the path when it is a symlink, never the
+	// symlinks in a tree ("$p/", not du -L: a link to / would have du walk
+	// the container's whole filesystem). The plugin times "ratio-read" to "ratio-start" (reading the
 	// sample) and "ratio-start" to "ratio" (reading and compressing it):
 	// compressorRate. The link sample comes from /dev/zero in 64 KiB writes
 	// (sampleBlock), so that the exec channel's speed is timed, not a
@@ -56,7 +58,8 @@ if [ -L "$p" ]; then
   esac
 fi
 sz=0
-if [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
+if [ "$2" = size ] && [ -d "$p" ]; then sz=$(du -sk "$p/" 2>/dev/null | cut -f1); echo "size $sz"
+elif [ "$2" = size ] && [ -e "$p" ]; then sz=$(du -skL "$p" 2>/dev/null | cut -f1); echo "size $sz"; fi
 z= big= poor= want=
 if command -v lzop >/dev/null 2>&1; then z=lzop zc='lzop -c'; elif command -v gzip >/dev/null 2>&1; then z=gzip zc='gzip -1'; fi
 [ "$4" -gt 0 ] && [ "${sz:-0}" -ge "$5" ] && big=1
@@ -193,7 +196,11 @@ fi
 	// cores (sumFilesParallel) when BATCH is above 0. Either saves an exec.
 	// OPTIONS are tar's (a fixed vocabulary: split on spaces). tar runs in
 	// the background so that its pid is known; POSIX gives a background job
-	// /dev/null as stdin, hence fd 3.
+	// /dev/null as stdin, hence fd 3. Symlinks are data: busybox releases
+	// that skip those that are absolute or hold ".." (around 1.28) land
+	// them with EXTRACT_UNSAFE_SYMLINKS=1, later ones and GNU tar anyway;
+	// the plugin never sends an entry below a symlink, which is what such
+	// a link would be dangerous for.
 	receiveFunc = `receive() {
 st=$1 pf=$2 end=$3 top=$4
 read -r word z mode sum per nonce opts || exit 0
@@ -201,6 +208,7 @@ read -r word z mode sum per nonce opts || exit 0
 v=- hs=-
 case $mode in files) v=$top ;; stream) hs=$sum ;; esac
 set -- $opts
+export EXTRACT_UNSAFE_SYMLINKS=1
 mkdir -p -- "$st" && cd -- "$st" || exit
 rm -f -- "$end"
 exec 3<&0

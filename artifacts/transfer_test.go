@@ -1,6 +1,8 @@
 package artifacts
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -112,6 +114,8 @@ var sampleTree = map[string]string{
 	"deep/er/still/x":     strings.Repeat("x", 300000),
 	"link-to-a":           "link:a.txt",
 	"deep/up":             "link:../bin",
+	"deep/er/out":         "link:../../../../outside", // symlinks are data, wherever they point
+	"abs-link":            "link:/etc/passwd",
 	"name with spaces":    "s",
 	"-dash":               "d",
 	"deep/er/weird\\name": "w",
@@ -302,12 +306,37 @@ func fakeTarBin(t testing.TB, body string) string {
 	return bin
 }
 
+// tarOf is an archive of headers, each regular file holding its own name.
+func tarOf(t testing.TB, headers ...tar.Header) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, h := range headers {
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(h.Name))
+		}
+		h.Mode = 0o755
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			io.WriteString(tw, h.Name)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 func TestDownloadFromHostileTar(t *testing.T) {
 	evil := filepath.Join(t.TempDir(), "evil.tar")
-	os.WriteFile(evil, archive(t, dir("out/"), file("out/ok", "fine"), symlink("out/l", "../../../.."),
-		file("out/l/escaped", "evil"), file("/abs", "evil"), file("out/../../rel", "evil"), hardlink("out/h", "/etc/passwd")), 0o644)
+	os.WriteFile(evil, tarOf(t, tar.Header{Typeflag: tar.TypeDir, Name: "out/"}, tar.Header{Typeflag: tar.TypeReg, Name: "out/ok"},
+		tar.Header{Typeflag: tar.TypeSymlink, Name: "out/l", Linkname: "../../../.."}, tar.Header{Typeflag: tar.TypeReg, Name: "out/l/escaped"},
+		tar.Header{Typeflag: tar.TypeReg, Name: "/abs"}, tar.Header{Typeflag: tar.TypeReg, Name: "out/../../rel"},
+		tar.Header{Typeflag: tar.TypeLink, Name: "out/h", Linkname: "/etc/passwd"}), 0o644)
 	container := t.TempDir()
-	writeTree(t, filepath.Join(container, "out"), map[string]string{"ok": "fine"})
+	writeTree(t, filepath.Join(container, "out"), map[string]string{"ok": "out/ok"})
 	base := t.TempDir()
 	dest := filepath.Join(base, "dest")
 	rem := &remote{exec: &localExecutor{bin: fakeTarBin(t, "cat "+evil)}, workingDir: container}

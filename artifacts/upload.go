@@ -2,7 +2,6 @@ package artifacts
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -208,14 +207,6 @@ func selectFiles(ctx context.Context, dir string, byGit bool, warnf func(string,
 		return nil, fmt.Errorf("choose the files git does not ignore: %w (--include-ignored uploads every file without asking git)", err)
 	}
 	return files, nil
-}
-
-func randomSuffix() (string, error) {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b[:]), nil
 }
 
 type uploader struct {

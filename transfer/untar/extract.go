@@ -1,4 +1,11 @@
-package artifacts
+// Package untar lands tar streams that come from a container, which it
+// treats as hostile: nothing an archive holds can make it write outside
+// the destination. Symlinks are data, kept as the archive has them
+// wherever they point; what is refused is writing through one.
+//
+// It imports the standard library only, so that fuzzing it (FuzzExtract)
+// instruments nothing else.
+package untar
 
 import (
 	"archive/tar"
@@ -14,8 +21,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"k8s.io/cli-runtime/pkg/printers"
 )
 
 type nodeKind int
@@ -34,20 +39,38 @@ type node struct {
 	uid, gid int
 	implicit bool     // a directory created for a child before (or without) its own entry
 	complete bool     // a file whose bytes all arrived
-	sum      [32]byte // checksum of a complete file (extractor.newHash)
+	sum      [32]byte // checksum of a complete file (Options.NewHash)
 	target   string   // a symlink's target
 }
 
-// extractor writes tar streams from a container into a fresh directory it
+// Options are an Extractor's choices.
+type Options struct {
+	// PreserveOwner sets every entry's owner as the archive names it.
+	PreserveOwner bool
+	// Warnf prints one warning line (the format ends with a newline):
+	// what was skipped, dropped or refused. Names from the archive are
+	// already escaped for a terminal.
+	Warnf func(format string, a ...any)
+	// Progress, when set, counts the bytes of file content written.
+	Progress func(n int64)
+	// NewHash, when set, makes the checksum of every file received, as
+	// Files returns it.
+	NewHash func() hash.Hash
+}
+
+// Extractor writes tar streams from a container into a fresh directory it
 // alone writes to (root), under the entry named top. It trusts nothing in
-// the stream: names are checked by entryPath, parents must be directories it
-// created itself, symlinks are only created once every other entry is
-// written (so no entry is ever written through one) and only when they
-// resolve inside the tree, and all writes go through os.Root, which refuses
-// to leave root even if something else changed the directory under us.
-// The extractor survives several streams (retries): nodes remembers what is
+// the stream: names are checked by EntryPath, parents must be directories
+// it created itself (so no entry is written through a symlink, or under a
+// file), symlinks are created only by Finish, once every other entry is
+// written, and all writes go through os.Root, which refuses to leave root
+// even if something else changed the directory under us. A symlink itself
+// is data: it lands as the archive has it, absolute or leading out of the
+// tree, as tar and fly land it.
+//
+// An Extractor survives several streams (retries): it remembers what is
 // complete, and a file sent again is rewritten.
-type extractor struct {
+type Extractor struct {
 	root          *os.Root
 	top           string // the landing entry's name inside root
 	prefix        string // the top entry's name in the archive
@@ -56,9 +79,10 @@ type extractor struct {
 	progress      func(n int64)
 	newHash       func() hash.Hash // nil: no checksums
 
-	nodes  map[string]*node
-	unsafe []error
-	buf    []byte
+	nodes    map[string]*node
+	unsafe   []error
+	finished bool // Finish ran: symlinks exist, nothing more may be written
+	buf      []byte
 	// openDir is the directory the last file went into, open: a stream holds
 	// a directory's files together, and a file opened through its
 	// directory's Root costs one openat, against one per component of its
@@ -69,28 +93,55 @@ type extractor struct {
 	}
 }
 
-func newExtractor(root *os.Root, top, prefix string, preserveOwner bool, warnf func(string, ...any), progress func(int64)) *extractor {
-	return &extractor{
-		root: root, top: top, prefix: prefix, preserveOwner: preserveOwner,
-		warnf: warnf, progress: progress,
+// New returns an Extractor that lands, in root, the archive entry prefix
+// (the source's base name) and everything under it as root's entry top.
+func New(root *os.Root, top, prefix string, o Options) *Extractor {
+	warnf := o.Warnf
+	if warnf == nil {
+		warnf = func(string, ...any) {}
+	}
+	return &Extractor{
+		root: root, top: top, prefix: prefix, preserveOwner: o.PreserveOwner,
+		warnf: warnf, progress: o.Progress, newHash: o.NewHash,
 		nodes: map[string]*node{},
 		buf:   make([]byte, 256<<10),
 	}
 }
 
+// StreamError reports that the stream broke while it was read (the
+// archive is damaged or ends early, or its reader failed: a cut), as
+// opposed to a failure to write here what it carried. A retry may fix it.
+type StreamError struct{ Err error }
+
+func (e *StreamError) Error() string { return e.Err.Error() }
+func (e *StreamError) Unwrap() error { return e.Err }
+
+// errFinished: Finish already created the symlinks, and a write after them
+// could go through one.
+var errFinished = errors.New("the extractor has finished: nothing more may be written")
+
+// name is rel's name in the archive, for messages.
+func (e *Extractor) name(rel string) string {
+	return path.Join(e.prefix, rel)
+}
+
 // local is rel's name inside root.
-func (e *extractor) local(rel string) string {
+func (e *Extractor) local(rel string) string {
 	if rel == "" {
 		return e.top
 	}
 	return e.top + "/" + rel
 }
 
-// extract reads one stream to its end. It accepts concatenated archives (as
-// `tar --ignore-zeros` does), because xargs may split a retry's file list
-// over several tar runs. A returned error means the stream broke; refused
-// entries are collected and reported by finish.
-func (e *extractor) extract(r io.Reader) error {
+// Extract reads one stream to its end. It accepts concatenated archives
+// (as `tar --ignore-zeros` does), because xargs may split a retry's file
+// list over several tar runs. A returned error is the stream's breaking
+// (a *StreamError) or a local failure; refused entries are collected,
+// warned about, counted by Refused and reported by Finish.
+func (e *Extractor) Extract(r io.Reader) error {
+	if e.finished {
+		return errFinished
+	}
 	defer e.closeDir()
 	br := bufio.NewReaderSize(r, 256<<10)
 	seen := map[string]bool{}
@@ -106,7 +157,7 @@ func (e *extractor) extract(r io.Reader) error {
 				break
 			}
 			if err != nil {
-				return &streamError{fmt.Errorf("read archive: %w", err)}
+				return &StreamError{fmt.Errorf("read archive: %w", err)}
 			}
 			if err := e.entry(tr, h, seen); err != nil {
 				if !errors.Is(err, errUnsafe) {
@@ -127,7 +178,7 @@ func nextArchive(br *bufio.Reader) (bool, error) {
 			return false, nil
 		}
 		if err != nil {
-			return false, &streamError{fmt.Errorf("read archive: %w", err)}
+			return false, &StreamError{fmt.Errorf("read archive: %w", err)}
 		}
 		if !bytes.Equal(b, zeroBlock[:]) {
 			return true, nil
@@ -140,13 +191,19 @@ func nextArchive(br *bufio.Reader) (bool, error) {
 
 var zeroBlock [512]byte
 
-func (e *extractor) refuse(err error) {
+func (e *Extractor) refuse(err error) {
 	e.unsafe = append(e.unsafe, err)
-	e.warnf("warning: refused %s\n", printers.EscapeTerminal(strings.TrimPrefix(err.Error(), errUnsafe.Error()+": ")))
+	e.warnf("warning: refused %s\n", escape(strings.TrimPrefix(err.Error(), errUnsafe.Error()+": ")))
 }
 
-func (e *extractor) entry(tr *tar.Reader, h *tar.Header, seen map[string]bool) error {
-	rel, err := entryPath(h.Name, e.prefix)
+// Refused is the number of entries refused so far as unsafe: the archive
+// is hostile, and Finish will fail.
+func (e *Extractor) Refused() int {
+	return len(e.unsafe)
+}
+
+func (e *Extractor) entry(tr *tar.Reader, h *tar.Header, seen map[string]bool) error {
+	rel, err := EntryPath(h.Name, e.prefix)
 	if err != nil {
 		return err
 	}
@@ -160,7 +217,7 @@ func (e *extractor) entry(tr *tar.Reader, h *tar.Header, seen map[string]bool) e
 	}
 	mode := h.FileInfo().Mode()
 	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 && h.Typeflag != tar.TypeSymlink {
-		e.warnf("warning: dropped setuid/setgid bits of %q\n", printers.EscapeTerminal(h.Name))
+		e.warnf("warning: dropped setuid/setgid bits of %q\n", escape(h.Name))
 	}
 	n := &node{mode: mode & (fs.ModePerm | fs.ModeSticky), mtime: h.ModTime, uid: h.Uid, gid: h.Gid}
 	switch h.Typeflag {
@@ -173,18 +230,19 @@ func (e *extractor) entry(tr *tar.Reader, h *tar.Header, seen map[string]bool) e
 	case tar.TypeSymlink:
 		return e.symlink(rel, h.Linkname)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		e.warnf("warning: skipped device or fifo %q\n", printers.EscapeTerminal(h.Name))
+		e.warnf("warning: skipped device or fifo %q\n", escape(h.Name))
 		return nil
 	default:
-		e.warnf("warning: skipped %q of unsupported tar type %q\n", printers.EscapeTerminal(h.Name), h.Typeflag)
+		e.warnf("warning: skipped %q of unsupported tar type %q\n", escape(h.Name), h.Typeflag)
 		return nil
 	}
 }
 
 // parents makes sure every ancestor of rel is a directory this extractor
-// made, creating missing ones; a symlink or file on the way is refused,
-// which is what stops "a -> /etc" followed by "a/passwd".
-func (e *extractor) parents(rel string) error {
+// made, creating missing ones. A symlink or a file on the way is refused:
+// that is what stops "a -> /etc" followed by "a/passwd", whichever stream
+// (a retry's too) brings either.
+func (e *Extractor) parents(rel string) error {
 	if rel == "" {
 		return nil
 	}
@@ -192,10 +250,14 @@ func (e *extractor) parents(rel string) error {
 	for i := range comps {
 		anc := strings.Join(comps[:i], "/")
 		if n, ok := e.nodes[anc]; ok {
-			if n.kind != kindDir {
-				return fmt.Errorf("%w: %q would be written through %q, which is not a directory", errUnsafe, rel, path.Join(e.prefix, anc))
+			switch n.kind {
+			case kindDir:
+				continue
+			case kindSymlink:
+				return fmt.Errorf("%w: %q would be written through the symlink %q (to %q)", errUnsafe, e.name(rel), e.name(anc), n.target)
+			default:
+				return fmt.Errorf("%w: %q would be written under the file %q", errUnsafe, e.name(rel), e.name(anc))
 			}
-			continue
 		}
 		if err := e.root.Mkdir(e.local(anc), 0o700); err != nil {
 			return fmt.Errorf("create directory: %w", err)
@@ -205,14 +267,14 @@ func (e *extractor) parents(rel string) error {
 	return nil
 }
 
-func (e *extractor) dir(rel string, n *node) error {
+func (e *Extractor) dir(rel string, n *node) error {
 	if err := e.parents(rel); err != nil {
 		return err
 	}
 	n.kind = kindDir
 	if old, ok := e.nodes[rel]; ok {
 		if old.kind != kindDir {
-			return fmt.Errorf("%w: directory %q collides with an earlier entry", errUnsafe, rel)
+			return fmt.Errorf("%w: directory %q collides with an earlier entry of another kind", errUnsafe, e.name(rel))
 		}
 		e.nodes[rel] = n
 		return nil
@@ -224,14 +286,14 @@ func (e *extractor) dir(rel string, n *node) error {
 	return nil
 }
 
-func (e *extractor) file(rel string, n *node, r io.Reader) error {
+func (e *Extractor) file(rel string, n *node, r io.Reader) error {
 	if err := e.parents(rel); err != nil {
 		return err
 	}
 	name := e.local(rel)
 	if old, ok := e.nodes[rel]; ok {
 		if old.kind != kindFile {
-			return fmt.Errorf("%w: file %q collides with an earlier entry", errUnsafe, rel)
+			return fmt.Errorf("%w: file %q collides with an earlier entry of another kind", errUnsafe, e.name(rel))
 		}
 		// Sent again after a broken stream or a failed check: start over.
 		if err := e.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -272,7 +334,7 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 		return fmt.Errorf("set times of %q: %w", rel, err)
 	}
 	if h != nil {
-		n.sum = sumOf(h)
+		copy(n.sum[:], h.Sum(nil)) // a short digest zero-padded
 	}
 	n.complete = true
 	return nil
@@ -280,7 +342,7 @@ func (e *extractor) file(rel string, n *node, r io.Reader) error {
 
 // dirRoot returns the Root of directory rel (a directory this extractor
 // made: parents checked it), keeping it open for the files that follow.
-func (e *extractor) dirRoot(rel string) (*os.Root, error) {
+func (e *Extractor) dirRoot(rel string) (*os.Root, error) {
 	if e.openDir.root != nil && e.openDir.rel == rel {
 		return e.openDir.root, nil
 	}
@@ -293,7 +355,7 @@ func (e *extractor) dirRoot(rel string) (*os.Root, error) {
 	return r, nil
 }
 
-func (e *extractor) closeDir() {
+func (e *Extractor) closeDir() {
 	if e.openDir.root != nil {
 		e.openDir.root.Close()
 		e.openDir.root = nil
@@ -302,7 +364,7 @@ func (e *extractor) closeDir() {
 
 // attrs sets mode and, when asked, owner through the open descriptor, so
 // nothing is resolved by name.
-func (e *extractor) attrs(f *os.File, n *node) error {
+func (e *Extractor) attrs(f *os.File, n *node) error {
 	if err := f.Chmod(n.mode); err != nil {
 		return err
 	}
@@ -312,21 +374,21 @@ func (e *extractor) attrs(f *os.File, n *node) error {
 	return nil
 }
 
-func (e *extractor) hardlink(rel, linkname string) error {
-	target, err := entryPath(linkname, e.prefix)
+func (e *Extractor) hardlink(rel, linkname string) error {
+	target, err := EntryPath(linkname, e.prefix)
 	if err != nil {
-		return fmt.Errorf("%w: hardlink %q -> %q: %v", errUnsafe, rel, linkname, strings.TrimPrefix(err.Error(), errUnsafe.Error()+": "))
+		return fmt.Errorf("%w: hardlink %q -> %q: %v", errUnsafe, e.name(rel), linkname, strings.TrimPrefix(err.Error(), errUnsafe.Error()+": "))
 	}
 	t, ok := e.nodes[target]
 	if !ok || t.kind != kindFile || !t.complete {
-		return fmt.Errorf("%w: hardlink %q -> %q names no regular file extracted before it", errUnsafe, rel, linkname)
+		return fmt.Errorf("%w: hardlink %q -> %q names no regular file extracted before it", errUnsafe, e.name(rel), linkname)
 	}
 	if err := e.parents(rel); err != nil {
 		return err
 	}
 	if old, ok := e.nodes[rel]; ok {
 		if old.kind != kindFile {
-			return fmt.Errorf("%w: hardlink %q collides with an earlier entry", errUnsafe, rel)
+			return fmt.Errorf("%w: hardlink %q collides with an earlier entry of another kind", errUnsafe, e.name(rel))
 		}
 		if err := e.root.Remove(e.local(rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("replace %q: %w", rel, err)
@@ -340,8 +402,10 @@ func (e *extractor) hardlink(rel, linkname string) error {
 	return nil
 }
 
-// symlink records a symlink; finish creates it after checking the chain.
-func (e *extractor) symlink(rel, target string) error {
+// symlink records a symlink, which Finish creates. Where it points is
+// the archive's business: an absolute target or one that leads out of the
+// tree is kept as it is, since nothing is ever written through it.
+func (e *Extractor) symlink(rel, target string) error {
 	if rel == "" {
 		return fmt.Errorf("%w: the top entry %q is a symlink (to %q); name its target instead", errUnsafe, e.prefix, target)
 	}
@@ -352,50 +416,46 @@ func (e *extractor) symlink(rel, target string) error {
 		if old.kind == kindSymlink && old.target == target {
 			return nil
 		}
-		return fmt.Errorf("%w: symlink %q collides with an earlier entry", errUnsafe, rel)
+		return fmt.Errorf("%w: symlink %q collides with an earlier entry (of another kind, or to another target)", errUnsafe, e.name(rel))
 	}
 	e.nodes[rel] = &node{kind: kindSymlink, target: target}
 	return nil
 }
 
-// finish checks every symlink against the whole set (chains included),
-// then creates them and applies directory modes and times, deepest first so
-// that a read-only directory is closed only after its children are made.
-func (e *extractor) finish() error {
-	links := map[string]string{}
-	for rel, n := range e.nodes {
-		if n.kind == kindSymlink {
-			links[rel] = n.target
-		}
+// Finish fails when any entry was refused. Otherwise it creates the
+// symlinks, the last entries written (a symlink may lead anywhere: after
+// it, nothing is written, and its parents are directories this extractor
+// made, so no symlink is created through another), then applies
+// directory modes and times, deepest first so that a read-only directory
+// is closed only after its children are made. Nothing may be extracted
+// after it.
+func (e *Extractor) Finish() error {
+	if e.finished {
+		return errFinished
 	}
-	rels := make([]string, 0, len(links))
-	for rel := range links {
-		rels = append(rels, rel)
-	}
-	sort.Strings(rels)
-	for _, rel := range rels {
-		if err := resolveInTree(links, rel, links[rel]); err != nil {
-			e.refuse(err)
-		}
-	}
+	e.finished = true
 	if len(e.unsafe) > 0 {
 		return fmt.Errorf("refused %d unsafe archive entries from the container (first: %w)", len(e.unsafe), e.unsafe[0])
 	}
-	for _, rel := range rels {
-		name := e.local(rel)
-		if err := e.root.Symlink(links[rel], name); err != nil {
+	var links, dirs []string
+	for rel, n := range e.nodes {
+		switch n.kind {
+		case kindSymlink:
+			links = append(links, rel)
+		case kindDir:
+			dirs = append(dirs, rel)
+		}
+	}
+	sort.Strings(links)
+	for _, rel := range links {
+		n, name := e.nodes[rel], e.local(rel)
+		if err := e.root.Symlink(n.target, name); err != nil {
 			return fmt.Errorf("create symlink %q: %w", rel, err)
 		}
-		if n := e.nodes[rel]; e.preserveOwner {
+		if e.preserveOwner {
 			if err := e.root.Lchown(name, n.uid, n.gid); err != nil {
 				return fmt.Errorf("set owner of %q: %w", rel, err)
 			}
-		}
-	}
-	var dirs []string
-	for rel, n := range e.nodes {
-		if n.kind == kindDir {
-			dirs = append(dirs, rel)
 		}
 	}
 	sort.Strings(dirs)
@@ -427,9 +487,10 @@ func depth(rel string) int {
 	return strings.Count(rel, "/") + 1
 }
 
-// files returns, by tree path, the checksum of every regular file received,
-// and a zero sum for one not (yet) complete: it differs from any real one.
-func (e *extractor) files() map[string][32]byte {
+// Files returns, by tree path, the checksum of every regular file
+// received (Options.NewHash), and a zero sum for one not (yet) complete:
+// it differs from any real one.
+func (e *Extractor) Files() map[string][32]byte {
 	m := map[string][32]byte{}
 	for rel, n := range e.nodes {
 		if n.kind == kindFile {
@@ -443,10 +504,35 @@ func (e *extractor) files() map[string][32]byte {
 	return m
 }
 
-// prune removes what the source no longer has: every entry that keep
+// Complete says whether tree path rel arrived whole: a directory, a
+// symlink, or a file whose bytes all arrived and were not invalidated
+// since.
+func (e *Extractor) Complete(rel string) bool {
+	n, ok := e.nodes[rel]
+	return ok && (n.kind != kindFile || n.complete)
+}
+
+// IsDir says whether tree path rel is a directory here.
+func (e *Extractor) IsDir(rel string) bool {
+	n, ok := e.nodes[rel]
+	return ok && n.kind == kindDir
+}
+
+// Invalidate marks the file at tree path rel as not complete (its
+// checksum differs from the source's), so that it is expected again.
+func (e *Extractor) Invalidate(rel string) {
+	if n, ok := e.nodes[rel]; ok && n.kind == kindFile {
+		n.complete = false
+	}
+}
+
+// Prune removes what the source no longer has: every entry that keep
 // refuses, with what lies below it. A resumed download lands the source's
 // tree as it now is, not as it was when the first attempt began.
-func (e *extractor) prune(keep func(rel string) bool) error {
+func (e *Extractor) Prune(keep func(rel string) bool) error {
+	if e.finished {
+		return errFinished
+	}
 	rels := make([]string, 0, len(e.nodes))
 	for rel := range e.nodes {
 		rels = append(rels, rel)
@@ -457,7 +543,7 @@ func (e *extractor) prune(keep func(rel string) bool) error {
 		if !ok || rel == "" || keep(rel) {
 			continue
 		}
-		if n.kind != kindSymlink { // symlinks exist only as nodes until finish
+		if n.kind != kindSymlink { // symlinks exist only as nodes until Finish
 			if err := e.root.RemoveAll(e.local(rel)); err != nil {
 				return fmt.Errorf("remove %q, which the source no longer has: %w", rel, err)
 			}
@@ -474,6 +560,14 @@ func (e *extractor) prune(keep func(rel string) bool) error {
 	return nil
 }
 
+// parentOf is the tree path of rel's directory ("" for the top).
+func parentOf(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}
+
 // streamReader marks what goes wrong reading an entry's bytes as the
 // stream's failure (a cut), not the local disk's.
 type streamReader struct{ r io.Reader }
@@ -481,7 +575,7 @@ type streamReader struct{ r io.Reader }
 func (s streamReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	if err != nil && err != io.EOF {
-		err = &streamError{err}
+		err = &StreamError{err}
 	}
 	return n, err
 }

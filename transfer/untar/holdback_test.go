@@ -1,4 +1,4 @@
-package artifacts
+package untar
 
 import (
 	"bytes"
@@ -26,13 +26,13 @@ func TestHoldback(t *testing.T) {
 			r    func(io.Reader) io.Reader
 		}{{"whole reads", func(r io.Reader) io.Reader { return r }}, {"one byte reads", iotest.OneByteReader}} {
 			t.Run(tt.name+"/"+wrap.name, func(t *testing.T) {
-				h := newHoldback(wrap.r(bytes.NewReader(tt.in)), tt.n)
+				h := NewHoldback(wrap.r(bytes.NewReader(tt.in)), tt.n)
 				got, err := io.ReadAll(iotest.HalfReader(h))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if string(got) != tt.pass || string(h.held()) != tt.held {
-					t.Errorf("passed %d bytes, held %q; want %d bytes, %q", len(got), h.held(), len(tt.pass), tt.held)
+				if string(got) != tt.pass || string(h.Held()) != tt.held {
+					t.Errorf("passed %d bytes, held %q; want %d bytes, %q", len(got), h.Held(), len(tt.pass), tt.held)
 				}
 			})
 		}
