@@ -110,11 +110,36 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 			err = ferr
 		}
 	}
+	if err == nil && s.rootByUmask {
+		err = modeByUmask(root, "data")
+	}
 	if err == nil {
 		err = land(filepath.Join(tmp, "data"), dest)
 	}
 	b.end(err == nil)
 	return err
+}
+
+// modeByUmask gives directory name in root the mode a local mkdir gives
+// (0777 less the umask, found by making one: reading the umask means
+// setting it, which races with every other goroutine's file creation).
+func modeByUmask(root *os.Root, name string) error {
+	fi, err := root.Lstat(name)
+	if err != nil || !fi.IsDir() {
+		return err
+	}
+	probe := name + ".mode"
+	if err := root.Mkdir(probe, 0o777); err != nil {
+		return err
+	}
+	made, err := root.Lstat(probe)
+	if rerr := root.Remove(probe); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return err
+	}
+	return root.Chmod(name, made.Mode().Perm())
 }
 
 type downloader struct {

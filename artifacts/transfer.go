@@ -18,6 +18,10 @@ type settings struct {
 	preserveOwner bool
 	warnf         func(format string, a ...any)
 	progress      *Progress
+	// rootByUmask: a downloaded directory's own mode is the one a local
+	// mkdir gives (0777 less the umask), not the container's (an emptyDir
+	// is 0777): execute's outputs, which fly creates locally.
+	rootByUmask bool
 }
 
 // remoteAbs anchors a relative remote path at the working directory and
