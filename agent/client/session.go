@@ -26,7 +26,7 @@ type Session struct {
 
 	mu     sync.Mutex
 	stdin  io.WriteCloser
-	stdout io.ReadCloser
+	stdout io.Closer
 	in     *bufio.Writer
 	fr     *frame.Reader
 	fw     *frame.Writer
@@ -39,18 +39,18 @@ type Session struct {
 // stdout): it reads the handshake and the hello. wait, called by Close,
 // waits for the agent's end; kill ends it at once (both may be nil).
 func Dial(ctx context.Context, stdin io.WriteCloser, stdout io.ReadCloser, wait func() error, kill func()) (*Session, error) {
+	return dial(ctx, stdin, bufio.NewReaderSize(stdout, 256<<10), stdout, wait, kill)
+}
+
+func dial(ctx context.Context, stdin io.WriteCloser, br *bufio.Reader, stdout io.Closer, wait func() error, kill func()) (*Session, error) {
 	s := &Session{stdin: stdin, stdout: stdout, in: bufio.NewWriterSize(stdin, 256<<10), wait: wait, kill: kill}
 	s.fw = frame.NewWriter(s.in)
-	br := bufio.NewReaderSize(stdout, 256<<10)
 	stop := context.AfterFunc(ctx, s.abandon)
 	defer stop()
 	noise, err := frame.ReadHandshake(br)
 	if err != nil {
 		s.abandon()
-		if len(noise) > 0 {
-			err = fmt.Errorf("%w (it printed %q)", err, tail(noise))
-		}
-		return nil, s.ctxErr(ctx, err)
+		return nil, s.ctxErr(ctx, &handshakeError{noise: noise, err: err})
 	}
 	s.fr = frame.NewReader(br)
 	if err := s.readReply(&s.Hello); err != nil {
@@ -60,7 +60,21 @@ func Dial(ctx context.Context, stdin io.WriteCloser, stdout io.ReadCloser, wait 
 	return s, nil
 }
 
-func tail(b []byte) []byte { return b[max(0, len(b)-200):] }
+// handshakeError is an agent that did not answer, with what its side
+// printed instead (the launcher's reason, a shell's complaint).
+type handshakeError struct {
+	noise []byte
+	err   error
+}
+
+func (e *handshakeError) Error() string {
+	if len(e.noise) == 0 {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("%v (it printed %q)", e.err, e.noise[max(0, len(e.noise)-200):])
+}
+
+func (e *handshakeError) Unwrap() error { return e.err }
 
 // abandon ends the session without a word: the agent sees its stdin end.
 func (s *Session) abandon() {
