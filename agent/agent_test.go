@@ -7,10 +7,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"go/build"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,12 +24,12 @@ import (
 )
 
 // serve starts an agent on pipes and dials it.
-func serve(t *testing.T) *client.Session {
+func serve(t testing.TB) *client.Session {
 	t.Helper()
 	return serveWith(t, Options{StagingGrace: 20 * time.Millisecond})
 }
 
-func serveWith(t *testing.T, opts Options) *client.Session {
+func serveWith(t testing.TB, opts Options) *client.Session {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -466,5 +469,119 @@ func TestSessionEndsWithItsContext(t *testing.T) {
 	s.Close()
 	if got := names(t, parent); len(got) != 0 {
 		t.Errorf("left %q", got)
+	}
+}
+
+// moduleTree is a real tree from the module cache: thousands of files,
+// names with @ and +, what users upload.
+func moduleTree(t testing.TB) string {
+	mod := filepath.Join(build.Default.GOPATH, "pkg/mod/k8s.io/client-go@v0.37.2")
+	if env := os.Getenv("GOMODCACHE"); env != "" {
+		mod = filepath.Join(env, "k8s.io/client-go@v0.37.2")
+	}
+	if _, err := os.Stat(mod); err != nil {
+		t.Skipf("no module tree to send: %v (go mod download)", err)
+	}
+	return mod
+}
+
+func TestRealTreeRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends a real tree")
+	}
+	src := moduleTree(t)
+	for _, codec := range []string{protocol.CodecZstd, protocol.CodecNone} {
+		t.Run("codec "+codec, func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), filepath.Base(src))
+			sender, receiver := serve(t), serve(t)
+			pr, pw := io.Pipe()
+			var sent []protocol.Entry
+			var sendErr error
+			go func() {
+				sent, sendErr = sender.Send(t.Context(), protocol.Name(src), codec, pw)
+				pw.CloseWithError(sendErr)
+			}()
+			r, err := receiver.Receive(t.Context(), protocol.Request{Dest: protocol.Name(dest), Codec: codec}, pr)
+			if err != nil || sendErr != nil {
+				t.Fatalf("Receive: %v; Send: %v", err, sendErr)
+			}
+			if r.Digest != protocol.ManifestDigest(sent) {
+				t.Errorf("the received tree's digest differs from the sent one's")
+			}
+			if _, err := receiver.Commit(t.Context(), protocol.Name(dest), r.Staging); err != nil {
+				t.Fatal(err)
+			}
+			receiver.Close()
+			files := 0
+			err = filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(src, p)
+				got, err := os.Lstat(filepath.Join(dest, rel))
+				if err != nil {
+					return err
+				}
+				if got.Mode() != fi.Mode() || !got.ModTime().Equal(fi.ModTime().Truncate(time.Second)) {
+					t.Errorf("%s: %v %v, want %v %v", rel, got.Mode(), got.ModTime(), fi.Mode(), fi.ModTime())
+				}
+				if fi.Mode().IsRegular() {
+					files++
+					a, _ := os.ReadFile(p)
+					b, _ := os.ReadFile(filepath.Join(dest, rel))
+					if !bytes.Equal(a, b) {
+						t.Errorf("%s differs", rel)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(files) != r.Files || files < 1000 {
+				t.Errorf("%d files in the source, %d received", files, r.Files)
+			}
+		})
+	}
+}
+
+// BenchmarkReceiveRealTree lands a real tree (the module cache's
+// client-go) with a few sizes of writer pool: measured, not assumed.
+func BenchmarkReceiveRealTree(b *testing.B) {
+	src := moduleTree(b)
+	var tarball bytes.Buffer
+	s := serveWith(b, Options{})
+	if _, err := s.Send(b.Context(), protocol.Name(src), "", &tarball); err != nil {
+		b.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			s := serveWith(b, Options{Workers: workers})
+			dir := b.TempDir()
+			b.SetBytes(int64(tarball.Len()))
+			for i := 0; b.Loop(); i++ {
+				dest := filepath.Join(dir, strconv.Itoa(i))
+				r, err := s.Receive(b.Context(), protocol.Request{Dest: protocol.Name(dest)}, bytes.NewReader(tarball.Bytes()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Commit(b.Context(), protocol.Name(dest), r.Staging); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestLaterEntriesWin(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "repo")
+	s := serve(t)
+	upload(t, s, dest, archive(t, dir("repo"), dir("repo/a"), file("repo/a/x", "x"), dir("repo/a/sub"), file("repo/a/sub/z", "z"),
+		file("repo/a", "now a file"), dir("repo/b"), file("repo/b", "b"),
+		dir("repo/a"), file("repo/a/y", "y"), file("repo/f", "1"), file("repo/f", "2")), "")
+	want := []string{"./", "a/", "a/y = y", "b = b", "f = 2"}
+	if got := tree(t, dest); !equal(got, want) {
+		t.Errorf("tree = %q, want %q", got, want)
 	}
 }

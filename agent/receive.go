@@ -101,6 +101,11 @@ type extractor struct {
 	links []*tar.Header   // symlinks and hard links, made at the end
 	buf   []byte
 
+	// roots holds the directories files are written in, opened: os.Root
+	// resolves a name one component at a time (openat, O_NOFOLLOW), so a
+	// file three levels down costs four opens without them.
+	roots map[string]*os.Root
+
 	jobs    chan fileJob
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -116,7 +121,7 @@ type fileJob struct {
 
 func newExtractor(root *os.Root, reused, preserveOwner bool, workers int) *extractor {
 	x := &extractor{root: root, reused: reused, preserveOwner: preserveOwner,
-		dirs: map[string]bool{".": true}, seen: map[string]bool{}, written: map[string]protocol.Entry{},
+		dirs: map[string]bool{".": true}, roots: map[string]*os.Root{}, seen: map[string]bool{}, written: map[string]protocol.Entry{},
 		jobs: make(chan fileJob, 2*workers), buf: make([]byte, 256<<10)}
 	for range workers {
 		go x.worker()
@@ -150,9 +155,59 @@ func (x *extractor) failed() error {
 	return x.err
 }
 
+// remove removes rel and all below it, forgetting what it knew of them.
+func (x *extractor) remove(rel string) error {
+	if err := x.root.RemoveAll(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for d := range x.dirs {
+		if d == rel || strings.HasPrefix(d, rel+"/") {
+			delete(x.dirs, d)
+		}
+	}
+	for d, r := range x.roots {
+		if d == rel || strings.HasPrefix(d, rel+"/") {
+			r.Close()
+			delete(x.roots, d)
+		}
+	}
+	return nil
+}
+
+// maxRoots bounds the directories kept open.
+const maxRoots = 256
+
+// dirOf is the opened directory rel is in, and rel's name there. The
+// directory has been checked a real one (parent).
+func (x *extractor) dirOf(rel string) (*os.Root, string) {
+	d, base := path.Split(rel)
+	d = strings.TrimSuffix(d, "/")
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if r, ok := x.roots[d]; ok {
+		return r, base
+	}
+	if len(x.roots) >= maxRoots {
+		return x.root, rel
+	}
+	r, err := x.root.OpenRoot(d)
+	if err != nil {
+		return x.root, rel // the error, if any, comes again from the root
+	}
+	x.roots[d] = r
+	return r, base
+}
+
 // extract reads the whole archive. The workers are stopped on return.
 func (x *extractor) extract(tr *tar.Reader) error {
-	defer close(x.jobs)
+	defer func() {
+		close(x.jobs)
+		for _, r := range x.roots {
+			r.Close()
+		}
+	}()
 	err := x.entriesOf(tr)
 	x.wg.Wait()
 	if err == nil {
@@ -190,10 +245,9 @@ func (x *extractor) entriesOf(tr *tar.Reader) error {
 		}
 		if x.seen[rel] || x.reused {
 			if hdr.Typeflag != tar.TypeDir {
-				if err := x.root.RemoveAll(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if err := x.remove(rel); err != nil {
 					return err
 				}
-				delete(x.dirs, rel)
 			}
 		}
 		x.seen[rel] = true
@@ -281,7 +335,7 @@ func (x *extractor) dir(rel string) error {
 			return lerr
 		}
 		if !fi.IsDir() {
-			if err := x.root.RemoveAll(rel); err != nil {
+			if err := x.remove(rel); err != nil {
 				return err
 			}
 			return x.dir(rel)
@@ -324,7 +378,8 @@ func (x *extractor) parent(rel string) error {
 // or what r holds, hashing it as it writes, then sets its mode, times and
 // owner.
 func (x *extractor) writeFile(rel string, hdr *tar.Header, r io.Reader, data []byte) error {
-	f, err := x.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dir, base := x.dirOf(rel)
+	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}

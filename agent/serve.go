@@ -32,8 +32,10 @@ type Options struct {
 	// request asked to keep its staging, leaves it for a retry to take
 	// over before removing it. Zero means 5 s.
 	StagingGrace time.Duration
-	// Workers is the number of goroutines that write small files. Zero
-	// means one per CPU, at least 2 and at most 8.
+	// Workers is the number of goroutines that write small files, beside
+	// the one that reads the stream. Zero means one per two CPUs, from 1 to
+	// 4: on two busy cores, landing the module cache's client-go (2,531
+	// files) took 0.40 s with one writer, 0.51 s with two, 0.62 s with four.
 	Workers int
 }
 
@@ -57,7 +59,7 @@ func Serve(in io.Reader, out io.Writer, opts Options) error {
 		opts.StagingGrace = 5 * time.Second
 	}
 	if opts.Workers == 0 {
-		opts.Workers = min(max(runtime.NumCPU(), 2), 8)
+		opts.Workers = min(max(runtime.NumCPU()/2, 1), 4)
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
 	a := &agent{opts: opts, fr: frame.NewReader(bufio.NewReaderSize(in, 256<<10)), fw: frame.NewWriter(bw), out: bw,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,5 +214,42 @@ func TestArchTable(t *testing.T) {
 		if got := embedded.Arch(tt.machine); got != tt.want {
 			t.Errorf("Arch(%q) = %q, want %q", tt.machine, got, tt.want)
 		}
+	}
+}
+
+// BenchmarkLaunchAndUpload1MB is the agent's own cost on a small transfer:
+// the launcher through a local sh, the binary over a pipe, then a 1 MB file
+// received, committed, and the agent's exit.
+func BenchmarkLaunchAndUpload1MB(b *testing.B) {
+	if embedded.Arch(runtime.GOARCH) == "" {
+		b.Skip("no agent for this machine")
+	}
+	var tarball bytes.Buffer
+	tw := newTarWriter(&tarball)
+	tw.file("x", strings.Repeat("0123456789abcdef", 1<<16))
+	tw.tw.Close()
+	dir := b.TempDir()
+	for _, stage := range []string{"launch", "launch+1MB"} {
+		b.Run(stage, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				s, err := Launch(b.Context(), localExecutor{}, podexec.Container{}, Options{Dir: dir})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if stage != "launch" {
+					dest := protocol.Name(filepath.Join(dir, "x"))
+					r, err := s.Receive(b.Context(), protocol.Request{Dest: dest}, bytes.NewReader(tarball.Bytes()))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.Commit(b.Context(), dest, r.Staging); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
