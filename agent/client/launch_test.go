@@ -91,11 +91,11 @@ func TestLaunchRunsTheAgentAndLeavesNothing(t *testing.T) {
 			t.Run(name+map[bool]string{true: " gzip", false: " no gzip"}[gzip], func(t *testing.T) {
 				dir := t.TempDir()
 				ex := localExecutor{}
-				if !gzip {
+				if !gzip { // asked for, but the container cannot gunzip: sent as it is
 					ex.env = []string{"PATH=" + noGzipPath(t)}
 				}
 				c := podexec.Container{Namespace: "ns", Pod: "p", Name: "c", Shell: shell}
-				s, err := Launch(t.Context(), ex, c, Options{Dir: dir, Candidates: []string{}})
+				s, err := Launch(t.Context(), ex, c, Options{Dir: dir, Candidates: []string{}, GzipBinary: true})
 				if err != nil {
 					t.Fatalf("Launch: %v", err)
 				}
@@ -124,7 +124,7 @@ func TestLaunchRunsTheAgentAndLeavesNothing(t *testing.T) {
 }
 
 // noGzipPath is a PATH with the launcher's tools but no gzip.
-func noGzipPath(t *testing.T) string {
+func noGzipPath(t testing.TB) string {
 	d := t.TempDir()
 	for _, tool := range []string{"sh", "uname", "head", "cp", "rm", "chmod"} {
 		p, err := exec.LookPath(tool)
@@ -229,10 +229,11 @@ func BenchmarkLaunchAndUpload1MB(b *testing.B) {
 	tw.file("x", strings.Repeat("0123456789abcdef", 1<<16))
 	tw.tw.Close()
 	dir := b.TempDir()
-	for _, stage := range []string{"launch", "launch+1MB"} {
+	for _, stage := range []string{"launch", "launch+1MB", "launch+1MB gzipped binary"} {
 		b.Run(stage, func(b *testing.B) {
+			o := Options{Dir: dir, GzipBinary: strings.HasSuffix(stage, "gzipped binary")}
 			for i := 0; b.Loop(); i++ {
-				s, err := Launch(b.Context(), localExecutor{}, podexec.Container{}, Options{Dir: dir})
+				s, err := Launch(b.Context(), localExecutor{}, podexec.Container{}, o)
 				if err != nil {
 					b.Fatal(err)
 				}
