@@ -74,7 +74,7 @@ for d in "$@" "$HOME"; do
 	fi
 	f=$t
 	chmod 700 "$f" || continue
-	"$f" serve "$f" 2>/dev/null
+	"$f" serve "$f"
 	c=$?
 	[ "$c" -eq 126 ] || exit "$c"
 done
