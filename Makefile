@@ -25,7 +25,7 @@ CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manage
 # Debian's runc and CNI plugins (.ci/run installs them).
 REAL_NODE := $(BIN)/kubelet $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr
 
-.PHONY: help build cluster test unit fuzz e2e release lint docs bench krew demo FORCE
+.PHONY: help build agent agent-check cluster test unit fuzz e2e release lint docs bench krew demo FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,31 @@ help: ## list the targets
 build: ## build bin/kubectl-concourse (and put its completion helper beside it)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
 	install -m 0755 kubectl_complete-concourse $(BIN)/
+
+# The in-container agent, for every architecture the plugin starts it on, is
+# committed in agent/embedded (docs/architecture.md "The in-container agent"):
+# reproducible (no paths, no build id, GOAMD64/GOARM64 pinned), gzipped by
+# hack/agentpack with no name or time in the header.
+AGENT_ARCHS    := amd64 arm64
+AGENT_DIR      ?= agent/embedded
+AGENT_LDFLAGS  := -s -w -buildid=
+agent: ## build the in-container agent (linux/amd64, linux/arm64) into agent/embedded; commit the result
+	@mkdir -p $(BIN)/agent $(AGENT_DIR)
+	@set -e; for a in $(AGENT_ARCHS); do \
+		GOOS=linux GOARCH=$$a GOAMD64=v1 GOARM64=v8.0 CGO_ENABLED=0 GOFLAGS= \
+			$(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o $(BIN)/agent/kubectl-concourse-agent-linux-$$a ./cmd/kubectl-concourse-agent; \
+		$(GO) run ./hack/agentpack -o $(AGENT_DIR)/kubectl-concourse-agent-linux-$$a.gz $(BIN)/agent/kubectl-concourse-agent-linux-$$a; \
+		echo "agent: linux/$$a $$(wc -c <$(BIN)/agent/kubectl-concourse-agent-linux-$$a) bytes, $$(wc -c <$(AGENT_DIR)/kubectl-concourse-agent-linux-$$a.gz) gzipped"; \
+	done
+
+agent-check: ## rebuild the agent and fail if it differs from the committed binaries
+	@rm -rf $(BIN)/agent-check
+	@$(MAKE) --no-print-directory agent AGENT_DIR=$(BIN)/agent-check
+	@status=0; for a in $(AGENT_ARCHS); do \
+		f=kubectl-concourse-agent-linux-$$a.gz; \
+		cmp -s agent/embedded/$$f $(BIN)/agent-check/$$f || { \
+			echo "agent-check: agent/embedded/$$f differs from its source (built with $$($(GO) env GOVERSION)): run make agent and commit it"; status=1; }; \
+	done; exit $$status
 
 cluster: $(CONTROL_PLANE) $(REAL_NODE) $(BIN)/testcluster $(BIN)/pause ## build the test cluster (control plane and kubelet from modules, containerd, node agent, kubectl)
 
@@ -91,7 +116,7 @@ release: ## cross-compile and pack dist/ archives and checksums.txt: make releas
 		$(if $(PLATFORMS),-platforms "$(PLATFORMS)")
 
 # Every check runs, so one run lists every finding; the target fails if any did.
-lint: $(STATICCHECK) ## gofmt, go vet and staticcheck on the plugin and e2e modules
+lint: $(STATICCHECK) agent-check ## gofmt, go vet and staticcheck on the plugin and e2e modules, and agent-check
 	@status=0; \
 	unformatted=$$(find . -path ./.git -prune -o -path ./.cache -prune -o -name '*.go' -print | xargs gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; status=1; fi; \

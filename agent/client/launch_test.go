@@ -1,0 +1,256 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/embedded"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+)
+
+// localExecutor runs the command on this machine, as the container would,
+// over os/exec pipes.
+type localExecutor struct {
+	env []string
+}
+
+func (l localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, _ remotecommand.TerminalSizeQueue) error {
+	cmd := exec.CommandContext(ctx, r.Command[0], r.Command[1:]...)
+	cmd.Env = append(os.Environ(), l.env...)
+	cmd.Stdout, cmd.Stderr = s.Out, s.ErrOut
+	cmd.WaitDelay = time.Second
+	// As client-go does, stdin is copied by a goroutine nobody waits for:
+	// the exec ends when the process does, not when the plugin's stdin
+	// does.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() {
+		io.Copy(stdin, s.In)
+		stdin.Close()
+	}()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return utilexec.CodeExitError{Err: err, Code: ee.ExitCode()}
+	}
+	return err
+}
+
+// shells are the sh the launcher is tried with: this machine's, and
+// busybox's when it is installed (through a link named sh, which is how
+// busybox picks its applet).
+func shells(t *testing.T) map[string]string {
+	out := map[string]string{"sh": ""}
+	if bb, err := exec.LookPath("busybox"); err == nil {
+		link := filepath.Join(t.TempDir(), "sh")
+		if err := os.Symlink(bb, link); err != nil {
+			t.Fatal(err)
+		}
+		out["busybox sh"] = link
+	}
+	return out
+}
+
+func needAgent(t *testing.T) {
+	if embedded.Arch(machine(t)) == "" {
+		t.Skipf("no agent for this machine")
+	}
+}
+
+func machine(t *testing.T) string {
+	out, err := exec.Command("uname", "-m").Output()
+	if err != nil {
+		t.Skip(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestLaunchRunsTheAgentAndLeavesNothing(t *testing.T) {
+	needAgent(t)
+	for name, shell := range shells(t) {
+		for _, gzip := range []bool{true, false} {
+			t.Run(name+map[bool]string{true: " gzip", false: " no gzip"}[gzip], func(t *testing.T) {
+				dir := t.TempDir()
+				ex := localExecutor{}
+				if !gzip { // asked for, but the container cannot gunzip: sent as it is
+					ex.env = []string{"PATH=" + noGzipPath(t)}
+				}
+				c := podexec.Container{Namespace: "ns", Pod: "p", Name: "c", Shell: shell}
+				s, err := Launch(t.Context(), ex, c, Options{Dir: dir, Candidates: []string{}, GzipBinary: true})
+				if err != nil {
+					t.Fatalf("Launch: %v", err)
+				}
+				if s.Hello.UID != os.Getuid() {
+					t.Errorf("hello = %+v", s.Hello)
+				}
+				if got, _ := os.ReadDir(dir); len(got) != 0 {
+					t.Errorf("the agent's binary stayed: %v", got)
+				}
+				r, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(filepath.Join(dir, "x"))}, bytes.NewReader(oneFileTar(t)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Commit(t.Context(), protocol.Name(filepath.Join(dir, "x")), r.Staging); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				if got, _ := os.ReadDir(dir); len(got) != 1 || got[0].Name() != "x" {
+					t.Errorf("beside the destination: %v", got)
+				}
+			})
+		}
+	}
+}
+
+// noGzipPath is a PATH with the launcher's tools but no gzip.
+func noGzipPath(t testing.TB) string {
+	d := t.TempDir()
+	for _, tool := range []string{"sh", "uname", "head", "cp", "rm", "chmod"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skip(err)
+		}
+		os.Symlink(p, filepath.Join(d, tool))
+	}
+	return d
+}
+
+func oneFileTar(t *testing.T) []byte {
+	var b bytes.Buffer
+	tw := newTarWriter(&b)
+	tw.file("x", "hello")
+	tw.close(t)
+	return b.Bytes()
+}
+
+func TestLaunchMovesOnFromNoexec(t *testing.T) {
+	needAgent(t)
+	noexec := t.TempDir()
+	if err := syscall.Mount("tmpfs", noexec, "tmpfs", syscall.MS_NOEXEC, "size=16m"); err != nil {
+		t.Skipf("cannot mount a noexec tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(noexec, 0) })
+	exe := t.TempDir()
+	t.Setenv("HOME", "/nonexistent")
+	for name, shell := range shells(t) {
+		t.Run(name, func(t *testing.T) {
+			c := podexec.Container{Shell: shell}
+			s, err := Launch(t.Context(), localExecutor{}, c, Options{Dir: noexec, Candidates: []string{exe}})
+			if err != nil {
+				t.Fatalf("Launch: %v", err)
+			}
+			s.Close()
+			for _, d := range []string{noexec, exe} {
+				if got, _ := os.ReadDir(d); len(got) != 0 {
+					t.Errorf("%s holds %v", d, got)
+				}
+			}
+			_, err = Launch(t.Context(), localExecutor{}, c, Options{Dir: noexec, Candidates: []string{}})
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "noexec") {
+				t.Errorf("Launch with only a noexec directory = %v, want ErrUnavailable (noexec)", err)
+			}
+		})
+	}
+}
+
+func TestLaunchUnavailable(t *testing.T) {
+	tests := []struct {
+		name  string
+		ex    podexec.Executor
+		shell string
+		want  string
+	}{
+		{"no sh", localExecutor{}, "/nonexistent/sh", "no sh"},
+		{"another machine", localExecutor{env: []string{"PATH=" + fakeUname(t, "riscv64")}}, "", `no agent for machine "riscv64"`},
+		{"no writable directory", localExecutor{}, "", "noexec"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			needAgent(t)
+			o := Options{Candidates: []string{"/nonexistent"}}
+			t.Setenv("HOME", "/nonexistent")
+			_, err := Launch(t.Context(), tt.ex, podexec.Container{Shell: tt.shell}, o)
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Launch = %v, want ErrUnavailable saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// fakeUname is a PATH whose uname says machine.
+func fakeUname(t *testing.T, machine string) string {
+	d := t.TempDir()
+	os.WriteFile(filepath.Join(d, "uname"), []byte("#!/bin/sh\necho "+machine+"\n"), 0o755)
+	return d + ":" + os.Getenv("PATH")
+}
+
+func TestArchTable(t *testing.T) {
+	tests := []struct{ machine, want string }{
+		{"x86_64", "amd64"}, {"amd64", "amd64"}, {"aarch64", "arm64"}, {"arm64", "arm64"}, {"armv8l", "arm64"},
+		{"armv7l", ""}, {"i686", ""}, {"riscv64", ""}, {"s390x", ""}, {"", ""},
+	}
+	for _, tt := range tests {
+		if got := embedded.Arch(tt.machine); got != tt.want {
+			t.Errorf("Arch(%q) = %q, want %q", tt.machine, got, tt.want)
+		}
+	}
+}
+
+// BenchmarkLaunchAndUpload1MB is the agent's own cost on a small transfer:
+// the launcher through a local sh, the binary over a pipe, then a 1 MB file
+// received, committed, and the agent's exit.
+func BenchmarkLaunchAndUpload1MB(b *testing.B) {
+	if embedded.Arch(runtime.GOARCH) == "" {
+		b.Skip("no agent for this machine")
+	}
+	var tarball bytes.Buffer
+	tw := newTarWriter(&tarball)
+	tw.file("x", strings.Repeat("0123456789abcdef", 1<<16))
+	tw.tw.Close()
+	dir := b.TempDir()
+	for _, stage := range []string{"launch", "launch+1MB", "launch+1MB gzipped binary"} {
+		b.Run(stage, func(b *testing.B) {
+			o := Options{Dir: dir, GzipBinary: strings.HasSuffix(stage, "gzipped binary")}
+			for i := 0; b.Loop(); i++ {
+				s, err := Launch(b.Context(), localExecutor{}, podexec.Container{}, o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if stage != "launch" {
+					dest := protocol.Name(filepath.Join(dir, "x"))
+					r, err := s.Receive(b.Context(), protocol.Request{Dest: dest}, bytes.NewReader(tarball.Bytes()))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.Commit(b.Context(), dest, r.Staging); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,49 @@
+// Package codec compresses and decompresses the byte streams of the agent's
+// protocol (protocol.Codec...), the same way on both ends.
+package codec
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+)
+
+// NewReader reads r as codec names it. Close releases the decoder.
+func NewReader(codec string, r io.Reader) (io.ReadCloser, error) {
+	switch codec {
+	case protocol.CodecNone:
+		return io.NopCloser(r), nil
+	case protocol.CodecGzip:
+		return gzip.NewReader(r)
+	case protocol.CodecZstd:
+		// One goroutine: the container's cores extract and hash.
+		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	}
+	return nil, fmt.Errorf("unknown codec %q", codec)
+}
+
+// NewWriter writes to w as codec names it; Close ends the compressed stream
+// (not w).
+func NewWriter(codec string, w io.Writer) (io.WriteCloser, error) {
+	switch codec {
+	case protocol.CodecNone:
+		return nopWriteCloser{w}, nil
+	case protocol.CodecGzip:
+		return gzip.NewWriterLevel(w, gzip.BestSpeed)
+	case protocol.CodecZstd:
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	}
+	return nil, fmt.Errorf("unknown codec %q", codec)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

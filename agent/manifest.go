@@ -1,0 +1,140 @@
+//go:build linux
+
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/frame"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+)
+
+// manifest answers the manifest of this agent's staging (or, after a
+// retry's receive reused one, of that one): a data stream of entries, then
+// a reply with the digest.
+func (a *agent) manifest(req protocol.Request) error {
+	var entries []protocol.Entry
+	var err error
+	switch {
+	case a.stage == nil:
+		err = fmt.Errorf("manifest: nothing received")
+	case req.Staging != "" && string(req.Staging) != a.stage.name:
+		err = fmt.Errorf("manifest: staging %q is not this agent's", req.Staging)
+	default:
+		entries, err = walkManifest(a.stage.root, treeName)
+	}
+	dw := frame.NewDataWriter(a.fw)
+	if err == nil {
+		err = protocol.WriteManifest(dw, entries)
+	}
+	if cerr := dw.Close(); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return a.send(protocol.Reply{Error: err.Error()})
+	}
+	return a.send(protocol.Reply{Digest: protocol.ManifestDigest(entries)})
+}
+
+// walkManifest lists the tree top in root, hashing its regular files.
+func walkManifest(root *os.Root, top string) ([]protocol.Entry, error) {
+	var entries []protocol.Entry
+	err := walk(root, top, func(rel string, fi fs.FileInfo) error {
+		e, err := fileEntry(root, rel, fi)
+		if err != nil {
+			return err
+		}
+		e.Path = protocol.Name(relToTop(top, rel))
+		entries = append(entries, e)
+		return nil
+	})
+	return entries, err
+}
+
+// walk calls fn for top and everything below it, parents first, in
+// lexical order, without following links.
+func walk(root *os.Root, top string, fn func(rel string, fi fs.FileInfo) error) error {
+	fi, err := root.Lstat(top)
+	if err != nil {
+		return err
+	}
+	return walkFrom(root, top, fi, fn)
+}
+
+func walkFrom(root *os.Root, rel string, fi fs.FileInfo, fn func(string, fs.FileInfo) error) error {
+	if err := fn(rel, fi); err != nil || !fi.IsDir() {
+		return err
+	}
+	d, err := root.Open(rel)
+	if err != nil {
+		return err
+	}
+	ents, err := d.ReadDir(-1) // sorted by name
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, de := range ents {
+		cfi, err := de.Info()
+		if err != nil {
+			return err
+		}
+		if err := walkFrom(root, rel+"/"+de.Name(), cfi, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileEntry is the manifest entry of rel, whose Lstat is fi.
+func fileEntry(root *os.Root, rel string, fi fs.FileInfo) (protocol.Entry, error) {
+	e := protocol.Entry{Path: protocol.Name(rel), Mode: permBits(fi)}
+	switch {
+	case fi.Mode().IsRegular():
+		e.Kind, e.Size = protocol.KindFile, fi.Size()
+		f, err := root.Open(rel)
+		if err != nil {
+			return e, err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return e, err
+		}
+		e.SHA256 = hex.EncodeToString(h.Sum(nil))
+	case fi.IsDir():
+		e.Kind = protocol.KindDir
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := root.Readlink(rel)
+		if err != nil {
+			return e, err
+		}
+		e.Kind, e.Link = protocol.KindSymlink, protocol.Name(target)
+	default:
+		return e, fmt.Errorf("%s: neither a file, a directory nor a symlink", rel)
+	}
+	return e, nil
+}
+
+// permBits are the mode's permission bits as the kernel has them (07777).
+func permBits(fi fs.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Mode & 0o7777
+	}
+	return uint32(fi.Mode().Perm())
+}
+
+// relToTop is rel's manifest path: "." for top itself.
+func relToTop(top, rel string) string {
+	if rel == top {
+		return "."
+	}
+	return rel[len(top)+1:]
+}

@@ -1,0 +1,198 @@
+// Package protocol is what the plugin and its in-container agent say to
+// each other in control frames (package frame): one Request, one Reply,
+// and the manifest of a tree. It imports the standard library only.
+package protocol
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Operations.
+const (
+	// OpReceive: the plugin sends a (compressed) tar as a data stream;
+	// the agent extracts it into a staging directory beside Dest and
+	// replies with the staging's name, its counts and manifest digest.
+	OpReceive = "receive"
+	// OpManifest: the agent replies with the manifest of Staging as a
+	// data stream of JSON lines (Entry), then a Reply.
+	OpManifest = "manifest"
+	// OpCommit: the agent lands Staging at Dest and replies Landed, then
+	// removes what it replaced.
+	OpCommit = "commit"
+	// OpSend: the agent sends Path as a (compressed) tar data stream,
+	// then its manifest as a data stream, then a Reply.
+	OpSend = "send"
+	// OpAbort: the agent removes its staging and exits.
+	OpAbort = "abort"
+)
+
+// Codecs a byte stream may be compressed with.
+const (
+	CodecNone = ""
+	CodecGzip = "gzip"
+	CodecZstd = "zstd"
+)
+
+// StagingPrefix begins the name of everything the agent makes beside a
+// destination.
+const StagingPrefix = ".kubectl-concourse-"
+
+// NewStagingName is a fresh staging name.
+func NewStagingName() Name {
+	var id [8]byte
+	rand.Read(id[:])
+	return Name(StagingPrefix + hex.EncodeToString(id[:]))
+}
+
+// Hello is the agent's first control frame, right after the handshake.
+type Hello struct {
+	Arch string `json:"arch"` // GOARCH of the agent
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
+	PID  int    `json:"pid"`
+}
+
+// Request is the plugin's control frame: Op and the fields it uses.
+type Request struct {
+	Op string `json:"op"`
+	// Dest is the absolute path an upload lands at (receive, commit).
+	Dest Name `json:"dest,omitempty"`
+	// Staging names a staging directory (its base name beside Dest,
+	// StagingPrefix and hex digits). For receive, the plugin may choose it
+	// (NewStagingName), so that a retry of an interrupted receive names it
+	// again and the agent reuses what the first attempt wrote (with
+	// KeepOnEOF); empty, the agent picks one. For manifest and commit, the
+	// one receive answered.
+	Staging Name `json:"staging,omitempty"`
+	// Path is the absolute path send tars.
+	Path  Name   `json:"path,omitempty"`
+	Codec string `json:"codec,omitempty"`
+	// PreserveOwner: receive sets owners from the tar (as root).
+	PreserveOwner bool `json:"preserveOwner,omitempty"`
+	// KeepOnEOF: a receive cut by the end of stdin leaves its staging for
+	// a retry to reuse for a few seconds, then removes it.
+	KeepOnEOF bool `json:"keepOnEOF,omitempty"`
+}
+
+// Reply answers a Request. A non-empty Error is the operation's failure.
+type Reply struct {
+	Error   string `json:"error,omitempty"`
+	Staging Name   `json:"staging,omitempty"`
+	Reused  bool   `json:"reused,omitempty"` // receive took over an earlier staging
+	Files   int64  `json:"files,omitempty"`  // regular files
+	Bytes   int64  `json:"bytes,omitempty"`  // their bytes
+	Digest  string `json:"digest,omitempty"` // ManifestDigest of the tree
+	// Landed (commit): the tree is at Dest. How says by what means:
+	// "exchange", "noreplace" or "renames" (the destination was absent
+	// for the time between two renames).
+	Landed bool   `json:"landed,omitempty"`
+	How    string `json:"how,omitempty"`
+}
+
+// Err is the reply's error, or nil.
+func (r Reply) Err() error {
+	if r.Error == "" {
+		return nil
+	}
+	return errors.New(r.Error)
+}
+
+// Kinds of manifest entries.
+const (
+	KindFile    = "f"
+	KindDir     = "d"
+	KindSymlink = "l"
+)
+
+// Entry is one entry of a tree: Path is "." for the top, else slash
+// separated below it.
+type Entry struct {
+	Path   Name   `json:"p"`
+	Kind   string `json:"k"`
+	Mode   uint32 `json:"m"` // permission bits (07777)
+	Size   int64  `json:"s,omitempty"`
+	SHA256 string `json:"h,omitempty"` // hex, regular files
+	Link   Name   `json:"l,omitempty"` // symlink target
+}
+
+// ManifestDigest is the SHA-256 of the entries in path order, each as one
+// line whose fields are quoted where they may hold anything: both ends
+// compute it over the tree they hold.
+func ManifestDigest(entries []Entry) string {
+	sorted := append([]Entry(nil), entries...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+	h := sha256.New()
+	for _, e := range sorted {
+		fmt.Fprintf(h, "%s %s %o %d %s %s\n", strconv.Quote(string(e.Path)), e.Kind, e.Mode, e.Size, e.SHA256, strconv.Quote(string(e.Link)))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// WriteManifest writes entries as JSON lines.
+func WriteManifest(w io.Writer, entries []Entry) error {
+	enc := json.NewEncoder(w)
+	for _, e := range entries {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadManifest reads what WriteManifest wrote.
+func ReadManifest(r io.Reader) ([]Entry, error) {
+	var entries []Entry
+	dec := json.NewDecoder(r)
+	for {
+		var e Entry
+		err := dec.Decode(&e)
+		if err == io.EOF {
+			return entries, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		entries = append(entries, e)
+	}
+}
+
+// Name is a file name or path as the file system has it: any bytes. JSON
+// strings would turn bytes that are not UTF-8 into U+FFFD, so such a name
+// travels as {"b64": "..."}.
+type Name string
+
+func (n Name) MarshalJSON() ([]byte, error) {
+	if utf8.ValidString(string(n)) {
+		return json.Marshal(string(n))
+	}
+	return json.Marshal(struct {
+		B64 string `json:"b64"`
+	}{base64.StdEncoding.EncodeToString([]byte(n))})
+}
+
+func (n *Name) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*n = Name(s)
+		return nil
+	}
+	var o struct {
+		B64 string `json:"b64"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return err
+	}
+	raw, err := base64.StdEncoding.DecodeString(o.B64)
+	*n = Name(raw)
+	return err
+}
