@@ -35,6 +35,7 @@ type TransferOptions struct {
 	PreserveOwner bool
 	Quiet         bool
 	Progress      bool // draw progress even when stderr is not a terminal
+	Verbose       bool // say which way the transfer went (the agent or the scripts)
 	HelperImage   string
 	// KubeletDir is the kubelet's root directory on a finished step's
 	// node ("": asked of the kubelet, else helper.DefaultKubeletDir).
@@ -44,6 +45,9 @@ type TransferOptions struct {
 
 	// isTerminal decides about progress and the chooser; a field for tests.
 	isTerminal func(any) bool
+	// agent says whether the in-container agent carries the transfer
+	// (agentEnv).
+	agent agentUse
 	// askKubelet asks a node's kubelet for its root directory (nil: not
 	// asked).
 	askKubelet func(ctx context.Context, node string) (string, error)
@@ -62,12 +66,17 @@ func (o *TransferOptions) addFlags(cmd *cobra.Command) {
 	fs.BoolVar(&o.PreserveOwner, "preserve-owner", o.PreserveOwner, "Keep numeric owners and groups (default: files belong to whoever writes them)")
 	fs.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Draw no progress")
 	fs.BoolVar(&o.Progress, "progress", o.Progress, "Draw progress on stderr even when it is not a terminal")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", o.Verbose, "Say on stderr which way the transfer goes: the in-container agent, or the container's shell scripts and why")
 	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image of the ephemeral helper container used when the step's image has no sh or tar")
 }
 
 func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) error {
 	if o.isTerminal == nil {
 		o.isTerminal = printers.IsTerminal
+	}
+	var err error
+	if o.agent, err = agentFromEnv(); err != nil {
+		return err
 	}
 	if err := o.Connection.Complete(getter); err != nil {
 		return err
@@ -121,7 +130,10 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly b
 	tty := o.isTerminal(o.ErrOut)
 	prog := NewProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
 	s := settings{compress: o.Compress, verify: o.Verify, retries: o.Retries, preserveOwner: o.PreserveOwner,
-		warnf: o.warnf(prog), progress: prog}
+		warnf: o.warnf(prog), progress: prog, agent: o.agent}
+	if o.Verbose {
+		s.verbose = s.warnf
+	}
 	step := podexec.Container{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Name: m.Container}
 	viaHelper := func(cause error) error {
 		return o.viaHelper(ctx, m, readOnly, func(ctx context.Context, rem *remote) error {

@@ -3,6 +3,7 @@ package artifacts
 import (
 	"archive/tar"
 	"bufio"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"k8s.io/cli-runtime/pkg/printers"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 )
 
 // packer writes a local file or tree as a tar stream whose entries are
@@ -34,6 +37,11 @@ type packer struct {
 	// container's hashing after tar leaves this side idle: the two hashes
 	// run side by side instead of one in the stream and one after it.
 	hashLater bool
+
+	// manifest, when set, records every entry as the in-container agent
+	// lists what it received (tree path → entry; "." is the top), so that
+	// the two sides' manifest digests can be compared.
+	manifest map[string]protocol.Entry
 
 	sums map[string][32]byte // tree path → checksum of what was sent
 	sent []sentFile          // with hashLater: the regular files the last pack sent
@@ -185,13 +193,15 @@ func (p *packer) pack(w io.Writer, skip func(rel string) bool, end endEntry) err
 	if err != nil {
 		return err
 	}
-	h := &tar.Header{Typeflag: tar.TypeReg, Name: end.name, Mode: 0o600, Size: int64(len(end.content)),
-		ModTime: time.Now().Truncate(time.Second), Format: tar.FormatUSTAR}
-	if err := tw.WriteHeader(h); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(tw, end.content); err != nil {
-		return err
+	if end.name != "" { // the agent's framing says where the stream ends
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: end.name, Mode: 0o600, Size: int64(len(end.content)),
+			ModTime: time.Now().Truncate(time.Second), Format: tar.FormatUSTAR}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(tw, end.content); err != nil {
+			return err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return err
@@ -234,6 +244,7 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 		return fmt.Errorf("%s: %w", local, err)
 	}
 	if !fi.Mode().IsRegular() {
+		p.record(rel, h, "")
 		return nil
 	}
 	f, err := os.Open(local)
@@ -256,6 +267,7 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 	}
 	if sum != nil {
 		p.sums[rel] = sumOf(sum)
+		p.record(rel, h, hex.EncodeToString(sum.Sum(nil)))
 	}
 	if p.newHash != nil && p.hashLater {
 		p.sent = append(p.sent, sentFile{rel, h.Size})
@@ -286,4 +298,26 @@ func (p *packer) sumSent(stop <-chan struct{}) {
 			p.sums[f.rel] = sumOf(h)
 		}
 	}
+}
+
+// record adds the entry rel was sent as to the manifest, when one is kept:
+// as the agent lists what it wrote from the same header (permission bits
+// of the header, 0777 for a symlink).
+func (p *packer) record(rel string, h *tar.Header, sha string) {
+	if p.manifest == nil {
+		return
+	}
+	e := protocol.Entry{Path: protocol.Name(rel), Mode: uint32(h.Mode) & 0o7777}
+	if rel == "" {
+		e.Path = "."
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		e.Kind = protocol.KindDir
+	case tar.TypeSymlink:
+		e.Kind, e.Mode, e.Link = protocol.KindSymlink, 0o777, protocol.Name(h.Linkname)
+	default:
+		e.Kind, e.Size, e.SHA256 = protocol.KindFile, h.Size, sha
+	}
+	p.manifest[rel] = e
 }

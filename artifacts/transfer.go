@@ -22,6 +22,16 @@ type settings struct {
 	// mkdir gives (0777 less the umask), not the container's (an emptyDir
 	// is 0777): execute's outputs, which fly creates locally.
 	rootByUmask bool
+	agent       agentUse
+	// verbosef says what the user asked to hear with -v: which way a
+	// transfer went. nil: nothing.
+	verbose func(format string, a ...any)
+}
+
+func (s settings) verbosef(format string, a ...any) {
+	if s.verbose != nil {
+		s.verbose(format, a...)
+	}
 }
 
 // remoteAbs anchors a relative remote path at the working directory and

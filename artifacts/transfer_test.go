@@ -103,8 +103,9 @@ func (w *warnings) warnf(format string, a ...any) {
 	fmt.Fprintf(&w.b, format, a...)
 }
 
+// testSettings are the scripts' (agentupload_test.go tests the agent's way).
 func testSettings(w *warnings, compress string) settings {
-	return settings{compress: compress, verify: true, retries: 3, warnf: w.warnf}
+	return settings{compress: compress, verify: true, retries: 3, warnf: w.warnf, agent: agentOff}
 }
 
 var sampleTree = map[string]string{

@@ -74,6 +74,20 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if s.compress == compressAuto {
 		ratio, rate = localRatio(p)
 	}
+	if into == "" && s.agent != agentOff {
+		sess, err := launchAgent(ctx, rem, dest)
+		switch {
+		case err == nil:
+			b := s.progress.bar("uploading "+base, total)
+			p.progress = b.counter()
+			err = uploadByAgent(ctx, rem, sess, p, dest, name, agentCodec(s.compress, total, ratio), s)
+			b.end(err == nil)
+			return err
+		case !errors.Is(err, errNoAgent) || s.agent == agentOnly:
+			return err
+		}
+		s.verbosef("upload: through the container's shell scripts: %v\n", err)
+	}
 	// The link's speed decides compression and how to verify; a sample of
 	// it costs its time on a slow link (42 ms for 1 MiB at 25 MB/s).
 	sample := 0

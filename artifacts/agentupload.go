@@ -1,0 +1,193 @@
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+)
+
+// agentUse says whether transfers go through the in-container agent.
+type agentUse int
+
+const (
+	agentAuto agentUse = iota // the agent where it runs, else the scripts
+	agentOff                  // the scripts only
+	agentOnly                 // the agent, or fail: what a test of it wants
+)
+
+// agentEnv forces one way: "off" (the scripts) or "on" (the agent, or an
+// error where it cannot run). The tests of each path set it.
+const agentEnv = "KUBECTL_CONCOURSE_AGENT"
+
+// agentFromEnv reads agentEnv.
+func agentFromEnv() (agentUse, error) {
+	switch v := os.Getenv(agentEnv); v {
+	case "", "auto":
+		return agentAuto, nil
+	case "off":
+		return agentOff, nil
+	case "on":
+		return agentOnly, nil
+	default:
+		return agentAuto, fmt.Errorf("%s=%q: want auto, on or off", agentEnv, v)
+	}
+}
+
+// errNoAgent wraps why the agent cannot run, for the caller to fall back.
+var errNoAgent = client.ErrUnavailable
+
+// uploadByAgent uploads the packer's tree as dest/name through the agent:
+// it arrives in a staging directory beside the destination, every file
+// hashed as it is written, and lands as a real directory by one
+// renameat2(RENAME_EXCHANGE) (two renames where the file system has no
+// exchange), under a lock a killed agent cannot leave held. What is sent
+// is compared with what arrived by the two sides' manifest digests; a
+// broken stream or a difference is retried, with only the files that did
+// not arrive intact when the agent could list them. An error wrapping
+// errNoAgent means the agent cannot run there, and nothing was sent.
+func uploadByAgent(ctx context.Context, rem *remote, first *client.Session, p *packer, dest, name string, codec string, s settings) error {
+	target := protocol.Name(path.Join(dest, name))
+	staging := protocol.NewStagingName()
+	p.newHash, p.hashLater = sha256.New, false
+	p.manifest = map[string]protocol.Entry{}
+	s.verbosef("upload: through the in-container agent (linux/%s), %s\n", first.Hello.Arch, codecName(codec))
+	var skip func(string) bool // nil: send everything
+	for attempt := 0; ; attempt++ {
+		sess := first
+		first = nil
+		if sess == nil {
+			var err error
+			if sess, err = launchAgent(ctx, rem, dest); err != nil {
+				return fmt.Errorf("start the agent again: %w", err)
+			}
+		}
+		landed, retry, err := receiveAndLand(ctx, sess, p, target, staging, codec, skip, s)
+		cerr := sess.Close()
+		switch {
+		case landed:
+			return nil
+		case err == nil:
+			err = cerr
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if retry == nil || s.retries >= 0 && attempt >= s.retries {
+			return err
+		}
+		s.warnf("warning: %v; resuming (retry %d)\n", err, attempt+1)
+		skip = retry
+	}
+}
+
+// receiveAndLand is one attempt: the tree into the staging, the digests
+// compared, the commit. When it did not land, retry (nil: do not) says what
+// the next attempt may leave out.
+func receiveAndLand(ctx context.Context, sess *client.Session, p *packer, target, staging protocol.Name, codec string,
+	skip func(string) bool, s settings) (landed bool, retry func(string) bool, err error) {
+	pr, pw := io.Pipe()
+	packed := make(chan error, 1)
+	go func() {
+		err := p.pack(pw, skip, endEntry{})
+		pw.CloseWithError(err)
+		packed <- err
+	}()
+	reply, err := sess.Receive(ctx, protocol.Request{Dest: target, Staging: staging, Codec: codec,
+		PreserveOwner: p.preserveOwner, KeepOnEOF: true}, pr)
+	pr.CloseWithError(errAgentStopped)
+	if perr := <-packed; perr != nil && !errors.Is(perr, errAgentStopped) {
+		return false, nil, perr // a local failure (a file we cannot read) is the cause
+	}
+	var agentErr *client.AgentError
+	switch {
+	case errors.As(err, &agentErr):
+		return false, nil, err // the container's answer: retrying repeats it
+	case err != nil:
+		return false, sendAll, fmt.Errorf("send: %w", err)
+	}
+	if want := protocol.ManifestDigest(entries(p.manifest)); reply.Digest != want {
+		got, _, merr := sess.Manifest(ctx, reply.Staging)
+		if merr != nil {
+			return false, sendAll, fmt.Errorf("the staged files: %w", errMismatch)
+		}
+		intact := intactFiles(p.manifest, got)
+		return false, func(rel string) bool { return intact[rel] }, fmt.Errorf("%d staged entries: %w", len(p.manifest)-len(intact), errMismatch)
+	}
+	c, err := sess.Commit(ctx, target, reply.Staging)
+	switch {
+	case err == nil && c.Landed:
+		s.verbosef("upload: landed %s by %s\n", target, c.How)
+		return true, nil, nil
+	case err == nil:
+		return false, nil, fmt.Errorf("land %s: the agent did not say it landed", target)
+	case errors.As(err, &agentErr):
+		return false, nil, fmt.Errorf("land %s: %w", target, err)
+	}
+	return false, nil, fmt.Errorf("land %s: the connection broke before the agent answered, so whether the upload landed is unknown; upload again (the tree is replaced whichever is there): %w", target, err)
+}
+
+func sendAll(string) bool { return false }
+
+// launchAgent starts the agent in rem's container, its binary written
+// beside dir when that lets it run.
+func launchAgent(ctx context.Context, rem *remote, dir string) (*client.Session, error) {
+	return client.Launch(ctx, rem.exec, rem.container, client.Options{Dir: dir})
+}
+
+// agentCodec chooses how the agent's stream is compressed: as --compress
+// says, and for auto with zstd when the tree compresses (zstd costs little
+// CPU on either end) and is large enough for it to matter.
+func agentCodec(compress string, total int64, ratio float64) string {
+	switch compress {
+	case compressNone:
+		return protocol.CodecNone
+	case compressGzip:
+		return protocol.CodecGzip
+	}
+	if total >= smallTransfer && ratio > 0 && ratio <= maxRatio {
+		return protocol.CodecZstd
+	}
+	return protocol.CodecNone
+}
+
+// entries are a manifest's entries.
+func entries(m map[string]protocol.Entry) []protocol.Entry {
+	out := make([]protocol.Entry, 0, len(m))
+	for _, e := range m {
+		out = append(out, e)
+	}
+	return out
+}
+
+// intactFiles are the regular files the agent holds as they were sent.
+func intactFiles(sent map[string]protocol.Entry, got []protocol.Entry) map[string]bool {
+	held := map[protocol.Name]protocol.Entry{}
+	for _, e := range got {
+		held[e.Path] = e
+	}
+	intact := map[string]bool{}
+	for rel, e := range sent {
+		if h, ok := held[e.Path]; ok && e.Kind == protocol.KindFile && h == e {
+			intact[rel] = true
+		}
+	}
+	return intact
+}
+
+func codecName(c string) string {
+	if c == protocol.CodecNone {
+		return "uncompressed"
+	}
+	return c + "-compressed"
+}
+
+// errAgentStopped ends a pack whose reader, the agent's stream, has ended:
+// the agent's own error is the one to report.
+var errAgentStopped = errors.New("the agent stopped reading")
