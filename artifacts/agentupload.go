@@ -64,11 +64,15 @@ func uploadByAgent(ctx context.Context, rem *remote, first *client.Session, p *p
 		first = nil
 		if sess == nil {
 			var err error
-			if sess, err = launchAgent(ctx, rem, dest); err != nil {
+			if sess, err = launchAgent(ctx, rem, dest, s); err != nil {
 				return fmt.Errorf("start the agent again: %w", err)
 			}
 		}
 		landed, retry, err := receiveAndLand(ctx, sess, p, target, staging, codec, skip, s)
+		var agentErr *client.AgentError
+		if errors.As(err, &agentErr) {
+			err = fmt.Errorf("in %s: %w", rem.container, err)
+		}
 		cerr := sess.Close()
 		switch {
 		case landed:
@@ -136,9 +140,16 @@ func receiveAndLand(ctx context.Context, sess *client.Session, p *packer, target
 func sendAll(string) bool { return false }
 
 // launchAgent starts the agent in rem's container, its binary written
-// beside dir when that lets it run.
-func launchAgent(ctx context.Context, rem *remote, dir string) (*client.Session, error) {
-	return client.Launch(ctx, rem.exec, rem.container, client.Options{Dir: dir})
+// beside dir when that lets it run, again after a broken stream (as many
+// times as s.retries). An error wrapping errNoAgent: it cannot run there.
+func launchAgent(ctx context.Context, rem *remote, dir string, s settings) (*client.Session, error) {
+	for attempt := 0; ; attempt++ {
+		sess, err := client.Launch(ctx, rem.exec, rem.container, client.Options{Dir: dir})
+		if err == nil || errors.Is(err, errNoAgent) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
+			return sess, err
+		}
+		s.warnf("warning: starting the agent: %v; again (retry %d)\n", err, attempt+1)
+	}
 }
 
 // agentCodec chooses how the agent's stream is compressed: as --compress

@@ -75,7 +75,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		ratio, rate = localRatio(p)
 	}
 	if into == "" && s.agent != agentOff {
-		sess, err := launchAgent(ctx, rem, dest)
+		sess, err := launchAgent(ctx, rem, dest, s)
 		switch {
 		case err == nil:
 			b := s.progress.bar("uploading "+base, total)

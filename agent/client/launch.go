@@ -68,6 +68,9 @@ for d in "$@" "$HOME"; do
 	if [ -z "$f" ]; then
 		if [ "$form" = gz ]; then head -c "$n" | gzip -dc >"$t"; else head -c "$n" >"$t"; fi || {
 			rm -f -- "$t"; echo "` + unavailableLine + `cannot write the agent to $d"; exit 0; }
+		# A stream cut on the way (even silently) leaves a short file: never
+		# run part of a program.
+		[ "$form" = gz ] || [ "$(wc -c <"$t")" -eq "$n" ] || { rm -f -- "$t"; echo "the agent's binary arrived cut short" >&2; exit 75; }
 	else
 		cp -- "$f" "$t" 2>/dev/null || { rm -f -- "$t"; continue; }
 		rm -f -- "$f"

@@ -344,7 +344,12 @@ func testArtifactsDistrolessThroughHelper(t *testing.T, ns string) {
 // TestArtifactsFailuresAreNeverSilent: whatever fails in the container, the
 // plugin says what, where and why in one error line, and exits 1.
 func TestArtifactsFailuresAreNeverSilent(t *testing.T) {
-	onEachNodeKind(t, testArtifactsFailuresAreNeverSilent)
+	for _, agent := range []string{"off", "on"} {
+		t.Run("agent "+agent, func(t *testing.T) {
+			forceAgent(t, agent)
+			onEachNodeKind(t, testArtifactsFailuresAreNeverSilent)
+		})
+	}
 }
 
 func testArtifactsFailuresAreNeverSilent(t *testing.T, ns string) {

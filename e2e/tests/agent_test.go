@@ -1,0 +1,73 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// forceAgent makes the plugins this test runs carry transfers through the
+// in-container agent (on) or the container's scripts (off).
+func forceAgent(t *testing.T, mode string) {
+	t.Setenv("KUBECTL_CONCOURSE_AGENT", mode)
+}
+
+func TestAgentUploadsAreRealDirectories(t *testing.T) {
+	onEachNodeKind(t, testAgentUploadsAreRealDirectories)
+}
+
+// Concourse tasks reach sibling inputs through ../: after two uploads side
+// by side, a script of one runs from the other, find and tar see files,
+// nothing of the plugin's is beside them, symlinks stay symlinks, and a
+// second upload replaces a tree exactly.
+func testAgentUploadsAreRealDirectories(t *testing.T, ns string) {
+	forceAgent(t, "on")
+	createPod(t, artifactsPod(ns, "sib", "busybox", nil), running)
+	src := t.TempDir()
+	mustWrite(t, filepath.Join(src, "repo", "main.go"), []byte("package main\n"), 0o644)
+	mustWrite(t, filepath.Join(src, "repo", "old.txt"), []byte("old\n"), 0o644)
+	mustSymlink(t, "/etc/hostname", filepath.Join(src, "repo", "abs"))
+	mustSymlink(t, "../../elsewhere", filepath.Join(src, "repo", "up"))
+	mustWrite(t, filepath.Join(src, "ci", "build.sh"), []byte("ls main.go && echo built\n"), 0o755)
+	for _, dir := range []string{"repo", "ci"} {
+		r := concourse(t, "upload", ns, "sib", "-v", filepath.Join(src, dir), "/w")
+		if r.exitCode != 0 || !strings.Contains(r.stderr, "through the in-container agent") {
+			t.Fatalf("upload %s: exit %d: %s", dir, r.exitCode, r.stderr)
+		}
+	}
+	out := kubectl(t, "exec", "-n", ns, "sib", "--", "sh", "-c",
+		`cd /w/repo && sh ../ci/build.sh && find /w/repo -type f | sort && tar cf - -C /w repo | tar tf - | sort && `+
+			`[ ! -L /w/repo ] && echo real && ls -A /w && readlink /w/repo/abs /w/repo/up`)
+	for _, want := range []string{"built", "/w/repo/main.go", "repo/old.txt", "real", "ci\nrepo\n", "/etc/hostname\n../../elsewhere"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("in the container, want %q in:\n%s", want, out)
+		}
+	}
+	mustRemove(t, filepath.Join(src, "repo", "old.txt"))
+	mustWrite(t, filepath.Join(src, "repo", "new.txt"), []byte("new\n"), 0o644)
+	if r := concourse(t, "upload", ns, "sib", filepath.Join(src, "repo"), "/w"); r.exitCode != 0 {
+		t.Fatalf("second upload: exit %d: %s", r.exitCode, r.stderr)
+	}
+	out = kubectl(t, "exec", "-n", ns, "sib", "--", "sh", "-c", "cd /w && find repo | sort && ls -A /w")
+	if want := "repo\nrepo/abs\nrepo/main.go\nrepo/new.txt\nrepo/up\nci\nrepo\n"; out != want {
+		t.Errorf("after the second upload:\n%s\nwant exactly:\n%s", out, want)
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRemove(t *testing.T, p string) {
+	t.Helper()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+}
