@@ -585,3 +585,26 @@ func TestLaterEntriesWin(t *testing.T) {
 		t.Errorf("tree = %q, want %q", got, want)
 	}
 }
+
+func TestSendOneFileAndAFailure(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "notes.txt")
+	os.WriteFile(p, []byte("hello"), 0o640)
+	s := serve(t)
+	var b bytes.Buffer
+	sent, err := s.Send(t.Context(), protocol.Name(p), "", &b)
+	if err != nil || len(sent) != 1 || sent[0].Path != "." || sent[0].Size != 5 || sent[0].Mode != 0o640 {
+		t.Fatalf("Send = %+v, %v", sent, err)
+	}
+	h, err := tar.NewReader(&b).Next()
+	if err != nil || h.Name != "notes.txt" {
+		t.Errorf("first entry = %v, %v", h, err)
+	}
+	// A path that is not there: the agent says so, and the session goes on.
+	if _, err := s.Send(t.Context(), protocol.Name(filepath.Join(dir, "missing")), "", io.Discard); err == nil {
+		t.Error("Send of a missing path succeeded")
+	}
+	if _, err := s.Send(t.Context(), protocol.Name(p), protocol.CodecGzip, io.Discard); err != nil {
+		t.Errorf("Send after a failure: %v", err)
+	}
+}
