@@ -265,16 +265,18 @@ func TestInterruptLeavesNothing(t *testing.T) {
 		for _, at := range []int{10, 2048, 1 << 20, len(tarball) - 1024} {
 			parent := t.TempDir()
 			dest := filepath.Join(parent, "repo")
-			s := serve(t)
+			grace := 50 * time.Millisecond
+			if !keep {
+				grace = time.Hour // not waited for
+			}
+			s := serveWith(t, Options{StagingGrace: grace})
 			_, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(dest), KeepOnEOF: keep},
 				&cutReader{bytes.NewReader(tarball[:at])})
 			if err == nil {
 				t.Fatalf("cut at %d: Receive succeeded", at)
 			}
 			s.Close()
-			if keep {
-				time.Sleep(100 * time.Millisecond) // the grace before the staging goes
-			}
+
 			if got := names(t, parent); len(got) != 0 {
 				t.Errorf("keep %v, cut at %d: left %q", keep, at, got)
 			}
@@ -606,5 +608,20 @@ func TestSendOneFileAndAFailure(t *testing.T) {
 	}
 	if _, err := s.Send(t.Context(), protocol.Name(p), protocol.CodecGzip, io.Discard); err != nil {
 		t.Errorf("Send after a failure: %v", err)
+	}
+}
+
+func TestAbortRemovesTheStagingAtOnce(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "repo")
+	s := serveWith(t, Options{StagingGrace: time.Hour})
+	if _, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(dest), KeepOnEOF: true}, bytes.NewReader(archive(t, dir("repo")))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abort(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, parent); len(got) != 0 {
+		t.Errorf("left %q", got)
 	}
 }
