@@ -104,28 +104,26 @@ func (a *agent) serve() error {
 		if err := json.Unmarshal(p, &req); err != nil {
 			return fmt.Errorf("request: %w", err)
 		}
-		var reply protocol.Reply
+		// Each operation writes its own replies; an error is the stream's
+		// (or the plugin's) end.
 		switch req.Op {
 		case protocol.OpReceive:
-			reply, err = a.receive(req)
+			var reply protocol.Reply
+			if reply, err = a.receive(req); err == nil {
+				err = a.send(reply)
+			}
 		case protocol.OpManifest:
 			err = a.manifest(req)
-			continue // manifest writes its own reply
 		case protocol.OpCommit:
 			err = a.commit(req)
-			continue // commit replies before it cleans up
 		case protocol.OpSend:
 			err = a.sendTree(req)
-			continue
 		case protocol.OpAbort:
 			return errAborted
 		default:
-			reply.Error = fmt.Sprintf("unknown operation %q", req.Op)
+			err = a.send(protocol.Reply{Error: fmt.Sprintf("unknown operation %q", req.Op)})
 		}
 		if err != nil {
-			return err
-		}
-		if err := a.send(reply); err != nil {
 			return err
 		}
 	}
