@@ -40,6 +40,11 @@ func newStaging(dest string, name string) (s *staging, reused bool, err error) {
 		return nil, false, fmt.Errorf("refused staging name %q", name)
 	}
 	parentPath := filepath.Dir(dest)
+	// The directory uploaded into is made as `mkdir -p` makes it, as the
+	// plugin's scripts do.
+	if err := os.MkdirAll(parentPath, 0o777); err != nil {
+		return nil, false, err
+	}
 	parent, err := os.Open(parentPath)
 	if err != nil {
 		return nil, false, err
