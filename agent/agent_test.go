@@ -265,16 +265,18 @@ func TestInterruptLeavesNothing(t *testing.T) {
 		for _, at := range []int{10, 2048, 1 << 20, len(tarball) - 1024} {
 			parent := t.TempDir()
 			dest := filepath.Join(parent, "repo")
-			s := serve(t)
+			grace := 50 * time.Millisecond
+			if !keep {
+				grace = time.Hour // not waited for
+			}
+			s := serveWith(t, Options{StagingGrace: grace})
 			_, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(dest), KeepOnEOF: keep},
 				&cutReader{bytes.NewReader(tarball[:at])})
 			if err == nil {
 				t.Fatalf("cut at %d: Receive succeeded", at)
 			}
 			s.Close()
-			if keep {
-				time.Sleep(100 * time.Millisecond) // the grace before the staging goes
-			}
+
 			if got := names(t, parent); len(got) != 0 {
 				t.Errorf("keep %v, cut at %d: left %q", keep, at, got)
 			}
@@ -583,5 +585,43 @@ func TestLaterEntriesWin(t *testing.T) {
 	want := []string{"./", "a/", "a/y = y", "b = b", "f = 2"}
 	if got := tree(t, dest); !equal(got, want) {
 		t.Errorf("tree = %q, want %q", got, want)
+	}
+}
+
+func TestSendOneFileAndAFailure(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "notes.txt")
+	os.WriteFile(p, []byte("hello"), 0o640)
+	s := serve(t)
+	var b bytes.Buffer
+	sent, err := s.Send(t.Context(), protocol.Name(p), "", &b)
+	if err != nil || len(sent) != 1 || sent[0].Path != "." || sent[0].Size != 5 || sent[0].Mode != 0o640 {
+		t.Fatalf("Send = %+v, %v", sent, err)
+	}
+	h, err := tar.NewReader(&b).Next()
+	if err != nil || h.Name != "notes.txt" {
+		t.Errorf("first entry = %v, %v", h, err)
+	}
+	// A path that is not there: the agent says so, and the session goes on.
+	if _, err := s.Send(t.Context(), protocol.Name(filepath.Join(dir, "missing")), "", io.Discard); err == nil {
+		t.Error("Send of a missing path succeeded")
+	}
+	if _, err := s.Send(t.Context(), protocol.Name(p), protocol.CodecGzip, io.Discard); err != nil {
+		t.Errorf("Send after a failure: %v", err)
+	}
+}
+
+func TestAbortRemovesTheStagingAtOnce(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "repo")
+	s := serveWith(t, Options{StagingGrace: time.Hour})
+	if _, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(dest), KeepOnEOF: true}, bytes.NewReader(archive(t, dir("repo")))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abort(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, parent); len(got) != 0 {
+		t.Errorf("left %q", got)
 	}
 }

@@ -52,7 +52,7 @@ func (a *agent) receive(req protocol.Request) (protocol.Reply, error) {
 	if err != nil {
 		return fail(err)
 	}
-	a.stage = s
+	a.stage, a.keepOnEOF = s, req.KeepOnEOF
 	dec, err := codec.NewReader(req.Codec, data)
 	if err != nil {
 		return fail(err)

@@ -39,8 +39,12 @@ type Options struct {
 	Workers int
 }
 
-// errStdinClosed ends Serve without an error: the plugin is gone.
-var errStdinClosed = errors.New("stdin closed")
+// errStdinClosed and errAborted end Serve without an error: the plugin is
+// gone, or said it is done.
+var (
+	errStdinClosed = errors.New("stdin closed")
+	errAborted     = errors.New("aborted")
+)
 
 type agent struct {
 	opts Options
@@ -50,6 +54,9 @@ type agent struct {
 	logw *boundedWriter
 
 	stage *staging // the staging this agent received into, until commit lands it
+	// keepOnEOF: the receive into stage asked that the end of stdin leave
+	// it for a retry (protocol.Request.KeepOnEOF).
+	keepOnEOF bool
 }
 
 // Serve runs the protocol until in ends or the plugin aborts. It returns nil
@@ -66,9 +73,9 @@ func Serve(in io.Reader, out io.Writer, opts Options) error {
 		logw: &boundedWriter{w: opts.Stderr, left: 64 << 10}}
 	err := a.serve()
 	if a.stage != nil {
-		a.stage.discard(errors.Is(err, errStdinClosed), a.opts.StagingGrace)
+		a.stage.discard(a.keepOnEOF && errors.Is(err, errStdinClosed), a.opts.StagingGrace)
 	}
-	if errors.Is(err, errStdinClosed) {
+	if errors.Is(err, errStdinClosed) || errors.Is(err, errAborted) {
 		return nil
 	}
 	return err
@@ -97,28 +104,26 @@ func (a *agent) serve() error {
 		if err := json.Unmarshal(p, &req); err != nil {
 			return fmt.Errorf("request: %w", err)
 		}
-		var reply protocol.Reply
+		// Each operation writes its own replies; an error is the stream's
+		// (or the plugin's) end.
 		switch req.Op {
 		case protocol.OpReceive:
-			reply, err = a.receive(req)
+			var reply protocol.Reply
+			if reply, err = a.receive(req); err == nil {
+				err = a.send(reply)
+			}
 		case protocol.OpManifest:
 			err = a.manifest(req)
-			continue // manifest writes its own reply
 		case protocol.OpCommit:
 			err = a.commit(req)
-			continue // commit replies before it cleans up
 		case protocol.OpSend:
 			err = a.sendTree(req)
-			continue
 		case protocol.OpAbort:
-			return errStdinClosed
+			return errAborted
 		default:
-			reply.Error = fmt.Sprintf("unknown operation %q", req.Op)
+			err = a.send(protocol.Reply{Error: fmt.Sprintf("unknown operation %q", req.Op)})
 		}
 		if err != nil {
-			return err
-		}
-		if err := a.send(reply); err != nil {
 			return err
 		}
 	}
