@@ -66,6 +66,9 @@ for d in "$@" "$HOME"; do
 	[ -n "$d" ] && [ -d "$d" ] && [ -w "$d" ] || continue
 	t=$d/.kubectl-concourse-agent-$$
 	if [ -z "$f" ]; then
+		# -w believes the modes, not a read-only mount: try, before any of
+		# stdin is read, so that the next candidate still gets the binary.
+		( : >"$t" ) 2>/dev/null || continue
 		# A short read (the plugin went away) must not run: a cut ELF file
 		# is run by sh as a script. gzip -dc fails on a cut stream; head
 		# does not, so its count is checked.

@@ -38,7 +38,7 @@ func testAgentUploadsAreRealDirectories(t *testing.T, ns string) {
 	}
 	out := kubectl(t, "exec", "-n", ns, "sib", "--", "sh", "-c",
 		`cd /w/repo && sh ../ci/build.sh && find /w/repo -type f | sort && tar cf - -C /w repo | tar tf - | sort && `+
-			`[ ! -L /w/repo ] && echo real && ls -A /w && readlink /w/repo/abs /w/repo/up`)
+			`[ ! -L /w/repo ] && echo real && ls -A /w && readlink /w/repo/abs && readlink /w/repo/up`)
 	for _, want := range []string{"built", "/w/repo/main.go", "repo/old.txt", "real", "ci\nrepo\n", "/etc/hostname\n../../elsewhere"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("in the container, want %q in:\n%s", want, out)
