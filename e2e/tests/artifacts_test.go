@@ -399,6 +399,9 @@ func testArtifactsFailuresAreNeverSilent(t *testing.T, ns string) {
 }
 
 func TestArtifactsUploadResumesAfterCut(t *testing.T) {
+	// The faults are placed in the scripts' stream (the fallback's); the
+	// agent's cuts are its own tests'.
+	forceAgent(t, "off")
 	ns := testCluster.Namespace(t)
 	// The receiving exec's stdout carries the staged files' checksums after
 	// the probe's answers: a cut there breaks the first attempt after every

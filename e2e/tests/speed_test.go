@@ -36,6 +36,9 @@ func twoFiles() map[string]string {
 }
 
 func TestTransfersSilentCutUploadNeverLands(t *testing.T) {
+	// The faults are placed in the scripts' stream (the fallback's); the
+	// agent's cuts are its own tests'.
+	forceAgent(t, "off")
 	ns := testCluster.Namespace(t)
 	// The plugin's archive: up/, up/a, up/b, its end entry. The container
 	// receives up/ and up/a, then its stdin just ends.

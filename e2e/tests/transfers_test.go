@@ -213,6 +213,9 @@ func TestTransfersInterruptsLeaveNothing(t *testing.T) {
 }
 
 func TestTransfersKilledRunsAreCleanedByTheNext(t *testing.T) {
+	// The faults are placed in the scripts' stream (the fallback's); the
+	// agent's cuts are its own tests'.
+	forceAgent(t, "off")
 	ns := testCluster.Namespace(t)
 	createPod(t, artifactsPod(ns, "killed", "busybox", map[string]string{annotationThrottle: "1000000"}), running)
 	src := filepath.Join(t.TempDir(), "up")
