@@ -307,10 +307,7 @@ func TestExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T) {
 }
 
 func testExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T, ns string) {
-	big := filepath.Join(t.TempDir(), "big")
-	data := make([]byte, 64<<20)
-	rand.Read(data)
-	mustWrite(t, filepath.Join(big, "blob"), data, 0o644)
+	big := bigInput(t, 64)
 	phases := []struct {
 		name  string
 		task  string
@@ -355,6 +352,33 @@ func testExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T, ns string) {
 	}
 }
 
+// bigInput makes an input directory holding one random file of mib MiB.
+func bigInput(t *testing.T, mib int) string {
+	t.Helper()
+	big := filepath.Join(t.TempDir(), "big")
+	data := make([]byte, mib<<20)
+	rand.Read(data)
+	mustWrite(t, filepath.Join(big, "blob"), data, 0o644)
+	return big
+}
+
+// startUntilPrefix starts cmd and returns once its stdout has printed a line
+// that begins with prefix; the rest of stdout is discarded.
+func startUntilPrefix(t *testing.T, cmd *exec.Cmd, prefix string) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() && !strings.HasPrefix(lines.Text(), prefix) {
+	}
+	go io.Copy(io.Discard, stdout)
+}
+
 func TestExecuteNeverRunsAHalfUploadedTask(t *testing.T) {
 	onEachNodeKind(t, testExecuteNeverRunsAHalfUploadedTask)
 }
@@ -362,10 +386,7 @@ func TestExecuteNeverRunsAHalfUploadedTask(t *testing.T) {
 // Two Ctrl-C a millisecond apart while an input uploads: the plugin exits at
 // once, and the pod it may leave can only fail: its task never starts.
 func testExecuteNeverRunsAHalfUploadedTask(t *testing.T, ns string) {
-	big := filepath.Join(t.TempDir(), "big")
-	data := make([]byte, 128<<20)
-	rand.Read(data)
-	mustWrite(t, filepath.Join(big, "blob"), data, 0o644)
+	big := bigInput(t, 128)
 	task := writeTask(t, "platform: linux\ninputs: [{name: big}]\nrun: {path: 'true'}\n")
 	for _, delay := range []time.Duration{200 * time.Millisecond, 500 * time.Millisecond} {
 		t.Run(delay.String(), func(t *testing.T) {
@@ -379,16 +400,9 @@ func testExecuteNeverRunsAHalfUploadedTask(t *testing.T, ns string) {
 			}
 			defer w.Stop()
 			cmd := testCluster.Command(ctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "--image", "busybox", "-i", "big="+big)
-			stdout, _ := cmd.StdoutPipe()
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewScanner(stdout)
-			for lines.Scan() && !strings.HasPrefix(lines.Text(), "executing build") {
-			}
-			go io.Copy(io.Discard, stdout)
+			startUntilPrefix(t, cmd, "executing build")
 			time.Sleep(delay)
 			_ = cmd.Process.Signal(os.Interrupt)
 			time.Sleep(time.Millisecond)
@@ -446,22 +460,12 @@ func TestExecuteKilledPluginsPodEndsAndGCRemovesIt(t *testing.T) {
 // fails without running the task, and gc recognises it as an orphan at
 // once, not after --older-than.
 func testExecuteKilledPluginsPodEndsAndGCRemovesIt(t *testing.T, ns string) {
-	big := filepath.Join(t.TempDir(), "big")
-	data := make([]byte, 64<<20)
-	rand.Read(data)
-	mustWrite(t, filepath.Join(big, "blob"), data, 0o644)
+	big := bigInput(t, 64)
 	task := writeTask(t, "platform: linux\ninputs: [{name: big}]\nrun: {path: 'true'}\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := testCluster.Command(ctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "--image", "busybox", "-i", "big="+big)
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() && !strings.HasPrefix(lines.Text(), "executing build") {
-	}
-	go io.Copy(io.Discard, stdout)
+	startUntilPrefix(t, cmd, "executing build")
 	time.Sleep(300 * time.Millisecond)
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
