@@ -140,7 +140,7 @@ func TestDebugCopy(t *testing.T) {
 			}
 			sessions := ex.sessions()
 			if len(sessions) != 2 || sessions[1].Pod != created.Name ||
-				!equal(sessions[1].Command, toolboxCommand(nil, "/tmp/build/abc", "xterm-256color", helper.ToolboxBin)) {
+				!equal(sessions[1].Command, reportedArgv(toolboxCommand(nil, "/tmp/build/abc", "xterm-256color", helper.ToolboxBin))) {
 				t.Errorf("exec %+v", ex.got)
 			}
 			if !strings.Contains(errOut.String(), "emptyDir work starts empty: the kubelet of node node-1 removed it") {

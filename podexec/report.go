@@ -1,0 +1,183 @@
+package podexec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+)
+
+// exitReporter runs the script ($1, with the arguments after it) in a
+// shell of its own, then reports its exit status on stderr as its last
+// line (exitReportPrefix) and exits with it. An exec whose connection
+// drops ends in client-go as a success, without the status the server
+// would have sent (its error stream ends empty): over SPDY, to a kubelet,
+// about one exec in ten did so under load here, output and all. The report
+// tells such an exec from one that ran to its end. The script gets a shell
+// of its own, not a subshell, so that its $$ is its own pid (an upload's
+// receivers are ended by it) and its own exit traps run.
+const exitReporter = `s=$1; shift
+"$0" -c "$s" sh "$@"
+c=$?
+printf '\n` + exitReportPrefix + `%d\n' "$c" >&2
+exit "$c"`
+
+// exitReportPrefix begins exitReporter's last line of stderr.
+const exitReportPrefix = "kubectl-concourse-exit "
+
+// maxReportDigits bounds the status in a report: an exit status is 0-255.
+const maxReportDigits = 3
+
+// ErrExitLost is the failure of an exec that ended without saying how its
+// command ended: its connection dropped. Whatever the command did, the
+// plugin did not hear all of it; a retry may.
+var ErrExitLost = errors.New("the connection was lost before the exit status arrived")
+
+// ExitReport is the line exitReporter ends stderr with for a script that
+// exited with code: for fake executors that answer without running it.
+func ExitReport(code int) string {
+	return fmt.Sprintf("\n%s%d\n", exitReportPrefix, code)
+}
+
+// ReportingCommand is the argv that runs script in shell (a name on the
+// container's PATH or a path) with args as its positional parameters
+// ("$1" ...), under exitReporter. Only ExecReported can read what it says.
+func ReportingCommand(shell, script string, args ...string) []string {
+	return append([]string{shell, "-c", exitReporter, shell, script}, args...)
+}
+
+// ScriptOf is the script and its arguments in argv when ReportingCommand
+// made it, for fakes that answer each script their own way.
+func ScriptOf(argv []string) (script string, args []string, ok bool) {
+	if len(argv) < 5 || argv[1] != "-c" || argv[2] != exitReporter {
+		return "", nil, false
+	}
+	return argv[4], argv[5:], true
+}
+
+// ExecReported runs r, whose command ReportingCommand made, and passes its
+// stderr to s.ErrOut without the exit report, byte for byte as the script
+// wrote it (a line that may begin the report is held back until the next
+// write shows it does not). It returns what the Executor returns, except
+// that an exec that ends as a success says how it ended only through the
+// report: without one it fails with ErrExitLost, and a non-zero report (the
+// status itself was lost on the way) is a utilexec.CodeExitError. r must
+// not ask for a TTY, which merges stderr into stdout; s.ErrOut may be nil.
+func ExecReported(ctx context.Context, ex Executor, r Request, s Streams, resize remotecommand.TerminalSizeQueue) error {
+	if r.TTY {
+		return errors.New("podexec: an exit report needs stderr of its own, and a TTY merges it into stdout")
+	}
+	if s.ErrOut == nil {
+		s.ErrOut = io.Discard
+	}
+	rep := &reportWriter{w: s.ErrOut}
+	s.ErrOut = rep
+	err := ex.Exec(ctx, r, s, resize)
+	code, reported, flushErr := rep.end()
+	switch {
+	case err != nil:
+		return err
+	case flushErr != nil:
+		return flushErr
+	case !reported:
+		return ErrExitLost
+	case code != 0:
+		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
+	}
+	return nil
+}
+
+// reportWriter passes what it is given to w, except a tail that is or may
+// become an exit report (ExitReport's form), which it holds until the next
+// write or end. The report is the last thing exitReporter writes, so a
+// complete one followed by more output is output.
+type reportWriter struct {
+	w       io.Writer
+	pending []byte
+	err     error
+}
+
+func (rw *reportWriter) Write(p []byte) (int, error) {
+	if rw.err != nil {
+		return 0, rw.err
+	}
+	rw.pending = append(rw.pending, p...)
+	i := reportStart(rw.pending)
+	if i > 0 {
+		if _, err := rw.w.Write(rw.pending[:i]); err != nil {
+			rw.err = err
+			return 0, err
+		}
+		rw.pending = append(rw.pending[:0], rw.pending[i:]...)
+	}
+	return len(p), nil
+}
+
+// end says what the held tail reported, passing it on when it is not a
+// report.
+func (rw *reportWriter) end() (code int, reported bool, err error) {
+	if rw.err != nil {
+		return 0, false, rw.err
+	}
+	if code, ok := parseReport(rw.pending); ok {
+		return code, true, nil
+	}
+	if len(rw.pending) > 0 {
+		_, err = rw.w.Write(rw.pending)
+	}
+	return 0, false, err
+}
+
+// reportStart is the first index from which b could still be, or become,
+// an exit report: len(b) when no tail of b could.
+func reportStart(b []byte) int {
+	for i := max(0, len(b)-(len(exitReportPrefix)+maxReportDigits+2)); i < len(b); i++ {
+		if b[i] == '\n' && mayBeReport(b[i:]) {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// mayBeReport says whether t is a report or the beginning of one.
+func mayBeReport(t []byte) bool {
+	head := "\n" + exitReportPrefix
+	if len(t) <= len(head) {
+		return head[:len(t)] == string(t)
+	}
+	if !bytes.HasPrefix(t, []byte(head)) {
+		return false
+	}
+	digits := t[len(head):]
+	if n := len(digits); n > 0 && digits[n-1] == '\n' {
+		digits = digits[:n-1]
+		if len(digits) == 0 {
+			return false
+		}
+	}
+	if len(digits) > maxReportDigits {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseReport reads t when it is a whole report.
+func parseReport(t []byte) (int, bool) {
+	if len(t) < len("\n"+exitReportPrefix)+2 || t[len(t)-1] != '\n' || !mayBeReport(t) {
+		return 0, false
+	}
+	code := 0
+	for _, c := range t[len("\n"+exitReportPrefix) : len(t)-1] {
+		code = code*10 + int(c-'0')
+	}
+	return code, true
+}

@@ -1,0 +1,78 @@
+package podexec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+)
+
+// chunkedExecutor writes stderr in the pieces given, as a stream delivers
+// it, and returns err.
+type chunkedExecutor struct {
+	stderr []string
+	err    error
+}
+
+func (e chunkedExecutor) Exec(_ context.Context, _ Request, s Streams, _ remotecommand.TerminalSizeQueue) error {
+	for _, p := range e.stderr {
+		_, _ = io.WriteString(s.ErrOut, p)
+	}
+	return e.err
+}
+
+// The command's own stderr reaches the user byte for byte, however the
+// stream cuts it, without the report; the report decides the outcome only
+// when the stream itself says success.
+func TestExecReported(t *testing.T) {
+	exit := func(n int) error { return utilexec.CodeExitError{Err: errors.New("command terminated"), Code: n} }
+	tests := []struct {
+		name       string
+		stderr     []string
+		err        error
+		wantStderr string
+		wantCode   int   // the exit status in the error, when it is one
+		wantErr    error // errors.Is
+	}{
+		{"success", []string{"warn\n" + ExitReport(0)}, nil, "warn\n", 0, nil},
+		{"no trailing newline is kept so", []string{"warn" + ExitReport(0)}, nil, "warn", 0, nil},
+		{"nothing said", []string{ExitReport(0)}, nil, "", 0, nil},
+		{"report split byte by byte", strings.Split("a\n\n"+ExitReport(0), ""), nil, "a\n\n", 0, nil},
+		{"the stream's own status wins", []string{"boom\n" + ExitReport(7)}, exit(7), "boom\n", 7, nil},
+		{"a reported failure whose status was lost", []string{"boom" + ExitReport(3)}, nil, "boom", 3, nil},
+		{"cut silently", []string{"half a li"}, nil, "half a li", 0, ErrExitLost},
+		{"cut inside the report", []string{"out\n", "\nkubectl-concourse-ex"}, nil, "out\n\nkubectl-concourse-ex", 0, ErrExitLost},
+		{"a report mid-stream is output", []string{ExitReport(0) + "more\n"}, nil, ExitReport(0) + "more\n", 0, ErrExitLost},
+		{"a look-alike is output", []string{"\nkubectl-concourse-exit 1234\n", ExitReport(0)}, nil, "\nkubectl-concourse-exit 1234\n", 0, nil},
+		{"a broken stream keeps its error", []string{"x"}, errors.New("connection reset"), "x", -1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var errOut bytes.Buffer
+			err := ExecReported(context.Background(), chunkedExecutor{stderr: tt.stderr, err: tt.err},
+				Request{Command: ReportingCommand("sh", ":")}, Streams{ErrOut: &errOut}, nil)
+			if errOut.String() != tt.wantStderr {
+				t.Errorf("stderr = %q, want %q", errOut.String(), tt.wantStderr)
+			}
+			var st utilexec.ExitError
+			switch {
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Errorf("ExecReported() = %v, want %v", err, tt.wantErr)
+			case tt.wantCode > 0 && (!errors.As(err, &st) || st.ExitStatus() != tt.wantCode):
+				t.Errorf("ExecReported() = %v, want exit status %d", err, tt.wantCode)
+			case tt.wantCode == 0 && tt.wantErr == nil && err != nil:
+				t.Errorf("ExecReported() = %v, want success", err)
+			case tt.wantCode < 0 && (err == nil || errors.As(err, &st) || errors.Is(err, ErrExitLost)):
+				t.Errorf("ExecReported() = %v, want the stream's error", err)
+			}
+		})
+	}
+	if err := ExecReported(context.Background(), chunkedExecutor{}, Request{TTY: true}, Streams{}, nil); err == nil {
+		t.Error("ExecReported() with a TTY: want an error, the report cannot be told from output")
+	}
+}
