@@ -49,7 +49,7 @@ func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams
 	go func() {
 		select {
 		case sig := <-signals:
-			cancel(interrupted{sig.(syscall.Signal)})
+			cancel(cmderr.Interrupted{Signal: sig.(syscall.Signal)})
 		case <-ctx.Done():
 		}
 	}()
@@ -59,15 +59,11 @@ func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams
 	return exitStatus(cmd, err, context.Cause(ctx), streams)
 }
 
-// interrupted is the cause of a context cancelled by a signal.
-type interrupted struct{ sig syscall.Signal }
-
-func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
-
 // exitStatus prints err once and chooses the exit status. A cmderr.Status is
 // the command's result and exits quietly with its code; a usage error gets
 // kubectl's hint. An interrupted command exits as the signal would have
-// made it (128+signal), silently when the interruption is its only error.
+// made it (128+signal), silently when the interruption is its only error:
+// a cmderr.Interrupted, or the context.Canceled of a call it cut short.
 func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.IOStreams) int {
 	if err == nil {
 		return 0
@@ -79,10 +75,13 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 		}
 		return status.Code
 	}
+	var stop cmderr.Interrupted
+	if errors.As(err, &stop) {
+		return stop.Code()
+	}
 	code := 1
-	var sig interrupted
-	if errors.As(cause, &sig) {
-		code = 128 + int(sig.sig)
+	if errors.As(cause, &stop) {
+		code = stop.Code()
 		if errors.Is(err, context.Canceled) {
 			return code
 		}

@@ -148,7 +148,7 @@ func (o *HijackOptions) execError(ctx context.Context, err error, pod *corev1.Po
 		return st
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("session ended: %w", context.Cause(ctx))
+		return cmderr.Interruption(ctx) // the session's end, not a failure of its own
 	}
 	err = cmderr.ExplainForbidden(err, pod.Namespace, "create", "pods/exec")
 	return fmt.Errorf("exec in container %s of pod %s: %w", printers.EscapeTerminal(container), printers.EscapeTerminal(pod.Namespace+"/"+pod.Name), err)

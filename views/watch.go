@@ -309,8 +309,11 @@ func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchE
 		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", cmderr.Interruption(ctx)
 		case err := <-watchErr:
+			if ctx.Err() != nil { // the watch ended with ctx: not news
+				return "", cmderr.Interruption(ctx)
+			}
 			if err != nil {
 				return "", fmt.Errorf("watch pods: %w", err)
 			}
@@ -366,6 +369,9 @@ func (f *follower) print(ctx context.Context, s step) error {
 		return nil
 	}
 	logs, err := f.o.Logs(ctx, f.ns, s.pod, s.container, f.o.Timestamps)
+	if ctx.Err() != nil {
+		return cmderr.Interruption(ctx)
+	}
 	if err != nil {
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s (pod %s, container %s): %v\n",
 			printers.EscapeTerminal(s.name), s.pod, s.container, err)
@@ -376,7 +382,11 @@ func (f *follower) print(ctx context.Context, s step) error {
 	if f.o.Timestamps {
 		dst = &kubeletStamps{stamps: f.out, w: dst}
 	}
-	if _, err := io.Copy(dst, logs); err != nil && ctx.Err() == nil {
+	_, err = io.Copy(dst, logs)
+	switch {
+	case ctx.Err() != nil:
+		return cmderr.Interruption(ctx) // the step's log ends here, not the step
+	case err != nil:
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", printers.EscapeTerminal(s.name), err)
 	}
 	return nil
