@@ -22,8 +22,9 @@ var (
 		-a/--all-attempts asks for all. Steps are printed in the order they started; with
 		several, each line is prefixed with its step's name (coloured on a terminal, as
 		stern does). -f follows running steps until they end; with no step named it
-		follows the whole build, its steps to come included, until interrupted (watch
-		follows a build until it ends instead).`)
+		follows the whole build, its steps to come included, until every pod of it has
+		ended and no next step came for --settle, or until interrupted (watch follows a
+		build until it ends, as fly reads its end, with its exit status).`)
 
 	logsExample = templates.Examples(`
 		# Print the log of step "unit" of build 42 of job "test" in pipeline "main"
@@ -63,7 +64,8 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter genericclioptions.RES
 	fs := cmd.Flags()
 	// -a is --all-attempts here, so --attempt goes without its shorthand.
 	o.Target.AddFlagsExcept(fs, []string{"attempt"})
-	fs.BoolVarP(&o.Follow, "follow", "f", o.Follow, "Follow the logs: running steps until they end; a whole build until interrupted")
+	fs.BoolVarP(&o.Follow, "follow", "f", o.Follow, "Follow the logs: running steps until they end; a whole build until it is over (--settle) or interrupted")
+	fs.DurationVar(&o.Settle, "settle", o.Settle, "With -f of a whole build: once all its pods ended, how long after the last one ended to wait for a next step before the build counts as over")
 	fs.Int64Var(&o.Tail, "tail", o.Tail, "Lines of each log to show, from its end; -1 shows all")
 	fs.DurationVar(&o.Since, "since", o.Since, "Only lines newer than this, e.g. 5s, 2m or 3h")
 	fs.BoolVar(&o.Timestamps, "timestamps", o.Timestamps, "Start each line with its time (RFC3339)")

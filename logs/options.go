@@ -18,6 +18,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -36,16 +37,18 @@ type LogsOptions struct {
 	AllAttempts bool
 	Prefix      bool // a prefix even on one step's log
 	Color       string
+	Settle      time.Duration // -f of a whole build: how long after its pods ended to wait for a next step
 
 	Namespace string
 	Client    kubernetes.Interface
 	// IsTerminal decides --color auto, for a writer.
 	IsTerminal func(io.Writer) bool
+	Clock      clock.Clock // --settle's timer
 }
 
 // NewLogsOptions sets every default.
 func NewLogsOptions(streams genericiooptions.IOStreams) *LogsOptions {
-	return &LogsOptions{IOStreams: streams, Tail: -1, Color: "auto"}
+	return &LogsOptions{IOStreams: streams, Tail: -1, Color: "auto", Settle: DefaultSettle, Clock: clock.RealClock{}}
 }
 
 // Complete reads the namespace and builds the client when not preset.
@@ -76,6 +79,8 @@ func (o *LogsOptions) Validate() error {
 		return errors.New("--tail must be -1 (all) or more")
 	case o.Since < 0:
 		return errors.New("--since must not be negative")
+	case o.Settle < 0:
+		return errors.New("--settle must not be negative")
 	case o.AllAttempts && o.Target.Attempt != "":
 		return errors.New("-a/--all-attempts and --attempt contradict each other")
 	case !slices.Contains([]string{"auto", "always", "never"}, o.Color):
@@ -102,8 +107,8 @@ func (o *LogsOptions) Run(ctx context.Context) error {
 		ms = lastAttempts(ms)
 	}
 	sortByStart(ms)
-	// A whole build is followed until interrupted, as stern does: its
-	// next steps' pods may come at any time.
+	// A whole build is followed until interrupted, as stern does (its
+	// next steps' pods may come at any time), or until it is over.
 	watchBuild := o.Follow && !byName && o.Target.Step == "" && o.Target.Container == ""
 	p := o.newPrinter(ms, watchBuild)
 	if !o.Follow {
