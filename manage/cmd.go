@@ -55,9 +55,11 @@ func NewCmdClearTaskCache(streams genericiooptions.IOStreams, getter genericclio
 			(volume type task-cache, the job's pipeline, instance vars and team, the step's name; with
 			-c only the cache at that path), in the current namespace. Names that are stored encoded
 			are matched exactly through their annotations, so a look-alike pipeline, job or step keeps
-			its caches. It says what it will remove, asks on a terminal unless --non-interactive, and
-			prints each PVC it deleted and fly's "N caches removed". Whether the runtime recreates a
-			deleted cache is up to the runtime.`),
+			its caches. It says what it will remove, asks on a terminal unless --non-interactive,
+			prints each PVC it deleted, waits until they are gone and prints fly's "N caches
+			removed"; a cache that a running pod still uses is removed only when the pod ends, and
+			the command names the pod and fails. Whether the runtime recreates a deleted cache is
+			up to the runtime.`),
 		Example: templates.Examples(`
 			# Clear the caches of step "test" of main/unit
 			kubectl concourse clear-task-cache -j main/unit -s test

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/moby/term"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -30,10 +31,16 @@ type Options struct {
 	podexec.Connection
 	// IsTerminal reports whether the confirmation can be asked on In.
 	IsTerminal func(io.Reader) bool
+	// DeleteTimeout bounds the wait for deleted caches to be gone.
+	DeleteTimeout time.Duration
 }
 
+// DefaultDeleteTimeout is how long a deleted cache may stay Terminating
+// when no pod holds it (the API server removes its finalizer in moments).
+const DefaultDeleteTimeout = 30 * time.Second
+
 func newOptions(streams genericiooptions.IOStreams) Options {
-	return Options{IOStreams: streams}
+	return Options{IOStreams: streams, DeleteTimeout: DefaultDeleteTimeout}
 }
 
 // Complete reads the namespace and builds what tests did not preset.
