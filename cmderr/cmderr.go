@@ -97,10 +97,20 @@ func ExplainForbidden(err error, namespace, verb, resource string) error {
 	if errors.As(err, &already) || errors.As(err, &refused) {
 		return err
 	}
-	if !apierrors.IsForbidden(err) && !strings.Contains(err.Error(), " is forbidden: ") {
+	if !apierrors.IsForbidden(err) && !forbiddenInWords(err) {
 		return err
 	}
 	return &ForbiddenError{Verb: verb, Resource: resource, Namespace: namespace, Err: err}
+}
+
+// forbiddenInWords reads an exec's refused upgrade: client-go's SPDY
+// round tripper (and the WebSocket one) gives the API server's Forbidden
+// only as text ("unable to upgrade connection: pods "x" is forbidden: User
+// ... cannot create resource "pods/exec" ..."), with no status to test. It
+// is the one reading of an error's words in the plugin; the test pins it
+// to client-go's own.
+func forbiddenInWords(err error) bool {
+	return strings.Contains(err.Error(), " is forbidden: ")
 }
 
 // RefusedError is the cluster's refusal of an object for what it holds
