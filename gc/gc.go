@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -130,6 +131,7 @@ func (o *GCOptions) list(ctx context.Context, ns string) ([]leftover, error) {
 	old := func(m metav1.ObjectMeta) bool { return o.Now().Sub(m.CreationTimestamp.Time) >= o.OlderThan }
 	grace := int64(0)
 	var found []leftover
+	seen := map[types.UID]bool{} // a pod may carry both labels
 	where := ns
 	for _, sel := range []string{
 		selector.LabelCreatedBy + "=" + selector.CreatedByExecute,
@@ -140,7 +142,8 @@ func (o *GCOptions) list(ctx context.Context, ns string) ([]leftover, error) {
 			return nil, fmt.Errorf("list pods: %w", cmderr.ExplainForbidden(err, where, "list", "pods"))
 		}
 		for _, p := range pods.Items {
-			if old(p.ObjectMeta) {
+			if old(p.ObjectMeta) && !seen[p.UID] {
+				seen[p.UID] = true
 				pods := o.Client.CoreV1().Pods(p.Namespace)
 				name := p.Name
 				found = append(found, leftover{kind: "pod", namespace: p.Namespace, name: p.Name, created: p.CreationTimestamp.Time,
