@@ -16,8 +16,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -104,17 +104,9 @@ func (o *HijackOptions) Validate() error {
 
 // Run finds the step, lets the user choose when several match, and enters it.
 func (o *HijackOptions) Run(ctx context.Context) error {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
-	if err != nil {
-		ns, verb := o.Target.Access(o.Namespace)
-		return cmderr.ExplainForbidden(err, ns, verb, "pods")
-	}
-	m, err := selector.Choose(ms, o.In, o.ErrOut, o.terminal(o.In))
-	if errors.Is(err, selector.ErrNoChoice) {
-		return nil // dismissing fly's chooser is not an error either
-	}
-	if err != nil {
-		return err
+	m, err := kernel.ResolveOne(ctx, o.Client.CoreV1(), o.Namespace, o.Target, o.In, o.ErrOut, o.terminal(o.In))
+	if err != nil || m == nil {
+		return err // nil: fly's chooser was dismissed, which is not an error either
 	}
 	if o.Debug {
 		return o.runDebug(ctx, m)

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -92,10 +92,9 @@ func (o *LogsOptions) Validate() error {
 // Run finds the steps and prints their logs: one after the other in the
 // order they started, or, with -f, as they come.
 func (o *LogsOptions) Run(ctx context.Context) error {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
+	ms, err := kernel.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
-		ns, verb := o.Target.Access(o.Namespace)
-		return cmderr.ExplainForbidden(err, ns, verb, "pods")
+		return err
 	}
 	byName := o.Target.Pod != "" || o.Target.Handle != ""
 	if !byName {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -204,7 +205,7 @@ func (o *WatchOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o
 // label selector that names exactly its pods. Without -b, the job's build
 // with the highest build id (or build name) is the one watched.
 func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
+	ms, err := kernel.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
 		return "", "", err
 	}
