@@ -23,6 +23,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -60,31 +61,28 @@ func NewCmdGC(streams genericiooptions.IOStreams, getter genericclioptions.RESTC
 
 			# Delete everything the plugin left in every namespace, whatever its age
 			kubectl concourse gc -A --older-than 0`),
-		Args:                  cmderr.Args(cobra.NoArgs),
-		DisableFlagsInUseLine: true,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := o.Complete(getter); err != nil {
-				return err
-			}
-			if o.OlderThan < 0 {
-				return cmderr.Usagef("--older-than must not be negative")
-			}
-			return o.Run(c.Context())
-		},
 	}
 	fs := cmd.Flags()
 	fs.DurationVar(&o.OlderThan, "older-than", o.OlderThan, "Only what was created at least this long ago (0: everything)")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "List what would be deleted, delete nothing")
 	fs.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "In every namespace")
-	return cmd
+	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }
 
 // Complete fills the namespace, client and clock when not preset.
-func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return o.Connection.Complete(getter)
+}
+
+// Validate checks the flags; it calls no API.
+func (o *GCOptions) Validate() error {
+	if o.OlderThan < 0 {
+		return errors.New("--older-than must not be negative")
+	}
+	return nil
 }
 
 // leftover is one object to delete.

@@ -6,8 +6,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
-	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
 var (
@@ -44,22 +43,10 @@ var (
 func NewCmdLogs(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
 	o := NewLogsOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "logs [target flags] [-f] [--tail N] [--since DURATION]",
-		Short:                 "Print the logs of a build step, or of every step of a build",
-		Long:                  logsLong,
-		Example:               logsExample,
-		Args:                  cmderr.Args(cobra.NoArgs),
-		ValidArgsFunction:     cobra.NoFileCompletions,
-		DisableFlagsInUseLine: true,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := o.Complete(getter); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return cmderr.Usage(err)
-			}
-			return o.Run(c.Context())
-		},
+		Use:     "logs [target flags] [-f] [--tail N] [--since DURATION]",
+		Short:   "Print the logs of a build step, or of every step of a build",
+		Long:    logsLong,
+		Example: logsExample,
 	}
 	fs := cmd.Flags()
 	// -a is --all-attempts here, so --attempt goes without its shorthand.
@@ -73,6 +60,5 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter genericclioptions.RES
 	fs.BoolVarP(&o.AllAttempts, "all-attempts", "a", o.AllAttempts, "Every attempt of each step, not only the last")
 	fs.BoolVar(&o.Prefix, "prefix", o.Prefix, "Prefix each line with its step's name even when there is one step")
 	fs.StringVar(&o.Color, "color", o.Color, "Colour the steps' names: auto (only on a terminal), always or never")
-	complete.Register(cmd, getter)
-	return cmd
+	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -52,7 +53,7 @@ func NewLogsOptions(streams genericiooptions.IOStreams) *LogsOptions {
 }
 
 // Complete reads the namespace and builds the client when not preset.
-func (o *LogsOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *LogsOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
 		return fmt.Errorf("namespace: %w", err)

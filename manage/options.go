@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moby/term"
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -44,7 +45,7 @@ func newOptions(streams genericiooptions.IOStreams) Options {
 }
 
 // Complete reads the namespace and builds what tests did not preset.
-func (o *Options) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *Options) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	if err := o.Connection.Complete(getter); err != nil {
 		return err
 	}

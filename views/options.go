@@ -119,7 +119,7 @@ func (o *ViewOptions) addFilterFlags(cmd *cobra.Command) {
 
 // Complete parses the filters and fills the namespace, client and clock
 // when not preset.
-func (o *ViewOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *ViewOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	var err error
 	if o.scope, err = o.Filter.Parse(); err != nil {
 		return cmderr.Usage(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,7 +75,7 @@ func NewWatchOptions(streams genericiooptions.IOStreams) *WatchOptions {
 }
 
 // Complete fills the namespace, client, log reader and clock when not preset.
-func (o *WatchOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *WatchOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	if err := o.cluster.complete(getter); err != nil {
 		return err
 	}
