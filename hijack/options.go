@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -60,8 +59,8 @@ func (o *HijackOptions) AddFlags(cmd *cobra.Command) {
 	fs.StringVarP(&o.WorkDir, "workdir", "w", o.WorkDir, "Directory to start in (default: the step's working directory)")
 	fs.BoolVar(&o.Debug, "debug", o.Debug, "Enter through a debug container: an ephemeral container next to a running step, or a copy of a finished step's pod from its image, with its volumes")
 	fs.StringVar(&o.DebugImage, "debug-image", o.DebugImage, "Image of the debug container (default: --helper-image next to a running step, the step's own image for a copy of a finished one)")
-	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image with a static busybox: the debug container next to a running step, the tools a copy brings along, and the copy's image when the step's cannot run")
-	fs.StringVar(&o.KubeletDir, "kubelet-dir", o.KubeletDir, "Root directory of the kubelet on a finished step's node, where its emptyDirs are (default: asked of the kubelet, which needs get on nodes/proxy, else "+helper.DefaultKubeletDir+")")
+	kernel.AddHelperImageFlag(fs, &o.HelperImage, "Image with a static busybox: the debug container next to a running step, the tools a copy brings along, and the copy's image when the step's cannot run")
+	kernel.AddKubeletDirFlag(fs, &o.KubeletDir)
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "With --debug on a finished step, keep the copy pod after the session")
 }
 
@@ -90,11 +89,11 @@ func (o *HijackOptions) Validate() error {
 	if err := o.Target.Validate(); err != nil {
 		return err
 	}
-	if o.HelperImage == "" {
-		return errors.New("--helper-image must name an image")
+	if err := kernel.ValidateHelperImage(o.HelperImage); err != nil {
+		return err
 	}
-	if o.KubeletDir != "" && !path.IsAbs(o.KubeletDir) {
-		return fmt.Errorf("--kubelet-dir %q must be an absolute path", o.KubeletDir)
+	if err := kernel.ValidateKubeletDir(o.KubeletDir); err != nil {
+		return err
 	}
 	if o.Keep && !o.Debug {
 		return errors.New("--keep applies to --debug only")

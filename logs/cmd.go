@@ -59,6 +59,6 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter genericclioptions.RES
 	fs.BoolVarP(&o.Previous, "previous", "p", o.Previous, "The log of the previous run of a restarted container")
 	fs.BoolVarP(&o.AllAttempts, "all-attempts", "a", o.AllAttempts, "Every attempt of each step, not only the last")
 	fs.BoolVar(&o.Prefix, "prefix", o.Prefix, "Prefix each line with its step's name even when there is one step")
-	fs.StringVar(&o.Color, "color", o.Color, "Colour the steps' names: auto (only on a terminal), always or never")
+	kernel.AddColorFlag(fs, &o.Color, "Colour the steps' names")
 	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }

@@ -84,8 +84,9 @@ func (o *LogsOptions) Validate() error {
 		return errors.New("--settle must not be negative")
 	case o.AllAttempts && o.Target.Attempt != "":
 		return errors.New("-a/--all-attempts and --attempt contradict each other")
-	case !slices.Contains([]string{"auto", "always", "never"}, o.Color):
-		return fmt.Errorf("--color %q: want auto, always or never", o.Color)
+	}
+	if err := kernel.ValidateColor(o.Color); err != nil {
+		return err
 	}
 	return o.Target.Validate()
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -44,7 +45,7 @@ type printer struct {
 }
 
 func (o *LogsOptions) newPrinter(ms []selector.Match, follow bool) *printer {
-	colour := o.Color == "always" || o.Color == "auto" && o.IsTerminal != nil && o.IsTerminal(o.Out)
+	colour := kernel.UseColor(o.Color, o.IsTerminal, o.Out)
 	p := &printer{out: o.Out, prefix: o.Prefix || len(ms) > 1 || follow, colour: colour, allAttempts: o.AllAttempts,
 		labels: map[string]string{}, taken: map[string]bool{}}
 	for _, m := range ms {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -107,7 +107,7 @@ func (o *ViewOptions) AddFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.BoolVar(&o.NoHeaders, "no-headers", o.NoHeaders, "When using the default or custom-column output format, don't print headers")
 	fs.BoolVar(&o.FlyJSON, "json", o.FlyJSON, "Print fly's JSON (a JSON array in fly's field names)")
-	fs.StringVar(&o.Color, "color", o.Color, "Colour rows by state: auto (only on a terminal), always or never")
+	kernel.AddColorFlag(fs, &o.Color, "Colour rows by state")
 	fs.Int64Var(&o.ChunkSize, "chunk-size", o.ChunkSize, "Return large lists in chunks rather than all at once. Pass 0 to disable.")
 	fs.BoolVarP(&o.Watch, "watch", "w", o.Watch, "After listing, watch for changes and print the rows that change")
 	o.Filter.AddFlags(fs, selector.FlagSelector, selector.FlagTeam)
@@ -144,7 +144,7 @@ func (o *ViewOptions) Validate() error {
 	if o.ChunkSize < 0 {
 		return errors.New("--chunk-size must be 0 or more")
 	}
-	if err := validateColor(o.Color); err != nil {
+	if err := kernel.ValidateColor(o.Color); err != nil {
 		return err
 	}
 	if o.FlyJSON && *o.PrintFlags.OutputFormat != "" {
@@ -154,25 +154,7 @@ func (o *ViewOptions) Validate() error {
 	return err
 }
 
-func validateColor(c string) error {
-	if !slices.Contains([]string{"auto", "always", "never"}, c) {
-		return fmt.Errorf("--color %q: want auto, always or never", c)
-	}
-	return nil
-}
-
-// useColour decides --color for w.
-func useColour(color string, isTerminal func(io.Writer) bool, w io.Writer) bool {
-	switch color {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	return isTerminal(w)
-}
-
-func (o *ViewOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o.Out) }
+func (o *ViewOptions) colour() bool { return kernel.UseColor(o.Color, o.IsTerminal, o.Out) }
 
 func (o *ViewOptions) newPrinter(columns []metav1.TableColumnDefinition, namespaced bool) (*printer, error) {
 	return newPrinter(o.Out, o.ErrOut, columns, rowContext{now: o.Now(), loc: o.Location, details: o.Details}, printOptions{

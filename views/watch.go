@@ -106,7 +106,7 @@ func (o *WatchOptions) Validate() error {
 	if o.Settle < 0 {
 		return errors.New("--settle must not be negative")
 	}
-	if err := validateColor(o.Color); err != nil {
+	if err := kernel.ValidateColor(o.Color); err != nil {
 		return err
 	}
 	return o.Target.Validate()
@@ -200,7 +200,7 @@ func toEvents(items []unstructured.Unstructured) []watch.Event {
 	return evs
 }
 
-func (o *WatchOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o.Out) }
+func (o *WatchOptions) colour() bool { return kernel.UseColor(o.Color, o.IsTerminal, o.Out) }
 
 // build resolves the target to one build: the namespace of its pods and a
 // label selector that names exactly its pods. Without -b, the job's build
