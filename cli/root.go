@@ -28,6 +28,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/execute"
 	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/logs"
 	"github.com/kubectl-concourse/kubectl-concourse/manage"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
@@ -147,21 +148,24 @@ that run as pods, found through labels.`,
 	root.SetErr(streams.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmderr.Usage(err) })
 	addKubectlFlags(root.PersistentFlags(), flags)
+	// The commands make their clients from the flags through one Clients,
+	// each client once and only when asked for.
+	getter := kernel.NewClients(flags)
 
 	root.AddCommand(
 		NewCmdVersion(streams),
-		hijack.NewCmdHijack(streams, flags),
-		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
-		logs.NewCmdLogs(streams, flags),
-		execute.NewCmdExecute(streams, flags), gc.NewCmdGC(streams, flags),
-		views.NewCmdWorkers(streams, flags),
-		views.NewCmdContainers(streams, flags),
-		views.NewCmdVolumes(streams, flags),
-		views.NewCmdBuilds(streams, flags),
-		views.NewCmdWatch(streams, flags),
-		manage.NewCmdClearTaskCache(streams, flags), manage.NewCmdClearResourceCache(streams, flags),
-		manage.NewCmdLandWorker(streams, flags), manage.NewCmdPruneWorker(streams, flags),
-		manage.NewCmdAbortBuild(streams, flags),
+		hijack.NewCmdHijack(streams, getter),
+		artifacts.NewCmdUpload(streams, getter), artifacts.NewCmdDownload(streams, getter),
+		logs.NewCmdLogs(streams, getter),
+		execute.NewCmdExecute(streams, getter), gc.NewCmdGC(streams, getter),
+		views.NewCmdWorkers(streams, getter),
+		views.NewCmdContainers(streams, getter),
+		views.NewCmdVolumes(streams, getter),
+		views.NewCmdBuilds(streams, getter),
+		views.NewCmdWatch(streams, getter),
+		manage.NewCmdClearTaskCache(streams, getter), manage.NewCmdClearResourceCache(streams, getter),
+		manage.NewCmdLandWorker(streams, getter), manage.NewCmdPruneWorker(streams, getter),
+		manage.NewCmdAbortBuild(streams, getter),
 	)
 	addCompletion(root)
 	return root

@@ -24,7 +24,6 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -39,7 +38,7 @@ type GCOptions struct {
 	DryRun        bool
 	AllNamespaces bool
 
-	podexec.Connection
+	kernel.Cluster
 	Now func() time.Time
 }
 
@@ -74,7 +73,7 @@ func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return o.Connection.Complete(getter)
+	return o.Cluster.Complete(getter)
 }
 
 // Validate checks the flags; it calls no API.

@@ -17,7 +17,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -53,7 +53,7 @@ func testOptions(objs ...runtime.Object) (*GCOptions, *fake.Clientset, *strings.
 	client := fake.NewClientset(objs...)
 	var out, errOut strings.Builder
 	o := &GCOptions{IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}, OlderThan: DefaultOlderThan,
-		Connection: podexec.Connection{Namespace: "ci", Client: client}, Now: func() time.Time { return now }}
+		Cluster: kernel.Cluster{Namespace: "ci", Client: client}, Now: func() time.Time { return now }}
 	return o, client, &out, &errOut
 }
 

@@ -75,7 +75,7 @@ func (o *HijackOptions) Complete(getter genericclioptions.RESTClientGetter, cmd 
 	if o.isTerminal == nil {
 		o.isTerminal = printers.IsTerminal
 	}
-	if err := o.Connection.Complete(getter); err != nil {
+	if err := kernel.Connect(getter, &o.Connection); err != nil {
 		return err
 	}
 	if o.askKubelet == nil {

@@ -8,7 +8,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
@@ -40,8 +38,7 @@ type LogsOptions struct {
 	Color       string
 	Settle      time.Duration // -f of a whole build: how long after its pods ended to wait for a next step
 
-	Namespace string
-	Client    kubernetes.Interface
+	kernel.Cluster
 	// IsTerminal decides --color auto, for a writer.
 	IsTerminal func(io.Writer) bool
 	Clock      clock.Clock // --settle's timer
@@ -54,23 +51,10 @@ func NewLogsOptions(streams genericiooptions.IOStreams) *LogsOptions {
 
 // Complete reads the namespace and builds the client when not preset.
 func (o *LogsOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
-	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return fmt.Errorf("namespace: %w", err)
-	}
-	o.Namespace = ns
 	if o.IsTerminal == nil {
 		o.IsTerminal = printers.AllowsColorOutput
 	}
-	if o.Client != nil {
-		return nil
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return err
-	}
-	o.Client, err = kubernetes.NewForConfig(config)
-	return err
+	return o.Cluster.Complete(getter)
 }
 
 // Validate checks the flags; it calls no API.

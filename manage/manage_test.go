@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -28,7 +28,7 @@ func testOptions(stdin string, terminal bool, objs ...runtime.Object) (Options, 
 	streams, in, out, _ := genericiooptions.NewTestIOStreams()
 	in.WriteString(stdin)
 	client := fake.NewClientset(objs...)
-	return Options{IOStreams: streams, Connection: podexec.Connection{Namespace: "ci", Client: client}, IsTerminal: func(io.Reader) bool { return terminal }}, client, out
+	return Options{IOStreams: streams, Cluster: kernel.Cluster{Namespace: "ci", Client: client}, IsTerminal: func(io.Reader) bool { return terminal }}, client, out
 }
 
 func cache(name, volumeType string, names, annotations map[string]string) *corev1.PersistentVolumeClaim {

@@ -19,7 +19,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
 // Options is what every manage command shares: streams, the namespace and
@@ -29,7 +29,7 @@ type Options struct {
 
 	NonInteractive bool // --non-interactive/-y: do not ask
 
-	podexec.Connection
+	kernel.Cluster
 	// IsTerminal reports whether the confirmation can be asked on In.
 	IsTerminal func(io.Reader) bool
 	// DeleteTimeout bounds the wait for deleted caches to be gone.
@@ -46,7 +46,7 @@ func newOptions(streams genericiooptions.IOStreams) Options {
 
 // Complete reads the namespace and builds what tests did not preset.
 func (o *Options) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
-	if err := o.Connection.Complete(getter); err != nil {
+	if err := o.Cluster.Complete(getter); err != nil {
 		return err
 	}
 	if o.IsTerminal == nil {

@@ -10,13 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
@@ -56,37 +54,26 @@ type cluster struct {
 	Dynamic           dynamic.Interface // Tekton's runs, when Tekton is installed
 }
 
-// complete fills what is not preset. Pages of thousands of pods decode
-// several times faster from protobuf, hence the content type.
+// complete fills what is not preset, from the run's clients. Pages of
+// thousands of pods decode several times faster from protobuf, hence that
+// client.
 func (c *cluster) complete(getter genericclioptions.RESTClientGetter) error {
 	var err error
 	if c.Namespace == "" {
-		c.Namespace, c.ExplicitNamespace, err = getter.ToRawKubeConfigLoader().Namespace()
+		c.Namespace, c.ExplicitNamespace, err = kernel.ClientsOf(getter).Namespace()
 		if err != nil {
 			return err
 		}
 	}
-	if c.Client != nil && c.Dynamic != nil {
-		return nil
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return err
-	}
 	if c.Dynamic == nil {
-		if c.Dynamic, err = dynamic.NewForConfig(config); err != nil {
+		if c.Dynamic, err = kernel.ClientsOf(getter).Dynamic(); err != nil {
 			return err
 		}
 	}
 	if c.Client == nil {
-		config = rest.CopyConfig(config)
-		config.ContentType = runtime.ContentTypeProtobuf
-		config.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-		if c.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
+		c.Client, err = kernel.ClientsOf(getter).KubeProtobuf()
 	}
-	return nil
+	return err
 }
 
 // NewViewOptions sets every default.
