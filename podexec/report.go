@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
@@ -61,8 +63,8 @@ func ScriptOf(argv []string) (script string, args []string, ok bool) {
 
 // ExecReported runs r, whose command ReportingCommand made, and passes its
 // stderr to s.ErrOut without the exit report, byte for byte as the script
-// wrote it (a line that may begin the report is held back until the next
-// write shows it does not). It returns what the Executor returns, except
+// wrote it (what may begin the report is held back until the next write
+// shows it does not; a line's end, for lineEndQuiet at most). It returns what the Executor returns, except
 // that an exec that ends as a success says how it ended only through the
 // report: without one it fails with ErrExitLost, and a non-zero report (the
 // status itself was lost on the way) is a utilexec.CodeExitError. r must
@@ -96,15 +98,30 @@ func ExecReported(ctx context.Context, ex Executor, r Request, s Streams, resize
 // write or end. The report is the last thing exitReporter writes, so a
 // complete one followed by more output is output.
 type reportWriter struct {
-	w       io.Writer
+	w io.Writer
+
+	mu      sync.Mutex
 	pending []byte
 	err     error
+	quiet   *time.Timer // sends a held line end on
+	held    int         // counts the tails held, so that a late timer sends nothing
 }
 
+// lineEndQuiet is how long a line end (the command's stderr ends its last
+// write with a newline, which may begin the report) is held for what
+// follows. After that it is the command's: exitReporter's printf is one
+// write, smaller than a pipe's atomic one, so the report never arrives cut
+// after its first byte. Without it a line would reach a reader that reads
+// lines only with the next one.
+const lineEndQuiet = 20 * time.Millisecond
+
 func (rw *reportWriter) Write(p []byte) (int, error) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
 	if rw.err != nil {
 		return 0, rw.err
 	}
+	rw.stopQuiet()
 	rw.pending = append(rw.pending, p...)
 	i := reportStart(rw.pending)
 	if i > 0 {
@@ -114,12 +131,42 @@ func (rw *reportWriter) Write(p []byte) (int, error) {
 		}
 		rw.pending = append(rw.pending[:0], rw.pending[i:]...)
 	}
+	if string(rw.pending) == "\n" {
+		held := rw.held
+		rw.quiet = time.AfterFunc(lineEndQuiet, func() { rw.sendLineEnd(held) })
+	}
 	return len(p), nil
+}
+
+// sendLineEnd sends on the line end held as the held'th tail, if it is
+// still held.
+func (rw *reportWriter) sendLineEnd(held int) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if rw.held != held || rw.err != nil || string(rw.pending) != "\n" {
+		return
+	}
+	if _, err := rw.w.Write(rw.pending); err != nil {
+		rw.err = err
+	}
+	rw.pending = rw.pending[:0]
+}
+
+// stopQuiet stops the timer of a held line end; rw.mu is held.
+func (rw *reportWriter) stopQuiet() {
+	if rw.quiet != nil {
+		rw.quiet.Stop()
+		rw.quiet = nil
+	}
+	rw.held++
 }
 
 // end says what the held tail reported, passing it on when it is not a
 // report.
 func (rw *reportWriter) end() (code int, reported bool, err error) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	rw.stopQuiet()
 	if rw.err != nil {
 		return 0, false, rw.err
 	}

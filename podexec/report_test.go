@@ -5,8 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
@@ -42,7 +43,9 @@ func TestExecReported(t *testing.T) {
 		{"success", []string{"warn\n" + ExitReport(0)}, nil, "warn\n", 0, nil},
 		{"no trailing newline is kept so", []string{"warn" + ExitReport(0)}, nil, "warn", 0, nil},
 		{"nothing said", []string{ExitReport(0)}, nil, "", 0, nil},
-		{"report split byte by byte", strings.Split("a\n\n"+ExitReport(0), ""), nil, "a\n\n", 0, nil},
+		// The report is one write in the container, never cut after its
+		// first byte (lineEndQuiet), but frames may cut it after that.
+		{"report cut into frames", []string{"a\n", "\n", "\nkubectl-con", "course-exit", " 0", "\n"}, nil, "a\n\n", 0, nil},
 		{"the stream's own status wins", []string{"boom\n" + ExitReport(7)}, exit(7), "boom\n", 7, nil},
 		{"a reported failure whose status was lost", []string{"boom" + ExitReport(3)}, nil, "boom", 3, nil},
 		{"cut silently", []string{"half a li"}, nil, "half a li", 0, ErrExitLost},
@@ -74,5 +77,57 @@ func TestExecReported(t *testing.T) {
 	}
 	if err := ExecReported(context.Background(), chunkedExecutor{}, Request{TTY: true}, Streams{}, nil); err == nil {
 		t.Error("ExecReported() with a TTY: want an error, the report cannot be told from output")
+	}
+}
+
+// pausingExecutor writes a line to stderr, waits until told, then ends
+// with the report, as a command that prints and works on does.
+type pausingExecutor struct{ resume chan struct{} }
+
+func (e pausingExecutor) Exec(_ context.Context, _ Request, s Streams, _ remotecommand.TerminalSizeQueue) error {
+	_, _ = io.WriteString(s.ErrOut, "working\n")
+	<-e.resume
+	_, _ = io.WriteString(s.ErrOut, ExitReport(0))
+	return nil
+}
+
+// syncBuffer is a bytes.Buffer read while it is written.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A line's end, which might begin the report, reaches the user while the
+// command works on, not only with its next line; the report that follows
+// is still taken off.
+func TestExecReportedSendsALineWhileTheCommandWorks(t *testing.T) {
+	var errOut syncBuffer
+	ex := pausingExecutor{resume: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		done <- ExecReported(context.Background(), ex, Request{Command: ReportingCommand("sh", ":")}, Streams{ErrOut: &errOut}, nil)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for errOut.String() != "working\n" {
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr %q while the command works, want its whole line", errOut.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(ex.resume)
+	if err := <-done; err != nil || errOut.String() != "working\n" {
+		t.Errorf("ExecReported() = %v, stderr %q; want success and the line once, without the report", err, errOut.String())
 	}
 }
