@@ -74,13 +74,14 @@ func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, w
 }
 
 // execShell runs req, whose command is `SH -c SCRIPT NAME ARGS...`, under
-// the exit reporter unless it asks for a TTY.
+// the exit reporter (on both streams: both are the user's) unless it asks
+// for a TTY.
 func (o *HijackOptions) execShell(ctx context.Context, req podexec.Request, s podexec.Streams, resize remotecommand.TerminalSizeQueue) error {
 	if req.TTY {
 		return o.Executor.Exec(ctx, req, s, resize)
 	}
-	req.Command = podexec.ReportingCommand(req.Command[0], req.Command[2], req.Command[4:]...)
-	return podexec.ExecReported(ctx, o.Executor, req, s, resize)
+	req.Command = podexec.SessionCommand(req.Command[0], req.Command[2], req.Command[4:]...)
+	return podexec.ExecSession(ctx, o.Executor, req, s, resize)
 }
 
 // enterWindows runs the command as is (default cmd.exe, with no fallback):

@@ -74,13 +74,21 @@ func (f *fakeExecutor) Exec(_ context.Context, r podexec.Request, s podexec.Stre
 	return f.exited(r, s, err)
 }
 
-// exited ends a script's exec that succeeds as its shell would: saying so
-// last on stderr (podexec.ExitReport).
+// exited ends a script's or a session's exec that succeeds as its shell
+// would: saying so last on stderr (podexec.ExitReport), and on stdout too
+// for a session.
 func (f *fakeExecutor) exited(r podexec.Request, s podexec.Streams, err error) error {
-	if _, _, script := podexec.ScriptOf(r.Command); script && err == nil && s.ErrOut != nil {
+	_, _, script := podexec.ScriptOf(r.Command)
+	if err != nil || !script && !podexec.IsSession(r.Command) {
+		return err
+	}
+	if podexec.IsSession(r.Command) && s.Out != nil {
+		_, _ = io.WriteString(s.Out, podexec.ExitReport(0))
+	}
+	if s.ErrOut != nil {
 		_, _ = io.WriteString(s.ErrOut, podexec.ExitReport(0))
 	}
-	return err
+	return nil
 }
 
 // tethers are the recorded requests that tied a helper's keeper, and what
@@ -158,7 +166,7 @@ func ttyArgv(term, dir, flag string, argv ...string) []string {
 }
 
 func reportedArgv(argv []string) []string {
-	return podexec.ReportingCommand(argv[0], argv[2], argv[4:]...)
+	return podexec.SessionCommand(argv[0], argv[2], argv[4:]...)
 }
 
 func TestRun(t *testing.T) {
@@ -333,6 +341,7 @@ func TestRunStreamsStdin(t *testing.T) {
 func TestRunExitReport(t *testing.T) {
 	tests := []struct {
 		name        string
+		stdout      string // after "out\n"
 		stderr      string
 		cutSilently bool
 		results     []error
@@ -342,12 +351,13 @@ func TestRunExitReport(t *testing.T) {
 	}{
 		{name: "success", stderr: "warn: x", wantStderr: "warn: x"}, // the fake reports success
 		{name: "the session's status", stderr: "boom\n" + podexec.ExitReport(5), results: []error{exitCode(5)}, wantStderr: "boom\n", wantExit: 5},
-		{name: "a status lost after the report", stderr: "boom\n" + podexec.ExitReport(5), cutSilently: true, wantStderr: "boom\n", wantExit: 5},
+		{name: "a status lost after the report", stdout: podexec.ExitReport(5), stderr: "boom\n" + podexec.ExitReport(5), cutSilently: true, wantStderr: "boom\n", wantExit: 5},
 		{name: "cut silently", stderr: "half", cutSilently: true, wantStderr: "half", wantLost: true},
+		{name: "stdout cut silently, stderr whole", stderr: "warn\n" + podexec.ExitReport(0), cutSilently: true, wantStderr: "warn\n", wantLost: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ex := &fakeExecutor{stdout: "out\n", stderr: tt.stderr, cutSilently: tt.cutSilently, results: tt.results}
+			ex := &fakeExecutor{stdout: "out\n" + tt.stdout, stderr: tt.stderr, cutSilently: tt.cutSilently, results: tt.results}
 			o, _, out, errOut := newOptions(t, ex, stepPod("unit-42", "test", "42", "unit"))
 			o.Target = selector.Target{Job: "main/test", Build: "42", Step: "unit"}
 			o.Command = []string{"make", "check"}

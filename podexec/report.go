@@ -2,6 +2,7 @@ package podexec
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,18 @@ import (
 const exitReporter = `s=$1; shift
 "$0" -c "$s" sh "$@"
 c=$?
+printf '\n` + exitReportPrefix + `%d\n' "$c" >&2
+exit "$c"`
+
+// sessionReporter is exitReporter for a session whose stdout and stderr
+// are both the user's: it reports on both, since each stream can be cut
+// apart from the other (the kubelet copies them apart, and a stream that
+// ends early can look like one that ended), and only a report at the end of
+// each says that all of it arrived.
+const sessionReporter = `s=$1; shift
+"$0" -c "$s" sh "$@"
+c=$?
+printf '\n` + exitReportPrefix + `%d\n' "$c"
 printf '\n` + exitReportPrefix + `%d\n' "$c" >&2
 exit "$c"`
 
@@ -52,6 +65,12 @@ func ReportingCommand(shell, script string, args ...string) []string {
 	return append([]string{shell, "-c", exitReporter, shell, script}, args...)
 }
 
+// SessionCommand is ReportingCommand for a session, whose stdout is the
+// user's too: the report ends both streams. Only ExecSession can read it.
+func SessionCommand(shell, script string, args ...string) []string {
+	return append([]string{shell, "-c", sessionReporter, shell, script}, args...)
+}
+
 // ScriptOf is the script and its arguments in argv when ReportingCommand
 // made it, for fakes that answer each script their own way.
 func ScriptOf(argv []string) (script string, args []string, ok bool) {
@@ -59,6 +78,12 @@ func ScriptOf(argv []string) (script string, args []string, ok bool) {
 		return "", nil, false
 	}
 	return argv[4], argv[5:], true
+}
+
+// IsSession says whether SessionCommand made argv, for fakes: its report
+// (ExitReport) ends stdout as well as stderr.
+func IsSession(argv []string) bool {
+	return len(argv) >= 5 && argv[1] == "-c" && argv[2] == sessionReporter
 }
 
 // ExecReported runs r, whose command ReportingCommand made, and passes its
@@ -70,16 +95,40 @@ func ScriptOf(argv []string) (script string, args []string, ok bool) {
 // status itself was lost on the way) is a utilexec.CodeExitError. r must
 // not ask for a TTY, which merges stderr into stdout; s.ErrOut may be nil.
 func ExecReported(ctx context.Context, ex Executor, r Request, s Streams, resize remotecommand.TerminalSizeQueue) error {
+	return execReported(ctx, ex, r, s, resize, false)
+}
+
+// ExecSession is ExecReported for a command that SessionCommand made: its
+// stdout is passed on without its report too, and a stream whose report
+// did not arrive fails with ErrExitLost.
+func ExecSession(ctx context.Context, ex Executor, r Request, s Streams, resize remotecommand.TerminalSizeQueue) error {
+	return execReported(ctx, ex, r, s, resize, true)
+}
+
+func execReported(ctx context.Context, ex Executor, r Request, s Streams, resize remotecommand.TerminalSizeQueue, onStdout bool) error {
 	if r.TTY {
 		return errors.New("podexec: an exit report needs stderr of its own, and a TTY merges it into stdout")
 	}
 	if s.ErrOut == nil {
 		s.ErrOut = io.Discard
 	}
-	rep := &reportWriter{w: s.ErrOut}
-	s.ErrOut = rep
+	errRep := &reportWriter{w: s.ErrOut}
+	s.ErrOut = errRep
+	var outRep *reportWriter
+	if onStdout {
+		if s.Out == nil {
+			s.Out = io.Discard
+		}
+		outRep = &reportWriter{w: s.Out}
+		s.Out = outRep
+	}
 	err := ex.Exec(ctx, r, s, resize)
-	code, reported, flushErr := rep.end()
+	code, reported, flushErr := errRep.end()
+	if outRep != nil {
+		_, outReported, outErr := outRep.end()
+		reported = reported && outReported
+		flushErr = cmp.Or(flushErr, outErr)
+	}
 	switch {
 	case err != nil:
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,58 @@ func TestExecReportedSendsALineWhileTheCommandWorks(t *testing.T) {
 	close(ex.resume)
 	if err := <-done; err != nil || errOut.String() != "working\n" {
 		t.Errorf("ExecReported() = %v, stderr %q; want success and the line once, without the report", err, errOut.String())
+	}
+}
+
+// twoStreams writes stdout and stderr, then ends as a success.
+type twoStreams struct{ stdout, stderr string }
+
+func (e twoStreams) Exec(_ context.Context, _ Request, s Streams, _ remotecommand.TerminalSizeQueue) error {
+	_, _ = io.WriteString(s.Out, e.stdout)
+	_, _ = io.WriteString(s.ErrOut, e.stderr)
+	return nil
+}
+
+// A session's report ends both streams: each is the user's, byte for
+// byte, and either one cut is a lost exit, whatever the other says.
+func TestExecSession(t *testing.T) {
+	tests := []struct {
+		name, stdout, stderr string
+		wantLost             bool
+	}{
+		{"both whole", "data\x00\n" + ExitReport(0), "warn" + ExitReport(0), false},
+		{"stdout cut, stderr whole", "data", "warn" + ExitReport(0), true},
+		{"stderr cut, stdout whole", "data" + ExitReport(0), "wa", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := ExecSession(context.Background(), twoStreams{tt.stdout, tt.stderr}, Request{Command: SessionCommand("sh", ":")},
+				Streams{Out: &out, ErrOut: &errOut}, nil)
+			if errors.Is(err, ErrExitLost) != tt.wantLost || !tt.wantLost && err != nil {
+				t.Errorf("ExecSession() = %v, want lost: %v", err, tt.wantLost)
+			}
+			if !tt.wantLost && (out.String() != "data\x00\n" || errOut.String() != "warn") {
+				t.Errorf("stdout %q, stderr %q: want both without the report", out.String(), errOut.String())
+			}
+		})
+	}
+	if !IsSession(SessionCommand("sh", ":")) || IsSession(ReportingCommand("sh", ":")) {
+		t.Error("IsSession tells a session's argv from a script's wrongly")
+	}
+}
+
+// The session reporter, run by this machine's sh, ends both streams with
+// the report and exits with the command's status.
+func TestSessionReporterReportsOnBothStreams(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	var out, errOut bytes.Buffer
+	var pid int
+	err := shellExecutor{pid: &pid}.Exec(context.Background(), Request{Command: SessionCommand("sh", `printf out; printf err >&2; exit 4`)},
+		Streams{Out: &out, ErrOut: &errOut}, nil)
+	if exitCode(err) != 4 || out.String() != "out"+ExitReport(4) || errOut.String() != "err"+ExitReport(4) {
+		t.Errorf("exit %v, stdout %q, stderr %q", err, out.String(), errOut.String())
 	}
 }
