@@ -28,6 +28,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/execute"
 	"github.com/kubectl-concourse/kubectl-concourse/gc"
 	"github.com/kubectl-concourse/kubectl-concourse/hijack"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/logs"
 	"github.com/kubectl-concourse/kubectl-concourse/manage"
 	"github.com/kubectl-concourse/kubectl-concourse/views"
@@ -49,7 +50,7 @@ func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams
 	go func() {
 		select {
 		case sig := <-signals:
-			cancel(interrupted{sig.(syscall.Signal)})
+			cancel(cmderr.Interrupted{Signal: sig.(syscall.Signal)})
 		case <-ctx.Done():
 		}
 	}()
@@ -59,15 +60,11 @@ func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams
 	return exitStatus(cmd, err, context.Cause(ctx), streams)
 }
 
-// interrupted is the cause of a context cancelled by a signal.
-type interrupted struct{ sig syscall.Signal }
-
-func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
-
 // exitStatus prints err once and chooses the exit status. A cmderr.Status is
 // the command's result and exits quietly with its code; a usage error gets
 // kubectl's hint. An interrupted command exits as the signal would have
-// made it (128+signal), silently when the interruption is its only error.
+// made it (128+signal), silently when the interruption is its only error:
+// a cmderr.Interrupted, or the context.Canceled of a call it cut short.
 func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.IOStreams) int {
 	if err == nil {
 		return 0
@@ -79,10 +76,13 @@ func exitStatus(cmd *cobra.Command, err, cause error, streams genericiooptions.I
 		}
 		return status.Code
 	}
+	var stop cmderr.Interrupted
+	if errors.As(err, &stop) {
+		return stop.Code()
+	}
 	code := 1
-	var sig interrupted
-	if errors.As(cause, &sig) {
-		code = 128 + int(sig.sig)
+	if errors.As(cause, &stop) {
+		code = stop.Code()
 		if errors.Is(err, context.Canceled) {
 			return code
 		}
@@ -148,21 +148,24 @@ that run as pods, found through labels.`,
 	root.SetErr(streams.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmderr.Usage(err) })
 	addKubectlFlags(root.PersistentFlags(), flags)
+	// The commands make their clients from the flags through one Clients,
+	// each client once and only when asked for.
+	getter := kernel.NewClients(flags)
 
 	root.AddCommand(
 		NewCmdVersion(streams),
-		hijack.NewCmdHijack(streams, flags),
-		artifacts.NewCmdUpload(streams, flags), artifacts.NewCmdDownload(streams, flags),
-		logs.NewCmdLogs(streams, flags),
-		execute.NewCmdExecute(streams, flags), gc.NewCmdGC(streams, flags),
-		views.NewCmdWorkers(streams, flags),
-		views.NewCmdContainers(streams, flags),
-		views.NewCmdVolumes(streams, flags),
-		views.NewCmdBuilds(streams, flags),
-		views.NewCmdWatch(streams, flags),
-		manage.NewCmdClearTaskCache(streams, flags), manage.NewCmdClearResourceCache(streams, flags),
-		manage.NewCmdLandWorker(streams, flags), manage.NewCmdPruneWorker(streams, flags),
-		manage.NewCmdAbortBuild(streams, flags),
+		hijack.NewCmdHijack(streams, getter),
+		artifacts.NewCmdUpload(streams, getter), artifacts.NewCmdDownload(streams, getter),
+		logs.NewCmdLogs(streams, getter),
+		execute.NewCmdExecute(streams, getter), gc.NewCmdGC(streams, getter),
+		views.NewCmdWorkers(streams, getter),
+		views.NewCmdContainers(streams, getter),
+		views.NewCmdVolumes(streams, getter),
+		views.NewCmdBuilds(streams, getter),
+		views.NewCmdWatch(streams, getter),
+		manage.NewCmdClearTaskCache(streams, getter), manage.NewCmdClearResourceCache(streams, getter),
+		manage.NewCmdLandWorker(streams, getter), manage.NewCmdPruneWorker(streams, getter),
+		manage.NewCmdAbortBuild(streams, getter),
 	)
 	addCompletion(root)
 	return root

@@ -6,9 +6,11 @@
 package cmderr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -95,10 +97,20 @@ func ExplainForbidden(err error, namespace, verb, resource string) error {
 	if errors.As(err, &already) || errors.As(err, &refused) {
 		return err
 	}
-	if !apierrors.IsForbidden(err) && !strings.Contains(err.Error(), " is forbidden: ") {
+	if !apierrors.IsForbidden(err) && !forbiddenInWords(err) {
 		return err
 	}
 	return &ForbiddenError{Verb: verb, Resource: resource, Namespace: namespace, Err: err}
+}
+
+// forbiddenInWords reads an exec's refused upgrade: client-go's SPDY
+// round tripper (and the WebSocket one) gives the API server's Forbidden
+// only as text ("unable to upgrade connection: pods "x" is forbidden: User
+// ... cannot create resource "pods/exec" ..."), with no status to test. It
+// is the one reading of an error's words in the plugin; the test pins it
+// to client-go's own.
+func forbiddenInWords(err error) bool {
+	return strings.Contains(err.Error(), " is forbidden: ")
 }
 
 // RefusedError is the cluster's refusal of an object for what it holds
@@ -121,4 +133,28 @@ func Refused(err error) error {
 		return err
 	}
 	return &RefusedError{Err: err}
+}
+
+// Interrupted is the end of a command that a signal interrupted: cli
+// cancels every command's context with it as the cause, and a command that
+// stops for it returns it (context.Cause(ctx)). cli exits as the signal
+// would have made it (128+Signal: 130, 143) and prints no error line: the
+// user asked for the stop.
+type Interrupted struct{ Signal syscall.Signal }
+
+func (i Interrupted) Error() string { return "interrupted by " + i.Signal.String() }
+
+// Code is the exit status of a process that the signal ended, as a shell
+// reports it.
+func (i Interrupted) Code() int { return 128 + int(i.Signal) }
+
+// Interruption is what a command whose ctx has ended returns: the cause
+// of its end (an Interrupted when a signal ended it), else nil while ctx
+// goes on. Commands return it in place of the failures that the end
+// itself caused (a watch or a stream cut short), which are no news.
+func Interruption(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(ctx)
 }

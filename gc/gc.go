@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -23,7 +24,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -38,7 +39,7 @@ type GCOptions struct {
 	DryRun        bool
 	AllNamespaces bool
 
-	podexec.Connection
+	kernel.Cluster
 	Now func() time.Time
 }
 
@@ -62,31 +63,28 @@ func NewCmdGC(streams genericiooptions.IOStreams, getter genericclioptions.RESTC
 
 			# Delete everything the plugin left in every namespace, whatever its age
 			kubectl concourse gc -A --older-than 0`),
-		Args:                  cmderr.Args(cobra.NoArgs),
-		DisableFlagsInUseLine: true,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := o.Complete(getter); err != nil {
-				return err
-			}
-			if o.OlderThan < 0 {
-				return cmderr.Usagef("--older-than must not be negative")
-			}
-			return o.Run(c.Context())
-		},
 	}
 	fs := cmd.Flags()
 	fs.DurationVar(&o.OlderThan, "older-than", o.OlderThan, "Only what was created at least this long ago (0: everything)")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "List what would be deleted, delete nothing")
 	fs.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "In every namespace")
-	return cmd
+	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }
 
 // Complete fills the namespace, client and clock when not preset.
-func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return o.Connection.Complete(getter)
+	return o.Cluster.Complete(getter)
+}
+
+// Validate checks the flags; it calls no API.
+func (o *GCOptions) Validate() error {
+	if o.OlderThan < 0 {
+		return errors.New("--older-than must not be negative")
+	}
+	return nil
 }
 
 // orphaned is an execute build that has ended while nobody keeps it: the
@@ -141,6 +139,7 @@ func (o *GCOptions) list(ctx context.Context, ns string) ([]leftover, error) {
 	old := func(m metav1.ObjectMeta) bool { return o.Now().Sub(m.CreationTimestamp.Time) >= o.OlderThan }
 	grace := int64(0)
 	var found []leftover
+	seen := map[types.UID]bool{} // a pod may carry both labels
 	where := ns
 	for _, sel := range []string{
 		selector.LabelCreatedBy + "=" + selector.CreatedByExecute,
@@ -151,7 +150,8 @@ func (o *GCOptions) list(ctx context.Context, ns string) ([]leftover, error) {
 			return nil, fmt.Errorf("list pods: %w", cmderr.ExplainForbidden(err, where, "list", "pods"))
 		}
 		for _, p := range pods.Items {
-			if old(p.ObjectMeta) || orphaned(p) {
+			if (old(p.ObjectMeta) || orphaned(p)) && !seen[p.UID] {
+				seen[p.UID] = true
 				pods := o.Client.CoreV1().Pods(p.Namespace)
 				name := p.Name
 				found = append(found, leftover{kind: "pod", namespace: p.Namespace, name: p.Name, created: p.CreationTimestamp.Time,

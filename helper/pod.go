@@ -97,11 +97,16 @@ func StartPod(ctx context.Context, client corev1client.CoreV1Interface, ex podex
 		created, err = client.Pods(of.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			_ = deletePod(ctx, client, of.Namespace, pod.Name) // it may exist though the answer was lost
-		}
-		return nil, fmt.Errorf("create a %s pod in namespace %s: %w", spec.Purpose, where,
+		err = fmt.Errorf("create a %s pod in namespace %s: %w", spec.Purpose, where,
 			cmderr.ExplainForbidden(cmderr.Refused(err), of.Namespace, "create", "pods"))
+		if ctx.Err() != nil {
+			// It may exist though the answer was lost: one left behind is
+			// said, with what removes it.
+			if derr := deletePod(ctx, client, of.Namespace, pod.Name); derr != nil {
+				err = fmt.Errorf("%w; and %w", err, derr)
+			}
+		}
+		return nil, err
 	}
 	if spec.Created != nil {
 		spec.Created(created)
@@ -137,7 +142,8 @@ func (p *Pod) End(ctx context.Context) error {
 		return nil
 	}
 	// Deleting the pod ends the keeper too; stopping it first ends the
-	// session's processes at once instead of after the grace period.
+	// session's processes at once instead of after the grace period, so
+	// a stop that fails costs only that wait: the delete decides.
 	_ = p.tether.Stop(ctx)
 	return p.delete(ctx)
 }

@@ -236,7 +236,23 @@ func TestVolumeEventsExplainAWait(t *testing.T) {
 	client := fake.NewClientset(pending,
 		event("u1", "FailedMount", `MountVolume.SetUp failed for volume "node" : hostPath type check failed: /x is not a directory`))
 	_, err := WaitRunning(t.Context(), client.CoreV1(), "ci", "p", "files", WaitOptions{Interval: time.Millisecond, Timeout: 5 * time.Second, Events: client.CoreV1()})
-	if err == nil || !strings.Contains(err.Error(), "cannot start: FailedMount: MountVolume.SetUp failed") {
-		t.Errorf("WaitRunning() = %v, want the mount's failure at once", err)
+	if err == nil || !strings.Contains(err.Error(), "cannot start: FailedMount: MountVolume.SetUp failed") || !errors.Is(err, ErrHostPathMissing) {
+		t.Errorf("WaitRunning() = %v, want the mount's failure at once, as ErrHostPathMissing", err)
+	}
+	if errors.Is(err, ErrTimedOut) || errors.Is(err, ErrUnschedulable) {
+		t.Errorf("WaitRunning() = %v: a missing host path is neither a timeout nor unschedulable", err)
+	}
+}
+
+// The kubelet says a hostPath volume's path is missing (or of another
+// type) only in words, which pkg/volume/hostpath's checkType writes.
+func TestHostPathTypeCheckFailed(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`MountVolume.SetUp failed for volume "node" : hostPath type check failed: /var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir is not a directory`: true,
+		`MountVolume.SetUp failed for volume "cache" : rpc error: code = Internal desc = attach failed`:                                                        false,
+	} {
+		if got := hostPathTypeCheckFailed(msg); got != want {
+			t.Errorf("hostPathTypeCheckFailed(%q) = %v, want %v", msg, got, want)
+		}
 	}
 }

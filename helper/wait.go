@@ -55,10 +55,8 @@ func Waiting(pod *corev1.Pod, container string) (string, Hope) {
 			return why, Hopeless
 		}
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			return "unschedulable: " + printers.EscapeTerminal(c.Message), Pending
-		}
+	if c := unschedulable(pod); c != nil {
+		return "unschedulable: " + printers.EscapeTerminal(c.Message), Pending
 	}
 	// Init containers run first, in order: the first that has not
 	// completed is what the pod waits for.
@@ -83,6 +81,17 @@ func Waiting(pod *corev1.Pod, container string) (string, Hope) {
 		return "pending", Pending
 	}
 	return containerWaiting(s)
+}
+
+// unschedulable is the scheduler's condition on a pod it found no node
+// for, else nil.
+func unschedulable(pod *corev1.Pod) *corev1.PodCondition {
+	for i, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 func containerWaiting(s *corev1.ContainerStatus) (string, Hope) {
@@ -196,6 +205,7 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 	}
 	var current *corev1.Pod
 	var why string
+	var hostPath bool // why is a host path that is not there
 	var volumes *volumeEvents
 	if o.Events != nil {
 		volumes = &volumeEvents{events: o.Events}
@@ -210,8 +220,9 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 			return true, nil
 		}
 		reason, hope := Waiting(p, container)
+		hostPath = false
 		if hope == Pending && volumes != nil {
-			reason, hope = volumes.explain(ctx, p, reason, hope)
+			reason, hope, hostPath = volumes.explain(ctx, p, reason, hope)
 		}
 		if reason != why && reason != "" && o.Report != nil {
 			o.Report(reason, hope)
@@ -221,7 +232,7 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 		case hope == Running:
 			return true, nil
 		case hope == Hopeless, hope == Retrying && !o.Patient:
-			return false, fmt.Errorf("cannot start: %s", reason)
+			return false, errCannotStart
 		}
 		return false, nil
 	}
@@ -229,11 +240,72 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 	if err == nil {
 		return current, nil
 	}
-	where := fmt.Sprintf("container %s of pod %s", printers.EscapeTerminal(container), printers.EscapeTerminal(namespace+"/"+name))
-	if o.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && why != "" {
-		return nil, fmt.Errorf("%s did not start within %s: %s", where, o.Timeout, why)
+	we := &WaitError{Namespace: namespace, Pod: name, Container: container, Why: why, Err: err,
+		unschedulable: current != nil && unschedulable(current) != nil, hostPathMissing: hostPath}
+	switch {
+	case errors.Is(err, errCannotStart):
+		we.Err = nil
+	case o.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		we.Err, we.Timeout = nil, o.Timeout
+	default:
+		we.unschedulable, we.hostPathMissing = false, false // the wait failed, not the container
 	}
-	return nil, fmt.Errorf("%s: %w", where, err)
+	return nil, we
+}
+
+// errCannotStart ends a wait that cannot help.
+var errCannotStart = errors.New("cannot start")
+
+// Kinds of WaitError, for errors.Is.
+var (
+	// ErrTimedOut: WaitOptions.Timeout passed first.
+	ErrTimedOut = errors.New("did not start in time")
+	// ErrUnschedulable: the scheduler found no node for the pod.
+	ErrUnschedulable = errors.New("unschedulable")
+	// ErrHostPathMissing: a hostPath volume of type Directory (or File)
+	// is not there on the node, which no wait mends.
+	ErrHostPathMissing = errors.New("host path missing")
+)
+
+// WaitError is a container that did not come to run: where, why in the
+// cluster's words (escaped), and, for errors.Is, what kind of why
+// (ErrTimedOut, ErrUnschedulable, ErrHostPathMissing). Err is the failure
+// of the wait itself (the API refused, ctx ended), nil when the container
+// is what failed.
+type WaitError struct {
+	Namespace, Pod, Container string
+	Why                       string
+	Timeout                   time.Duration // > 0: it gave up after that long
+	Err                       error
+
+	unschedulable, hostPathMissing bool
+}
+
+func (e *WaitError) Error() string {
+	where := fmt.Sprintf("container %s of pod %s", printers.EscapeTerminal(e.Container), printers.EscapeTerminal(e.Namespace+"/"+e.Pod))
+	switch {
+	case e.Err != nil:
+		return fmt.Sprintf("%s: %v", where, e.Err)
+	case e.Timeout > 0 && e.Why == "":
+		return fmt.Sprintf("%s did not start within %s", where, e.Timeout)
+	case e.Timeout > 0:
+		return fmt.Sprintf("%s did not start within %s: %s", where, e.Timeout, e.Why)
+	}
+	return fmt.Sprintf("%s: cannot start: %s", where, e.Why)
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
+func (e *WaitError) Is(target error) bool {
+	switch target {
+	case ErrTimedOut:
+		return e.Timeout > 0
+	case ErrUnschedulable:
+		return e.unschedulable
+	case ErrHostPathMissing:
+		return e.hostPathMissing
+	}
+	return false
 }
 
 // pollOrWatch calls check at once, then at every change of the pod that a
@@ -310,9 +382,10 @@ const volumeEventsEvery = time.Second
 // Reasons of the kubelet's and the attach controller's volume events.
 var volumeEventReasons = map[string]bool{"FailedMount": true, "FailedAttachVolume": true, "FailedMapVolume": true}
 
-func (v *volumeEvents) explain(ctx context.Context, pod *corev1.Pod, reason string, hope Hope) (string, Hope) {
+// explain also says whether the reason is a host path that is not there.
+func (v *volumeEvents) explain(ctx context.Context, pod *corev1.Pod, reason string, hope Hope) (string, Hope, bool) {
 	if pod.Spec.NodeName == "" || v.forbidden {
-		return reason, hope
+		return reason, hope, false
 	}
 	if time.Since(v.last) >= volumeEventsEvery {
 		v.last = time.Now()
@@ -320,7 +393,7 @@ func (v *volumeEvents) explain(ctx context.Context, pod *corev1.Pod, reason stri
 			"involvedObject.uid": string(pod.UID), "type": corev1.EventTypeWarning}.String()})
 		if err != nil {
 			v.forbidden = true // or unreadable: the status alone must do
-			return reason, hope
+			return reason, hope, false
 		}
 		var latest *corev1.Event
 		for i := range list.Items {
@@ -333,16 +406,24 @@ func (v *volumeEvents) explain(ctx context.Context, pod *corev1.Pod, reason stri
 			v.found = printers.EscapeTerminal(latest.Reason + ": " + strings.TrimSpace(latest.Message))
 			// A host path that is not there (or not a directory) will not
 			// appear by waiting; an attach or a mount may still succeed.
-			v.hopeless = strings.Contains(latest.Message, "hostPath type check failed")
+			v.hopeless = hostPathTypeCheckFailed(latest.Message)
 		}
 	}
 	switch {
 	case v.found == "":
-		return reason, hope
+		return reason, hope, false
 	case v.hopeless:
-		return v.found, Hopeless
+		return v.found, Hopeless, true
 	}
-	return v.found, Retrying
+	return v.found, Retrying, false
+}
+
+// hostPathTypeCheckFailed reads the kubelet's FailedMount event of a
+// hostPath volume whose type (Directory, File, ...) its path does not
+// have: the kubelet gives that only in words (pkg/volume/hostpath's
+// checkType: "hostPath type check failed: PATH is not a directory").
+func hostPathTypeCheckFailed(message string) bool {
+	return strings.Contains(message, "hostPath type check failed")
 }
 
 func eventTime(e *corev1.Event) time.Time {

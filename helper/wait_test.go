@@ -2,6 +2,7 @@ package helper
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -133,8 +134,20 @@ func TestWaitRunning(t *testing.T) {
 		client := fake.NewClientset()
 		statusSequence(client, pull)
 		_, err := WaitRunning(t.Context(), client.CoreV1(), "ci", "p", "inputs", WaitOptions{Interval: time.Millisecond, Patient: true, Timeout: 20 * time.Millisecond})
-		if err == nil || !strings.Contains(err.Error(), "did not start within 20ms: ErrImagePull: no such image") {
-			t.Errorf("WaitRunning() = %v", err)
+		if err == nil || !strings.Contains(err.Error(), "did not start within 20ms: ErrImagePull: no such image") || !errors.Is(err, ErrTimedOut) {
+			t.Errorf("WaitRunning() = %v, want ErrTimedOut saying what it waited for", err)
+		}
+	})
+	t.Run("unschedulable", func(t *testing.T) {
+		client := fake.NewClientset()
+		statusSequence(client, func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+				Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available"}}
+		})
+		_, err := WaitRunning(t.Context(), client.CoreV1(), "ci", "p", "inputs", WaitOptions{Interval: time.Millisecond, Timeout: 20 * time.Millisecond})
+		if !errors.Is(err, ErrUnschedulable) || !errors.Is(err, ErrTimedOut) || errors.Is(err, ErrHostPathMissing) ||
+			err.Error() != "container inputs of pod ci/p did not start within 20ms: unschedulable: 0/3 nodes are available" {
+			t.Errorf("WaitRunning() = %v, want ErrUnschedulable and ErrTimedOut", err)
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
@@ -142,8 +155,8 @@ func TestWaitRunning(t *testing.T) {
 		statusSequence(client, pull)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if _, err := WaitRunning(ctx, client.CoreV1(), "ci", "p", "inputs", WaitOptions{Patient: true}); err == nil {
-			t.Error("WaitRunning() with a cancelled context = nil")
+		if _, err := WaitRunning(ctx, client.CoreV1(), "ci", "p", "inputs", WaitOptions{Patient: true}); !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimedOut) {
+			t.Errorf("WaitRunning() with a cancelled context = %v, want context.Canceled", err)
 		}
 	})
 }

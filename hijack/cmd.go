@@ -6,9 +6,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
-
-	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
 var (
@@ -57,26 +55,15 @@ var (
 func NewCmdHijack(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
 	o := NewHijackOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "hijack [flags] [-- COMMAND [ARGS...]]",
-		Aliases:               []string{"intercept", "i"},
-		Short:                 "Run a shell or command in the container of a build step",
-		Long:                  hijackLong,
-		Example:               hijackExample,
-		DisableFlagsInUseLine: true,
-		RunE: func(c *cobra.Command, args []string) error {
-			if err := o.Complete(getter, c, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return cmderr.Usage(err)
-			}
-			return o.Run(c.Context())
-		},
+		Use:     "hijack [flags] [-- COMMAND [ARGS...]]",
+		Aliases: []string{"intercept", "i"},
+		Short:   "Run a shell or command in the container of a build step",
+		Long:    hijackLong,
+		Example: hijackExample,
 	}
 	// As in kubectl exec, flags end at the command: `hijack -s x ls -l`
 	// runs `ls -l`.
 	cmd.Flags().SetInterspersed(false)
 	o.AddFlags(cmd)
-	complete.Register(cmd, getter)
-	return cmd
+	return kernel.Wire(cmd, getter, o)
 }

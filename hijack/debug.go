@@ -133,7 +133,7 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 			image = o.HelperImage
 			continue
 		}
-		if err != nil && len(emptyDirs) > 0 && strings.Contains(err.Error(), "hostPath type check failed") {
+		if err != nil && len(emptyDirs) > 0 && errors.Is(err, helper.ErrHostPathMissing) {
 			return fmt.Errorf("debug copy: %w; the kubelet of node %s does not keep pod %s under %s: %s", err,
 				printers.EscapeTerminal(orig.Spec.NodeName), printers.EscapeTerminal(orig.Name), printers.EscapeTerminal(root.Dir),
 				printers.EscapeTerminal(root.Remedy()))

@@ -140,7 +140,7 @@ func TestDebugCopy(t *testing.T) {
 			}
 			sessions := ex.sessions()
 			if len(sessions) != 2 || sessions[1].Pod != created.Name ||
-				!equal(sessions[1].Command, toolboxCommand(nil, "/tmp/build/abc", "xterm-256color", helper.ToolboxBin)) {
+				!equal(sessions[1].Command, reportedArgv(toolboxCommand(nil, "/tmp/build/abc", "xterm-256color", helper.ToolboxBin))) {
 				t.Errorf("exec %+v", ex.got)
 			}
 			if !strings.Contains(errOut.String(), "emptyDir work starts empty: the kubelet of node node-1 removed it") {
@@ -232,6 +232,33 @@ func TestDebugImagePullFails(t *testing.T) {
 	}
 	if _, err := client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "ci", "copy"); err == nil {
 		t.Error("copy left behind after a failure")
+	}
+}
+
+// A copy whose node has no such kubelet directory (a wrong --kubelet-dir)
+// fails at once with the kubelet's own words and says what to do, read
+// from the wait's typed error, not its text.
+func TestDebugCopyWrongKubeletDir(t *testing.T) {
+	ex := &fakeExecutor{}
+	missing := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: "copy.1"}, Type: corev1.EventTypeWarning, Reason: "FailedMount",
+		Message:        `MountVolume.SetUp failed for volume "kubectl-concourse-node" : hostPath type check failed: /wrong/pods/u1/volumes/kubernetes.io~empty-dir is not a directory`,
+		InvolvedObject: corev1.ObjectReference{UID: "u-copy"}, LastTimestamp: metav1.Now()}
+	o, client, _, _ := newOptions(t, ex, missing, stepPod("unit-42", "test", "42", "unit", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }))
+	client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		a.(k8stesting.CreateAction).GetObject().(*corev1.Pod).Name = "copy"
+		return false, nil, nil
+	})
+	client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() != "copy" {
+			return false, nil, nil
+		}
+		return true, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "copy", Namespace: "ci", UID: "u-copy"},
+			Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{Phase: corev1.PodPending}}, nil
+	})
+	o.Target, o.Debug, o.KubeletDir = selector.Target{Job: "main/test", Build: "42", Step: "unit"}, true, "/wrong"
+	err := o.Run(t.Context())
+	if !errors.Is(err, helper.ErrHostPathMissing) || !strings.Contains(err.Error(), "the kubelet of node node-1 does not keep pod unit-42 under /wrong") {
+		t.Fatalf("Run() = %v, want the missing host path explained", err)
 	}
 }
 

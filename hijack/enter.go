@@ -23,6 +23,14 @@ import (
 // directory of the plugin's own tools in the container (a copy's toolbox):
 // its sh starts the session, and its applets come after the image's own on
 // PATH. The remote exit status comes back as a cmderr.Status.
+//
+// Without a TTY the session runs under podexec's exit reporter, so that a
+// connection that drops (which client-go hears as a success) fails instead
+// of exiting 0; its stderr reaches the user without the report. A TTY
+// merges stderr into stdout, where the report could not be told from the
+// session's output, so a terminal session goes without it, as do a
+// command started without sh and a Windows container's, which have no sh
+// to report with.
 func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, workingDir, tools string) error {
 	dir := workingDir
 	if o.workDirSet {
@@ -35,10 +43,10 @@ func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, w
 		}
 		if tools != "" {
 			req.Command = toolboxCommand(o.Command, dir, o.Term, tools)
-			return o.execError(ctx, o.Executor.Exec(ctx, req, s, resize), pod, container)
+			return o.execError(ctx, o.execShell(ctx, req, s, resize), pod, container)
 		}
 		req.Command = remoteCommand(o.Command, dir, o.Term)
-		err := o.Executor.Exec(ctx, req, s, resize)
+		err := o.execShell(ctx, req, s, resize)
 		if err == nil || !podexec.ExecutableMissing(err) {
 			return o.execError(ctx, err, pod, container)
 		}
@@ -63,6 +71,17 @@ func (o *HijackOptions) enter(ctx context.Context, pod *corev1.Pod, container, w
 		req.Command = o.Command
 		return o.execError(ctx, o.Executor.Exec(ctx, req, s, resize), pod, container)
 	})
+}
+
+// execShell runs req, whose command is `SH -c SCRIPT NAME ARGS...`, under
+// the exit reporter (on both streams: both are the user's) unless it asks
+// for a TTY.
+func (o *HijackOptions) execShell(ctx context.Context, req podexec.Request, s podexec.Streams, resize remotecommand.TerminalSizeQueue) error {
+	if req.TTY {
+		return o.Executor.Exec(ctx, req, s, resize)
+	}
+	req.Command = podexec.SessionCommand(req.Command[0], req.Command[2], req.Command[4:]...)
+	return podexec.ExecSession(ctx, o.Executor, req, s, resize)
 }
 
 // enterWindows runs the command as is (default cmd.exe, with no fallback):
@@ -130,7 +149,7 @@ func (o *HijackOptions) execError(ctx context.Context, err error, pod *corev1.Po
 		return st
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("session ended: %w", context.Cause(ctx))
+		return cmderr.Interruption(ctx) // the session's end, not a failure of its own
 	}
 	err = cmderr.ExplainForbidden(err, pod.Namespace, "create", "pods/exec")
 	return fmt.Errorf("exec in container %s of pod %s: %w", printers.EscapeTerminal(container), printers.EscapeTerminal(pod.Namespace+"/"+pod.Name), err)

@@ -31,11 +31,15 @@ import (
 // session: "stop" or "release") is answered as a keeper would, with success,
 // and leaves the scripted results to the other calls.
 type fakeExecutor struct {
-	mu      sync.Mutex
-	got     []podexec.Request
-	stdin   []string
-	stdout  string
-	results []error
+	mu     sync.Mutex
+	got    []podexec.Request
+	stdin  []string
+	stdout string
+	stderr string // written by every session before it ends
+	// cutSilently ends every session as a dropped connection can: a
+	// success without the script's exit report.
+	cutSilently bool
+	results     []error
 }
 
 func (f *fakeExecutor) Exec(_ context.Context, r podexec.Request, s podexec.Streams, _ remotecommand.TerminalSizeQueue) error {
@@ -54,6 +58,12 @@ func (f *fakeExecutor) Exec(_ context.Context, r podexec.Request, s podexec.Stre
 	if s.Out != nil {
 		_, _ = io.WriteString(s.Out, f.stdout)
 	}
+	if s.ErrOut != nil {
+		_, _ = io.WriteString(s.ErrOut, f.stderr)
+	}
+	if f.cutSilently {
+		return nil
+	}
 	if len(f.results) == 0 {
 		return f.exited(r, s, nil)
 	}
@@ -64,13 +74,21 @@ func (f *fakeExecutor) Exec(_ context.Context, r podexec.Request, s podexec.Stre
 	return f.exited(r, s, err)
 }
 
-// exited ends a script's exec that succeeds as its shell would: saying so
-// last on stderr (podexec.ExitReport).
+// exited ends a script's or a session's exec that succeeds as its shell
+// would: saying so last on stderr (podexec.ExitReport), and on stdout too
+// for a session.
 func (f *fakeExecutor) exited(r podexec.Request, s podexec.Streams, err error) error {
-	if _, _, script := podexec.ScriptOf(r.Command); script && err == nil && s.ErrOut != nil {
+	_, _, script := podexec.ScriptOf(r.Command)
+	if err != nil || !script && !podexec.IsSession(r.Command) {
+		return err
+	}
+	if podexec.IsSession(r.Command) && s.Out != nil {
+		_, _ = io.WriteString(s.Out, podexec.ExitReport(0))
+	}
+	if s.ErrOut != nil {
 		_, _ = io.WriteString(s.ErrOut, podexec.ExitReport(0))
 	}
-	return err
+	return nil
 }
 
 // tethers are the recorded requests that tied a helper's keeper, and what
@@ -135,8 +153,20 @@ func newOptions(t *testing.T, ex *fakeExecutor, objs ...runtime.Object) (*Hijack
 	return o, client, &out, &errOut
 }
 
+// shellArgv is the start script's argv for a session without a TTY: under
+// the exit reporter.
 func shellArgv(term, dir, flag string, argv ...string) []string {
+	return reportedArgv(ttyArgv(term, dir, flag, argv...))
+}
+
+// ttyArgv is the start script's argv for a terminal session, which cannot
+// carry an exit report: the TTY merges stderr into stdout.
+func ttyArgv(term, dir, flag string, argv ...string) []string {
 	return append([]string{"sh", "-c", startScript, "sh", term, dir, flag}, argv...)
+}
+
+func reportedArgv(argv []string) []string {
+	return podexec.SessionCommand(argv[0], argv[2], argv[4:]...)
 }
 
 func TestRun(t *testing.T) {
@@ -166,7 +196,7 @@ func TestRun(t *testing.T) {
 			name:  "terminal gets a TTY",
 			setup: func(o *HijackOptions) { o.isTerminal = func(any) bool { return true } },
 			wantReqs: []podexec.Request{{Namespace: "ci", Pod: "unit-42", Container: "main", Stdin: true, TTY: true,
-				Command: shellArgv("xterm-256color", "/tmp/build/abc", "default", "bash")}},
+				Command: ttyArgv("xterm-256color", "/tmp/build/abc", "default", "bash")}},
 		},
 		{
 			name:     "remote exit status is ours",
@@ -302,6 +332,52 @@ func TestRunStreamsStdin(t *testing.T) {
 	}
 	if ex.stdin[0] != "echo hi\n" || out.String() != "ok\n" {
 		t.Errorf("stdin %q, stdout %q", ex.stdin[0], out.String())
+	}
+}
+
+// A session without a TTY runs under the exit reporter: a connection that
+// drops silently (client-go hears it as a success) fails instead of exiting
+// 0, and the session's own stderr reaches the user without the report.
+func TestRunExitReport(t *testing.T) {
+	tests := []struct {
+		name        string
+		stdout      string // after "out\n"
+		stderr      string
+		cutSilently bool
+		results     []error
+		wantStderr  string
+		wantExit    int  // the session's status (a cmderr.Status)
+		wantLost    bool // podexec.ErrExitLost
+	}{
+		{name: "success", stderr: "warn: x", wantStderr: "warn: x"}, // the fake reports success
+		{name: "the session's status", stderr: "boom\n" + podexec.ExitReport(5), results: []error{exitCode(5)}, wantStderr: "boom\n", wantExit: 5},
+		{name: "a status lost after the report", stdout: podexec.ExitReport(5), stderr: "boom\n" + podexec.ExitReport(5), cutSilently: true, wantStderr: "boom\n", wantExit: 5},
+		{name: "cut silently", stderr: "half", cutSilently: true, wantStderr: "half", wantLost: true},
+		{name: "stdout cut silently, stderr whole", stderr: "warn\n" + podexec.ExitReport(0), cutSilently: true, wantStderr: "warn\n", wantLost: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := &fakeExecutor{stdout: "out\n" + tt.stdout, stderr: tt.stderr, cutSilently: tt.cutSilently, results: tt.results}
+			o, _, out, errOut := newOptions(t, ex, stepPod("unit-42", "test", "42", "unit"))
+			o.Target = selector.Target{Job: "main/test", Build: "42", Step: "unit"}
+			o.Command = []string{"make", "check"}
+			err := o.Run(t.Context())
+			switch {
+			case tt.wantLost:
+				if !errors.Is(err, podexec.ErrExitLost) || strings.Contains(err.Error(), "\n") {
+					t.Errorf("Run() = %v, want one line saying the connection was lost", err)
+				}
+			case tt.wantExit != 0:
+				if exitStatusOf(err) != tt.wantExit {
+					t.Errorf("Run() = %v, want exit status %d", err, tt.wantExit)
+				}
+			case err != nil:
+				t.Errorf("Run() = %v, want success", err)
+			}
+			if out.String() != "out\n" || errOut.String() != tt.wantStderr {
+				t.Errorf("stdout %q, stderr %q; want %q, %q", out.String(), errOut.String(), "out\n", tt.wantStderr)
+			}
+		})
 	}
 }
 

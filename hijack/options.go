@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -16,8 +15,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -60,8 +59,8 @@ func (o *HijackOptions) AddFlags(cmd *cobra.Command) {
 	fs.StringVarP(&o.WorkDir, "workdir", "w", o.WorkDir, "Directory to start in (default: the step's working directory)")
 	fs.BoolVar(&o.Debug, "debug", o.Debug, "Enter through a debug container: an ephemeral container next to a running step, or a copy of a finished step's pod from its image, with its volumes")
 	fs.StringVar(&o.DebugImage, "debug-image", o.DebugImage, "Image of the debug container (default: --helper-image next to a running step, the step's own image for a copy of a finished one)")
-	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image with a static busybox: the debug container next to a running step, the tools a copy brings along, and the copy's image when the step's cannot run")
-	fs.StringVar(&o.KubeletDir, "kubelet-dir", o.KubeletDir, "Root directory of the kubelet on a finished step's node, where its emptyDirs are (default: asked of the kubelet, which needs get on nodes/proxy, else "+helper.DefaultKubeletDir+")")
+	kernel.AddHelperImageFlag(fs, &o.HelperImage, "Image with a static busybox: the debug container next to a running step, the tools a copy brings along, and the copy's image when the step's cannot run")
+	kernel.AddKubeletDirFlag(fs, &o.KubeletDir)
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "With --debug on a finished step, keep the copy pod after the session")
 }
 
@@ -76,7 +75,7 @@ func (o *HijackOptions) Complete(getter genericclioptions.RESTClientGetter, cmd 
 	if o.isTerminal == nil {
 		o.isTerminal = printers.IsTerminal
 	}
-	if err := o.Connection.Complete(getter); err != nil {
+	if err := kernel.Connect(getter, &o.Connection); err != nil {
 		return err
 	}
 	if o.askKubelet == nil {
@@ -90,11 +89,11 @@ func (o *HijackOptions) Validate() error {
 	if err := o.Target.Validate(); err != nil {
 		return err
 	}
-	if o.HelperImage == "" {
-		return errors.New("--helper-image must name an image")
+	if err := kernel.ValidateHelperImage(o.HelperImage); err != nil {
+		return err
 	}
-	if o.KubeletDir != "" && !path.IsAbs(o.KubeletDir) {
-		return fmt.Errorf("--kubelet-dir %q must be an absolute path", o.KubeletDir)
+	if err := kernel.ValidateKubeletDir(o.KubeletDir); err != nil {
+		return err
 	}
 	if o.Keep && !o.Debug {
 		return errors.New("--keep applies to --debug only")
@@ -104,17 +103,9 @@ func (o *HijackOptions) Validate() error {
 
 // Run finds the step, lets the user choose when several match, and enters it.
 func (o *HijackOptions) Run(ctx context.Context) error {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
-	if err != nil {
-		ns, verb := o.Target.Access(o.Namespace)
-		return cmderr.ExplainForbidden(err, ns, verb, "pods")
-	}
-	m, err := selector.Choose(ms, o.In, o.ErrOut, o.terminal(o.In))
-	if errors.Is(err, selector.ErrNoChoice) {
-		return nil // dismissing fly's chooser is not an error either
-	}
-	if err != nil {
-		return err
+	m, err := kernel.ResolveOne(ctx, o.Client.CoreV1(), o.Namespace, o.Target, o.In, o.ErrOut, o.terminal(o.In))
+	if err != nil || m == nil {
+		return err // nil: fly's chooser was dismissed, which is not an error either
 	}
 	if o.Debug {
 		return o.runDebug(ctx, m)

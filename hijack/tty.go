@@ -3,12 +3,14 @@ package hijack
 import (
 	"context"
 	"os"
+	"syscall"
 
 	mobyterm "github.com/moby/term"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/kubectl/pkg/util/interrupt"
 	"k8s.io/kubectl/pkg/util/term"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
@@ -27,15 +29,24 @@ func (o *HijackOptions) withTerminal(ctx context.Context, fn sessionFunc) error 
 	if !o.terminal(o.In) || !o.terminal(o.Out) {
 		return fn(ctx, false, podexec.Streams{In: o.In, Out: o.Out, ErrOut: o.ErrOut}, nil)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	in, out := o.In, o.Out
 	if in == os.Stdin && out == os.Stdout {
 		// The right console handles on Windows; the same files elsewhere.
 		stdin, stdout, _ := mobyterm.StdStreams()
 		in, out = stdin, stdout
 	}
-	t := term.TTY{In: in, Out: out, Raw: true, Parent: interrupt.New(func(os.Signal) { cancel() })}
+	// kubectl's terminal restore catches the signals cli also hears: the
+	// session ends with the same interruption cli would give it.
+	stop := func(sig os.Signal) {
+		if s, ok := sig.(syscall.Signal); ok {
+			cancel(cmderr.Interrupted{Signal: s})
+			return
+		}
+		cancel(nil)
+	}
+	t := term.TTY{In: in, Out: out, Raw: true, Parent: interrupt.New(stop)}
 	var resize remotecommand.TerminalSizeQueue
 	if q := t.MonitorSize(t.GetSize()); q != nil {
 		// Before Safe, so that restoring the terminal also stops the monitor.

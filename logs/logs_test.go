@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -168,5 +169,86 @@ func TestFollowABuild(t *testing.T) {
 	slices.Sort(got)
 	if strings.Join(got, "|") != "compile | fake logs|test    | fake logs" {
 		t.Errorf("stdout %q", out.String())
+	}
+}
+
+// Following a build whose pods have all ended prints what there is and
+// exits once no next step came for --settle; a step that comes in time is
+// followed too.
+func TestFollowAFinishedBuild(t *testing.T) {
+	ended := func(p *corev1.Pod, at time.Time) *corev1.Pod {
+		p.Status.Phase = corev1.PodSucceeded
+		p.Status.ContainerStatuses[0].State.Terminated.FinishedAt = metav1.NewTime(at)
+		return p
+	}
+	tests := []struct {
+		name string
+		pods []runtime.Object
+		want string // stdout, sorted by line
+	}{
+		{"ended long ago", []runtime.Object{ended(stepPod("compile-1", "compile", "1", t0), t0.Add(time.Second)),
+			ended(stepPod("test-1", "test", "1", t0.Add(time.Minute)), t0.Add(2*time.Minute))},
+			"compile | fake logs|test    | fake logs"},
+		{"ended just now", []runtime.Object{ended(stepPod("compile-1", "compile", "1", t0), time.Now())},
+			"compile | fake logs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, out, errOut := newOptions(tt.pods...)
+			o.Target, o.Follow, o.Settle = selector.Target{Job: "main/test", Build: "7"}, true, 200*time.Millisecond
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := o.Run(ctx); err != nil {
+				t.Fatalf("Run() = %v, want the end of the build", err)
+			}
+			got := strings.Split(strings.TrimSpace(out.String()), "\n")
+			slices.Sort(got)
+			if strings.Join(got, "|") != tt.want || errOut.Len() > 0 {
+				t.Errorf("stdout %q, stderr %q; want %q", out.String(), errOut.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestBuildEnd(t *testing.T) {
+	now := t0.Add(time.Hour)
+	clk := clocktesting.NewFakeClock(now)
+	running := stepPod("a", "a", "1", t0)
+	running.Status.Phase = corev1.PodRunning
+	done := func(name string, at time.Time) *corev1.Pod {
+		p := stepPod(name, name, "1", t0)
+		p.Status.Phase = corev1.PodFailed
+		p.Status.ContainerStatuses[0].State.Terminated.FinishedAt = metav1.NewTime(at)
+		return p
+	}
+	b := newBuildEnd(10*time.Second, clk)
+	if b.over() {
+		t.Fatal("over() with no pod seen")
+	}
+	b.see(running, false)
+	b.see(done("b", now.Add(-time.Hour)), false)
+	if b.over() || b.settled() != nil {
+		t.Fatal("over() while a pod runs, or a timer armed")
+	}
+	b.see(done("a", now.Add(-4*time.Second)), false)
+	if b.over() || b.settled() == nil {
+		t.Fatal("over() before --settle after the last end, or no timer")
+	}
+	clk.Step(6 * time.Second)
+	if !b.over() {
+		t.Error("not over() --settle after the last end")
+	}
+	b.see(stepPod("c", "c", "1", time.Time{}), false) // a next step comes
+	if b.over() || b.settled() != nil {
+		t.Error("over() with a step to come")
+	}
+	b.see(stepPod("c", "c", "1", time.Time{}), true) // deleted before it ran: ended now
+	clk.Step(9 * time.Second)
+	if b.over() {
+		t.Error("over() before --settle after a deleted pod")
+	}
+	clk.Step(time.Second)
+	if !b.over() {
+		t.Error("not over() --settle after a deleted pod")
 	}
 }

@@ -8,18 +8,18 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"time"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -36,37 +36,25 @@ type LogsOptions struct {
 	AllAttempts bool
 	Prefix      bool // a prefix even on one step's log
 	Color       string
+	Settle      time.Duration // -f of a whole build: how long after its pods ended to wait for a next step
 
-	Namespace string
-	Client    kubernetes.Interface
+	kernel.Cluster
 	// IsTerminal decides --color auto, for a writer.
 	IsTerminal func(io.Writer) bool
+	Clock      clock.Clock // --settle's timer
 }
 
 // NewLogsOptions sets every default.
 func NewLogsOptions(streams genericiooptions.IOStreams) *LogsOptions {
-	return &LogsOptions{IOStreams: streams, Tail: -1, Color: "auto"}
+	return &LogsOptions{IOStreams: streams, Tail: -1, Color: "auto", Settle: DefaultSettle, Clock: clock.RealClock{}}
 }
 
 // Complete reads the namespace and builds the client when not preset.
-func (o *LogsOptions) Complete(getter genericclioptions.RESTClientGetter) error {
-	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return fmt.Errorf("namespace: %w", err)
-	}
-	o.Namespace = ns
+func (o *LogsOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	if o.IsTerminal == nil {
 		o.IsTerminal = printers.AllowsColorOutput
 	}
-	if o.Client != nil {
-		return nil
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return err
-	}
-	o.Client, err = kubernetes.NewForConfig(config)
-	return err
+	return o.Cluster.Complete(getter)
 }
 
 // Validate checks the flags; it calls no API.
@@ -76,10 +64,13 @@ func (o *LogsOptions) Validate() error {
 		return errors.New("--tail must be -1 (all) or more")
 	case o.Since < 0:
 		return errors.New("--since must not be negative")
+	case o.Settle < 0:
+		return errors.New("--settle must not be negative")
 	case o.AllAttempts && o.Target.Attempt != "":
 		return errors.New("-a/--all-attempts and --attempt contradict each other")
-	case !slices.Contains([]string{"auto", "always", "never"}, o.Color):
-		return fmt.Errorf("--color %q: want auto, always or never", o.Color)
+	}
+	if err := kernel.ValidateColor(o.Color); err != nil {
+		return err
 	}
 	return o.Target.Validate()
 }
@@ -87,10 +78,9 @@ func (o *LogsOptions) Validate() error {
 // Run finds the steps and prints their logs: one after the other in the
 // order they started, or, with -f, as they come.
 func (o *LogsOptions) Run(ctx context.Context) error {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
+	ms, err := kernel.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
-		ns, verb := o.Target.Access(o.Namespace)
-		return cmderr.ExplainForbidden(err, ns, verb, "pods")
+		return err
 	}
 	byName := o.Target.Pod != "" || o.Target.Handle != ""
 	if !byName {
@@ -102,8 +92,8 @@ func (o *LogsOptions) Run(ctx context.Context) error {
 		ms = lastAttempts(ms)
 	}
 	sortByStart(ms)
-	// A whole build is followed until interrupted, as stern does: its
-	// next steps' pods may come at any time.
+	// A whole build is followed until interrupted, as stern does (its
+	// next steps' pods may come at any time), or until it is over.
 	watchBuild := o.Follow && !byName && o.Target.Step == "" && o.Target.Container == ""
 	p := o.newPrinter(ms, watchBuild)
 	if !o.Follow {

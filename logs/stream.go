@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -44,7 +45,7 @@ type printer struct {
 }
 
 func (o *LogsOptions) newPrinter(ms []selector.Match, follow bool) *printer {
-	colour := o.Color == "always" || o.Color == "auto" && o.IsTerminal != nil && o.IsTerminal(o.Out)
+	colour := kernel.UseColor(o.Color, o.IsTerminal, o.Out)
 	p := &printer{out: o.Out, prefix: o.Prefix || len(ms) > 1 || follow, colour: colour, allAttempts: o.AllAttempts,
 		labels: map[string]string{}, taken: map[string]bool{}}
 	for _, m := range ms {
@@ -202,7 +203,7 @@ func describe(m selector.Match) string {
 
 // follow streams the steps' logs as they come: each once its container has
 // started, until it ends. With watchBuild, the build's pods are watched
-// for steps to come, until ctx ends (Ctrl-C).
+// for steps to come, until ctx ends (Ctrl-C) or the build is over.
 func (o *LogsOptions) follow(ctx context.Context, p *printer, ms []selector.Match, watchBuild bool) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -273,20 +274,27 @@ func (o *LogsOptions) stream(ctx context.Context, p *printer, m selector.Match) 
 }
 
 // watchBuild tells start of every step container of the build's pods, as
-// they come, until ctx ends.
+// they come, until ctx ends or the build is over (buildEnd).
 func (o *LogsOptions) watchBuild(ctx context.Context, latest selector.Match, start func(selector.Match)) error {
 	pods := o.Client.CoreV1().Pods(latest.Pod.Namespace)
 	opts := metav1.ListOptions{LabelSelector: selector.BuildSelector(latest)}
+	end := newBuildEnd(o.Settle, o.Clock)
+	defer end.stop()
 	for {
 		list, err := pods.List(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("list the build's pods: %w", cmderr.ExplainForbidden(err, latest.Pod.Namespace, "list", "pods"))
 		}
+		end.forget()
 		for i := range list.Items {
 			o.startSteps(&list.Items[i], start)
+			end.see(&list.Items[i], false)
 		}
 		rv := list.ResourceVersion
 		for {
+			if end.over() {
+				return nil
+			}
 			w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: opts.LabelSelector, ResourceVersion: rv, AllowWatchBookmarks: true})
 			if err != nil {
 				if ctx.Err() != nil {
@@ -294,37 +302,57 @@ func (o *LogsOptions) watchBuild(ctx context.Context, latest selector.Match, sta
 				}
 				return fmt.Errorf("watch the build's pods: %w", cmderr.ExplainForbidden(err, latest.Pod.Namespace, "watch", "pods"))
 			}
-			gone := o.watchEvents(ctx, w, &rv, start)
+			ended := o.watchEvents(ctx, w, &rv, start, end)
 			w.Stop()
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || ended == buildOver {
 				return nil
 			}
-			if gone {
+			if ended == watchGone {
 				break
 			}
 		}
 	}
 }
 
+// watchEnd is why watchEvents returned.
+type watchEnd int
+
+const (
+	watchClosed watchEnd = iota // the server ended the watch, or ctx ended
+	watchGone                   // the resource version is too old: list again
+	buildOver
+)
+
 // watchEvents starts the steps of the pods w tells of, and keeps rv at the
 // last resource version seen, until w ends, ctx ends (a watcher need not
-// end with its context) or the resource version is too old (gone).
-func (o *LogsOptions) watchEvents(ctx context.Context, w watch.Interface, rv *string, start func(selector.Match)) (gone bool) {
+// end with its context), the resource version is too old, or the build is
+// over.
+func (o *LogsOptions) watchEvents(ctx context.Context, w watch.Interface, rv *string, start func(selector.Match), end *buildEnd) watchEnd {
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return watchClosed
+		case <-end.settled():
+			if end.over() {
+				return buildOver
+			}
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return false
+				return watchClosed
 			}
 			if ev.Type == watch.Error {
-				return true
+				return watchGone
 			}
 			if pod, ok := ev.Object.(*corev1.Pod); ok {
 				*rv = pod.ResourceVersion
 				if ev.Type == watch.Added || ev.Type == watch.Modified {
 					o.startSteps(pod, start)
+				}
+				if ev.Type != watch.Bookmark {
+					end.see(pod, ev.Type == watch.Deleted)
+				}
+				if end.over() {
+					return buildOver
 				}
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -35,7 +36,7 @@ func (o *AbortBuildOptions) Validate() error {
 // Concourse records of the build is its runtime's business: the runtime
 // sees its step pods deleted, as when a worker loses them.
 func (o *AbortBuildOptions) Run(ctx context.Context) error {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
+	ms, err := kernel.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
 		return err
 	}

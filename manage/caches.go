@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -131,10 +134,14 @@ func versionMatches(raw string, want map[string]string) bool {
 
 // clear deletes the cache PVCs of volumeType that scope and keep select,
 // after the warning and the confirmation, each only if it is still the
-// PVC that was listed, and prints fly's "N caches removed".
+// PVC that was listed, waits until they are gone, as kubectl delete does,
+// and prints fly's "N caches removed". A claim that a pod still uses stays
+// (Terminating) until the pod ends: that is said, naming the pod, and not
+// counted as removed.
 func (o *Options) clear(ctx context.Context, scope selector.Scope, volumeType, warning string, keep func(*corev1.PersistentVolumeClaim) bool) error {
 	pvcs := o.Client.CoreV1().PersistentVolumeClaims(o.Namespace)
-	list, err := pvcs.List(ctx, metav1.ListOptions{LabelSelector: scope.Selector(selector.VolumesOfType(volumeType))})
+	opts := metav1.ListOptions{LabelSelector: scope.Selector(selector.VolumesOfType(volumeType))}
+	list, err := pvcs.List(ctx, opts)
 	if err != nil {
 		return cmderr.ExplainForbidden(fmt.Errorf("list persistentvolumeclaims: %w", err), o.Namespace, "list", "persistentvolumeclaims")
 	}
@@ -151,16 +158,98 @@ func (o *Options) clear(ctx context.Context, scope selector.Scope, volumeType, w
 			return err
 		}
 	}
-	removed := 0
+	var deleted []corev1.PersistentVolumeClaim
 	for _, pvc := range caches {
 		err := pvcs.Delete(ctx, pvc.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pvc.UID}})
 		if err != nil {
-			return cmderr.ExplainForbidden(fmt.Errorf("delete persistentvolumeclaim %s: %w (%d caches removed)", pvc.Name, err, removed),
-				o.Namespace, "delete", "persistentvolumeclaims")
+			err = cmderr.ExplainForbidden(fmt.Errorf("delete persistentvolumeclaim %s: %w", pvc.Name, err), o.Namespace, "delete", "persistentvolumeclaims")
+			if len(deleted) == 0 {
+				return err
+			}
+			return errors.Join(err, o.waitRemoved(ctx, opts, deleted))
 		}
-		removed++
+		deleted = append(deleted, pvc)
 		fmt.Fprintf(o.Out, "persistentvolumeclaim/%s deleted\n", pvc.Name)
 	}
-	fmt.Fprintf(o.Out, "%d caches removed\n", removed)
-	return nil
+	return o.waitRemoved(ctx, opts, deleted)
+}
+
+// waitRemoved waits until the deleted claims are gone (a LIST as the one
+// that found them, every pollInterval, for at most Options.DeleteTimeout),
+// prints fly's "N caches removed" of those that are, and fails naming
+// those that are not: the pod that still uses one, which holds it until it
+// ends (the API server's pvc-protection), or the claim still Terminating.
+func (o *Options) waitRemoved(ctx context.Context, opts metav1.ListOptions, deleted []corev1.PersistentVolumeClaim) error {
+	pvcs := o.Client.CoreV1().PersistentVolumeClaims(o.Namespace)
+	left := deleted
+	held := map[string]string{} // claim -> a pod that uses it
+	deadline := time.Now().Add(o.DeleteTimeout)
+	for first := true; ; first = false {
+		list, err := pvcs.List(ctx, opts)
+		if err != nil {
+			return cmderr.ExplainForbidden(fmt.Errorf("list persistentvolumeclaims: %w", err), o.Namespace, "list", "persistentvolumeclaims")
+		}
+		left = stillThere(left, list.Items)
+		if first && len(left) > 0 {
+			// A claim in use stays until its pod ends: no wait helps.
+			held = o.holders(ctx, left)
+		}
+		waiting := slices.ContainsFunc(left, func(pvc corev1.PersistentVolumeClaim) bool { return held[pvc.Name] == "" })
+		if !waiting || !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return cmderr.Interruption(ctx)
+		case <-time.After(pollInterval):
+		}
+	}
+	fmt.Fprintf(o.Out, "%d caches removed\n", len(deleted)-len(left))
+	var errs []error
+	for _, pvc := range left {
+		if pod := held[pvc.Name]; pod != "" {
+			errs = append(errs, fmt.Errorf("persistentvolumeclaim %s is still in use by pod %s: it is removed when the pod ends", pvc.Name, pod))
+		} else {
+			errs = append(errs, fmt.Errorf("persistentvolumeclaim %s is still terminating after %s", pvc.Name, o.DeleteTimeout))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pollInterval paces waitRemoved's LISTs.
+const pollInterval = 250 * time.Millisecond
+
+// stillThere is the claims of deleted that items still holds, the same
+// objects (a claim recreated under its name is another cache).
+func stillThere(deleted, items []corev1.PersistentVolumeClaim) []corev1.PersistentVolumeClaim {
+	var left []corev1.PersistentVolumeClaim
+	for _, pvc := range deleted {
+		if slices.ContainsFunc(items, func(i corev1.PersistentVolumeClaim) bool { return i.UID == pvc.UID }) {
+			left = append(left, pvc)
+		}
+	}
+	return left
+}
+
+// holders names, for each of claims, a pod that has not ended and mounts
+// it. Without the right to list pods none is known, and the claims are
+// waited for like the others.
+func (o *Options) holders(ctx context.Context, claims []corev1.PersistentVolumeClaim) map[string]string {
+	held := map[string]string{}
+	pods, err := o.Client.CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return held
+	}
+	for _, pod := range pods.Items {
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for _, v := range pod.Spec.Volumes {
+			if c := v.PersistentVolumeClaim; c != nil && held[c.ClaimName] == "" &&
+				slices.ContainsFunc(claims, func(pvc corev1.PersistentVolumeClaim) bool { return pvc.Name == c.ClaimName }) {
+				held[c.ClaimName] = printers.EscapeTerminal(pod.Namespace + "/" + pod.Name)
+			}
+		}
+	}
+	return held
 }

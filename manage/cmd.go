@@ -1,39 +1,19 @@
 package manage
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
-	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
-// command is a manage command's phases after the shared Complete.
-type command interface {
-	Validate() error
-	Run(context.Context) error
-}
-
-// wire gives cmd the three phases, no positional arguments and completion.
-func wire(cmd *cobra.Command, o *Options, c command, getter genericclioptions.RESTClientGetter) *cobra.Command {
-	cmd.Args, cmd.ValidArgsFunction = cmderr.Args(cobra.NoArgs), cobra.NoFileCompletions
-	cmd.DisableFlagsInUseLine = true
-	cmd.RunE = func(cc *cobra.Command, _ []string) error {
-		if err := o.Complete(getter); err != nil {
-			return err
-		}
-		if err := c.Validate(); err != nil {
-			return cmderr.Usage(err)
-		}
-		return c.Run(cc.Context())
-	}
-	complete.Register(cmd, getter)
-	return cmd
+// wire gives cmd the three phases (Complete is the shared Options'), no
+// positional arguments and completion.
+func wire(cmd *cobra.Command, c kernel.Command, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	return kernel.Wire(kernel.NoArgs(cmd), getter, c)
 }
 
 // addNonInteractive binds fly's --non-interactive. fly's -n is kubectl's
@@ -55,9 +35,11 @@ func NewCmdClearTaskCache(streams genericiooptions.IOStreams, getter genericclio
 			(volume type task-cache, the job's pipeline, instance vars and team, the step's name; with
 			-c only the cache at that path), in the current namespace. Names that are stored encoded
 			are matched exactly through their annotations, so a look-alike pipeline, job or step keeps
-			its caches. It says what it will remove, asks on a terminal unless --non-interactive, and
-			prints each PVC it deleted and fly's "N caches removed". Whether the runtime recreates a
-			deleted cache is up to the runtime.`),
+			its caches. It says what it will remove, asks on a terminal unless --non-interactive,
+			prints each PVC it deleted, waits until they are gone and prints fly's "N caches
+			removed"; a cache that a running pod still uses is removed only when the pod ends, and
+			the command names the pod and fails. Whether the runtime recreates a deleted cache is
+			up to the runtime.`),
 		Example: templates.Examples(`
 			# Clear the caches of step "test" of main/unit
 			kubectl concourse clear-task-cache -j main/unit -s test
@@ -71,7 +53,7 @@ func NewCmdClearTaskCache(streams genericiooptions.IOStreams, getter genericclio
 	fs.StringVarP(&o.CachePath, "cache-path", "c", o.CachePath, "Cache directory to clear out")
 	fs.StringVar(&o.Team, "team", o.Team, "Name of the team to which the pipeline belongs")
 	addNonInteractive(fs, &o.Options, "Destroy the task cache(s)")
-	return wire(cmd, &o.Options, o, getter)
+	return wire(cmd, o, getter)
 }
 
 // NewCmdClearResourceCache is fly clear-resource-cache.
@@ -99,7 +81,7 @@ func NewCmdClearResourceCache(streams genericiooptions.IOStreams, getter generic
 	fs.StringArrayVarP(&o.Version, "version", "v", o.Version, "Version of the resource, as KEY:VALUE (repeat for more keys); without it, every cache of the resource")
 	fs.StringVar(&o.Team, "team", o.Team, "Name of the team to which the pipeline/resource belong")
 	addNonInteractive(fs, &o.Options, "Destroy the resource cache(s)")
-	return wire(cmd, &o.Options, o, getter)
+	return wire(cmd, o, getter)
 }
 
 // NewCmdLandWorker is fly land-worker.
@@ -119,7 +101,7 @@ func NewCmdLandWorker(streams genericiooptions.IOStreams, getter genericclioptio
 			kubectl concourse land-worker -w node-3`),
 	}
 	cmd.Flags().StringVarP(&o.Worker, "worker", "w", o.Worker, "Worker (node) to land")
-	return wire(cmd, &o.Options, o, getter)
+	return wire(cmd, o, getter)
 }
 
 // NewCmdPruneWorker is fly prune-worker.
@@ -146,7 +128,7 @@ func NewCmdPruneWorker(streams genericiooptions.IOStreams, getter genericcliopti
 	fs := cmd.Flags()
 	fs.StringVarP(&o.Worker, "worker", "w", o.Worker, "Worker (node) to prune")
 	fs.BoolVarP(&o.AllStalled, "all-stalled", "a", o.AllStalled, "Prune all stalled workers")
-	return wire(cmd, &o.Options, o, getter)
+	return wire(cmd, o, getter)
 }
 
 // NewCmdAbortBuild is fly abort-build, on the build's pods.
@@ -176,5 +158,5 @@ func NewCmdAbortBuild(streams genericiooptions.IOStreams, getter genericclioptio
 	fs.Lookup("team").Usage = "Name of the team to which the pipeline belongs"
 	fs.Lookup("all-namespaces").Usage = "Look for the build in every namespace"
 	addNonInteractive(fs, &o.Options, "Delete the pods")
-	return wire(cmd, &o.Options, o, getter)
+	return wire(cmd, o, getter)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -27,7 +28,7 @@ func testOptions(stdin string, terminal bool, objs ...runtime.Object) (Options, 
 	streams, in, out, _ := genericiooptions.NewTestIOStreams()
 	in.WriteString(stdin)
 	client := fake.NewClientset(objs...)
-	return Options{IOStreams: streams, Connection: podexec.Connection{Namespace: "ci", Client: client}, IsTerminal: func(io.Reader) bool { return terminal }}, client, out
+	return Options{IOStreams: streams, Cluster: kernel.Cluster{Namespace: "ci", Client: client}, IsTerminal: func(io.Reader) bool { return terminal }}, client, out
 }
 
 func cache(name, volumeType string, names, annotations map[string]string) *corev1.PersistentVolumeClaim {
@@ -109,6 +110,65 @@ func TestClearTaskCache(t *testing.T) {
 			// fly's warning first (fly/commands/clear_task_cache.go:38-44).
 			if !strings.HasPrefix(out.String(), "!!! this will remove the task cache(s) for `") && tt.wantOut != "0 caches removed\n" {
 				t.Errorf("no fly warning:\n%s", out)
+			}
+			if !strings.HasSuffix(out.String(), tt.wantOut) {
+				t.Errorf("out:\n%s\nwant it to end with:\n%s", out, tt.wantOut)
+			}
+		})
+	}
+}
+
+// A deleted cache is removed once it is gone, as kubectl delete waits; one
+// that a pod still uses stays Terminating until the pod ends, which is said
+// with the pod's name instead of being counted as removed.
+func TestClearTaskCacheWaitsUntilGone(t *testing.T) {
+	names := map[string]string{selector.LabelPipeline: "main", selector.LabelJob: "unit", selector.LabelStepName: "test", selector.LabelTeam: "main"}
+	user := func(phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: "build-7"},
+			Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "cache", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "target"}}}}},
+			Status: corev1.PodStatus{Phase: phase}}
+	}
+	tests := []struct {
+		name        string
+		objs        []runtime.Object
+		terminating int // LISTs that still show the deleted claim, Terminating (-1: every one)
+		wantOut     string
+		wantErr     string
+	}{
+		{name: "gone at once", wantOut: "persistentvolumeclaim/target deleted\n1 caches removed\n"},
+		{name: "gone after a while", terminating: 3, wantOut: "persistentvolumeclaim/target deleted\n1 caches removed\n"},
+		{name: "held by a running pod", objs: []runtime.Object{user(corev1.PodRunning)}, terminating: -1,
+			wantOut: "persistentvolumeclaim/target deleted\n0 caches removed\n",
+			wantErr: "persistentvolumeclaim target is still in use by pod ci/build-7: it is removed when the pod ends"},
+		{name: "a finished pod holds nothing", objs: []runtime.Object{user(corev1.PodSucceeded)}, terminating: -1,
+			wantOut: "persistentvolumeclaim/target deleted\n0 caches removed\n",
+			wantErr: "persistentvolumeclaim target is still terminating after 1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, client, out := testOptions("", false, append(tt.objs, cache("target", volumeTaskCache, names, nil))...)
+			opts.NonInteractive, opts.DeleteTimeout = true, time.Second
+			lists := 0
+			client.PrependReactor("list", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
+				lists++
+				if lists == 1 || tt.terminating >= 0 && lists > tt.terminating+1 {
+					return false, nil, nil // the tracker's answer
+				}
+				pvc := cache("target", volumeTaskCache, names, nil)
+				pvc.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+				return true, &corev1.PersistentVolumeClaimList{Items: []corev1.PersistentVolumeClaim{*pvc}}, nil
+			})
+			o := &ClearTaskCacheOptions{Options: opts, Job: "main/unit", Step: "test"}
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			err := o.Run(t.Context())
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Run() = %v", err)
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+				t.Errorf("Run() = %v, want %q", err, tt.wantErr)
 			}
 			if !strings.HasSuffix(out.String(), tt.wantOut) {
 				t.Errorf("out:\n%s\nwant it to end with:\n%s", out, tt.wantOut)

@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/moby/term"
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
 // Options is what every manage command shares: streams, the namespace and
@@ -27,18 +29,24 @@ type Options struct {
 
 	NonInteractive bool // --non-interactive/-y: do not ask
 
-	podexec.Connection
+	kernel.Cluster
 	// IsTerminal reports whether the confirmation can be asked on In.
 	IsTerminal func(io.Reader) bool
+	// DeleteTimeout bounds the wait for deleted caches to be gone.
+	DeleteTimeout time.Duration
 }
 
+// DefaultDeleteTimeout is how long a deleted cache may stay Terminating
+// when no pod holds it (the API server removes its finalizer in moments).
+const DefaultDeleteTimeout = 30 * time.Second
+
 func newOptions(streams genericiooptions.IOStreams) Options {
-	return Options{IOStreams: streams}
+	return Options{IOStreams: streams, DeleteTimeout: DefaultDeleteTimeout}
 }
 
 // Complete reads the namespace and builds what tests did not preset.
-func (o *Options) Complete(getter genericclioptions.RESTClientGetter) error {
-	if err := o.Connection.Complete(getter); err != nil {
+func (o *Options) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
+	if err := o.Cluster.Complete(getter); err != nil {
 		return err
 	}
 	if o.IsTerminal == nil {

@@ -3,12 +3,17 @@ package podexec
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/tools/remotecommand"
@@ -126,5 +131,27 @@ func TestSPDYFirstFallsBackToWebSocket(t *testing.T) {
 				t.Errorf("refusal remembered: %v, want %v", refusedBefore.Load(), tt.rememberRefusals)
 			}
 		})
+	}
+}
+
+// client-go's SPDY executor says a refused upgrade only in words, which
+// spdyUpgradeFailed reads: pinned here against client-go itself, with a
+// server that answers the upgrade as one that speaks only WebSocket does.
+func TestSPDYUpgradeFailedReadsClientGo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "upgrade request required", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL + "/api/v1/namespaces/ci/pods/p/exec?command=sh&stdout=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(&rest.Config{Host: srv.URL}, "POST", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = spdy.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdout: io.Discard})
+	if err == nil || !spdyUpgradeFailed(err) {
+		t.Errorf("spdyUpgradeFailed(%v) = false: client-go words a refused SPDY upgrade otherwise now", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"k8s.io/cli-runtime/pkg/printers"
@@ -55,67 +54,19 @@ func runScript(ctx context.Context, ex Executor, c Container, bulk bool, script 
 	if shell == "" {
 		shell = "sh"
 	}
-	argv := append([]string{shell, "-c", exitReporter, shell, script}, args...)
 	stderr := &tailBuffer{max: 4096}
-	req := c.Request(argv, in != nil)
+	req := c.Request(ReportingCommand(shell, script, args...), in != nil)
 	req.Bulk = bulk
-	err := ex.Exec(ctx, req, Streams{In: in, Out: out, ErrOut: stderr}, nil)
-	said, code, reported := cutExitReport(stderr.String())
-	se := &ScriptError{Container: c, Code: -1, Stderr: lastLine(said), Err: err}
-	var exit utilexec.ExitError
-	switch {
-	case err != nil && errors.As(err, &exit) && exit.Exited():
-		se.Code = exit.ExitStatus()
-	case err != nil:
-	case !reported:
-		se.Err = ErrExitLost
-	case code != 0: // the script's answer, though its status was lost on the way
-		se.Code, se.Err = code, utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
-	default:
+	err := ExecReported(ctx, ex, req, Streams{In: in, Out: out, ErrOut: stderr}, nil)
+	if err == nil {
 		return nil
 	}
-	return se
-}
-
-// exitReporter runs the script ($1, with the arguments after it) in a
-// shell of its own, then reports its exit status on stderr as its last
-// line (exitReportPrefix) and exits with it. An exec whose connection
-// drops ends in client-go as a success, without the status the server
-// would have sent (its error stream ends empty): over SPDY, to a kubelet,
-// about one exec in ten did so under load here, output and all. The report
-// tells such an exec from one that ran to its end. The script gets a shell
-// of its own, not a subshell, so that its $$ is its own pid (an upload's
-// receivers are ended by it) and its own exit traps run.
-const exitReporter = `s=$1; shift
-"$0" -c "$s" sh "$@"
-c=$?
-printf '\n` + exitReportPrefix + `%d\n' "$c" >&2
-exit "$c"`
-
-// exitReportPrefix begins exitReporter's last line of stderr.
-const exitReportPrefix = "kubectl-concourse-exit "
-
-// ErrExitLost is the failure of an exec that ended without saying how the
-// script ended: its connection dropped. Whatever the script did, the
-// plugin did not hear all of it; a retry may.
-var ErrExitLost = errors.New("the exec's stream ended before the script's exit status arrived (the connection dropped)")
-
-// ExitReport is the line exitReporter ends stderr with for a script that
-// exited with code: for fake executors that answer without running it.
-func ExitReport(code int) string {
-	return fmt.Sprintf("\n%s%d\n", exitReportPrefix, code)
-}
-
-// cutExitReport splits stderr into what the script said and the exit
-// status exitReporter reported as its last line, if it did.
-func cutExitReport(stderr string) (said string, code int, reported bool) {
-	body := strings.TrimRight(stderr, "\n")
-	i := strings.LastIndexByte(body, '\n') + 1
-	n, err := strconv.Atoi(strings.TrimPrefix(body[i:], exitReportPrefix))
-	if !strings.HasPrefix(body[i:], exitReportPrefix) || err != nil || n < 0 {
-		return stderr, 0, false
+	se := &ScriptError{Container: c, Code: -1, Stderr: lastLine(stderr.String()), Err: err}
+	var exit utilexec.ExitError
+	if errors.As(err, &exit) && exit.Exited() {
+		se.Code = exit.ExitStatus()
 	}
-	return body[:max(i-1, 0)], n, true // without the newline the report begins with
+	return se
 }
 
 // ScriptError is the failure of a remote script: where it ran, its exit
@@ -205,13 +156,4 @@ func ExecutableMissing(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")
-}
-
-// ScriptOf is the script and its arguments in argv when RunScript started
-// it, for fakes that answer each script their own way.
-func ScriptOf(argv []string) (script string, args []string, ok bool) {
-	if len(argv) < 5 || argv[1] != "-c" || argv[2] != exitReporter {
-		return "", nil, false
-	}
-	return argv[4], argv[5:], true
 }

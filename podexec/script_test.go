@@ -130,7 +130,7 @@ exit 3`
 	var out, errOut bytes.Buffer
 	var reporter int
 	ex := shellExecutor{pid: &reporter}
-	argv := append([]string{"sh", "-c", exitReporter, "sh", script}, "a b", "$(c)")
+	argv := ReportingCommand("sh", script, "a b", "$(c)")
 	err := ex.Exec(context.Background(), Request{Command: argv}, Streams{Out: &out, ErrOut: &errOut}, nil)
 	var pid, ppid int
 	var args string
@@ -138,9 +138,8 @@ exit 3`
 	if code := exitCode(err); code != 3 || pid == reporter || ppid != reporter || strings.TrimSpace(strings.ReplaceAll(args, "|", " ")) != "a b:$(c)" {
 		t.Errorf("exit %d (%v), stdout %q (the reporter is %d); want 3 from a shell of its own, its arguments as given", code, err, out.String(), reporter)
 	}
-	said, code, reported := cutExitReport(errOut.String())
-	if !reported || code != 3 || said != "trapped\n" {
-		t.Errorf("stderr %q: said %q, report %v of %d; want the trap's line, then a report of 3", errOut.String(), said, reported, code)
+	if want := "trapped\n" + ExitReport(3); errOut.String() != want {
+		t.Errorf("stderr %q, want the trap's line, then a report of 3: %q", errOut.String(), want)
 	}
 	err = RunScript(context.Background(), ex, Container{Name: "main"}, script, []string{"a", "b"}, nil, &out)
 	var se *ScriptError

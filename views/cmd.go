@@ -4,42 +4,21 @@
 package views
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
-	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
 )
 
-// view is a list view's three phases; those of ViewOptions unless the view
-// has flags of its own.
-type view interface {
-	Complete(genericclioptions.RESTClientGetter) error
-	Validate() error
-	Run(context.Context) error
-}
-
-// listCommand wires a list view: flags, the three phases, completion.
-func listCommand(v view, o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd *cobra.Command) *cobra.Command {
-	cmd.Args, cmd.ValidArgsFunction = cmderr.Args(cobra.NoArgs), cobra.NoFileCompletions
-	cmd.DisableFlagsInUseLine = true
-	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		if err := v.Complete(getter); err != nil {
-			return err
-		}
-		if err := v.Validate(); err != nil {
-			return cmderr.Usage(err)
-		}
-		return v.Run(c.Context())
-	}
+// listCommand wires a list view: flags, the three phases (ViewOptions'
+// unless the view has flags of its own), completion.
+func listCommand(v kernel.Command, o *ViewOptions, getter genericclioptions.RESTClientGetter, cmd *cobra.Command) *cobra.Command {
 	o.AddFlags(cmd)
-	complete.Register(cmd, getter)
-	return cmd
+	return kernel.Wire(kernel.NoArgs(cmd), getter, v)
 }
 
 // NewCmdWorkers is fly workers: nodes as workers.
@@ -181,15 +160,6 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 
 			# Follow build 42 of the job, each line with its time
 			kubectl concourse watch -j main/unit -b 42 -t`),
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := o.Complete(getter); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return cmderr.Usage(err)
-			}
-			return o.Run(c.Context())
-		},
 	}
 	fs := cmd.Flags()
 	o.Target.AddFlags(fs, "job", "build", "url", "team", "all-namespaces")
@@ -199,7 +169,6 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 	fs.Lookup("all-namespaces").Usage = "Look for the build in every namespace"
 	fs.Lookup("url").Usage = "URL for the build or job to watch, as copied from the Concourse web UI"
 	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long after the last one ended to wait for a next step before the build counts as succeeded")
-	fs.StringVar(&o.Color, "color", o.Color, "Colour headers and the status: auto (only on a terminal), always or never")
-	complete.Register(cmd, getter)
-	return cmd
+	kernel.AddColorFlag(fs, &o.Color, "Colour headers and the status")
+	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }

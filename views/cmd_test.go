@@ -92,7 +92,7 @@ func TestBuildsWindow(t *testing.T) {
 	ids := func(b *BuildsOptions) ([]string, error) {
 		o := b.ViewOptions
 		o.FlyJSON = true
-		if err := b.Complete(nil); err != nil {
+		if err := b.Complete(nil, nil, nil); err != nil {
 			return nil, err
 		}
 		if err := b.Validate(); err != nil {

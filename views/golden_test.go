@@ -90,7 +90,7 @@ func TestGolden(t *testing.T) {
 				o, _, out := newTestOptions(t, fixtures()...)
 				o.AllNamespaces = true
 				f.set(o, view)
-				if err := o.Complete(nil); err != nil {
+				if err := o.Complete(nil, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 				if err := o.Validate(); err != nil {

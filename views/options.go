@@ -5,21 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -56,37 +54,26 @@ type cluster struct {
 	Dynamic           dynamic.Interface // Tekton's runs, when Tekton is installed
 }
 
-// complete fills what is not preset. Pages of thousands of pods decode
-// several times faster from protobuf, hence the content type.
+// complete fills what is not preset, from the run's clients. Pages of
+// thousands of pods decode several times faster from protobuf, hence that
+// client.
 func (c *cluster) complete(getter genericclioptions.RESTClientGetter) error {
 	var err error
 	if c.Namespace == "" {
-		c.Namespace, c.ExplicitNamespace, err = getter.ToRawKubeConfigLoader().Namespace()
+		c.Namespace, c.ExplicitNamespace, err = kernel.ClientsOf(getter).Namespace()
 		if err != nil {
 			return err
 		}
 	}
-	if c.Client != nil && c.Dynamic != nil {
-		return nil
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return err
-	}
 	if c.Dynamic == nil {
-		if c.Dynamic, err = dynamic.NewForConfig(config); err != nil {
+		if c.Dynamic, err = kernel.ClientsOf(getter).Dynamic(); err != nil {
 			return err
 		}
 	}
 	if c.Client == nil {
-		config = rest.CopyConfig(config)
-		config.ContentType = runtime.ContentTypeProtobuf
-		config.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-		if c.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
+		c.Client, err = kernel.ClientsOf(getter).KubeProtobuf()
 	}
-	return nil
+	return err
 }
 
 // NewViewOptions sets every default.
@@ -107,7 +94,7 @@ func (o *ViewOptions) AddFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.BoolVar(&o.NoHeaders, "no-headers", o.NoHeaders, "When using the default or custom-column output format, don't print headers")
 	fs.BoolVar(&o.FlyJSON, "json", o.FlyJSON, "Print fly's JSON (a JSON array in fly's field names)")
-	fs.StringVar(&o.Color, "color", o.Color, "Colour rows by state: auto (only on a terminal), always or never")
+	kernel.AddColorFlag(fs, &o.Color, "Colour rows by state")
 	fs.Int64Var(&o.ChunkSize, "chunk-size", o.ChunkSize, "Return large lists in chunks rather than all at once. Pass 0 to disable.")
 	fs.BoolVarP(&o.Watch, "watch", "w", o.Watch, "After listing, watch for changes and print the rows that change")
 	o.Filter.AddFlags(fs, selector.FlagSelector, selector.FlagTeam)
@@ -119,7 +106,7 @@ func (o *ViewOptions) addFilterFlags(cmd *cobra.Command) {
 
 // Complete parses the filters and fills the namespace, client and clock
 // when not preset.
-func (o *ViewOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *ViewOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	var err error
 	if o.scope, err = o.Filter.Parse(); err != nil {
 		return cmderr.Usage(err)
@@ -144,7 +131,7 @@ func (o *ViewOptions) Validate() error {
 	if o.ChunkSize < 0 {
 		return errors.New("--chunk-size must be 0 or more")
 	}
-	if err := validateColor(o.Color); err != nil {
+	if err := kernel.ValidateColor(o.Color); err != nil {
 		return err
 	}
 	if o.FlyJSON && *o.PrintFlags.OutputFormat != "" {
@@ -154,25 +141,7 @@ func (o *ViewOptions) Validate() error {
 	return err
 }
 
-func validateColor(c string) error {
-	if !slices.Contains([]string{"auto", "always", "never"}, c) {
-		return fmt.Errorf("--color %q: want auto, always or never", c)
-	}
-	return nil
-}
-
-// useColour decides --color for w.
-func useColour(color string, isTerminal func(io.Writer) bool, w io.Writer) bool {
-	switch color {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	return isTerminal(w)
-}
-
-func (o *ViewOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o.Out) }
+func (o *ViewOptions) colour() bool { return kernel.UseColor(o.Color, o.IsTerminal, o.Out) }
 
 func (o *ViewOptions) newPrinter(columns []metav1.TableColumnDefinition, namespaced bool) (*printer, error) {
 	return newPrinter(o.Out, o.ErrOut, columns, rowContext{now: o.Now(), loc: o.Location, details: o.Details}, printOptions{

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -371,8 +372,8 @@ const flyInputTime = "2006-01-02 15:04:05"
 
 // Complete parses the shared options, then --since and --until in the
 // local time zone, as fly does (fly/commands/builds.go:266-284).
-func (o *BuildsOptions) Complete(getter genericclioptions.RESTClientGetter) error {
-	if err := o.ViewOptions.Complete(getter); err != nil {
+func (o *BuildsOptions) Complete(getter genericclioptions.RESTClientGetter, cmd *cobra.Command, args []string) error {
+	if err := o.ViewOptions.Complete(getter, cmd, args); err != nil {
 		return err
 	}
 	var err error

@@ -95,7 +95,7 @@ func TestBuildsTekton(t *testing.T) {
 	o, _, out := newTestOptions(t, p)
 	o.Dynamic = newTektonClient(tektonObject("PipelineRun", "run-1", managed, pr), tektonObject("TaskRun", "run-1-unit", managed, tr))
 	o.FlyJSON = true
-	if err := o.Complete(nil); err != nil {
+	if err := o.Complete(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := (&BuildsOptions{ViewOptions: o}).Run(t.Context()); err != nil {
@@ -200,7 +200,7 @@ func TestWatchTekton(t *testing.T) {
 	o.Logs = func(context.Context, string, string, string, bool) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader("unit logs\n")), nil
 	}
-	if err := o.Complete(nil); err != nil {
+	if err := o.Complete(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -73,7 +75,7 @@ func NewWatchOptions(streams genericiooptions.IOStreams) *WatchOptions {
 }
 
 // Complete fills the namespace, client, log reader and clock when not preset.
-func (o *WatchOptions) Complete(getter genericclioptions.RESTClientGetter) error {
+func (o *WatchOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
 	if err := o.cluster.complete(getter); err != nil {
 		return err
 	}
@@ -104,7 +106,7 @@ func (o *WatchOptions) Validate() error {
 	if o.Settle < 0 {
 		return errors.New("--settle must not be negative")
 	}
-	if err := validateColor(o.Color); err != nil {
+	if err := kernel.ValidateColor(o.Color); err != nil {
 		return err
 	}
 	return o.Target.Validate()
@@ -198,13 +200,13 @@ func toEvents(items []unstructured.Unstructured) []watch.Event {
 	return evs
 }
 
-func (o *WatchOptions) colour() bool { return useColour(o.Color, o.IsTerminal, o.Out) }
+func (o *WatchOptions) colour() bool { return kernel.UseColor(o.Color, o.IsTerminal, o.Out) }
 
 // build resolves the target to one build: the namespace of its pods and a
 // label selector that names exactly its pods. Without -b, the job's build
 // with the highest build id (or build name) is the one watched.
 func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
+	ms, err := kernel.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
 		return "", "", err
 	}
@@ -309,8 +311,11 @@ func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchE
 		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", cmderr.Interruption(ctx)
 		case err := <-watchErr:
+			if ctx.Err() != nil { // the watch ended with ctx: not news
+				return "", cmderr.Interruption(ctx)
+			}
 			if err != nil {
 				return "", fmt.Errorf("watch pods: %w", err)
 			}
@@ -366,6 +371,9 @@ func (f *follower) print(ctx context.Context, s step) error {
 		return nil
 	}
 	logs, err := f.o.Logs(ctx, f.ns, s.pod, s.container, f.o.Timestamps)
+	if ctx.Err() != nil {
+		return cmderr.Interruption(ctx)
+	}
 	if err != nil {
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s (pod %s, container %s): %v\n",
 			printers.EscapeTerminal(s.name), s.pod, s.container, err)
@@ -376,7 +384,11 @@ func (f *follower) print(ctx context.Context, s step) error {
 	if f.o.Timestamps {
 		dst = &kubeletStamps{stamps: f.out, w: dst}
 	}
-	if _, err := io.Copy(dst, logs); err != nil && ctx.Err() == nil {
+	_, err = io.Copy(dst, logs)
+	switch {
+	case ctx.Err() != nil:
+		return cmderr.Interruption(ctx) // the step's log ends here, not the step
+	case err != nil:
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", printers.EscapeTerminal(s.name), err)
 	}
 	return nil

@@ -173,7 +173,7 @@ func TestWatch(t *testing.T) {
 				logsRead.Add(1)
 				return io.NopCloser(strings.NewReader("logs of " + pod + "\n")), nil
 			}
-			if err := o.Complete(nil); err != nil {
+			if err := o.Complete(nil, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := o.Validate(); err != nil {

@@ -454,3 +454,34 @@ func testHelperEndsWhenThePluginIsKilled(t *testing.T, ns string) {
 		time.Sleep(time.Second)
 	}
 }
+
+// A command whose connection drops as a success (client-go hears an empty
+// error stream so) never exits 0: one line says the connection was lost.
+// Its own stderr still reaches the user byte for byte, without the exit
+// report that tells the two apart.
+func TestHijackSilentCutIsNotSuccess(t *testing.T) {
+	ns := testCluster.Namespace(t) // the fault is the node agent's
+	pod := stepPod(ns, step{name: "cut", pipeline: "main", job: "test", build: "1", step: "unit"})
+	pod.Annotations[annotationCutAfter] = "64"
+	pod.Annotations[annotationCutSilently] = "true"
+	createPod(t, pod, running)
+
+	r := hijack(t, ns, "", "-j", "main/test", "-s", "unit", "--", "sh", "-c", "echo to stderr >&2; yes line | head -n 100")
+	if r.exitCode == 0 {
+		t.Fatalf("a silently cut session exited 0; stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	if lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n"); r.exitCode != 1 || len(lines) != 2 ||
+		lines[0] != "to stderr" || !strings.HasPrefix(lines[1], "error: ") || !strings.Contains(lines[1], "connection was lost") {
+		t.Errorf("exit %d, stderr %q; want 1, the command's stderr, then one line saying the connection was lost", r.exitCode, r.stderr)
+	}
+	if len(r.stdout) > 64 || !strings.HasPrefix(strings.Repeat("line\n", 100), r.stdout) {
+		t.Errorf("stdout %q: want at most the 64 bytes before the cut", r.stdout)
+	}
+
+	// Under the cut, a session that ends first keeps its status and its
+	// stderr exactly, with no newline added.
+	r = hijack(t, ns, "", "-j", "main/test", "-s", "unit", "--", "sh", "-c", "echo out; printf 'no newline' >&2; exit 3")
+	if r.exitCode != 3 || r.stdout != "out\n" || r.stderr != "no newline" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 3, %q, %q", r.exitCode, r.stdout, r.stderr, "out\n", "no newline")
+	}
+}
