@@ -412,10 +412,10 @@ func (o *DownloadOptions) finishedError(plan finishedPlan, pod *corev1.Pod, root
 		}
 		return fmt.Errorf("%s is on %s, on the disk of node %s since the pod finished: reading it needs a pod with a read-only host path volume there, which the cluster refused in namespace %s (Pod Security, or an admission policy: docs/rbac.md says what to ask for); %s: %w",
 			printers.EscapeTerminal(plan.src), plan.root.describe(), node, printers.EscapeTerminal(pod.Namespace), instead, err)
-	case plan.needsNode() && strings.Contains(err.Error(), "hostPath type check failed"):
+	case plan.needsNode() && errors.Is(err, helper.ErrHostPathMissing):
 		return fmt.Errorf("%w; the kubelet of node %s does not keep pod %s under %s: %s",
 			err, node, printers.EscapeTerminal(pod.Name), printers.EscapeTerminal(root.Dir), printers.EscapeTerminal(root.Remedy()))
-	case plan.needsNode() && strings.Contains(err.Error(), "did not start within"):
+	case plan.needsNode() && errors.Is(err, helper.ErrTimedOut):
 		return fmt.Errorf("%w (if the kubelet of node %s keeps its pods elsewhere than %s, --kubelet-dir gives its root directory)",
 			err, node, printers.EscapeTerminal(root.Dir))
 	}

@@ -397,7 +397,7 @@ func startErrorMessage(msg string) string {
 // explainPending adds to a pod that never started what the nodes lack, when
 // the scheduler found none for it.
 func (r *runner) explainPending(ctx context.Context, err error) error {
-	if !strings.Contains(err.Error(), "unschedulable") {
+	if !errors.Is(err, helper.ErrUnschedulable) {
 		return err
 	}
 	nodes, lerr := r.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
