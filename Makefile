@@ -104,7 +104,7 @@ FUZZ_FRAME ?= 20000x
 fuzz: ## fuzz the tar extractor, the LZO decoder, the label encoding and the agent's frame reader (FUZZ_EXTRACT, FUZZ_LZO, FUZZ_ENCODE, FUZZ_FRAME runs)
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZ_EXTRACT) -fuzzminimizetime 2s ./transfer/untar
 	$(GO) test -run '^$$' -fuzz '^FuzzLZO1XDecompress$$' -fuzztime $(FUZZ_LZO) -fuzzminimizetime 2s ./transfer/lzo
-	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZ_ENCODE) -fuzzminimizetime 2s ./selector
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZ_ENCODE) -fuzzminimizetime 2s ./selector/labelenc
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZ_FRAME) -fuzzminimizetime 2s ./agent/frame
 
 # The tests run on real nodes too where the machine can (TESTCLUSTER_REAL_NODES:

@@ -2,6 +2,7 @@ package execute
 
 import (
 	"fmt"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +25,7 @@ func (b oneOff) placement() []corev1.NodeSelectorTerm {
 	terms := []corev1.NodeSelectorTerm{term(corev1.NodeSelectorRequirement{Key: selector.LabelTeam, Operator: corev1.NodeSelectorOpDoesNotExist})}
 	if b.Team != "" {
 		terms = append(terms, term(corev1.NodeSelectorRequirement{Key: selector.LabelTeam, Operator: corev1.NodeSelectorOpIn,
-			Values: []string{selector.Encode(b.Team)}}))
+			Values: []string{labelenc.Encode(b.Team)}}))
 	}
 	return terms
 }
@@ -65,7 +66,7 @@ func (b oneOff) fits(n corev1.Node) bool {
 		}
 	}
 	team, hasTeam := n.Labels[selector.LabelTeam]
-	ours := !hasTeam || b.Team != "" && team == selector.Encode(b.Team)
+	ours := !hasTeam || b.Team != "" && team == labelenc.Encode(b.Team)
 	return n.Labels[corev1.LabelOSStable] == b.Config.Platform && ours
 }
 

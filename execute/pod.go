@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"path"
 	"sort"
 	"strconv"
@@ -86,7 +87,7 @@ func (b oneOff) labels() (labels, annotations map[string]string) {
 		annotations[selector.AnnotationKept] = "true"
 	}
 	if b.Team != "" {
-		annotations = selector.Put(labels, annotations, selector.LabelTeam, b.Team)
+		annotations = labelenc.Put(labels, annotations, selector.LabelTeam, b.Team)
 	}
 	return labels, annotations
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"io"
 	"os"
 	"os/signal"
@@ -87,7 +88,7 @@ func (o *ExecuteOptions) namespaceTeam(ctx context.Context) string {
 	if err != nil {
 		return ""
 	}
-	team, _ := selector.Original(ns.Labels, ns.Annotations, selector.LabelTeam)
+	team, _ := labelenc.Original(ns.Labels, ns.Annotations, selector.LabelTeam)
 	return team
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"io"
 	"strings"
 	"testing"
@@ -34,7 +35,7 @@ func testOptions(stdin string, terminal bool, objs ...runtime.Object) (Options, 
 func cache(name, volumeType string, names, annotations map[string]string) *corev1.PersistentVolumeClaim {
 	l := map[string]string{selector.LabelVolumeType: volumeType}
 	for k, v := range names {
-		annotations = selector.Put(l, annotations, k, v)
+		annotations = labelenc.Put(l, annotations, k, v)
 	}
 	return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: name, UID: types.UID("uid-" + name), Labels: l, Annotations: annotations}}
 }

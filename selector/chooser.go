@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"k8s.io/cli-runtime/pkg/printers"
 )
@@ -292,7 +293,7 @@ func shellJoin(args []string) string {
 
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(isAlphanumeric(r) || strings.ContainsRune("-_./:,=@%+", r))
+		return !(r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r)) || strings.ContainsRune("-_./:,=@%+", r))
 	}) < 0 {
 		return s
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"maps"
 	"slices"
 	"strings"
@@ -127,7 +128,7 @@ func (s Scope) Names() (string, bool) {
 func (s Scope) Selector(base ...labels.Requirement) string {
 	sel := labels.NewSelector().Add(base...)
 	for key, name := range s.names {
-		sel = sel.Add(requirement(key, selection.Equals, Encode(name)))
+		sel = sel.Add(requirement(key, selection.Equals, labelenc.Encode(name)))
 	}
 	return sel.Add(s.extra...).String()
 }
@@ -137,7 +138,7 @@ func (s Scope) Selector(base ...labels.Requirement) string {
 func (s Scope) Matches(obj metav1.Object) bool {
 	l, a := obj.GetLabels(), obj.GetAnnotations()
 	for key, name := range s.names {
-		if !HasValue(l, a, key, name) {
+		if !labelenc.HasValue(l, a, key, name) {
 			return false
 		}
 	}
@@ -223,7 +224,7 @@ func BuildSelector(m Match) string {
 	sel := labels.NewSelector().Add(ManagedPods())
 	eq := func(key, name string) {
 		if name != "" {
-			sel = sel.Add(requirement(key, selection.Equals, Encode(name)))
+			sel = sel.Add(requirement(key, selection.Equals, labelenc.Encode(name)))
 		}
 	}
 	if m.BuildID != "" {

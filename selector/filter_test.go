@@ -1,6 +1,7 @@
 package selector
 
 import (
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"strings"
 	"testing"
 
@@ -59,11 +60,11 @@ func TestScope(t *testing.T) {
 		},
 		{
 			name: "encoded pipeline and extra labels", filter: Filter{Pipeline: long, Team: "ops", LabelSelector: "x=y"},
-			wantSel: "app.kubernetes.io/managed-by=concourse,concourse-ci.org/pipeline=" + Encode(long) + ",concourse-ci.org/team=ops,x=y",
-			match:   []metav1.Object{obj(map[string]string{LabelPipeline: Encode(long), LabelTeam: "ops"}, map[string]string{LabelPipeline: long})},
+			wantSel: "app.kubernetes.io/managed-by=concourse,concourse-ci.org/pipeline=" + labelenc.Encode(long) + ",concourse-ci.org/team=ops,x=y",
+			match:   []metav1.Object{obj(map[string]string{LabelPipeline: labelenc.Encode(long), LabelTeam: "ops"}, map[string]string{LabelPipeline: long})},
 			miss: []metav1.Object{
-				obj(map[string]string{LabelPipeline: Encode(long), LabelTeam: "ops"}, map[string]string{LabelPipeline: long + "!"}),
-				obj(map[string]string{LabelPipeline: Encode(long), LabelTeam: "ops"}, nil),
+				obj(map[string]string{LabelPipeline: labelenc.Encode(long), LabelTeam: "ops"}, map[string]string{LabelPipeline: long + "!"}),
+				obj(map[string]string{LabelPipeline: labelenc.Encode(long), LabelTeam: "ops"}, nil),
 			},
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,11 +136,11 @@ func (q query) podMatches(pod *corev1.Pod) bool {
 		LabelBuildID: q.buildID, LabelResource: q.resource, LabelStepType: q.stepType,
 		LabelAttempt: q.attempt,
 	} {
-		if name != "" && !HasValue(l, a, key, name) {
+		if name != "" && !labelenc.HasValue(l, a, key, name) {
 			return false
 		}
 	}
-	if q.handle != "" && !HasValue(l, a, LabelHandle, q.handle) && !HasValue(l, a, LabelLegacyHandle, q.handle) {
+	if q.handle != "" && !labelenc.HasValue(l, a, LabelHandle, q.handle) && !labelenc.HasValue(l, a, LabelLegacyHandle, q.handle) {
 		return false
 	}
 	return q.vars == nil || varsMatch(a, q.vars)

@@ -2,6 +2,7 @@ package selector
 
 import (
 	"errors"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,8 +30,8 @@ func (p pod) build() *corev1.Pod {
 		o.Namespace = "ci"
 	}
 	for k, v := range p.names {
-		o.Labels[k] = Encode(v)
-		if Encode(v) != v {
+		o.Labels[k] = labelenc.Encode(v)
+		if labelenc.Encode(v) != v {
 			o.Annotations[k] = v
 		}
 	}
@@ -80,7 +81,7 @@ func TestResolve(t *testing.T) {
 		labels:     map[string]string{LabelTektonTaskRun: "tr"},
 		containers: []corev1.Container{{Name: "step-clone", WorkingDir: "/workspace"}, {Name: "step-unit", WorkingDir: "/workspace/src"}, {Name: "sidecar-db"}}}
 	long := strings.Repeat("パイプライン", 12)
-	collide := Encode("x y") // a valid pipeline name equal to the encoding of "x y"
+	collide := labelenc.Encode("x y") // a valid pipeline name equal to the encoding of "x y"
 	vars := jobPod("vars-dev", "inst", "test", "1", "unit", "task")
 	vars.annotations = map[string]string{AnnotationInstanceVars: `{"branch":"dev"}`}
 	varsProd := jobPod("vars-prod", "inst", "test", "1", "unit", "task")

@@ -1,6 +1,7 @@
 package selector
 
 import (
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -16,7 +17,7 @@ func Steps(pod *corev1.Pod) []Match {
 // PVC's owner), decoded; Pod, Container and WorkingDir are left empty.
 func Owner(obj metav1.Object) Match {
 	get := func(key string) string {
-		v, _ := Original(obj.GetLabels(), obj.GetAnnotations(), key)
+		v, _ := labelenc.Original(obj.GetLabels(), obj.GetAnnotations(), key)
 		return v
 	}
 	m := Match{

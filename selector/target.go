@@ -3,6 +3,7 @@ package selector
 import (
 	"errors"
 	"fmt"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"slices"
 	"strconv"
 	"strings"
@@ -233,7 +234,7 @@ func (q query) selector() labels.Selector {
 	}
 	eq := func(key, name string) {
 		if name != "" {
-			add(key, selection.Equals, Encode(name))
+			add(key, selection.Equals, labelenc.Encode(name))
 		}
 	}
 	if q.handle != "" {
@@ -261,7 +262,7 @@ func (q query) selector() labels.Selector {
 
 // legacyHandleSelector finds pods that carry only the older handle label.
 func (q query) legacyHandleSelector() labels.Selector {
-	return labels.NewSelector().Add(requirement(LabelLegacyHandle, selection.Equals, Encode(q.handle)))
+	return labels.NewSelector().Add(requirement(LabelLegacyHandle, selection.Equals, labelenc.Encode(q.handle)))
 }
 
 // String says what was asked for, in fly's words: `step "unit" of main/test #3`.

@@ -1,12 +1,20 @@
 package selector
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 )
+
+// hash10 is the hash an encoded label value ends with (labelenc.Encode).
+func hash10(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:10]
+}
 
 func TestParseJob(t *testing.T) {
 	tests := []struct {

@@ -2,6 +2,7 @@ package views
 
 import (
 	"fmt"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,7 +16,7 @@ import (
 // label, else the older one, else the pod's name.
 func podHandle(pod *corev1.Pod) string {
 	for _, key := range []string{selector.LabelHandle, selector.LabelLegacyHandle} {
-		if h, ok := selector.Original(pod.Labels, pod.Annotations, key); ok && h != "" {
+		if h, ok := labelenc.Original(pod.Labels, pod.Annotations, key); ok && h != "" {
 			return h
 		}
 	}

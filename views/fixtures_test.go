@@ -1,6 +1,7 @@
 package views
 
 import (
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -99,7 +100,7 @@ func pod(s podSpec) *corev1.Pod {
 		if v == "" {
 			continue
 		}
-		selector.Put(p.Labels, p.Annotations, key, v)
+		labelenc.Put(p.Labels, p.Annotations, key, v)
 	}
 	if s.vars != "" {
 		p.Annotations[selector.AnnotationInstanceVars] = s.vars
@@ -165,7 +166,7 @@ func ptrQuantity(s string) *resource.Quantity {
 func pvc(ns, name, volumeType string, labels, annotations map[string]string, size string, phase corev1.PersistentVolumeClaimPhase) *corev1.PersistentVolumeClaim {
 	l := map[string]string{selector.LabelVolumeType: volumeType}
 	for k, v := range labels {
-		annotations = selector.Put(l, annotations, k, v)
+		annotations = labelenc.Put(l, annotations, k, v)
 	}
 	c := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l, Annotations: annotations, CreationTimestamp: ago(30 * time.Minute)},

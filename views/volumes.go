@@ -2,6 +2,7 @@ package views
 
 import (
 	"encoding/json"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"sort"
 	"strings"
 
@@ -101,7 +102,7 @@ func containerIdentifier(handle, path string) string {
 // newPVCVolume describes a Concourse PVC; use says which pod mounts it, if any.
 func newPVCVolume(pvc *corev1.PersistentVolumeClaim, use *claimUse) *Volume {
 	get := func(key string) string {
-		v, _ := selector.Original(pvc.Labels, pvc.Annotations, key)
+		v, _ := labelenc.Original(pvc.Labels, pvc.Annotations, key)
 		return v
 	}
 	handle := get(selector.LabelHandle)

@@ -2,6 +2,7 @@ package views
 
 import (
 	"encoding/json"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"sort"
 	"strings"
 
@@ -32,7 +33,7 @@ func newWorker(node *corev1.Node, containers, unfinished int) *Worker {
 	if w.Platform == "" {
 		w.Platform = node.Status.NodeInfo.OperatingSystem
 	}
-	w.Team, _ = selector.Original(node.Labels, node.Annotations, selector.LabelTeam)
+	w.Team, _ = labelenc.Original(node.Labels, node.Annotations, selector.LabelTeam)
 	for k := range node.Labels {
 		if tag, ok := strings.CutPrefix(k, selector.NodeTagPrefix); ok && tag != "" {
 			w.Tags = append(w.Tags, tag)

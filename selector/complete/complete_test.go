@@ -2,6 +2,7 @@ package complete
 
 import (
 	"bytes"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"strings"
 	"testing"
 
@@ -26,7 +27,7 @@ func stepPod(ns, name string, labels map[string]string, vars string) *corev1.Pod
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}},
 	}
 	for k, v := range labels {
-		selector.Put(p.Labels, p.Annotations, k, v)
+		labelenc.Put(p.Labels, p.Annotations, k, v)
 	}
 	if vars != "" {
 		p.Annotations[selector.AnnotationInstanceVars] = vars

@@ -1,4 +1,4 @@
-package selector
+package labelenc
 
 import (
 	"crypto/sha256"
@@ -7,6 +7,12 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Keys as the contract has them (package selector), for the tests.
+const (
+	labelJob      = "concourse-ci.org/job"
+	labelPipeline = "concourse-ci.org/pipeline"
 )
 
 func hash10(s string) string {
@@ -52,18 +58,18 @@ func TestHasValue(t *testing.T) {
 		ask         string
 		want        bool
 	}{
-		{"plain", map[string]string{LabelJob: "unit"}, nil, "unit", true},
-		{"plain other", map[string]string{LabelJob: "unit"}, nil, "build", false},
-		{"encoded", map[string]string{LabelJob: enc}, map[string]string{LabelJob: "x/y"}, "x/y", true},
-		{"encoded without annotation is a valid name", map[string]string{LabelJob: enc}, nil, "x/y", false},
-		{"valid name stored plain", map[string]string{LabelJob: enc}, nil, enc, true},
-		{"valid name that looks encoded", map[string]string{LabelJob: enc}, map[string]string{LabelJob: "x/y"}, enc, false},
-		{"annotation says otherwise", map[string]string{LabelJob: "unit"}, map[string]string{LabelJob: "other"}, "unit", false},
+		{"plain", map[string]string{labelJob: "unit"}, nil, "unit", true},
+		{"plain other", map[string]string{labelJob: "unit"}, nil, "build", false},
+		{"encoded", map[string]string{labelJob: enc}, map[string]string{labelJob: "x/y"}, "x/y", true},
+		{"encoded without annotation is a valid name", map[string]string{labelJob: enc}, nil, "x/y", false},
+		{"valid name stored plain", map[string]string{labelJob: enc}, nil, enc, true},
+		{"valid name that looks encoded", map[string]string{labelJob: enc}, map[string]string{labelJob: "x/y"}, enc, false},
+		{"annotation says otherwise", map[string]string{labelJob: "unit"}, map[string]string{labelJob: "other"}, "unit", false},
 		{"missing", nil, nil, "unit", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := HasValue(tt.labels, tt.annotations, LabelJob, tt.ask); got != tt.want {
+			if got := HasValue(tt.labels, tt.annotations, labelJob, tt.ask); got != tt.want {
 				t.Errorf("HasValue(%v, %v, %q) = %v, want %v", tt.labels, tt.annotations, tt.ask, got, tt.want)
 			}
 		})
@@ -77,6 +83,9 @@ func FuzzEncode(f *testing.F) {
 	f.Add(Encode("x/y"), "x/y")
 	f.Add("x/y", Encode("x/y"))
 	f.Fuzz(func(t *testing.T, a, b string) {
+		if Valid(a) != (len(validation.IsValidLabelValue(a)) == 0) {
+			t.Fatalf("Valid(%q) = %v, Kubernetes says %v", a, Valid(a), validation.IsValidLabelValue(a))
+		}
 		ea := Encode(a)
 		if errs := validation.IsValidLabelValue(ea); len(errs) > 0 {
 			t.Fatalf("Encode(%q) = %q, not a label value: %v", a, ea, errs)
@@ -88,18 +97,18 @@ func FuzzEncode(f *testing.F) {
 			t.Fatalf("Encode(%q) = %q, want a valid value kept", a, ea)
 		}
 		// Store a as the contract says and look both names up.
-		labels := map[string]string{LabelPipeline: ea}
+		labels := map[string]string{labelPipeline: ea}
 		var annotations map[string]string
 		if Encode(a) != a {
-			annotations = map[string]string{LabelPipeline: a}
+			annotations = map[string]string{labelPipeline: a}
 		}
-		if !HasValue(labels, annotations, LabelPipeline, a) {
+		if !HasValue(labels, annotations, labelPipeline, a) {
 			t.Fatalf("HasValue does not find %q stored as %q", a, ea)
 		}
-		if got, _ := Original(labels, annotations, LabelPipeline); got != a {
+		if got, _ := Original(labels, annotations, labelPipeline); got != a {
 			t.Fatalf("Original = %q, want %q", got, a)
 		}
-		if a != b && HasValue(labels, annotations, LabelPipeline, b) {
+		if a != b && HasValue(labels, annotations, labelPipeline, b) {
 			t.Fatalf("%q stored as %q is taken for %q (encoded %q)", a, ea, b, Encode(b))
 		}
 	})

@@ -1,11 +1,14 @@
-package selector
+// Package labelenc writes Concourse's names (teams, pipelines, jobs...),
+// which may be any text, into Kubernetes labels, which may not: a valid
+// label value is kept, anything else encoded, with the original in the
+// annotation of the same key. It imports the standard library only, so that
+// fuzzing it instruments nothing else.
+package labelenc
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 const (
@@ -24,7 +27,7 @@ const (
 // which is why the original is kept in the annotation of the same key and
 // Original reads it back.
 func Encode(name string) string {
-	if len(validation.IsValidLabelValue(name)) == 0 {
+	if Valid(name) {
 		return name
 	}
 	var b strings.Builder
@@ -72,6 +75,20 @@ func HasValue(labels, annotations map[string]string, key, name string) bool {
 		return ok && v == name
 	}
 	return !ok || v == name
+}
+
+// Valid says whether s is a label value as Kubernetes validates one: at
+// most 63 characters of [A-Za-z0-9._-], empty or alphanumeric at both ends.
+func Valid(s string) bool {
+	if len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isLabelRune(rune(s[i])) {
+			return false
+		}
+	}
+	return s == "" || isAlphanumeric(rune(s[0])) && isAlphanumeric(rune(s[len(s)-1]))
 }
 
 func isLabelRune(r rune) bool {
