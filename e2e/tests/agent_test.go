@@ -1,6 +1,9 @@
 package tests
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +72,42 @@ func mustRemove(t *testing.T, p string) {
 	t.Helper()
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A stream cut on its way into the agent, loudly or silently (the exec
+// ends as a success), is retried: the upload lands whole, and nothing of
+// the cut attempt stays beside it. The node agent injects the cuts.
+func TestAgentUploadThroughACut(t *testing.T) {
+	forceAgent(t, "on")
+	for _, silently := range []bool{false, true} {
+		t.Run(map[bool]string{false: "loud", true: "silent"}[silently], func(t *testing.T) {
+			ns := testCluster.Namespace(t)
+			pod := fmt.Sprintf("agentcut%v", silently)
+			createPod(t, artifactsPod(ns, pod, "busybox", map[string]string{
+				// 250 kB into the tar, counted from the first file's header.
+				annotationCutStdinAfter: "250000",
+				annotationCutCountsFrom: "cutmarker0",
+				annotationCutTimes:      "1",
+				annotationCutSilently:   fmt.Sprint(silently),
+			}), running)
+			src := filepath.Join(t.TempDir(), "src")
+			for i := range 8 {
+				mustWrite(t, filepath.Join(src, fmt.Sprintf("cutmarker%d", i)), bytes.Repeat([]byte{byte('a' + i)}, 100000), 0o644)
+			}
+			r := concourse(t, "upload", ns, pod, "--compress", "none", src, "/data")
+			if r.exitCode != 0 || !strings.Contains(r.stderr, "resuming") {
+				t.Fatalf("upload through a cut: exit %d, want 0 after a resume: %s", r.exitCode, r.stderr)
+			}
+			sums := kubectl(t, "exec", "-n", ns, pod, "--", "sh", "-c", "cd /data && sha256sum src/* && ls -A /data")
+			for i := range 8 {
+				if want := fmt.Sprintf("%x  src/cutmarker%d", sha256.Sum256(bytes.Repeat([]byte{byte('a' + i)}, 100000)), i); !strings.Contains(sums, want) {
+					t.Errorf("container lacks %q:\n%s", want, sums)
+				}
+			}
+			if !strings.HasSuffix(sums, "\nsrc\n") {
+				t.Errorf("beside the upload:\n%s\nwant src alone", sums)
+			}
+		})
 	}
 }
