@@ -2,12 +2,15 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // forceAgent makes the plugins this test runs carry transfers through the
@@ -107,6 +110,46 @@ func TestAgentUploadThroughACut(t *testing.T) {
 			}
 			if !strings.HasSuffix(sums, "\nsrc\n") {
 				t.Errorf("beside the upload:\n%s\nwant src alone", sums)
+			}
+		})
+	}
+}
+
+// An upload through the agent that is interrupted (Ctrl-C) or whose plugin
+// is killed leaves nothing in the container within a few seconds: the
+// agent sees its stdin end and removes its staging and itself.
+func TestAgentInterruptsLeaveNothing(t *testing.T) {
+	forceAgent(t, "on")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ns := testCluster.Namespace(t)
+			// 2 MB/s: the agent's binary arrives in under 2 s, the tree
+			// takes 5 s more.
+			createPod(t, artifactsPod(ns, "intr", "busybox", map[string]string{annotationThrottle: "2000000"}), running)
+			src := filepath.Join(t.TempDir(), "up")
+			mustWrite(t, filepath.Join(src, "big"), bytes.Repeat([]byte("k"), 10_000_000), 0o644)
+			cmd := testCluster.Command(context.Background(), "kubectl", "concourse", "upload", "-n", ns, "--pod", "intr", "-q", "--compress", "none", src, "/data")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Interrupted once the staging exists beside the destination.
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(kubectl(t, "exec", "-n", ns, "intr", "--", "ls", "-A", "/data"), ".kubectl-concourse-") {
+				if time.Now().After(deadline) {
+					t.Fatal("the upload never staged")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			_ = cmd.Process.Signal(sig)
+			_ = cmd.Wait()
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+				left := kubectl(t, "exec", "-n", ns, "intr", "--", "sh", "-c", "ls -A /data /tmp")
+				if !strings.Contains(left, "kubectl-concourse") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("20 s after %s, left in the container:\n%s", sig, left)
+				}
 			}
 		})
 	}
