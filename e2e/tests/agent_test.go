@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -149,6 +150,49 @@ func TestAgentInterruptsLeaveNothing(t *testing.T) {
 				}
 				if time.Now().After(deadline) {
 					t.Fatalf("20 s after %s, left in the container:\n%s", sig, left)
+				}
+			}
+		})
+	}
+}
+
+func TestRealModuleRoundTrips(t *testing.T) {
+	onEachNodeKind(t, testRealModuleRoundTrips)
+}
+
+// A real tree, a module from the Go module cache (its name holds an @, its
+// files are read-only), goes up and comes back byte for byte, modes kept,
+// through the agent and through the scripts.
+func testRealModuleRoundTrips(t *testing.T, ns string) {
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	module := filepath.Join(strings.TrimSpace(string(out)), "k8s.io", "client-go@v0.37.2")
+	if _, err := os.Stat(module); err != nil {
+		t.Fatalf("the e2e module's own dependency is not in the module cache: %v", err)
+	}
+	want := localTree(t, module)
+	createPod(t, artifactsPod(ns, "mod", "busybox", nil), running)
+	for _, agent := range []string{"on", "off"} {
+		t.Run("agent "+agent, func(t *testing.T) {
+			forceAgent(t, agent)
+			dir := "/data/" + agent
+			if r := concourse(t, "upload", ns, "mod", module, dir); r.exitCode != 0 {
+				t.Fatalf("upload: exit %d: %s", r.exitCode, r.stderr)
+			}
+			back := t.TempDir()
+			if r := concourse(t, "download", ns, "mod", dir+"/client-go@v0.37.2", back); r.exitCode != 0 {
+				t.Fatalf("download: exit %d: %s", r.exitCode, r.stderr)
+			}
+			got := localTree(t, filepath.Join(back, "client-go@v0.37.2"))
+			if len(got) != len(want) {
+				t.Errorf("%d entries came back, want %d", len(got), len(want))
+			}
+			for rel, w := range want {
+				if got[rel] != w {
+					t.Errorf("%s: got %q, want %q", rel, got[rel], w)
+					break
 				}
 			}
 		})
