@@ -66,6 +66,14 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 		return err
 	case <-signals:
 	case <-ctx.Done():
+		if errors.As(context.Cause(ctx), new(cmderr.Interrupted)) {
+			// cli's signal reaches this channel too: it is the first, not
+			// a second (unless it came before this channel was there).
+			select {
+			case <-signals:
+			case <-time.After(time.Second):
+			}
+		}
 	}
 	fmt.Fprintln(o.ErrOut, "\naborting...")
 	go r.removeAndWait(ctx)
