@@ -40,9 +40,6 @@ func agentFromEnv() (agentUse, error) {
 	}
 }
 
-// errNoAgent wraps why the agent cannot run, for the caller to fall back.
-var errNoAgent = client.ErrUnavailable
-
 // uploadByAgent uploads the packer's tree as dest/name through the agent:
 // it arrives in a staging directory beside the destination, every file
 // hashed as it is written, and lands as a real directory by one
@@ -50,8 +47,8 @@ var errNoAgent = client.ErrUnavailable
 // exchange), under a lock a killed agent cannot leave held. What is sent
 // is compared with what arrived by the two sides' manifest digests; a
 // broken stream or a difference is retried, with only the files that did
-// not arrive intact when the agent could list them. An error wrapping
-// errNoAgent means the agent cannot run there, and nothing was sent.
+// not arrive intact when the agent could list them. first is the agent the
+// caller launched; a retry launches its own.
 func uploadByAgent(ctx context.Context, rem *remote, first *client.Session, p *packer, dest, name string, codec string, s settings) error {
 	target := protocol.Name(path.Join(dest, name))
 	staging := protocol.NewStagingName()
@@ -122,7 +119,7 @@ func receiveAndLand(ctx context.Context, sess *client.Session, p *packer, target
 			return false, sendAll, fmt.Errorf("the staged files: %w", errMismatch)
 		}
 		intact := intactFiles(p.manifest, got)
-		return false, func(rel string) bool { return intact[rel] }, fmt.Errorf("%d staged entries: %w", len(p.manifest)-len(intact), errMismatch)
+		return false, func(rel string) bool { return intact[rel] }, fmt.Errorf("the staged tree (%d of its files intact): %w", len(intact), errMismatch)
 	}
 	c, err := sess.Commit(ctx, target, reply.Staging)
 	switch {
@@ -141,11 +138,11 @@ func sendAll(string) bool { return false }
 
 // launchAgent starts the agent in rem's container, its binary written
 // beside dir when that lets it run, again after a broken stream (as many
-// times as s.retries). An error wrapping errNoAgent: it cannot run there.
+// times as s.retries). An error wrapping client.ErrUnavailable: it cannot run there.
 func launchAgent(ctx context.Context, rem *remote, dir string, s settings) (*client.Session, error) {
 	for attempt := 0; ; attempt++ {
 		sess, err := client.Launch(ctx, rem.exec, rem.container, client.Options{Dir: dir})
-		if err == nil || errors.Is(err, errNoAgent) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
+		if err == nil || errors.Is(err, client.ErrUnavailable) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
 			return sess, err
 		}
 		s.warnf("warning: starting the agent: %v; again (retry %d)\n", err, attempt+1)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/klauspost/pgzip"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"k8s.io/cli-runtime/pkg/printers"
 )
@@ -83,7 +84,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 			err = uploadByAgent(ctx, rem, sess, p, dest, name, agentCodec(s.compress, total, ratio), s)
 			b.end(err == nil)
 			return err
-		case !errors.Is(err, errNoAgent) || s.agent == agentOnly:
+		case !errors.Is(err, client.ErrUnavailable) || s.agent == agentOnly:
 			return err
 		}
 		s.verbosef("upload: through the container's shell scripts: %v\n", err)
