@@ -106,11 +106,18 @@ func ExplainForbidden(err error, namespace, verb, resource string) error {
 // forbiddenInWords reads an exec's refused upgrade: client-go's SPDY
 // round tripper (and the WebSocket one) gives the API server's Forbidden
 // only as text ("unable to upgrade connection: pods "x" is forbidden: User
-// ... cannot create resource "pods/exec" ..."), with no status to test. It
-// is the one reading of an error's words in the plugin; the test pins it
-// to client-go's own.
+// ... cannot create resource "pods/exec" ..."), with no status to test.
+// This and UpgradeRefusedInWords are the readings of a library's words in
+// the plugin; tests pin both to client-go's own.
 func forbiddenInWords(err error) bool {
 	return strings.Contains(err.Error(), " is forbidden: ")
+}
+
+// UpgradeRefusedInWords reads an exec whose upgrade the server answered
+// with something else than 101 Switching Protocols: client-go's SPDY round
+// tripper says so only in words (podexec then tries WebSocket).
+func UpgradeRefusedInWords(err error) bool {
+	return strings.Contains(err.Error(), "unable to upgrade connection")
 }
 
 // RefusedError is the cluster's refusal of an object for what it holds

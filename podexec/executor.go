@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/streaming/pkg/httpstream"
+
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 )
 
 // Request names the container and the command to run in it.
@@ -172,10 +174,10 @@ func (f *spdyFirst) StreamWithContext(ctx context.Context, opts remotecommand.St
 }
 
 // spdyUpgradeFailed: client-go's SPDY round tripper reports a response
-// other than 101 Switching Protocols in these words (it has no typed
-// error for it), a proxy in its own.
+// other than 101 Switching Protocols only in words (cmderr reads them), a
+// proxy in its own.
 func spdyUpgradeFailed(err error) bool {
-	return strings.Contains(err.Error(), "unable to upgrade connection") || httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	return cmderr.UpgradeRefusedInWords(err) || httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 }
 
 func websocketsEnabled() bool {
