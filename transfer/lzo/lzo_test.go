@@ -3,10 +3,9 @@ package lzo
 import (
 	"bytes"
 	"errors"
+	"github.com/kubectl-concourse/kubectl-concourse/internal/compresstest"
 	"io"
-	"math/rand/v2"
 	"os/exec"
-	"strings"
 	"testing"
 )
 
@@ -26,27 +25,8 @@ func lzop(t *testing.T, b []byte, args ...string) []byte {
 	return out
 }
 
-func lzoInputs() map[string][]byte {
-	rng := rand.New(rand.NewPCG(3, 4))
-	random := make([]byte, 700<<10)
-	for i := range random {
-		random[i] = byte(rng.IntN(256))
-	}
-	var text strings.Builder
-	words := strings.Fields("func return if err != nil package import type struct for range var const ctx string")
-	for text.Len() < 2<<20 {
-		text.WriteString(words[rng.IntN(len(words))])
-		text.WriteByte(" \n\t"[rng.IntN(3)])
-	}
-	mixed := append(append(bytes.Repeat([]byte{0}, 300<<10), random[:100<<10]...), []byte(text.String()[:500<<10])...)
-	return map[string][]byte{
-		"empty": nil, "one byte": {'x'}, "short": []byte("hello, hello, hello"),
-		"zeros": make([]byte, 1<<20), "random": random, "text": []byte(text.String()), "mixed": mixed,
-	}
-}
-
 func TestReaderReadsBusybox(t *testing.T) {
-	for name, in := range lzoInputs() {
+	for name, in := range compresstest.Inputs() {
 		for _, level := range []string{"-1", "-3", "-6"} {
 			t.Run(name+level, func(t *testing.T) {
 				z, err := NewReader(bytes.NewReader(lzop(t, in, level)))
@@ -66,7 +46,7 @@ func TestReaderReadsBusybox(t *testing.T) {
 }
 
 func TestReaderRefusesDamage(t *testing.T) {
-	in := lzoInputs()["text"]
+	in := compresstest.Inputs()["text"]
 	good := lzop(t, in)
 	for name, damage := range map[string]func([]byte) []byte{
 		"cut in a block":   func(b []byte) []byte { return b[:len(b)/2] },
