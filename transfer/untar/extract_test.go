@@ -169,18 +169,25 @@ func (s sandbox) archive(t testing.TB, entries ...entry) []byte {
 	return archive(t, entries...)
 }
 
+// extractor is an extractor of the archive's "out" into stage/data; its
+// root closes with the test.
+func (s sandbox) extractor(t testing.TB, o Options) *Extractor {
+	t.Helper()
+	root, err := os.OpenRoot(filepath.Join(s.base, "stage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return New(root, "data", "out", o)
+}
+
 // extract runs one extractor over streams, one after the other as a
 // download's retries do, then Finish; it returns the first error (a
 // stream's or Finish's) and the warnings.
 func (s sandbox) extract(t testing.TB, streams ...[]byte) (warnings string, err error) {
 	t.Helper()
-	root, rerr := os.OpenRoot(filepath.Join(s.base, "stage"))
-	if rerr != nil {
-		t.Fatal(rerr)
-	}
-	defer root.Close()
 	var warn strings.Builder
-	e := New(root, "data", "out", Options{Warnf: func(f string, a ...any) { fmt.Fprintf(&warn, f, a...) }})
+	e := s.extractor(t, Options{Warnf: func(f string, a ...any) { fmt.Fprintf(&warn, f, a...) }})
 	for _, data := range streams {
 		if xerr := e.Extract(bytes.NewReader(data)); xerr != nil && err == nil {
 			err = xerr
@@ -352,12 +359,7 @@ func TestExtractRetryRewritesFilesAndKeepsLinks(t *testing.T) {
 // stream could otherwise go through one.
 func TestExtractAfterFinishWritesNothing(t *testing.T) {
 	s := newSandbox(t)
-	root, err := os.OpenRoot(filepath.Join(s.base, "stage"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	e := New(root, "data", "out", Options{})
+	e := s.extractor(t, Options{})
 	if err := e.Extract(bytes.NewReader(s.archive(t, dir("out/"), symlink("out/l", "$VICTIM")))); err != nil {
 		t.Fatal(err)
 	}
@@ -378,12 +380,7 @@ func TestExtractAfterFinishWritesNothing(t *testing.T) {
 // retry may bring an entry of another kind under the same name.
 func TestExtractPruneThenRetry(t *testing.T) {
 	s := newSandbox(t)
-	root, err := os.OpenRoot(filepath.Join(s.base, "stage"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	e := New(root, "data", "out", Options{})
+	e := s.extractor(t, Options{})
 	if err := e.Extract(bytes.NewReader(s.archive(t, dir("out/"), symlink("out/l", "$VICTIM"), file("out/gone", "x")))); err != nil {
 		t.Fatal(err)
 	}
