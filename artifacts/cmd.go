@@ -44,7 +44,14 @@ var (
 
 		Files are chosen as fly execute chooses them: in a git work tree, the tracked files
 		that still exist plus the untracked ones git does not ignore; everything outside
-		git or with --include-ignored.` + transferLong)
+		git or with --include-ignored.
+
+		Where it can run (linux/amd64 or arm64, a directory that lets a program run), the
+		plugin's own small agent receives the upload in the container: the tree lands as a
+		real directory in one atomic exchange, nothing of the plugin's stays beside it, and
+		every file is compared by SHA-256. Elsewhere the container's own sh and tar do it as
+		described below, and a directory lands as a symlink into .kubectl-concourse/ beside
+		it. -v says which way an upload went.` + transferLong)
 
 	uploadExample = templates.Examples(`
 		# Upload the current repository into the working directory of step "unit" of build 42
