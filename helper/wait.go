@@ -109,18 +109,24 @@ func containerWaiting(s *corev1.ContainerStatus) (string, Hope) {
 		if msg := strings.TrimSpace(st.Waiting.Message); msg != "" {
 			why += ": " + printers.EscapeTerminal(msg)
 		}
-		return why, waitingHope(st.Waiting.Reason)
+		return why, waitingHope(st.Waiting.Reason, st.Waiting.Message)
 	}
 	return "pending", Pending
 }
 
 // waitingHope sorts the kubelet's waiting reasons: an image name that can
-// never be pulled is hopeless; failures the kubelet retries (pulls, crashes,
-// configuration it cannot read yet) may heal; anything else is on its way.
-func waitingHope(reason string) Hope {
+// never be pulled, or a pull the registry answered with "no such image" or
+// "denied", is hopeless; failures the kubelet retries (pulls that may heal,
+// crashes, configuration it cannot read yet) may heal; anything else is on
+// its way.
+func waitingHope(reason, message string) Hope {
 	switch reason {
 	case "InvalidImageName", "ErrImageNeverPull":
 		return Hopeless
+	case "ErrImagePull":
+		if pullRefused(message) {
+			return Hopeless
+		}
 	case "ContainerCreating", "PodInitializing":
 		return Pending
 	}
@@ -128,6 +134,28 @@ func waitingHope(reason string) Hope {
 		return Retrying
 	}
 	return Pending
+}
+
+// pullRefusals are the words of a registry's final answer to a pull, as
+// the kubelet passes them on from the runtime (containerd: "...: not
+// found", "pull access denied, repository does not exist or may require
+// authorization", "401 Unauthorized"; the registry API's MANIFEST_UNKNOWN
+// and NAME_UNKNOWN). Only that text says so: the reason is ErrImagePull
+// for a registry that is down as much as for an image that is not there,
+// and a retry helps only the first.
+var pullRefusals = []string{
+	"not found", "manifest unknown", "name unknown", "repository does not exist",
+	"pull access denied", "unauthorized", "insufficient_scope",
+}
+
+func pullRefused(message string) bool {
+	m := strings.ToLower(message)
+	for _, words := range pullRefusals {
+		if strings.Contains(m, words) {
+			return true
+		}
+	}
+	return false
 }
 
 // failedInit is the init container that failed a pod, and how it ended.

@@ -31,6 +31,13 @@ func waiting(reason, msg string) corev1.ContainerState {
 	return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}
 }
 
+// A pull's failures as containerd words them through the kubelet.
+const (
+	registryDown  = `failed to pull and unpack image "reg:5000/ci/unit:1": failed to resolve reference "reg:5000/ci/unit:1": failed to do request: Head "http://reg:5000/v2/ci/unit/manifests/1": dial tcp 10.0.0.9:5000: connect: connection refused`
+	imageNotFound = `rpc error: code = NotFound desc = failed to pull and unpack image "docker.io/library/nope:latest": failed to resolve reference "docker.io/library/nope:latest": docker.io/library/nope:latest: not found`
+	pullDenied    = `failed to pull and unpack image "docker.io/acme/private:latest": failed to resolve reference "docker.io/acme/private:latest": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed`
+)
+
 func TestWaiting(t *testing.T) {
 	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
 	done := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}
@@ -47,8 +54,16 @@ func TestWaiting(t *testing.T) {
 				Reason: corev1.PodReasonUnschedulable, Message: "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."}}
 		}, "unschedulable: 0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector.", Pending},
 		{"an init container pulls its image", "task", func(p *corev1.Pod) {
-			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "inputs", State: waiting("ErrImagePull", "not found")}}
-		}, "init container inputs: ErrImagePull: not found", Retrying},
+			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "inputs", State: waiting("ErrImagePull", registryDown)}}
+		}, "init container inputs: ErrImagePull: " + registryDown, Retrying},
+		{"the registry has no such image", "task", func(p *corev1.Pod) {
+			p.Spec.InitContainers = nil
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "task", State: waiting("ErrImagePull", imageNotFound)}}
+		}, "ErrImagePull: " + imageNotFound, Hopeless},
+		{"the registry denies the pull", "task", func(p *corev1.Pod) {
+			p.Spec.InitContainers = nil
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "task", State: waiting("ErrImagePull", pullDenied)}}
+		}, "ErrImagePull: " + pullDenied, Hopeless},
 		{"an init container failed", "task", func(p *corev1.Pod) {
 			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "inputs",
 				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 143}}}}

@@ -280,6 +280,26 @@ func TestExecuteStartErrorIsSaidAsItself(t *testing.T) {
 	})
 }
 
+// An image the registry does not have ends the build at the pull's first
+// answer, in one line, not after --pending-timeout.
+func TestExecuteMissingImageFailsFast(t *testing.T) {
+	onEachNodeKind(t, func(t *testing.T, ns string) {
+		task := writeTask(t, "platform: linux\nrun: {path: \"true\"}\n")
+		start := time.Now()
+		r := execute(t, ns, "-c", task, "--image", "no-such-image:1", "--pending-timeout", "5m")
+		if r.exitCode != 2 || !strings.Contains(r.stderr, "ErrImagePull") || !strings.Contains(r.stdout, "errored") {
+			t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 2 (errored) and the pull's failure", r.exitCode, r.stdout, r.stderr)
+		}
+		if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 {
+			t.Errorf("stderr has %d lines, want one:\n%s", lines, r.stderr)
+		}
+		if took := time.Since(start); took > 60*time.Second {
+			t.Errorf("a missing image ended the build after %s", took)
+		}
+		waitNothingLeft(t, ns)
+	})
+}
+
 func TestExecuteOutputsKeepSymlinksAndFollowTheUmask(t *testing.T) {
 	onEachNodeKind(t, func(t *testing.T, ns string) {
 		task := writeTask(t, "platform: linux\noutputs: [{name: out}]\nrun: {path: sh, args: [-c, 'echo hi >out/f; ln -s /etc/passwd out/abs; ln -s ../../x out/up']}\n")
