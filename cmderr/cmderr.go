@@ -65,8 +65,12 @@ func (s Status) Error() string {
 	return fmt.Sprintf("exit status %d", s.Code)
 }
 
+// RBACDocs is where the minimal Roles are written down: a link, because a
+// plugin installed by krew comes without the repository's docs/.
+const RBACDocs = "https://github.com/kubectl-concourse/kubectl-concourse/blob/main/docs/rbac.md"
+
 // ForbiddenError names the permission a command lacked and where, so that
-// the user can ask for exactly that (docs/rbac.md has the minimal Roles).
+// the user can ask for exactly that (RBACDocs has the minimal Roles).
 type ForbiddenError struct {
 	Verb, Resource string // e.g. create, pods/exec
 	Namespace      string // "" for every namespace
@@ -78,8 +82,8 @@ func (e *ForbiddenError) Error() string {
 	if e.Namespace == "" {
 		where = "every namespace (a ClusterRole, because of -A)"
 	}
-	return fmt.Sprintf("permission denied: you need %q on %q in %s (docs/rbac.md gives the minimal Role): %v",
-		e.Verb, e.Resource, where, e.Err)
+	return fmt.Sprintf("permission denied: you need %q on %q in %s (the minimal Role: %s): %v",
+		e.Verb, e.Resource, where, RBACDocs, e.Err)
 }
 
 func (e *ForbiddenError) Unwrap() error { return e.Err }
