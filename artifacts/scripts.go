@@ -194,7 +194,8 @@ fi
 	// one line printed; with "files", the sums (program SUM) of the files
 	// under $4 once tar is done, in batches of BATCH names on several
 	// cores (sumFilesParallel) when BATCH is above 0. Either saves an exec.
-	// OPTIONS are tar's (a fixed vocabulary: split on spaces). tar runs in
+	// OPTIONS are tar's (a fixed vocabulary: split on spaces, with globbing
+	// off so that no word can ever expand to names in the directory). tar runs in
 	// the background so that its pid is known; POSIX gives a background job
 	// /dev/null as stdin, hence fd 3. Symlinks are data: busybox releases
 	// that skip those that are absolute or hold ".." (around 1.28) land
@@ -207,7 +208,7 @@ read -r word z mode sum per nonce opts || exit 0
 [ "$word" = go ] || exit 0
 v=- hs=-
 case $mode in files) v=$top ;; stream) hs=$sum ;; esac
-set -- $opts
+set -f; set -- $opts; set +f
 export EXTRACT_UNSAFE_SYMLINKS=1
 mkdir -p -- "$st" && cd -- "$st" || exit
 rm -f -- "$end"

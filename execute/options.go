@@ -264,7 +264,12 @@ func (o *ExecuteOptions) Validate() error {
 	for _, out := range c.Outputs {
 		outputs[out.Name] = true
 	}
-	wd, _ := o.Getwd()
+	wd, err := o.Getwd()
+	if err != nil {
+		// Without it, no output could be checked against the directory
+		// the user stands in.
+		return fmt.Errorf("find the current directory: %w", err)
+	}
 	for _, f := range o.outputs {
 		if !outputs[f.name] {
 			return cmderr.Usagef("unknown output '%s'", f.name)
