@@ -245,12 +245,8 @@ func TestProbeAsksForTheRatioOnlyOverASlowLink(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			const sample = 4 * sampleBlock
-			var out io.Writer
 			pr, pw := io.Pipe()
-			out = pw
-			if tt.rate > 0 {
-				out = &pacedWriter{w: pw, rate: tt.rate}
-			}
+			out := &pacedWriter{w: pw, rate: tt.rate}
 			go func() {
 				_, _ = io.WriteString(out, tt.tools+"type dir\nsize 9000\nsample ask\n")
 				for range sample / sampleBlock { // as dd writes it
