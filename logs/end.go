@@ -28,9 +28,6 @@ func newBuildEnd(settle time.Duration, c clock.Clock) *buildEnd {
 	return &buildEnd{settle: settle, clock: c, ends: map[string]time.Time{}}
 }
 
-// forget drops what is known of the pods, before a new LIST.
-func (b *buildEnd) forget() { clear(b.ends) }
-
 // see records pod as last seen (deleted: gone, so ended).
 func (b *buildEnd) see(pod *corev1.Pod, deleted bool) {
 	ended := deleted || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed

@@ -14,12 +14,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
+	"github.com/kubectl-concourse/kubectl-concourse/listwatch"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -276,85 +278,45 @@ func (o *LogsOptions) stream(ctx context.Context, p *printer, m selector.Match) 
 // watchBuild tells start of every step container of the build's pods, as
 // they come, until ctx ends or the build is over (buildEnd).
 func (o *LogsOptions) watchBuild(ctx context.Context, latest selector.Match, start func(selector.Match)) error {
-	pods := o.Client.CoreV1().Pods(latest.Pod.Namespace)
+	ns := latest.Pod.Namespace
+	pods := o.Client.CoreV1().Pods(ns)
 	opts := metav1.ListOptions{LabelSelector: selector.BuildSelector(latest)}
+	// The first LIST is seen whole before the build's end is judged: its
+	// first pod alone may have ended long ago.
+	list, err := pods.List(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("list the build's pods: %w", cmderr.ExplainForbidden(err, ns, "list", "pods"))
+	}
 	end := newBuildEnd(o.Settle, o.Clock)
 	defer end.stop()
-	for {
-		list, err := pods.List(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("list the build's pods: %w", cmderr.ExplainForbidden(err, latest.Pod.Namespace, "list", "pods"))
-		}
-		end.forget()
-		for i := range list.Items {
-			o.startSteps(&list.Items[i], start)
-			end.see(&list.Items[i], false)
-		}
-		rv := list.ResourceVersion
-		for {
-			if end.over() {
-				return nil
-			}
-			w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: opts.LabelSelector, ResourceVersion: rv, AllowWatchBookmarks: true})
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("watch the build's pods: %w", cmderr.ExplainForbidden(err, latest.Pod.Namespace, "watch", "pods"))
-			}
-			ended := o.watchEvents(ctx, w, &rv, start, end)
-			w.Stop()
-			if ctx.Err() != nil || ended == buildOver {
-				return nil
-			}
-			if ended == watchGone {
-				break
-			}
-		}
+	known := make([]runtime.Object, len(list.Items))
+	for i := range list.Items {
+		o.startSteps(&list.Items[i], start)
+		end.see(&list.Items[i], false)
+		known[i] = &list.Items[i]
 	}
-}
-
-// watchEnd is why watchEvents returned.
-type watchEnd int
-
-const (
-	watchClosed watchEnd = iota // the server ended the watch, or ctx ended
-	watchGone                   // the resource version is too old: list again
-	buildOver
-)
-
-// watchEvents starts the steps of the pods w tells of, and keeps rv at the
-// last resource version seen, until w ends, ctx ends (a watcher need not
-// end with its context), the resource version is too old, or the build is
-// over.
-func (o *LogsOptions) watchEvents(ctx context.Context, w watch.Interface, rv *string, start func(selector.Match), end *buildEnd) watchEnd {
+	if end.over() {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes := listwatch.Follow(ctx, listwatch.Source{List: listwatch.Lister(pods.List), Watch: pods.Watch, Options: opts,
+		Resource: "pods", Namespace: ns, ResourceVersion: list.ResourceVersion, Known: known})
 	for {
 		select {
-		case <-ctx.Done():
-			return watchClosed
+		case <-changes.Done():
+			return changes.Err()
 		case <-end.settled():
-			if end.over() {
-				return buildOver
-			}
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return watchClosed
-			}
-			if ev.Type == watch.Error {
-				return watchGone
-			}
+		case ev := <-changes.Events():
 			if pod, ok := ev.Object.(*corev1.Pod); ok {
-				*rv = pod.ResourceVersion
-				if ev.Type == watch.Added || ev.Type == watch.Modified {
+				if ev.Type != watch.Deleted {
 					o.startSteps(pod, start)
 				}
-				if ev.Type != watch.Bookmark {
-					end.see(pod, ev.Type == watch.Deleted)
-				}
-				if end.over() {
-					return buildOver
-				}
+				end.see(pod, ev.Type == watch.Deleted)
 			}
+		}
+		if end.over() {
+			return nil
 		}
 	}
 }

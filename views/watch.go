@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
+	"github.com/kubectl-concourse/kubectl-concourse/listwatch"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -130,7 +132,13 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 	for i := range list.Items {
 		f.pods[list.Items[i].Name] = &list.Items[i]
 	}
-	sources := []source{{rv: list.ResourceVersion, opts: metav1.ListOptions{LabelSelector: sel}, watch: o.Client.CoreV1().Pods(ns).Watch}}
+	known := make([]runtime.Object, len(list.Items))
+	for i := range list.Items {
+		known[i] = &list.Items[i]
+	}
+	pods := o.Client.CoreV1().Pods(ns)
+	sources := []listwatch.Source{{List: listwatch.Lister(pods.List), Watch: pods.Watch, Options: metav1.ListOptions{LabelSelector: sel},
+		Resource: "pods", Namespace: ns, ResourceVersion: list.ResourceVersion, Known: known}}
 	if run, ok, err := o.tektonRun(ctx, ns, list.Items); err != nil {
 		return err
 	} else if ok {
@@ -138,12 +146,7 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan watch.Event)
-	watchErr := make(chan error, len(sources))
-	for _, s := range sources {
-		go func() { watchErr <- s.run(ctx, events) }()
-	}
-	status, err := f.follow(ctx, events, watchErr)
+	status, err := f.follow(ctx, listwatch.Follow(ctx, sources...))
 	if err != nil {
 		return err
 	}
@@ -163,7 +166,7 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 // tektonRun finds the PipelineRun (else TaskRun) that Tekton made the
 // build's pods for, and returns the source that follows it. Without
 // Tekton, or without such a run, there is none and no error.
-func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.Pod) (source, bool, error) {
+func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.Pod) (listwatch.Source, bool, error) {
 	var kind, name string
 	for i := range pods {
 		if kind, name = runName(pods[i].Labels); name != "" {
@@ -171,7 +174,7 @@ func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.P
 		}
 	}
 	if name == "" {
-		return source{}, false, nil
+		return listwatch.Source{}, false, nil
 	}
 	gvr := taskRunsResource
 	if kind == pipelineRunsResource.Resource {
@@ -182,22 +185,19 @@ func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.P
 	l, err := runs.List(ctx, opts)
 	switch {
 	case tektonAbsent(err):
-		return source{}, false, nil
+		return listwatch.Source{}, false, nil
 	case apierrors.IsForbidden(err):
 		fmt.Fprintf(o.ErrOut, "warning: cannot read %s %s, the build's end is read from its pods: %v\n", gvr.Resource, name, err)
-		return source{}, false, nil
+		return listwatch.Source{}, false, nil
 	case err != nil:
-		return source{}, false, fmt.Errorf("get %s.%s %s: %w", gvr.Resource, gvr.Group, name, err)
+		return listwatch.Source{}, false, fmt.Errorf("get %s.%s %s: %w", gvr.Resource, gvr.Group, name, err)
 	}
-	return source{rv: l.GetResourceVersion(), opts: opts, watch: runs.Watch, initial: toEvents(l.Items)}, true, nil
-}
-
-func toEvents(items []unstructured.Unstructured) []watch.Event {
-	evs := make([]watch.Event, len(items))
-	for i := range items {
-		evs[i] = watch.Event{Type: watch.Added, Object: &items[i]}
+	known := make([]runtime.Object, len(l.Items))
+	for i := range l.Items {
+		known[i] = &l.Items[i]
 	}
-	return evs
+	return listwatch.Source{List: listwatch.Lister(runs.List), Watch: runs.Watch, Options: opts, Resource: gvr.Resource, Namespace: ns,
+		ResourceVersion: l.GetResourceVersion(), Known: known, Replay: true}, true, nil
 }
 
 func (o *WatchOptions) colour() bool { return kernel.UseColor(o.Color, o.IsTerminal, o.Out) }
@@ -256,7 +256,7 @@ func (f *follower) apply(ev watch.Event) {
 }
 
 // follow prints the steps in order and returns the build's final status.
-func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchErr <-chan error) (string, error) {
+func (f *follower) follow(ctx context.Context, changes *listwatch.Stream) (string, error) {
 	// settle runs once every step has succeeded; a step to come stops it.
 	var settle clock.Timer
 	stopSettle := func() {
@@ -312,15 +312,12 @@ func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchE
 		select {
 		case <-ctx.Done():
 			return "", cmderr.Interruption(ctx)
-		case err := <-watchErr:
-			if ctx.Err() != nil { // the watch ended with ctx: not news
-				return "", cmderr.Interruption(ctx)
+		case <-changes.Done():
+			if err := changes.Err(); err != nil {
+				return "", err
 			}
-			if err != nil {
-				return "", fmt.Errorf("watch pods: %w", err)
-			}
-			return "", errors.New("watch pods: ended")
-		case ev := <-events:
+			return "", cmderr.Interruption(ctx) // the changes end only with ctx
+		case ev := <-changes.Events():
 			f.apply(ev)
 		case <-settled:
 			return statusSucceeded, nil
