@@ -7,10 +7,9 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// DefaultSettle is how long `logs -f` of a whole build waits, once every pod
-// of the build has ended, for the build's next step pod before it counts
-// the build as over: nothing in the pods says that no step is to come. It
-// is watch's default (views.DefaultSettle) for the same question.
+// DefaultSettle is how long `logs -f` of a whole build and watch wait for
+// the build's next step pod, once its last step ended, before they count
+// the build as over: nothing in the pods says that no step is to come.
 const DefaultSettle = 10 * time.Second
 
 // buildEnd tells when a followed build is over: every pod of it has ended

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
@@ -278,30 +279,24 @@ func (o *LogsOptions) stream(ctx context.Context, p *printer, m selector.Match) 
 // watchBuild tells start of every step container of the build's pods, as
 // they come, until ctx ends or the build is over (buildEnd).
 func (o *LogsOptions) watchBuild(ctx context.Context, latest selector.Match, start func(selector.Match)) error {
-	ns := latest.Pod.Namespace
-	pods := o.Client.CoreV1().Pods(ns)
-	opts := metav1.ListOptions{LabelSelector: selector.BuildSelector(latest)}
 	// The first LIST is seen whole before the build's end is judged: its
 	// first pod alone may have ended long ago.
-	list, err := pods.List(ctx, opts)
+	list, pods, err := listBuild(ctx, o.Client, latest.Pod.Namespace, selector.BuildSelector(latest))
 	if err != nil {
-		return fmt.Errorf("list the build's pods: %w", cmderr.ExplainForbidden(err, ns, "list", "pods"))
+		return err
 	}
 	end := newBuildEnd(o.Settle, o.Clock)
 	defer end.stop()
-	known := make([]runtime.Object, len(list.Items))
 	for i := range list.Items {
 		o.startSteps(&list.Items[i], start)
 		end.see(&list.Items[i], false)
-		known[i] = &list.Items[i]
 	}
 	if end.over() {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changes := listwatch.Follow(ctx, listwatch.Source{List: listwatch.Lister(pods.List), Watch: pods.Watch, Options: opts,
-		Resource: "pods", Namespace: ns, ResourceVersion: list.ResourceVersion, Known: known})
+	changes := listwatch.Follow(ctx, pods)
 	for {
 		select {
 		case <-changes.Done():
@@ -319,6 +314,23 @@ func (o *LogsOptions) watchBuild(ctx context.Context, latest selector.Match, sta
 			return nil
 		}
 	}
+}
+
+// listBuild makes the first LIST of a build's pods (sel in ns), and the
+// source that follows them from it: logs -f and watch follow a build alike.
+func listBuild(ctx context.Context, client kubernetes.Interface, ns, sel string) (*corev1.PodList, listwatch.Source, error) {
+	pods := client.CoreV1().Pods(ns)
+	opts := metav1.ListOptions{LabelSelector: sel}
+	list, err := pods.List(ctx, opts)
+	if err != nil {
+		return nil, listwatch.Source{}, fmt.Errorf("list the build's pods: %w", cmderr.ExplainForbidden(err, ns, "list", "pods"))
+	}
+	known := make([]runtime.Object, len(list.Items))
+	for i := range list.Items {
+		known[i] = &list.Items[i]
+	}
+	return list, listwatch.Source{List: listwatch.Lister(pods.List), Watch: pods.Watch, Options: opts,
+		Resource: "pods", Namespace: ns, ResourceVersion: list.ResourceVersion, Known: known}, nil
 }
 
 // startSteps starts the step containers of pod that the target names.
