@@ -260,13 +260,12 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 			s.warnf("warning: %v\n", err)
 		}
 	}()
-	var refused *cmderr.RefusedError
 	switch {
-	case errors.As(h.Refused, &refused):
+	case errors.Is(h.Refused, helper.ErrHostPathMissing):
+		s.warnf("warning: %s is not included: %v\n", describeAll(plan.onNode()), h.Refused)
+	case h.Refused != nil:
 		s.warnf("warning: %s is not included: reading the disk of node %s needs a pod with a read-only host path volume, which the cluster refused: %v\n",
 			describeAll(plan.onNode()), node, h.Refused)
-	case h.Refused != nil:
-		s.warnf("warning: %s is not included: %v\n", describeAll(plan.onNode()), h.Refused)
 	case plan.root.Kind == helper.OnEmptyDir:
 		if err := o.emptyDirPresent(ctx, h.Container, plan, pod); err != nil {
 			return err

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -162,14 +161,13 @@ func (o *HijackOptions) enterCopy(ctx context.Context, p *helper.Pod, orig *core
 		}()
 	}
 	node := printers.EscapeTerminal(orig.Spec.NodeName)
-	var refused *cmderr.RefusedError
 	switch {
 	case len(emptyDirs) == 0:
-	case errors.As(p.Refused, &refused):
+	case errors.Is(p.Refused, helper.ErrHostPathMissing):
+		fmt.Fprintf(o.ErrOut, "warning: the emptyDirs %s start empty: %v\n", printers.EscapeTerminal(strings.Join(emptyDirs, ", ")), p.Refused)
+	case p.Refused != nil:
 		fmt.Fprintf(o.ErrOut, "warning: the emptyDirs %s start empty: copying them from node %s needs a pod with a read-only host path volume, which the cluster refused: %v\n",
 			printers.EscapeTerminal(strings.Join(emptyDirs, ", ")), node, p.Refused)
-	case p.Refused != nil:
-		fmt.Fprintf(o.ErrOut, "warning: the emptyDirs %s start empty: %v\n", printers.EscapeTerminal(strings.Join(emptyDirs, ", ")), p.Refused)
 	default:
 		var report bytes.Buffer
 		if err := podexec.RunScript(ctx, o.Executor, p.Container, `cat -- "$1"`, []string{helper.CopyReport}, nil, &report); err != nil {
