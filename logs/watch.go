@@ -124,7 +124,7 @@ func (o *WatchOptions) Validate() error {
 // a step failed, errored or was aborted, else --settle after every step
 // succeeded. The exit status is fly's (exitStatus).
 func (o *WatchOptions) Run(ctx context.Context) error {
-	ns, sel, err := o.build(ctx)
+	ns, sel, err := o.resolveBuild(ctx)
 	if err != nil {
 		return err
 	}
@@ -200,10 +200,10 @@ func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.P
 
 func (o *WatchOptions) colour() bool { return kernel.UseColor(o.Color, o.IsTerminal, o.Out) }
 
-// build resolves the target to one build: the namespace of its pods and a
+// resolveBuild resolves the target to one build: the namespace of its pods and a
 // label selector that names exactly its pods. Without -b, the job's build
 // with the highest build id (or build name) is the one watched.
-func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
+func (o *WatchOptions) resolveBuild(ctx context.Context) (string, string, error) {
 	ms, err := kernel.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
 		return "", "", err
