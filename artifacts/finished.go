@@ -33,43 +33,10 @@ const (
 	filesTimeout  = 2 * time.Minute
 
 	filesContainer = "files"
-	// The node's directory of the step's emptyDirs, in the files helper.
-	nodeVolume = "kubectl-concourse-node"
-	nodeMount  = "/.kubectl-concourse-node"
+	// Where the node's directory of the step's emptyDirs is in the files
+	// helper.
+	nodeMount = "/.kubectl-concourse-node"
 )
-
-// mountKind is what a step's mount holds, for a finished step.
-type mountKind int
-
-const (
-	onClaim    mountKind = iota // a claim: outlives the pod
-	onEmptyDir                  // on the node until the kubelet tears it down
-	onHostPath                  // the step's own host path: on the node
-	onOther                     // secrets, config maps, images, CSI: not the step's output
-)
-
-// stepMount is one of the step container's mounts, and what it mounts.
-type stepMount struct {
-	corev1.VolumeMount
-	kind   mountKind
-	claim  string
-	volume corev1.Volume
-}
-
-func (m stepMount) describe() string {
-	kind := "volume"
-	switch m.kind {
-	case onClaim:
-		kind = "claim " + m.claim
-	case onEmptyDir:
-		kind = "emptyDir " + m.Name
-	case onHostPath:
-		kind = "host path " + m.volume.HostPath.Path
-	default:
-		kind = "volume " + m.Name
-	}
-	return fmt.Sprintf("%s (%s)", printers.EscapeTerminal(m.MountPath), printers.EscapeTerminal(kind))
-}
 
 // finishedPlan is how one path of a finished step is read: the mount it is
 // on and, below it, the mounts the helper shows at their paths too (claims
@@ -77,55 +44,32 @@ func (m stepMount) describe() string {
 // else below).
 type finishedPlan struct {
 	src      string
-	root     stepMount
+	root     helper.StepMount
 	rel      string // src below root's mount path ("" for the mount itself)
-	included []stepMount
-	excluded []stepMount
+	included []helper.StepMount
+	excluded []helper.StepMount
 	onClaims []string // where the step's claims were mounted: what needs no node
 }
 
-// planFinished finds how src (absolute, cleaned) is read from step, a
-// container of the finished pod.
-func planFinished(pod *corev1.Pod, step *corev1.Container, src string) (finishedPlan, error) {
-	vols := map[string]*corev1.Volume{}
-	for i := range pod.Spec.Volumes {
-		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
-	}
-	var mounts []stepMount
-	for _, vm := range step.VolumeMounts {
-		v := vols[vm.Name]
-		if v == nil {
-			continue
-		}
-		vm.MountPath = path.Clean(vm.MountPath)
-		m := stepMount{VolumeMount: vm, kind: onOther, volume: *v}
-		switch claim, isClaim := helper.ClaimOf(pod, v); {
-		case vm.SubPathExpr != "":
-			// Expanded from the step's environment, which is gone.
-		case isClaim:
-			m.kind, m.claim = onClaim, claim
-		case v.EmptyDir != nil:
-			m.kind = onEmptyDir
-		case v.HostPath != nil:
-			m.kind = onHostPath
-		}
-		mounts = append(mounts, m)
-	}
+// planFinished finds how src (absolute, cleaned) is read from the finished
+// step f.
+func planFinished(f *helper.Finished, src string) (finishedPlan, error) {
+	mounts := f.Mounts
 	p := finishedPlan{src: src}
 	found := false
 	for _, m := range mounts {
-		if m.kind == onClaim {
+		if m.Kind == helper.OnClaim {
 			p.onClaims = append(p.onClaims, printers.EscapeTerminal(m.MountPath))
 		}
-		if rel, ok := below(src, m.MountPath); ok && (!found || len(m.MountPath) > len(p.root.MountPath)) {
+		if rel, ok := helper.Below(src, m.MountPath); ok && (!found || len(m.MountPath) > len(p.root.MountPath)) {
 			p.root, p.rel, found = m, rel, true
 		}
 	}
 	if !found {
 		var paths []string
 		for _, m := range mounts {
-			if m.kind != onOther {
-				paths = append(paths, m.describe())
+			if m.Kind != helper.OnOther {
+				paths = append(paths, m.Describe())
 			}
 		}
 		where := "it has no volumes"
@@ -135,15 +79,15 @@ func planFinished(pod *corev1.Pod, step *corev1.Container, src string) (finished
 		return p, fmt.Errorf("%s was in the container's own filesystem, which ended with it; only a step's volumes outlive it, and %s",
 			printers.EscapeTerminal(src), where)
 	}
-	if p.root.kind == onOther {
+	if p.root.Kind == helper.OnOther {
 		return p, fmt.Errorf("%s is on volume %s, which holds what the pod was given (a Secret, a ConfigMap, an image), not what the step made; read that object instead",
 			printers.EscapeTerminal(src), printers.EscapeTerminal(p.root.Name))
 	}
 	for _, m := range mounts {
-		if rel, ok := below(m.MountPath, src); !ok || rel == "" {
+		if rel, ok := helper.Below(m.MountPath, src); !ok || rel == "" {
 			continue
 		}
-		if p.root.kind != onEmptyDir && (m.kind == onClaim || m.kind == onHostPath) {
+		if p.root.Kind != helper.OnEmptyDir && (m.Kind == helper.OnClaim || m.Kind == helper.OnHostPath) {
 			p.included = append(p.included, m)
 		} else {
 			p.excluded = append(p.excluded, m)
@@ -152,53 +96,28 @@ func planFinished(pod *corev1.Pod, step *corev1.Container, src string) (finished
 	return p, nil
 }
 
-// below says whether p is dir or under it, and p relative to dir.
-func below(p, dir string) (string, bool) {
-	if p == dir {
-		return "", true
-	}
-	if dir == "/" {
-		return strings.TrimPrefix(p, "/"), true
-	}
-	rel, ok := strings.CutPrefix(p, dir+"/")
-	return rel, ok
-}
-
 // needsNode says whether the helper reads the node's disk.
 func (p finishedPlan) needsNode() bool {
-	if p.root.kind != onClaim {
-		return true
-	}
-	for _, m := range p.included {
-		if m.kind == onHostPath {
-			return true
-		}
-	}
-	return false
+	return len(p.onNode()) > 0
 }
 
-// claims lists the claims the helper mounts.
-func (p finishedPlan) claims() []string {
-	var claims []string
-	for _, m := range append([]stepMount{p.root}, p.included...) {
-		if m.kind == onClaim {
-			claims = append(claims, m.claim)
-		}
-	}
-	return claims
+// mounts are the step's mounts the helper mounts.
+func (p finishedPlan) mounts() []helper.StepMount {
+	return append([]helper.StepMount{p.root}, p.included...)
 }
 
 // helperPath is where src is in the files helper.
 func (p finishedPlan) helperPath() string {
-	if p.root.kind == onEmptyDir {
+	if p.root.Kind == helper.OnEmptyDir {
 		return path.Join(nodeMount, p.root.Name, p.root.SubPath, p.rel)
 	}
 	return p.src
 }
 
 // podSpec is the files helper: the helper image, the mounts of the plan
-// read-only, as the step's user.
-func (p finishedPlan) podSpec(pod *corev1.Pod, step *corev1.Container, image, kubeletDir string, onNode bool) corev1.PodSpec {
+// read-only, as the step's user, where f was placed.
+func (p finishedPlan) podSpec(f *helper.Finished, image string) corev1.PodSpec {
+	pod, step := f.Pod, f.Step
 	no := false
 	c := corev1.Container{Name: filesContainer, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
 		SecurityContext: readerSecurity(step.SecurityContext)}
@@ -209,28 +128,24 @@ func (p finishedPlan) podSpec(pod *corev1.Pod, step *corev1.Container, image, ku
 		Tolerations:                  pod.Spec.Tolerations,
 		SecurityContext:              readerPodSecurity(pod.Spec.SecurityContext, c.SecurityContext),
 	}
-	if onNode {
-		spec.NodeName = pod.Spec.NodeName
-	} else {
-		spec.NodeSelector, spec.Affinity = pod.Spec.NodeSelector, pod.Spec.Affinity
-	}
+	f.Schedule(&spec)
 	added := map[string]bool{}
-	for _, m := range append([]stepMount{p.root}, p.included...) {
-		switch m.kind {
-		case onEmptyDir:
-			if !added[nodeVolume] {
-				spec.Volumes = append(spec.Volumes, helper.NodeDirVolume(nodeVolume, helper.EmptyDirsOnNode(kubeletDir, pod)))
-				c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: nodeVolume, MountPath: nodeMount, ReadOnly: true})
-				added[nodeVolume] = true
+	for _, m := range p.mounts() {
+		switch m.Kind {
+		case helper.OnEmptyDir:
+			if !added[helper.NodeVolumeName] {
+				spec.Volumes = append(spec.Volumes, f.NodeEmptyDirs())
+				c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: helper.NodeVolumeName, MountPath: nodeMount, ReadOnly: true})
+				added[helper.NodeVolumeName] = true
 			}
 			continue
-		case onClaim:
+		case helper.OnClaim:
 			if !added[m.Name] {
-				spec.Volumes = append(spec.Volumes, helper.ClaimVolume(m.Name, m.claim))
+				spec.Volumes = append(spec.Volumes, helper.ClaimVolume(m.Name, m.Claim))
 			}
-		case onHostPath:
+		case helper.OnHostPath:
 			if !added[m.Name] {
-				spec.Volumes = append(spec.Volumes, m.volume)
+				spec.Volumes = append(spec.Volumes, m.Volume)
 			}
 		}
 		added[m.Name] = true
@@ -322,42 +237,42 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 	if step == nil {
 		return fmt.Errorf("pod %s has no container %s", printers.EscapeTerminal(pod.Namespace+"/"+pod.Name), printers.EscapeTerminal(m.Container))
 	}
-	plan, err := planFinished(pod, step, src)
+	f := helper.ReadFinished(pod, step)
+	plan, err := planFinished(f, src)
 	if err != nil {
 		return err
 	}
 	node := printers.EscapeTerminal(pod.Spec.NodeName)
-	var root helper.KubeletRoot
-	if plan.needsNode() {
-		root = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, pod.Spec.NodeName)
-	}
-	onNode := plan.needsNode() || helper.OnStepNode(ctx, o.Client.CoreV1(), pod.Namespace, plan.claims())
+	f.Place(ctx, o.Client.CoreV1(), o.KubeletDir, o.askKubelet, plan.mounts())
 	spec := helper.PodSpec{
-		Of: pod, Purpose: "files", Spec: plan.podSpec(pod, step, o.HelperImage, root.Dir, onNode),
+		Of: pod, Purpose: "files", Spec: plan.podSpec(f, o.HelperImage),
 		Lifetime: filesLifetime, Wait: helper.WaitOptions{Timeout: filesTimeout},
 	}
-	if plan.root.kind == onClaim && plan.needsNode() {
+	if plan.root.Kind == helper.OnClaim && plan.needsNode() {
 		spec.Fallback = withoutNode // the claim's data does not need the node
 	}
-	h, err := helper.StartPod(ctx, o.Client.CoreV1(), o.Executor, spec)
+	h, err := f.Start(ctx, o.Client.CoreV1(), o.Executor, spec)
 	if err != nil {
-		return o.finishedError(plan, pod, root, err)
+		return o.finishedError(plan, pod, err)
 	}
 	defer func() {
 		if err := h.End(ctx); err != nil {
 			s.warnf("warning: %v\n", err)
 		}
 	}()
-	if h.Refused != nil {
+	switch {
+	case errors.Is(h.Refused, helper.ErrHostPathMissing):
+		s.warnf("warning: %s is not included: %v\n", describeAll(plan.onNode()), h.Refused)
+	case h.Refused != nil:
 		s.warnf("warning: %s is not included: reading the disk of node %s needs a pod with a read-only host path volume, which the cluster refused: %v\n",
 			describeAll(plan.onNode()), node, h.Refused)
-	} else if plan.root.kind == onEmptyDir {
+	case plan.root.Kind == helper.OnEmptyDir:
 		if err := o.emptyDirPresent(ctx, h.Container, plan, pod); err != nil {
 			return err
 		}
 	}
 	for _, x := range plan.excluded {
-		s.warnf("warning: %s is not included: download it on its own\n", x.describe())
+		s.warnf("warning: %s is not included: download it on its own\n", x.Describe())
 	}
 	rem := &remote{exec: o.Executor, container: h.Container}
 	if err := downloadTo(ctx, rem, plan.helperPath(), filepath.Join(o.LocalDir, base), s); err != nil {
@@ -367,20 +282,20 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 }
 
 // onNode lists the mounts that the helper reads from the node.
-func (p finishedPlan) onNode() []stepMount {
-	var ms []stepMount
-	for _, m := range append([]stepMount{p.root}, p.included...) {
-		if m.kind == onEmptyDir || m.kind == onHostPath {
+func (p finishedPlan) onNode() []helper.StepMount {
+	var ms []helper.StepMount
+	for _, m := range p.mounts() {
+		if m.Kind == helper.OnEmptyDir || m.Kind == helper.OnHostPath {
 			ms = append(ms, m)
 		}
 	}
 	return ms
 }
 
-func describeAll(ms []stepMount) string {
+func describeAll(ms []helper.StepMount) string {
 	var out []string
 	for _, m := range ms {
-		out = append(out, m.describe())
+		out = append(out, m.Describe())
 	}
 	return strings.Join(out, ", ")
 }
@@ -400,24 +315,18 @@ func (o *DownloadOptions) emptyDirPresent(ctx context.Context, c podexec.Contain
 	return nil
 }
 
-// finishedError explains why the files helper did not start.
-func (o *DownloadOptions) finishedError(plan finishedPlan, pod *corev1.Pod, root helper.KubeletRoot, err error) error {
+// finishedError explains why the files helper did not start, beyond what
+// helper.Finished says (a kubelet root elsewhere).
+func (o *DownloadOptions) finishedError(plan finishedPlan, pod *corev1.Pod, err error) error {
 	node := printers.EscapeTerminal(pod.Spec.NodeName)
 	var refused *cmderr.RefusedError
-	switch {
-	case errors.As(err, &refused) && plan.needsNode():
+	if errors.As(err, &refused) && plan.needsNode() {
 		instead := "the step had no claims, whose data would not need it"
 		if len(plan.onClaims) > 0 {
 			instead = "what the step kept on claims (" + strings.Join(plan.onClaims, ", ") + ") can still be downloaded"
 		}
 		return fmt.Errorf("%s is on %s, on the disk of node %s since the pod finished: reading it needs a pod with a read-only host path volume there, which the cluster refused in namespace %s (Pod Security, or an admission policy: docs/rbac.md says what to ask for); %s: %w",
-			printers.EscapeTerminal(plan.src), plan.root.describe(), node, printers.EscapeTerminal(pod.Namespace), instead, err)
-	case plan.needsNode() && errors.Is(err, helper.ErrHostPathMissing):
-		return fmt.Errorf("%w; the kubelet of node %s does not keep pod %s under %s: %s",
-			err, node, printers.EscapeTerminal(pod.Name), printers.EscapeTerminal(root.Dir), printers.EscapeTerminal(root.Remedy()))
-	case plan.needsNode() && errors.Is(err, helper.ErrTimedOut):
-		return fmt.Errorf("%w (if the kubelet of node %s keeps its pods elsewhere than %s, --kubelet-dir gives its root directory)",
-			err, node, printers.EscapeTerminal(root.Dir))
+			printers.EscapeTerminal(plan.src), plan.root.Describe(), node, printers.EscapeTerminal(pod.Namespace), instead, err)
 	}
 	return err
 }

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-concourse/kubectl-concourse/helper"
 )
 
 // finishedPod is a finished step with an emptyDir working directory, a
@@ -57,8 +59,7 @@ func TestPlanFinished(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
-			pod, step := finishedPod()
-			p, err := planFinished(pod, step, tt.src)
+			p, err := planFinished(helper.ReadFinished(finishedPod()), tt.src)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("planFinished() = %v, want %q", err, tt.err)
@@ -81,7 +82,7 @@ func TestPlanFinished(t *testing.T) {
 	}
 }
 
-func mountPaths(ms []stepMount) string {
+func mountPaths(ms []helper.StepMount) string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.MountPath)
@@ -95,11 +96,13 @@ func TestFilesHelperSpec(t *testing.T) {
 	pod, step := finishedPod()
 	root := int64(0)
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: &root}
-	p, err := planFinished(pod, step, "/tmp/build/cache")
+	f := helper.ReadFinished(pod, step)
+	f.Root, f.OnNode = helper.KubeletRoot{Dir: "/var/lib/kubelet"}, true
+	p, err := planFinished(f, "/tmp/build/cache")
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := p.podSpec(pod, step, "busybox", "/var/lib/kubelet", true)
+	spec := p.podSpec(f, "busybox")
 	if spec.NodeName != "node-1" || *spec.AutomountServiceAccountToken || spec.SecurityContext.FSGroup != nil ||
 		len(spec.SecurityContext.SupplementalGroups) != 1 {
 		t.Errorf("pod spec %+v", spec)
@@ -118,8 +121,8 @@ func TestFilesHelperSpec(t *testing.T) {
 		t.Errorf("volumes %+v; without the node %+v", spec.Volumes, withoutNode(spec))
 	}
 
-	p, _ = planFinished(pod, step, "/tmp/build/work/out")
-	spec = p.podSpec(pod, step, "busybox", "/var/lib/kubelet", true)
+	p, _ = planFinished(f, "/tmp/build/work/out")
+	spec = p.podSpec(f, "busybox")
 	if hp := spec.Volumes[0].HostPath; hp == nil || hp.Path != "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir" || *hp.Type != corev1.HostPathDirectory {
 		t.Errorf("node volume %+v", spec.Volumes)
 	}

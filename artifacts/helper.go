@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,7 +43,7 @@ func (o *TransferOptions) viaHelper(ctx context.Context, m *selector.Match, read
 		if !path.IsAbs(p) {
 			return fail(fmt.Errorf("remote path %q is relative and the step has no workingDir: give an absolute path for the helper container", p))
 		}
-		if !onVolume(step.VolumeMounts, p) {
+		if !helper.OnWholeMount(step.VolumeMounts, p) {
 			return fail(fmt.Errorf("%s is not on a volume of container %s, and the helper container sees only the volumes", p, printers.EscapeTerminal(step.Name)))
 		}
 	}
@@ -60,19 +59,4 @@ func (o *TransferOptions) viaHelper(ctx context.Context, m *selector.Match, read
 		o.warnf(nil)("warning: helper %s keeps running for up to %s: %v\n", h.Container, helper.DefaultGrace, serr)
 	}
 	return err
-}
-
-// onVolume says whether p lies on a volume the helper mounts: one of the
-// step's mounts that is not a subPath (forbidden in ephemeral containers).
-func onVolume(mounts []corev1.VolumeMount, p string) bool {
-	for _, vm := range mounts {
-		if vm.SubPath != "" || vm.SubPathExpr != "" {
-			continue
-		}
-		mp := path.Clean(vm.MountPath)
-		if p == mp || strings.HasPrefix(p, strings.TrimSuffix(mp, "/")+"/") {
-			return true
-		}
-	}
-	return false
 }

@@ -130,11 +130,21 @@ func ParseTaskConfig(file string, data []byte, vars Vars) (TaskConfig, error) {
 	}
 	top := resolveAlias(doc.Content[0])
 	interpolate(top, vars, p)
-	var c TaskConfig
 	if top.Kind != yaml.MappingNode {
 		p.add(top.Line, "a task configuration is a map, not a %s", kindName(top))
-		return c, p.err(file)
+		return TaskConfig{}, p.err(file)
 	}
+	c := taskConfig(top, p)
+	if c.Platform == "" {
+		p.add(0, "missing 'platform'")
+	}
+	return c, p.err(file)
+}
+
+// taskConfig reads the fields of a task configuration, atc.TaskConfig's;
+// the fields it does not know are one problem, at the first of them.
+func taskConfig(top *yaml.Node, p *problems) TaskConfig {
+	var c TaskConfig
 	var unknown []string
 	unknownLine := 0
 	eachEntry(top, func(key string, k, v *yaml.Node) {
@@ -152,69 +162,11 @@ func ParseTaskConfig(file string, data []byte, vars Vars) (TaskConfig, error) {
 		case "run":
 			c.Run = run(v, p)
 		case "inputs":
-			eachItem(v, "inputs", p, func(i int, n *yaml.Node) {
-				var in Input
-				eachEntry(n, func(key string, k, v *yaml.Node) {
-					switch key {
-					case "name":
-						in.Name = str(v, "inputs[].name", p)
-					case "path":
-						in.Path = str(v, "inputs[].path", p)
-					case "optional":
-						in.Optional = boolean(v, "inputs[].optional", p)
-					default:
-						p.add(k.Line, "unknown field %q in input in position %d", key, i)
-					}
-				}, p, fmt.Sprintf("input in position %d", i))
-				if in.Name == "" {
-					p.add(n.Line, "input in position %d is missing a name", i)
-				}
-				c.Inputs = append(c.Inputs, in)
-			})
+			c.Inputs = inputList(v, p)
 		case "outputs":
-			eachItem(v, "outputs", p, func(i int, n *yaml.Node) {
-				var out Output
-				eachEntry(n, func(key string, k, v *yaml.Node) {
-					switch key {
-					case "name":
-						out.Name = str(v, "outputs[].name", p)
-					case "path":
-						out.Path = str(v, "outputs[].path", p)
-					default:
-						p.add(k.Line, "unknown field %q in output in position %d", key, i)
-					}
-				}, p, fmt.Sprintf("output in position %d", i))
-				if out.Name == "" {
-					p.add(n.Line, "output in position %d is missing a name", i)
-				}
-				c.Outputs = append(c.Outputs, out)
-			})
+			c.Outputs = outputList(v, p)
 		case "caches":
-			eachItem(v, "caches", p, func(i int, n *yaml.Node) {
-				var cache Cache
-				eachEntry(n, func(key string, k, v *yaml.Node) {
-					switch key {
-					case "path":
-						cache.Path = str(v, "caches[].path", p)
-					case "ttl":
-						ttl := str(v, "caches[].ttl", p)
-						d, err := time.ParseDuration(ttl)
-						switch {
-						case err != nil:
-							p.add(v.Line, "invalid cache ttl '%s': %v", ttl, err)
-						case d < time.Second:
-							p.add(v.Line, "cache ttl must be at least 1s, got '%s'", ttl)
-						}
-						cache.TTL = d
-					default:
-						p.add(k.Line, "unknown field %q in cache in position %d", key, i)
-					}
-				}, p, fmt.Sprintf("cache in position %d", i))
-				if cache.Path == "" {
-					p.add(n.Line, "cache in position %d is missing a path", i)
-				}
-				c.Caches = append(c.Caches, cache)
-			})
+			c.Caches = cacheList(v, p)
 		default:
 			unknown = append(unknown, key)
 			if unknownLine == 0 {
@@ -225,10 +177,92 @@ func ParseTaskConfig(file string, data []byte, vars Vars) (TaskConfig, error) {
 	if len(unknown) > 0 {
 		p.add(unknownLine, "unknown fields: %s", strings.Join(unknown, ", "))
 	}
-	if c.Platform == "" {
-		p.add(0, "missing 'platform'")
+	return c
+}
+
+// inputList reads inputs: each a name, its path and whether it is optional.
+func inputList(n *yaml.Node, p *problems) []Input {
+	var ins []Input
+	eachItem(n, "inputs", p, func(i int, n *yaml.Node) {
+		var in Input
+		eachEntry(n, func(key string, k, v *yaml.Node) {
+			switch key {
+			case "name":
+				in.Name = str(v, "inputs[].name", p)
+			case "path":
+				in.Path = str(v, "inputs[].path", p)
+			case "optional":
+				in.Optional = boolean(v, "inputs[].optional", p)
+			default:
+				p.add(k.Line, "unknown field %q in input in position %d", key, i)
+			}
+		}, p, fmt.Sprintf("input in position %d", i))
+		if in.Name == "" {
+			p.add(n.Line, "input in position %d is missing a name", i)
+		}
+		ins = append(ins, in)
+	})
+	return ins
+}
+
+// outputList reads outputs: each a name and its path.
+func outputList(n *yaml.Node, p *problems) []Output {
+	var outs []Output
+	eachItem(n, "outputs", p, func(i int, n *yaml.Node) {
+		var out Output
+		eachEntry(n, func(key string, k, v *yaml.Node) {
+			switch key {
+			case "name":
+				out.Name = str(v, "outputs[].name", p)
+			case "path":
+				out.Path = str(v, "outputs[].path", p)
+			default:
+				p.add(k.Line, "unknown field %q in output in position %d", key, i)
+			}
+		}, p, fmt.Sprintf("output in position %d", i))
+		if out.Name == "" {
+			p.add(n.Line, "output in position %d is missing a name", i)
+		}
+		outs = append(outs, out)
+	})
+	return outs
+}
+
+// cacheList reads caches: each a path and its ttl.
+func cacheList(n *yaml.Node, p *problems) []Cache {
+	var caches []Cache
+	eachItem(n, "caches", p, func(i int, n *yaml.Node) {
+		var cache Cache
+		eachEntry(n, func(key string, k, v *yaml.Node) {
+			switch key {
+			case "path":
+				cache.Path = str(v, "caches[].path", p)
+			case "ttl":
+				cache.TTL = cacheTTL(v, p)
+			default:
+				p.add(k.Line, "unknown field %q in cache in position %d", key, i)
+			}
+		}, p, fmt.Sprintf("cache in position %d", i))
+		if cache.Path == "" {
+			p.add(n.Line, "cache in position %d is missing a path", i)
+		}
+		caches = append(caches, cache)
+	})
+	return caches
+}
+
+// cacheTTL reads a cache's ttl, a duration of at least a second, as fly
+// checks it.
+func cacheTTL(n *yaml.Node, p *problems) time.Duration {
+	ttl := str(n, "caches[].ttl", p)
+	d, err := time.ParseDuration(ttl)
+	switch {
+	case err != nil:
+		p.add(n.Line, "invalid cache ttl '%s': %v", ttl, err)
+	case d < time.Second:
+		p.add(n.Line, "cache ttl must be at least 1s, got '%s'", ttl)
 	}
-	return c, p.err(file)
+	return d
 }
 
 func eachEntry(n *yaml.Node, fn func(key string, k, v *yaml.Node), p *problems, what string) {

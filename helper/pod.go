@@ -63,8 +63,9 @@ type Pod struct {
 	*corev1.Pod // as it was when Main started to run
 	// Container is Main, with the keeper's shell for scripts.
 	Container podexec.Container
-	// Refused is why the cluster refused PodSpec.Spec, when it ran
-	// PodSpec.Fallback instead; nil otherwise.
+	// Refused is why PodSpec.Spec did not run, when PodSpec.Fallback
+	// did instead: the cluster refused it, or (Finished.Start) the node's
+	// directory is not there (ErrHostPathMissing); nil otherwise.
 	Refused error
 
 	pods   corev1client.PodsGetter

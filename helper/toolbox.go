@@ -88,13 +88,13 @@ done >"` + CopyReport + `"`
 
 // CopyFromNode adds to spec an init container (of image, after the
 // toolbox's, which must be there) that copies the contents of emptyDirs of
-// a finished pod from its node (nodeDir: EmptyDirsOnNode) into the
-// emptyDirs of the same names in spec, which start empty. It reads the node
-// through a read-only host path volume, nodeVolume, which a Fallback drops
-// with DropCopyFromNode. It runs as root, to read every file and keep its
-// owner.
-func CopyFromNode(spec *corev1.PodSpec, image, nodeVolume, nodeDir string, names []string) {
-	spec.Volumes = append(spec.Volumes, NodeDirVolume(nodeVolume, nodeDir))
+// a finished pod from its node (node: Finished.NodeEmptyDirs, a read-only
+// host path volume, which a Fallback drops with DropCopyFromNode) into the
+// emptyDirs of the same names in spec, which start empty. It runs as root,
+// to read every file and keep its owner.
+func CopyFromNode(spec *corev1.PodSpec, image string, node corev1.Volume, names []string) {
+	nodeVolume := node.Name
+	spec.Volumes = append(spec.Volumes, node)
 	root, no := int64(0), false
 	c := corev1.Container{
 		Name: copyContainer, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,

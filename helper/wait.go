@@ -8,12 +8,16 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/printers"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/listwatch"
 )
 
 // Hope says whether waiting longer can make a container run.
@@ -238,11 +242,7 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 	if o.Events != nil {
 		volumes = &volumeEvents{events: o.Events}
 	}
-	check := func(ctx context.Context) (bool, error) {
-		p, err := pods.Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, cmderr.ExplainForbidden(err, namespace, "get", "pods")
-		}
+	check := func(ctx context.Context, p *corev1.Pod) (bool, error) {
 		current = p
 		if s := findStatus(p, container); o.Ended && s != nil && s.State.Terminated != nil && s.State.Terminated.StartedAt != (metav1.Time{}) {
 			return true, nil
@@ -264,7 +264,7 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 		}
 		return false, nil
 	}
-	err := pollOrWatch(ctx, pods.Pods(namespace), name, o.Interval, check)
+	err := followPod(ctx, pods.Pods(namespace), namespace, name, o.Interval, check)
 	if err == nil {
 		return current, nil
 	}
@@ -336,37 +336,55 @@ func (e *WaitError) Is(target error) bool {
 	return false
 }
 
-// pollOrWatch calls check at once, then at every change of the pod that a
-// watch reports (so that a container is seen running the moment the kubelet
-// says so), and every interval in any case (a watch may lag or be refused:
-// polling alone is then as good as before).
-func pollOrWatch(ctx context.Context, pods corev1client.PodInterface, name string, interval time.Duration, check func(context.Context) (bool, error)) error {
+// followPod calls check with the pod as a GET finds it, then as each change
+// of it arrives (listwatch: a container is seen running the moment the
+// kubelet says so), and again every interval in any case (check reads more
+// than the pod: its events, the time). Where the LIST and WATCH fail (a Role
+// without watch) it GETs the pod every interval instead: slower, as good.
+// A pod that goes is an error (NotFound), as the GET would say.
+func followPod(ctx context.Context, pods corev1client.PodInterface, namespace, name string, interval time.Duration, check func(context.Context, *corev1.Pod) (bool, error)) error {
+	get := func() (*corev1.Pod, error) {
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
+		return p, cmderr.ExplainForbidden(err, namespace, "get", "pods")
+	}
+	current, err := get()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changed := make(chan struct{}, 1)
-	if w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}); err == nil {
-		defer w.Stop()
-		go func() {
-			for range w.ResultChan() {
-				select {
-				case changed <- struct{}{}:
-				default:
-				}
-			}
-		}()
-	}
+	changes := listwatch.Follow(ctx, listwatch.Source{List: listwatch.Lister(pods.List), Watch: pods.Watch,
+		Options:  metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()},
+		Resource: "pods", Namespace: namespace, ResourceVersion: current.ResourceVersion, Known: []runtime.Object{current}})
+	events, ended := changes.Events(), changes.Done()
+	polling := false
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		done, err := check(ctx)
+		done, err := check(ctx, current)
 		if err != nil || done {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-ended:
+			polling, events, ended = true, nil, nil
 		case <-tick.C:
-		case <-changed:
+			if polling {
+				if current, err = get(); err != nil {
+					return err
+				}
+			}
+		case ev := <-events:
+			p, ok := ev.Object.(*corev1.Pod)
+			switch {
+			case !ok || p.Name != name:
+				continue
+			case ev.Type == watch.Deleted:
+				return apierrors.NewNotFound(corev1.Resource("pods"), name)
+			}
+			current = p
 		}
 	}
 }
@@ -376,11 +394,7 @@ func pollOrWatch(ctx context.Context, pods corev1client.PodInterface, name strin
 func WaitEnded(ctx context.Context, pods corev1client.PodsGetter, namespace, name, container string) (*corev1.ContainerStateTerminated, *corev1.Pod, error) {
 	var ended *corev1.ContainerStateTerminated
 	var current *corev1.Pod
-	err := pollOrWatch(ctx, pods.Pods(namespace), name, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
-		p, err := pods.Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, cmderr.ExplainForbidden(err, namespace, "get", "pods")
-		}
+	err := followPod(ctx, pods.Pods(namespace), namespace, name, 250*time.Millisecond, func(_ context.Context, p *corev1.Pod) (bool, error) {
 		current = p
 		if s := findStatus(p, container); s != nil && s.State.Terminated != nil {
 			ended = s.State.Terminated

@@ -3,13 +3,16 @@ package helper
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -107,14 +110,47 @@ func TestWaiting(t *testing.T) {
 }
 
 // statusSequence makes the fake API server answer each GET of pod p with
-// the next status, the last one repeating, as a kubelet moves it along.
+// the next status, the last one repeating, as a kubelet moves it along. It
+// refuses the watch, so that the waits poll (as under a Role without it).
 func statusSequence(client *fake.Clientset, states ...func(*corev1.Pod)) {
 	n := 0
 	client.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		p := podWith(states[min(n, len(states)-1)])
+		p.ResourceVersion = strconv.Itoa(n + 1)
 		n++
 		return true, p, nil
 	})
+	client.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no watch"))
+	})
+}
+
+// With a watch, the wait sees the container run from the change that says
+// so, without polling: the interval here is longer than the test.
+func TestWaitRunningWatches(t *testing.T) {
+	pending := podWith(func(*corev1.Pod) {})
+	pending.ResourceVersion = "1"
+	client := fake.NewClientset(pending)
+	watching := make(chan struct{})
+	client.PrependWatchReactor("pods", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := client.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		close(watching)
+		return true, w, err
+	})
+	go func() {
+		<-watching
+		up := podWith(func(p *corev1.Pod) {
+			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "inputs", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+		})
+		up.ResourceVersion = "2"
+		if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), up, "ci"); err != nil {
+			t.Error(err)
+		}
+	}()
+	p, err := WaitRunning(t.Context(), client.CoreV1(), "ci", "p", "inputs", WaitOptions{Interval: time.Hour, Timeout: 10 * time.Second})
+	if err != nil || p.ResourceVersion != "2" {
+		t.Fatalf("WaitRunning() = %v, %v; want the running pod", p, err)
+	}
 }
 
 func TestWaitRunning(t *testing.T) {

@@ -99,13 +99,10 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 	if isWindows(orig) {
 		return errors.New("a copy of a finished Windows step cannot be made: its keeper and tools are Linux programs")
 	}
-	c := debugCopyOf(orig, step)
+	f := helper.ReadFinished(orig, step)
+	c := debugCopyOf(f)
 	emptyDirs := c.emptyDirs()
-	var root helper.KubeletRoot
-	if len(emptyDirs) > 0 {
-		root = helper.KubeletDirOf(ctx, o.KubeletDir, o.askKubelet, orig.Spec.NodeName)
-	}
-	onNode := len(emptyDirs) > 0 || helper.OnStepNode(ctx, o.Client.CoreV1(), orig.Namespace, c.claims)
+	f.Place(ctx, o.Client.CoreV1(), o.KubeletDir, o.askKubelet, f.Mounts)
 	image, own := o.DebugImage, o.DebugImage == ""
 	if own {
 		image = step.Image
@@ -113,12 +110,13 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 	where := printers.EscapeTerminal(orig.Namespace + "/" + orig.Name)
 	var fallback func(corev1.PodSpec) corev1.PodSpec
 	if len(emptyDirs) > 0 {
-		// Without the node's disk, the emptyDirs start empty.
-		fallback = func(spec corev1.PodSpec) corev1.PodSpec { return helper.DropCopyFromNode(spec, copyNodeVolume) }
+		// Without the node's disk (refused, or a kubelet root elsewhere),
+		// the emptyDirs start empty and the claims are still there.
+		fallback = func(spec corev1.PodSpec) corev1.PodSpec { return helper.DropCopyFromNode(spec, helper.NodeVolumeName) }
 	}
 	for {
-		p, err := helper.StartPod(ctx, o.Client.CoreV1(), o.Executor, helper.PodSpec{
-			Of: orig, Purpose: "debug", Spec: c.spec(image, o.HelperImage, root.Dir, onNode), Main: step.Name,
+		p, err := f.Start(ctx, o.Client.CoreV1(), o.Executor, helper.PodSpec{
+			Of: orig, Purpose: "debug", Spec: c.spec(image, o.HelperImage), Main: step.Name,
 			Keeper: helper.ToolboxKeeper, Lifetime: debugLifetime, Keep: o.Keep, Fallback: fallback,
 			Created: func(p *corev1.Pod) {
 				fmt.Fprintf(o.ErrOut, "Pod %s has %s; debugging a copy, %s, from image %s with its volumes.\n",
@@ -132,11 +130,6 @@ func (o *HijackOptions) debugCopy(ctx context.Context, m *selector.Match) error 
 				printers.EscapeTerminal(image), why, printers.EscapeTerminal(o.HelperImage))
 			image = o.HelperImage
 			continue
-		}
-		if err != nil && len(emptyDirs) > 0 && errors.Is(err, helper.ErrHostPathMissing) {
-			return fmt.Errorf("debug copy: %w; the kubelet of node %s does not keep pod %s under %s: %s", err,
-				printers.EscapeTerminal(orig.Spec.NodeName), printers.EscapeTerminal(orig.Name), printers.EscapeTerminal(root.Dir),
-				printers.EscapeTerminal(root.Remedy()))
 		}
 		if err != nil {
 			return fmt.Errorf("debug copy: %w", err)
@@ -170,6 +163,8 @@ func (o *HijackOptions) enterCopy(ctx context.Context, p *helper.Pod, orig *core
 	node := printers.EscapeTerminal(orig.Spec.NodeName)
 	switch {
 	case len(emptyDirs) == 0:
+	case errors.Is(p.Refused, helper.ErrHostPathMissing):
+		fmt.Fprintf(o.ErrOut, "warning: the emptyDirs %s start empty: %v\n", printers.EscapeTerminal(strings.Join(emptyDirs, ", ")), p.Refused)
 	case p.Refused != nil:
 		fmt.Fprintf(o.ErrOut, "warning: the emptyDirs %s start empty: copying them from node %s needs a pod with a read-only host path volume, which the cluster refused: %v\n",
 			printers.EscapeTerminal(strings.Join(emptyDirs, ", ")), node, p.Refused)
@@ -188,44 +183,23 @@ func (o *HijackOptions) enterCopy(ctx context.Context, p *helper.Pod, orig *core
 	return o.enter(ctx, p.Pod, step.Name, step.WorkingDir, helper.ToolboxBin)
 }
 
-// copyNodeVolume is the copy's read-only view of the node's emptyDirs.
-const copyNodeVolume = "kubectl-concourse-node"
-
 // debugCopySpec is a copy of a finished step's container and what it mounts.
 type debugCopySpec struct {
-	orig      *corev1.Pod
+	finished  *helper.Finished
 	container corev1.Container
 	volumes   []corev1.Volume
-	claims    []string
 }
 
-// debugCopyOf copies step, and of orig's volumes those it mounts: a generic
-// ephemeral volume as the claim Kubernetes made for it (a new one would be
-// empty), emptyDirs as new ones, which CopyFromNode may fill.
-func debugCopyOf(orig *corev1.Pod, step *corev1.Container) debugCopySpec {
-	c := step.DeepCopy()
+// debugCopyOf copies the finished step f, and the volumes it mounts as
+// f.Volumes gives them again: its emptyDirs new ones, which CopyFromNode
+// may fill.
+func debugCopyOf(f *helper.Finished) debugCopySpec {
+	c := f.Step.DeepCopy()
 	// What made it a step, and would end or disturb a copy that waits for
 	// a session: probes, hooks, ports, its terminal.
 	c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
 	c.Ports, c.Stdin, c.StdinOnce, c.TTY, c.RestartPolicy, c.ResizePolicy = nil, false, false, false, nil, nil
-	d := debugCopySpec{orig: orig, container: *c}
-	used := map[string]bool{}
-	for _, vm := range c.VolumeMounts {
-		used[vm.Name] = true
-	}
-	for _, v := range orig.Spec.Volumes {
-		if !used[v.Name] {
-			continue
-		}
-		if claim, ok := helper.ClaimOf(orig, &v); ok {
-			d.claims = append(d.claims, claim)
-			if v.Ephemeral != nil {
-				v = corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}
-			}
-		}
-		d.volumes = append(d.volumes, v)
-	}
-	return d
+	return debugCopySpec{finished: f, container: *c, volumes: f.Volumes()}
 }
 
 // emptyDirs names the emptyDirs of the copy: the step's, on its node.
@@ -240,9 +214,10 @@ func (d debugCopySpec) emptyDirs() []string {
 }
 
 // spec is the copy's pod spec, in image, with the toolbox of helperImage
-// and, when it has emptyDirs, their contents copied from the node.
-func (d debugCopySpec) spec(image, helperImage, kubeletDir string, onNode bool) corev1.PodSpec {
-	orig := d.orig
+// and, when it has emptyDirs, their contents copied from the node; where
+// the finished step was placed.
+func (d debugCopySpec) spec(image, helperImage string) corev1.PodSpec {
+	orig := d.finished.Pod
 	c := *d.container.DeepCopy()
 	c.Image = image
 	spec := corev1.PodSpec{
@@ -260,14 +235,10 @@ func (d debugCopySpec) spec(image, helperImage, kubeletDir string, onNode bool) 
 		EnableServiceLinks:           orig.Spec.EnableServiceLinks,
 		RuntimeClassName:             orig.Spec.RuntimeClassName,
 	}
-	if onNode {
-		spec.NodeName = orig.Spec.NodeName
-	} else {
-		spec.NodeSelector, spec.Affinity = orig.Spec.NodeSelector, orig.Spec.Affinity
-	}
+	d.finished.Schedule(&spec)
 	helper.AddToolbox(&spec, helperImage, c.Name)
 	if names := d.emptyDirs(); len(names) > 0 {
-		helper.CopyFromNode(&spec, helperImage, copyNodeVolume, helper.EmptyDirsOnNode(kubeletDir, orig), names)
+		helper.CopyFromNode(&spec, helperImage, d.finished.NodeEmptyDirs(), names)
 	}
 	return spec
 }
@@ -279,15 +250,8 @@ func (o *HijackOptions) debugDir(step *corev1.Container) string {
 	if step == nil || step.WorkingDir == "" {
 		return ""
 	}
-	for _, vm := range step.VolumeMounts {
-		if vm.SubPath == "" && vm.SubPathExpr == "" && within(step.WorkingDir, vm.MountPath) {
-			return step.WorkingDir
-		}
+	if helper.OnWholeMount(step.VolumeMounts, step.WorkingDir) {
+		return step.WorkingDir
 	}
 	return ""
-}
-
-func within(dir, mount string) bool {
-	mount = strings.TrimRight(mount, "/")
-	return dir == mount || strings.HasPrefix(dir, mount+"/") || mount == ""
 }

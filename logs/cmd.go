@@ -6,6 +6,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
@@ -60,5 +61,48 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter genericclioptions.RES
 	fs.BoolVarP(&o.AllAttempts, "all-attempts", "a", o.AllAttempts, "Every attempt of each step, not only the last")
 	fs.BoolVar(&o.Prefix, "prefix", o.Prefix, "Prefix each line with its step's name even when there is one step")
 	kernel.AddColorFlag(fs, &o.Color, "Colour the steps' names")
+	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
+}
+
+// NewCmdWatch is fly watch: a build's step logs until it ends.
+func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
+	o := NewWatchOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "watch -j PIPELINE/JOB [-b BUILD]",
+		Aliases:               []string{"w"},
+		DisableFlagsInUseLine: true,
+		Args:                  cmderr.Args(cobra.NoArgs),
+		ValidArgsFunction:     cobra.NoFileCompletions,
+		Short:                 "Follow the step logs of a build until it ends",
+		Long: templates.LongDesc(`
+			Print the logs of a build's steps in the order they started, each under a header naming
+			the step, following running steps and new ones until the build ends. Without -b, the
+			job's latest build; without -j, -b is a global build id; with neither, the latest
+			one-off build; -u takes the build's or job's URL from the web UI.
+
+			The exit status is fly's: the exit status of the last task to finish (a failed task that
+			exited 42 exits 42), else 0 succeeded, 1 failed, 2 errored, 3 aborted.
+
+			When Tekton ran the build, its PipelineRun (or TaskRun) says when the build is over and
+			how it ended, and the steps it skipped are named. Otherwise nothing in the pods says that
+			a build has no more steps to come: a failed, errored or aborted step ends it, and once
+			every step has succeeded, watch waits until --settle after the last one ended for the
+			next step's pod before it calls the build succeeded.`),
+		Example: templates.Examples(`
+			# Follow the latest build of a job
+			kubectl concourse watch -j main/unit
+
+			# Follow build 42 of the job, each line with its time
+			kubectl concourse watch -j main/unit -b 42 -t`),
+	}
+	fs := cmd.Flags()
+	o.Target.AddFlags(fs, "job", "build", "url", "team", "all-namespaces")
+	fs.BoolVarP(&o.Timestamps, "timestamps", "t", o.Timestamps, "Print with local timestamp")
+	// The shared flags speak of a step's container; watch follows a build.
+	fs.Lookup("team").Usage = "Name of the team the build belongs to"
+	fs.Lookup("all-namespaces").Usage = "Look for the build in every namespace"
+	fs.Lookup("url").Usage = "URL for the build or job to watch, as copied from the Concourse web UI"
+	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long after the last one ended to wait for a next step before the build counts as succeeded")
+	kernel.AddColorFlag(fs, &o.Color, "Colour headers and the status")
 	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }

@@ -7,10 +7,9 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// DefaultSettle is how long `logs -f` of a whole build waits, once every pod
-// of the build has ended, for the build's next step pod before it counts
-// the build as over: nothing in the pods says that no step is to come. It
-// is watch's default (views.DefaultSettle) for the same question.
+// DefaultSettle is how long `logs -f` of a whole build and watch wait for
+// the build's next step pod, once its last step ended, before they count
+// the build as over: nothing in the pods says that no step is to come.
 const DefaultSettle = 10 * time.Second
 
 // buildEnd tells when a followed build is over: every pod of it has ended
@@ -27,9 +26,6 @@ type buildEnd struct {
 func newBuildEnd(settle time.Duration, c clock.Clock) *buildEnd {
 	return &buildEnd{settle: settle, clock: c, ends: map[string]time.Time{}}
 }
-
-// forget drops what is known of the pods, before a new LIST.
-func (b *buildEnd) forget() { clear(b.ends) }
 
 // see records pod as last seen (deleted: gone, so ended).
 func (b *buildEnd) see(pod *corev1.Pod, deleted bool) {

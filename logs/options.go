@@ -1,4 +1,4 @@
-// Package logs implements `kubectl concourse logs`: the log of one step, or
+// Package logs implements `kubectl concourse logs` and `watch`: the log of one step, or
 // of every step of a build, found by fly's flags, as `kubectl logs` and
 // stern print them: finished steps included while their pods exist,
 // following running ones, several at once each under its step's name.

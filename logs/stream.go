@@ -14,12 +14,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
+	"github.com/kubectl-concourse/kubectl-concourse/listwatch"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -276,87 +279,58 @@ func (o *LogsOptions) stream(ctx context.Context, p *printer, m selector.Match) 
 // watchBuild tells start of every step container of the build's pods, as
 // they come, until ctx ends or the build is over (buildEnd).
 func (o *LogsOptions) watchBuild(ctx context.Context, latest selector.Match, start func(selector.Match)) error {
-	pods := o.Client.CoreV1().Pods(latest.Pod.Namespace)
-	opts := metav1.ListOptions{LabelSelector: selector.BuildSelector(latest)}
+	// The first LIST is seen whole before the build's end is judged: its
+	// first pod alone may have ended long ago.
+	list, pods, err := listBuild(ctx, o.Client, latest.Pod.Namespace, selector.BuildSelector(latest))
+	if err != nil {
+		return err
+	}
 	end := newBuildEnd(o.Settle, o.Clock)
 	defer end.stop()
+	for i := range list.Items {
+		o.startSteps(&list.Items[i], start)
+		end.see(&list.Items[i], false)
+	}
+	if end.over() {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes := listwatch.Follow(ctx, pods)
 	for {
-		list, err := pods.List(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("list the build's pods: %w", cmderr.ExplainForbidden(err, latest.Pod.Namespace, "list", "pods"))
-		}
-		end.forget()
-		for i := range list.Items {
-			o.startSteps(&list.Items[i], start)
-			end.see(&list.Items[i], false)
-		}
-		rv := list.ResourceVersion
-		for {
-			if end.over() {
-				return nil
-			}
-			w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: opts.LabelSelector, ResourceVersion: rv, AllowWatchBookmarks: true})
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
+		select {
+		case <-changes.Done():
+			return changes.Err()
+		case <-end.settled():
+		case ev := <-changes.Events():
+			if pod, ok := ev.Object.(*corev1.Pod); ok {
+				if ev.Type != watch.Deleted {
+					o.startSteps(pod, start)
 				}
-				return fmt.Errorf("watch the build's pods: %w", cmderr.ExplainForbidden(err, latest.Pod.Namespace, "watch", "pods"))
+				end.see(pod, ev.Type == watch.Deleted)
 			}
-			ended := o.watchEvents(ctx, w, &rv, start, end)
-			w.Stop()
-			if ctx.Err() != nil || ended == buildOver {
-				return nil
-			}
-			if ended == watchGone {
-				break
-			}
+		}
+		if end.over() {
+			return nil
 		}
 	}
 }
 
-// watchEnd is why watchEvents returned.
-type watchEnd int
-
-const (
-	watchClosed watchEnd = iota // the server ended the watch, or ctx ended
-	watchGone                   // the resource version is too old: list again
-	buildOver
-)
-
-// watchEvents starts the steps of the pods w tells of, and keeps rv at the
-// last resource version seen, until w ends, ctx ends (a watcher need not
-// end with its context), the resource version is too old, or the build is
-// over.
-func (o *LogsOptions) watchEvents(ctx context.Context, w watch.Interface, rv *string, start func(selector.Match), end *buildEnd) watchEnd {
-	for {
-		select {
-		case <-ctx.Done():
-			return watchClosed
-		case <-end.settled():
-			if end.over() {
-				return buildOver
-			}
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return watchClosed
-			}
-			if ev.Type == watch.Error {
-				return watchGone
-			}
-			if pod, ok := ev.Object.(*corev1.Pod); ok {
-				*rv = pod.ResourceVersion
-				if ev.Type == watch.Added || ev.Type == watch.Modified {
-					o.startSteps(pod, start)
-				}
-				if ev.Type != watch.Bookmark {
-					end.see(pod, ev.Type == watch.Deleted)
-				}
-				if end.over() {
-					return buildOver
-				}
-			}
-		}
+// listBuild makes the first LIST of a build's pods (sel in ns), and the
+// source that follows them from it: logs -f and watch follow a build alike.
+func listBuild(ctx context.Context, client kubernetes.Interface, ns, sel string) (*corev1.PodList, listwatch.Source, error) {
+	pods := client.CoreV1().Pods(ns)
+	opts := metav1.ListOptions{LabelSelector: sel}
+	list, err := pods.List(ctx, opts)
+	if err != nil {
+		return nil, listwatch.Source{}, fmt.Errorf("list the build's pods: %w", cmderr.ExplainForbidden(err, ns, "list", "pods"))
 	}
+	known := make([]runtime.Object, len(list.Items))
+	for i := range list.Items {
+		known[i] = &list.Items[i]
+	}
+	return list, listwatch.Source{List: listwatch.Lister(pods.List), Watch: pods.Watch, Options: opts,
+		Resource: "pods", Namespace: ns, ResourceVersion: list.ResourceVersion, Known: known}, nil
 }
 
 // startSteps starts the step containers of pod that the target names.

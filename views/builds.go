@@ -13,109 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	"github.com/kubectl-concourse/kubectl-concourse/build"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
-
-// Build and step statuses, as fly names them.
-const (
-	statusPending   = "pending"
-	statusStarted   = "started"
-	statusSucceeded = "succeeded"
-	statusFailed    = "failed"
-	statusErrored   = "errored"
-	statusAborted   = "aborted"
-)
-
-// erroredReasons are waiting reasons that mean the step cannot run: Concourse
-// calls that errored (the build's fault is not the task's exit status).
-var erroredReasons = map[string]bool{
-	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
-	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
-	"CrashLoopBackOff": true,
-}
-
-// step is one step container as far as its build's status goes.
-type step struct {
-	pod, container, name string
-	kind                 string // the step's type: task, get, put, check, run
-	created              time.Time
-	status               string
-	started, finished    time.Time // zero when unknown
-	reason               string    // why a step errored
-	exitCode             int32     // of a terminated container
-}
-
-// podSteps reads the status of each step container of pod.
-func podSteps(pod *corev1.Pod) []step {
-	var steps []step
-	for _, m := range selector.Steps(pod) {
-		s := step{pod: pod.Name, container: m.Container, name: m.Step, kind: m.StepType, created: pod.CreationTimestamp.Time}
-		if s.name == "" {
-			s.name = m.Resource
-		}
-		s.status, s.reason = statusPending, ""
-		var cs *corev1.ContainerStatus
-		for i := range pod.Status.ContainerStatuses {
-			if pod.Status.ContainerStatuses[i].Name == m.Container {
-				cs = &pod.Status.ContainerStatuses[i]
-			}
-		}
-		switch {
-		case cs != nil && cs.State.Terminated != nil:
-			t := cs.State.Terminated
-			s.started, s.finished, s.exitCode = t.StartedAt.Time, t.FinishedAt.Time, t.ExitCode
-			switch {
-			case t.ExitCode == 0:
-				s.status = statusSucceeded
-			case pod.DeletionTimestamp != nil:
-				s.status = statusAborted
-			default:
-				s.status = statusFailed
-			}
-		case cs != nil && cs.State.Running != nil:
-			s.started = cs.State.Running.StartedAt.Time
-			s.status = statusStarted
-			if pod.DeletionTimestamp != nil {
-				s.status = statusAborted
-			}
-		case cs != nil && cs.State.Waiting != nil && erroredReasons[cs.State.Waiting.Reason]:
-			s.status, s.reason = statusErrored, cs.State.Waiting.Reason
-		case pod.Status.Phase == corev1.PodFailed:
-			s.status, s.reason = statusErrored, cmp.Or(pod.Status.Reason, "pod failed")
-		case pod.DeletionTimestamp != nil:
-			s.status = statusAborted
-		}
-		steps = append(steps, s)
-	}
-	return steps
-}
-
-// finished reports whether a step status is final.
-func finished(status string) bool {
-	return status != statusPending && status != statusStarted
-}
-
-// buildStatus derives a build's status from its steps: the worst final
-// status wins, then started, then succeeded; a build with no step started is
-// pending.
-func buildStatus(steps []step) string {
-	has := map[string]bool{}
-	for _, s := range steps {
-		has[s.status] = true
-	}
-	for _, st := range []string{statusErrored, statusFailed, statusAborted} {
-		if has[st] {
-			return st
-		}
-	}
-	switch {
-	case has[statusStarted], has[statusSucceeded] && has[statusPending]:
-		return statusStarted
-	case has[statusSucceeded]:
-		return statusSucceeded
-	}
-	return statusPending
-}
 
 // buildRef identifies a build from its pod's labels.
 type buildRef struct {
@@ -155,7 +55,7 @@ type buildSet struct {
 
 type buildEntry struct {
 	ref       buildRef
-	pods      map[string][]step            // pod name -> its steps
+	pods      map[string][]build.Step      // pod name -> its steps
 	podLabels map[string]map[string]string // pod name -> its labels, which name its Tekton runs
 }
 
@@ -170,10 +70,10 @@ func (s *buildSet) add(pod *corev1.Pod) string {
 	s.remove(pod.Namespace, pod.Name)
 	e := s.builds[key]
 	if e == nil {
-		e = &buildEntry{ref: ref, pods: map[string][]step{}, podLabels: map[string]map[string]string{}}
+		e = &buildEntry{ref: ref, pods: map[string][]build.Step{}, podLabels: map[string]map[string]string{}}
 		s.builds[key] = e
 	}
-	e.pods[pod.Name] = podSteps(pod)
+	e.pods[pod.Name] = build.Steps(pod)
 	e.podLabels[pod.Name] = pod.Labels
 	s.podKey[pod.Namespace+"/"+pod.Name] = key
 	return key
@@ -210,20 +110,6 @@ func compareBuilds(a, b *Build) int {
 	return cmp.Or(selector.CompareNumbered(b.ID, a.ID), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 }
 
-// steps returns the build's steps in the order they were created.
-func (e *buildEntry) steps() []step {
-	var steps []step
-	for _, ps := range e.pods {
-		steps = append(steps, ps...)
-	}
-	slices.SortStableFunc(steps, func(a, b step) int {
-		return cmp.Or(a.created.Compare(b.created), cmp.Compare(a.pod, b.pod))
-	})
-	// Within a pod the container order stands: the sort is stable and each
-	// pod's steps were appended in order.
-	return steps
-}
-
 // build summarises the build from its pods and, when Tekton ran it, from
 // its PipelineRun or TaskRun, whose conditions are the better record.
 func (e *buildEntry) build(runs tektonRuns) *Build {
@@ -232,34 +118,34 @@ func (e *buildEntry) build(runs tektonRuns) *Build {
 	if name == "" {
 		name = strings.Trim(strings.Join([]string{r.pipeline, cmp.Or(r.job, r.resource), r.name}, "/"), "/")
 	}
-	steps := e.steps()
+	steps := build.InOrder(e.pods)
 	b := &Build{
 		TypeMeta:   typeMeta("Build"),
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.namespace},
 		ID:         r.id, Team: r.team, Pipeline: r.pipeline, InstanceVars: r.vars, Job: r.job, BuildName: r.name,
-		Resource: r.resource, Status: buildStatus(steps), Steps: []string{}, vars: r.instanceVars,
+		Resource: r.resource, Status: build.StatusOf(steps), Steps: []string{}, vars: r.instanceVars,
 	}
 	var start, end time.Time
 	done := true
 	for i, s := range steps {
-		if i == 0 || s.created.Before(b.CreationTimestamp.Time) {
-			b.CreationTimestamp = metav1.NewTime(s.created)
+		if i == 0 || s.Created.Before(b.CreationTimestamp.Time) {
+			b.CreationTimestamp = metav1.NewTime(s.Created)
 		}
-		if !slices.Contains(b.Steps, s.name) {
-			b.Steps = append(b.Steps, s.name)
+		if !slices.Contains(b.Steps, s.Name) {
+			b.Steps = append(b.Steps, s.Name)
 		}
-		if !s.started.IsZero() && (start.IsZero() || s.started.Before(start)) {
-			start = s.started
+		if !s.Started.IsZero() && (start.IsZero() || s.Started.Before(start)) {
+			start = s.Started
 		}
-		if s.finished.After(end) {
-			end = s.finished
+		if s.Finished.After(end) {
+			end = s.Finished
 		}
-		done = done && finished(s.status)
+		done = done && build.Final(s.Status)
 	}
 	if !start.IsZero() {
 		b.Start = &metav1.Time{Time: start}
 	}
-	if done && !end.IsZero() && finished(b.Status) {
+	if done && !end.IsZero() && build.Final(b.Status) {
 		b.End = &metav1.Time{Time: end}
 	}
 	e.applyTekton(b, runs)
@@ -274,24 +160,24 @@ func (e *buildEntry) applyTekton(b *Build, runs tektonRuns) {
 		podLabels = append(podLabels, l)
 		if tr := l[selector.LabelTektonTaskRun]; tr != "" && !seen[tr] {
 			seen[tr] = true
-			b.Retries += runs.taskRuns[e.ref.namespace+"/"+tr].retries
+			b.Retries += runs.taskRuns[e.ref.namespace+"/"+tr].Retries
 		}
 	}
 	run, ok := runs.of(e.ref.namespace, podLabels)
 	if !ok {
 		return
 	}
-	if run.status != "" {
-		b.Status = run.status
+	if run.Status != "" {
+		b.Status = run.Status
 	}
-	if !run.start.IsZero() {
-		b.Start = &metav1.Time{Time: run.start}
+	if !run.Start.IsZero() {
+		b.Start = &metav1.Time{Time: run.Start}
 	}
 	b.End = nil
-	if !run.end.IsZero() && run.status != "" {
-		b.End = &metav1.Time{Time: run.end}
+	if !run.End.IsZero() && run.Status != "" {
+		b.End = &metav1.Time{Time: run.End}
 	}
-	b.Skipped = run.skipped
+	b.Skipped = run.Skipped
 }
 
 var buildColumns = []metav1.TableColumnDefinition{
@@ -357,21 +243,7 @@ func (b *Build) pipelineJob() string {
 }
 
 func (b *Build) colour() string {
-	return statusColour(b.Status)
-}
-
-func statusColour(status string) string {
-	switch status {
-	case statusSucceeded:
-		return colourGreen
-	case statusFailed:
-		return colourRed
-	case statusErrored:
-		return colourMagenta
-	case statusAborted, statusStarted:
-		return colourYellow
-	}
-	return ""
+	return build.StatusColour(b.Status)
 }
 
 // flyBuild is atc.Build's JSON (atc/build.go:18-36), for --json: the

@@ -1,6 +1,6 @@
 // Package views holds fly's read-only views rebuilt on Kubernetes objects:
 // workers (nodes), containers (step containers of pods), volumes (PVCs and
-// pod volumes), builds (pods grouped by build) and watch (a build's logs).
+// pod volumes) and builds (pods grouped by build).
 package views
 
 import (
@@ -9,7 +9,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -128,47 +127,4 @@ func NewCmdBuilds(streams genericiooptions.IOStreams, getter genericclioptions.R
 	fs.StringVar(&o.Until, "until", o.Until, "End of the range to filter builds. Expected time format of 'yyyy-mm-dd HH:mm:ss'")
 	o.addFilterFlags(cmd)
 	return listCommand(o, o.ViewOptions, getter, cmd)
-}
-
-// NewCmdWatch is fly watch: a build's step logs until it ends.
-func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
-	o := NewWatchOptions(streams)
-	cmd := &cobra.Command{
-		Use:                   "watch -j PIPELINE/JOB [-b BUILD]",
-		Aliases:               []string{"w"},
-		DisableFlagsInUseLine: true,
-		Args:                  cmderr.Args(cobra.NoArgs),
-		ValidArgsFunction:     cobra.NoFileCompletions,
-		Short:                 "Follow the step logs of a build until it ends",
-		Long: templates.LongDesc(`
-			Print the logs of a build's steps in the order they started, each under a header naming
-			the step, following running steps and new ones until the build ends. Without -b, the
-			job's latest build; without -j, -b is a global build id; with neither, the latest
-			one-off build; -u takes the build's or job's URL from the web UI.
-
-			The exit status is fly's: the exit status of the last task to finish (a failed task that
-			exited 42 exits 42), else 0 succeeded, 1 failed, 2 errored, 3 aborted.
-
-			When Tekton ran the build, its PipelineRun (or TaskRun) says when the build is over and
-			how it ended, and the steps it skipped are named. Otherwise nothing in the pods says that
-			a build has no more steps to come: a failed, errored or aborted step ends it, and once
-			every step has succeeded, watch waits until --settle after the last one ended for the
-			next step's pod before it calls the build succeeded.`),
-		Example: templates.Examples(`
-			# Follow the latest build of a job
-			kubectl concourse watch -j main/unit
-
-			# Follow build 42 of the job, each line with its time
-			kubectl concourse watch -j main/unit -b 42 -t`),
-	}
-	fs := cmd.Flags()
-	o.Target.AddFlags(fs, "job", "build", "url", "team", "all-namespaces")
-	fs.BoolVarP(&o.Timestamps, "timestamps", "t", o.Timestamps, "Print with local timestamp")
-	// The shared flags speak of a step's container; watch follows a build.
-	fs.Lookup("team").Usage = "Name of the team the build belongs to"
-	fs.Lookup("all-namespaces").Usage = "Look for the build in every namespace"
-	fs.Lookup("url").Usage = "URL for the build or job to watch, as copied from the Concourse web UI"
-	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long after the last one ended to wait for a next step before the build counts as succeeded")
-	kernel.AddColorFlag(fs, &o.Color, "Colour headers and the status")
-	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }

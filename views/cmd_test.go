@@ -27,7 +27,7 @@ func TestFilterMistakesAreUsageErrors(t *testing.T) {
 	getter := genericclioptions.NewConfigFlags(false)
 	streams := genericiooptions.NewTestIOStreamsDiscard()
 	commands := map[string]func(genericiooptions.IOStreams, genericclioptions.RESTClientGetter) *cobra.Command{
-		"containers": NewCmdContainers, "volumes": NewCmdVolumes, "builds": NewCmdBuilds, "watch": NewCmdWatch,
+		"containers": NewCmdContainers, "volumes": NewCmdVolumes, "builds": NewCmdBuilds,
 	}
 	for name, newCmd := range commands {
 		for _, args := range [][]string{{"-j", "a/"}, {"-j", "p/novalue/j"}} {

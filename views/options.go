@@ -18,6 +18,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
+	"github.com/kubectl-concourse/kubectl-concourse/listwatch"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -204,11 +205,19 @@ func (o *ViewOptions) eachPod(ctx context.Context, namespace, sel string, scope 
 
 // listPods pages through the Concourse pods that the filters match, in the
 // namespace of the view, and returns the source that follows them (-w).
-func (o *ViewOptions) listPods(ctx context.Context, fn func([]*corev1.Pod) error) (source, error) {
+func (o *ViewOptions) listPods(ctx context.Context, fn func([]*corev1.Pod) error) (listwatch.Source, error) {
 	ns, sel := o.listNamespace(), o.scope.Selector(selector.ManagedPods())
 	rv, err := o.eachPod(ctx, ns, sel, o.scope, fn)
 	if err != nil {
-		return source{}, fmt.Errorf("list pods: %w", err)
+		return listwatch.Source{}, fmt.Errorf("list pods: %w", err)
 	}
-	return source{rv: rv, opts: metav1.ListOptions{LabelSelector: sel}, watch: o.Client.CoreV1().Pods(ns).Watch}, nil
+	return o.podSource(ns, sel, rv), nil
+}
+
+// podSource follows the pods that sel selects in ns (-w) from the LIST
+// at rv.
+func (o *ViewOptions) podSource(ns, sel, rv string) listwatch.Source {
+	pods := o.Client.CoreV1().Pods(ns)
+	return listwatch.Source{List: listwatch.Lister(pods.List), Watch: pods.Watch, Options: metav1.ListOptions{LabelSelector: sel},
+		Resource: "pods", Namespace: ns, ResourceVersion: rv}
 }

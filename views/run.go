@@ -17,6 +17,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/listwatch"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -48,7 +49,7 @@ func (o *WorkersOptions) Run(ctx context.Context) error {
 	if err := p.finish(""); err != nil || !o.Watch {
 		return err
 	}
-	return follow(ctx, func(ev watch.Event) error {
+	return listwatch.Run(ctx, func(ev watch.Event) error {
 		switch obj := ev.Object.(type) {
 		case *corev1.Node:
 			return p.add(table.nodeChanged(obj, ev.Type == watch.Deleted)...)
@@ -57,8 +58,9 @@ func (o *WorkersOptions) Run(ctx context.Context) error {
 		}
 		return nil
 	},
-		source{rv: nodes.rv, opts: metav1.ListOptions{LabelSelector: nodes.sel}, watch: o.Client.CoreV1().Nodes().Watch},
-		source{rv: pods.rv, opts: metav1.ListOptions{LabelSelector: pods.sel}, watch: o.Client.CoreV1().Pods(pods.namespace).Watch},
+		listwatch.Source{List: listwatch.Lister(o.Client.CoreV1().Nodes().List), Watch: o.Client.CoreV1().Nodes().Watch,
+			Options: metav1.ListOptions{LabelSelector: nodes.sel}, Resource: "nodes", ResourceVersion: nodes.rv},
+		o.podSource(pods.namespace, pods.sel, pods.rv),
 	)
 }
 
@@ -259,7 +261,7 @@ func (o *ContainersOptions) Run(ctx context.Context) error {
 	if err := p.finish(o.where()); err != nil || !o.Watch {
 		return err
 	}
-	return follow(ctx, func(ev watch.Event) error {
+	return listwatch.Run(ctx, func(ev watch.Event) error {
 		pod, ok := ev.Object.(*corev1.Pod)
 		if !ok || !o.scope.Matches(pod) {
 			return nil
@@ -319,7 +321,7 @@ func (o *VolumesOptions) Run(ctx context.Context) error {
 	if err := p.finish(o.where()); err != nil || !o.Watch {
 		return err
 	}
-	return follow(ctx, func(ev watch.Event) error {
+	return listwatch.Run(ctx, func(ev watch.Event) error {
 		var rows []item
 		switch obj := ev.Object.(type) {
 		case *corev1.Pod:
@@ -354,7 +356,8 @@ func (o *VolumesOptions) Run(ctx context.Context) error {
 		return p.add(rows...)
 	},
 		pods,
-		source{rv: pvcRV, opts: metav1.ListOptions{LabelSelector: pvcSel}, watch: o.Client.CoreV1().PersistentVolumeClaims(ns).Watch},
+		listwatch.Source{List: listwatch.Lister(o.Client.CoreV1().PersistentVolumeClaims(ns).List), Watch: o.Client.CoreV1().PersistentVolumeClaims(ns).Watch,
+			Options: metav1.ListOptions{LabelSelector: pvcSel}, Resource: "persistentvolumeclaims", Namespace: ns, ResourceVersion: pvcRV},
 	)
 }
 
@@ -437,7 +440,7 @@ func (o *BuildsOptions) Run(ctx context.Context) error {
 	if err := p.finish(o.where()); err != nil || !o.Watch {
 		return err
 	}
-	return follow(ctx, func(ev watch.Event) error {
+	return listwatch.Run(ctx, func(ev watch.Event) error {
 		pod, ok := ev.Object.(*corev1.Pod)
 		if !ok || !o.scope.Matches(pod) {
 			return nil

@@ -410,9 +410,36 @@ func testFinishedDownloadKubeletDirElsewhere(t *testing.T, ns string) {
 		!strings.Contains(r.stderr, "--kubelet-dir") {
 		t.Errorf("exit %d, stderr %q", r.exitCode, r.stderr)
 	}
+	// The claim's files need no node: a wrong kubelet root does not stop them.
+	dest := t.TempDir()
+	if r := downloadStep(t, "", pod, "--kubelet-dir", "/var/lib/no-kubelet-here", "/tmp/build/cache", dest); r.exitCode != 0 {
+		t.Errorf("download of the claim with a wrong kubelet root: exit %d, stderr %q", r.exitCode, r.stderr)
+	} else if got := localTree(t, filepath.Join(dest, "cache")); !equalTrees(got, cacheTree(t, pod)) {
+		t.Errorf("the claim's tree came back as\n%v", got)
+	}
 	if left := pluginPods(t, ns); len(left) > 0 {
 		t.Errorf("helper pods left behind: %v", left)
 	}
+}
+
+// A kubelet root elsewhere than the plugin looks stops only what is on the
+// node's disk: the debug copy still has the step's claim, its emptyDir
+// starts empty, and the one warning says what to give.
+func TestFinishedHijackDebugKubeletDirElsewhere(t *testing.T) {
+	onEachNodeKind(t, testFinishedHijackDebugKubeletDirElsewhere)
+}
+
+func testFinishedHijackDebugKubeletDirElsewhere(t *testing.T, ns string) {
+	pod := failedStep(t, ns, "bash", true, failedStepScript)
+	r := hijackStep(t, "", pod, "--kubelet-dir", "/var/lib/no-kubelet-here", "--", "sh", "-c", seeBoth)
+	if want := "/tmp/build/work\nno-hello\n10000 cached\nketchup\n/bin/bash\n"; r.exitCode != 7 || r.stdout != want {
+		t.Errorf("exit %d, stdout %q (want 7, %q), stderr %q", r.exitCode, r.stdout, want, r.stderr)
+	}
+	if strings.Count(r.stderr, "warning") != 1 || !strings.Contains(r.stderr, "warning: the emptyDirs work start empty") ||
+		!strings.Contains(r.stderr, "--kubelet-dir") {
+		t.Errorf("stderr %q, want one warning that the emptyDir starts empty, naming --kubelet-dir", r.stderr)
+	}
+	waitNoDebugPods(t, ns)
 }
 
 // hijackStep runs `kubectl concourse hijack --debug` of main/test #1's

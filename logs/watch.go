@@ -1,4 +1,4 @@
-package views
+package logs
 
 import (
 	"context"
@@ -13,33 +13,37 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/clock"
 
+	"github.com/kubectl-concourse/kubectl-concourse/build"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
+	"github.com/kubectl-concourse/kubectl-concourse/listwatch"
 	"github.com/kubectl-concourse/kubectl-concourse/podlogs"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
 // exitCodes are fly's exit statuses for a build whose last task exited 0
 // (fly/eventstream/render.go:89-107).
-var exitCodes = map[string]int{statusSucceeded: 0, statusFailed: 1, statusErrored: 2, statusAborted: 3}
+var exitCodes = map[string]int{build.Succeeded: 0, build.Failed: 1, build.Errored: 2, build.Aborted: 3}
 
 // exitStatus is fly's rule (fly/eventstream/render.go:74-75 and 89-107):
 // the exit status of the last task to finish is the command's, and only
 // when it is 0 does a failed, errored or aborted build exit 1, 2 or 3. A
 // task's end is its container's; an aborted task never finished (fly sees
 // no finish-task event for it).
-func exitStatus(status string, steps []step) int {
+func exitStatus(status string, steps []build.Step) int {
 	code := 0
 	var last time.Time
 	for _, s := range steps {
-		if (s.kind == "task" || s.kind == "") && (s.status == statusSucceeded || s.status == statusFailed) && !s.finished.Before(last) {
-			code, last = int(s.exitCode), s.finished
+		if (s.Kind == "task" || s.Kind == "") && (s.Status == build.Succeeded || s.Status == build.Failed) && !s.Finished.Before(last) {
+			code, last = int(s.ExitCode), s.Finished
 		}
 	}
 	if code == 0 {
@@ -47,11 +51,6 @@ func exitStatus(status string, steps []step) int {
 	}
 	return code
 }
-
-// DefaultSettle is how long watch waits, after the last step it knows
-// succeeded, for the build's next step pod to appear. Nothing in the pods
-// says a build has no more steps to come.
-const DefaultSettle = 10 * time.Second
 
 // WatchOptions follows the step logs of a build, as fly watch.
 type WatchOptions struct {
@@ -62,7 +61,8 @@ type WatchOptions struct {
 	Color      string
 	Timestamps bool // -t: each line prefixed with its local time, as fly's
 
-	cluster
+	kernel.Cluster
+	Dynamic    dynamic.Interface // Tekton's runs, when Tekton is installed
 	Logs       func(ctx context.Context, namespace, pod, container string, timestamps bool) (io.ReadCloser, error)
 	IsTerminal func(io.Writer) bool
 	Clock      clock.Clock    // --settle's timer, and when a deleted pod went
@@ -76,8 +76,14 @@ func NewWatchOptions(streams genericiooptions.IOStreams) *WatchOptions {
 
 // Complete fills the namespace, client, log reader and clock when not preset.
 func (o *WatchOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, _ []string) error {
-	if err := o.cluster.complete(getter); err != nil {
+	if err := o.Cluster.Complete(getter); err != nil {
 		return err
+	}
+	if o.Dynamic == nil {
+		var err error
+		if o.Dynamic, err = kernel.ClientsOf(getter).Dynamic(); err != nil {
+			return err
+		}
 	}
 	if o.IsTerminal == nil {
 		o.IsTerminal = printers.AllowsColorOutput
@@ -118,19 +124,19 @@ func (o *WatchOptions) Validate() error {
 // a step failed, errored or was aborted, else --settle after every step
 // succeeded. The exit status is fly's (exitStatus).
 func (o *WatchOptions) Run(ctx context.Context) error {
-	ns, sel, err := o.build(ctx)
+	ns, sel, err := o.resolveBuild(ctx)
 	if err != nil {
 		return err
 	}
 	f := &follower{o: o, ns: ns, pods: map[string]*corev1.Pod{}, done: map[string]bool{}, out: newStampWriter(o.Out, o.Timestamps, o.Location)}
-	list, err := o.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	list, pods, err := listBuild(ctx, o.Client, ns, sel)
 	if err != nil {
-		return fmt.Errorf("list pods: %w", err)
+		return err
 	}
 	for i := range list.Items {
 		f.pods[list.Items[i].Name] = &list.Items[i]
 	}
-	sources := []source{{rv: list.ResourceVersion, opts: metav1.ListOptions{LabelSelector: sel}, watch: o.Client.CoreV1().Pods(ns).Watch}}
+	sources := []listwatch.Source{pods}
 	if run, ok, err := o.tektonRun(ctx, ns, list.Items); err != nil {
 		return err
 	} else if ok {
@@ -138,19 +144,14 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan watch.Event)
-	watchErr := make(chan error, len(sources))
-	for _, s := range sources {
-		go func() { watchErr <- s.run(ctx, events) }()
-	}
-	status, err := f.follow(ctx, events, watchErr)
+	status, err := f.follow(ctx, listwatch.Follow(ctx, sources...))
 	if err != nil {
 		return err
 	}
 	steps := f.steps()
 	f.out.stamp(lastFinished(steps))
-	if o.colour() && statusColour(status) != "" {
-		fmt.Fprintln(f.out, statusColour(status)+status+colourReset)
+	if o.colour() && build.StatusColour(status) != "" {
+		fmt.Fprintln(f.out, build.StatusColour(status)+status+colourReset)
 	} else {
 		fmt.Fprintln(f.out, status)
 	}
@@ -163,49 +164,46 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 // tektonRun finds the PipelineRun (else TaskRun) that Tekton made the
 // build's pods for, and returns the source that follows it. Without
 // Tekton, or without such a run, there is none and no error.
-func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.Pod) (source, bool, error) {
+func (o *WatchOptions) tektonRun(ctx context.Context, ns string, pods []corev1.Pod) (listwatch.Source, bool, error) {
 	var kind, name string
 	for i := range pods {
-		if kind, name = runName(pods[i].Labels); name != "" {
+		if kind, name = build.RunName(pods[i].Labels); name != "" {
 			break
 		}
 	}
 	if name == "" {
-		return source{}, false, nil
+		return listwatch.Source{}, false, nil
 	}
-	gvr := taskRunsResource
-	if kind == pipelineRunsResource.Resource {
-		gvr = pipelineRunsResource
+	gvr := build.TaskRuns
+	if kind == build.PipelineRuns.Resource {
+		gvr = build.PipelineRuns
 	}
 	runs := o.Dynamic.Resource(gvr).Namespace(ns)
 	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
 	l, err := runs.List(ctx, opts)
 	switch {
-	case tektonAbsent(err):
-		return source{}, false, nil
+	case build.TektonAbsent(err):
+		return listwatch.Source{}, false, nil
 	case apierrors.IsForbidden(err):
 		fmt.Fprintf(o.ErrOut, "warning: cannot read %s %s, the build's end is read from its pods: %v\n", gvr.Resource, name, err)
-		return source{}, false, nil
+		return listwatch.Source{}, false, nil
 	case err != nil:
-		return source{}, false, fmt.Errorf("get %s.%s %s: %w", gvr.Resource, gvr.Group, name, err)
+		return listwatch.Source{}, false, fmt.Errorf("get %s.%s %s: %w", gvr.Resource, gvr.Group, name, err)
 	}
-	return source{rv: l.GetResourceVersion(), opts: opts, watch: runs.Watch, initial: toEvents(l.Items)}, true, nil
-}
-
-func toEvents(items []unstructured.Unstructured) []watch.Event {
-	evs := make([]watch.Event, len(items))
-	for i := range items {
-		evs[i] = watch.Event{Type: watch.Added, Object: &items[i]}
+	known := make([]runtime.Object, len(l.Items))
+	for i := range l.Items {
+		known[i] = &l.Items[i]
 	}
-	return evs
+	return listwatch.Source{List: listwatch.Lister(runs.List), Watch: runs.Watch, Options: opts, Resource: gvr.Resource, Namespace: ns,
+		ResourceVersion: l.GetResourceVersion(), Known: known, Replay: true}, true, nil
 }
 
 func (o *WatchOptions) colour() bool { return kernel.UseColor(o.Color, o.IsTerminal, o.Out) }
 
-// build resolves the target to one build: the namespace of its pods and a
+// resolveBuild resolves the target to one build: the namespace of its pods and a
 // label selector that names exactly its pods. Without -b, the job's build
 // with the highest build id (or build name) is the one watched.
-func (o *WatchOptions) build(ctx context.Context) (string, string, error) {
+func (o *WatchOptions) resolveBuild(ctx context.Context) (string, string, error) {
 	ms, err := kernel.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
 	if err != nil {
 		return "", "", err
@@ -221,22 +219,22 @@ type follower struct {
 	ns     string
 	pods   map[string]*corev1.Pod
 	done   map[string]bool // pod/container
-	run    *tektonRun      // Tekton's run of the build, once seen
+	run    *build.Run      // Tekton's run of the build, once seen
 	tekton bool            // the build has a Tekton run: it alone says when the build ends
 	out    *stampWriter
 }
 
-func (f *follower) steps() []step {
-	e := &buildEntry{pods: map[string][]step{}}
+func (f *follower) steps() []build.Step {
+	pods := make(map[string][]build.Step, len(f.pods))
 	for name, pod := range f.pods {
-		e.pods[name] = podSteps(pod)
+		pods[name] = build.Steps(pod)
 	}
-	return e.steps()
+	return build.InOrder(pods)
 }
 
 func (f *follower) apply(ev watch.Event) {
 	if u, ok := ev.Object.(*unstructured.Unstructured); ok {
-		r := runOf(u)
+		r := build.RunOf(u)
 		f.run = &r
 		return
 	}
@@ -256,7 +254,7 @@ func (f *follower) apply(ev watch.Event) {
 }
 
 // follow prints the steps in order and returns the build's final status.
-func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchErr <-chan error) (string, error) {
+func (f *follower) follow(ctx context.Context, changes *listwatch.Stream) (string, error) {
 	// settle runs once every step has succeeded; a step to come stops it.
 	var settle clock.Timer
 	stopSettle := func() {
@@ -270,38 +268,38 @@ func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchE
 		steps := f.steps()
 		next := -1
 		for i, s := range steps {
-			if !f.done[s.pod+"/"+s.container] {
+			if !f.done[s.Pod+"/"+s.Container] {
 				next = i
 				break
 			}
 		}
 		switch {
-		case next >= 0 && steps[next].status != statusPending:
+		case next >= 0 && steps[next].Status != build.Pending:
 			if err := f.print(ctx, steps[next]); err != nil {
 				return "", err
 			}
-			f.done[steps[next].pod+"/"+steps[next].container] = true
+			f.done[steps[next].Pod+"/"+steps[next].Container] = true
 			stopSettle()
 			continue
-		case f.run != nil && f.run.status != "":
+		case f.run != nil && f.run.Status != "":
 			// Tekton says the build is over; steps that never started
 			// will not (they were skipped or cancelled).
 			f.printSkipped()
-			return f.run.status, nil
+			return f.run.Status, nil
 		case next >= 0 || f.tekton:
 			stopSettle() // a step is yet to start, or Tekton's run goes on (finally tasks may follow a failure)
 		default:
-			status := buildStatus(steps)
-			if status == statusSucceeded && settle == nil {
+			status := build.StatusOf(steps)
+			if status == build.Succeeded && settle == nil {
 				// --settle counts from the last step's end: a build that
 				// ended long ago is over at once.
 				wait := f.o.Settle - f.o.Clock.Since(lastFinished(steps))
 				if wait <= 0 {
-					return statusSucceeded, nil
+					return build.Succeeded, nil
 				}
 				settle = f.o.Clock.NewTimer(wait)
 			}
-			if status != statusSucceeded && finished(status) {
+			if status != build.Succeeded && build.Final(status) {
 				return status, nil
 			}
 		}
@@ -312,28 +310,25 @@ func (f *follower) follow(ctx context.Context, events <-chan watch.Event, watchE
 		select {
 		case <-ctx.Done():
 			return "", cmderr.Interruption(ctx)
-		case err := <-watchErr:
-			if ctx.Err() != nil { // the watch ended with ctx: not news
-				return "", cmderr.Interruption(ctx)
+		case <-changes.Done():
+			if err := changes.Err(); err != nil {
+				return "", err
 			}
-			if err != nil {
-				return "", fmt.Errorf("watch pods: %w", err)
-			}
-			return "", errors.New("watch pods: ended")
-		case ev := <-events:
+			return "", cmderr.Interruption(ctx) // the changes end only with ctx
+		case ev := <-changes.Events():
 			f.apply(ev)
 		case <-settled:
-			return statusSucceeded, nil
+			return build.Succeeded, nil
 		}
 	}
 }
 
 // lastFinished is when the last of steps ended.
-func lastFinished(steps []step) time.Time {
+func lastFinished(steps []build.Step) time.Time {
 	var last time.Time
 	for _, s := range steps {
-		if s.finished.After(last) {
-			last = s.finished
+		if s.Finished.After(last) {
+			last = s.Finished
 		}
 	}
 	return last
@@ -341,7 +336,7 @@ func lastFinished(steps []step) time.Time {
 
 // printSkipped names the pipeline tasks that Tekton skipped.
 func (f *follower) printSkipped() {
-	for _, name := range f.run.skipped {
+	for _, name := range f.run.Skipped {
 		f.out.stamp(time.Time{})
 		fmt.Fprintln(f.out, f.header("==> "+name))
 		fmt.Fprintln(f.out, "skipped")
@@ -358,25 +353,25 @@ func (f *follower) header(h string) string {
 
 // print writes a step's header and its logs, following them while the
 // step runs. A step that cannot start says why instead.
-func (f *follower) print(ctx context.Context, s step) error {
-	header := "==> " + s.name
-	if s.kind != "" {
-		header = "==> " + s.kind + " " + s.name
+func (f *follower) print(ctx context.Context, s build.Step) error {
+	header := "==> " + s.Name
+	if s.Kind != "" {
+		header = "==> " + s.Kind + " " + s.Name
 	}
-	f.out.stamp(s.started)
+	f.out.stamp(s.Started)
 	fmt.Fprintln(f.out, f.header(header))
-	if s.status == statusErrored {
+	if s.Status == build.Errored {
 		f.out.stamp(time.Time{})
-		fmt.Fprintf(f.out, "%s: %s\n", statusErrored, printers.EscapeTerminal(s.reason))
+		fmt.Fprintf(f.out, "%s: %s\n", build.Errored, printers.EscapeTerminal(s.Reason))
 		return nil
 	}
-	logs, err := f.o.Logs(ctx, f.ns, s.pod, s.container, f.o.Timestamps)
+	logs, err := f.o.Logs(ctx, f.ns, s.Pod, s.Container, f.o.Timestamps)
 	if ctx.Err() != nil {
 		return cmderr.Interruption(ctx)
 	}
 	if err != nil {
 		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s (pod %s, container %s): %v\n",
-			printers.EscapeTerminal(s.name), s.pod, s.container, err)
+			printers.EscapeTerminal(s.Name), s.Pod, s.Container, err)
 		return nil
 	}
 	defer logs.Close()
@@ -389,7 +384,7 @@ func (f *follower) print(ctx context.Context, s step) error {
 	case ctx.Err() != nil:
 		return cmderr.Interruption(ctx) // the step's log ends here, not the step
 	case err != nil:
-		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", printers.EscapeTerminal(s.name), err)
+		fmt.Fprintf(f.o.ErrOut, "warning: logs of step %s cut short: %v\n", printers.EscapeTerminal(s.Name), err)
 	}
 	return nil
 }
