@@ -1,0 +1,180 @@
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"time"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/untar"
+)
+
+// downloadByAgent downloads src to dest through the agent's send: the
+// agent tars src, hashing each file as it reads it, and sends the manifest
+// after the tar; here the extractor (transfer/untar: the stream is
+// hostile, symlinks land as symlinks, nothing is written through one or
+// outside the destination) hashes each file as it writes it, and the two
+// are compared before dest is replaced whole. A broken stream or a
+// difference is retried with a new agent, which sends the tree again:
+// every file that arrives is rewritten, and what the source no longer has
+// is removed, so that what lands is the tree as the last attempt found it.
+// first is the agent the caller launched.
+func downloadByAgent(ctx context.Context, rem *remote, first *client.Session, src, dest, codec string, s settings) error {
+	defer func() {
+		if first != nil { // never used: the download failed here first
+			first.Close()
+		}
+	}()
+	_, base, err := splitRemote(src)
+	if err != nil {
+		return err
+	}
+	s.verbosef("download: through the in-container agent (linux/%s), %s\n", first.Hello.Arch, codecName(codec))
+	return receiveLocally(dest, base, 0, sha256.New, s, func(ex *untar.Extractor) error {
+		for attempt := 0; ; attempt++ {
+			sess := first
+			first = nil
+			if sess == nil {
+				var err error
+				if sess, err = launchAgent(ctx, rem, "", s); err != nil {
+					return fmt.Errorf("start the agent again: %w", err)
+				}
+			}
+			err := sendAndCheck(ctx, sess, src, codec, ex)
+			var agentErr *client.AgentError
+			if errors.As(err, &agentErr) {
+				err = fmt.Errorf("in %s: %w", rem.container, err)
+			}
+			sess.Close() // what it sent is here and checked, or err says why not
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !transient(err) || ex.Refused() > 0 {
+				return err // a local failure, the container's answer, or a hostile stream
+			}
+			if s.retries >= 0 && attempt >= s.retries {
+				if errors.Is(err, errMismatch) {
+					return fmt.Errorf("the source changed during the download: %w", err)
+				}
+				return err
+			}
+			s.warnf("warning: %v; sending the tree again (retry %d)\n", err, attempt+1)
+		}
+	})
+}
+
+// sendAndCheck is one attempt: the agent's tar into ex, then its manifest
+// compared with what ex wrote. A broken stream and a difference are
+// transient; the agent's own refusal (no such file, permission denied) is
+// not.
+func sendAndCheck(ctx context.Context, sess *client.Session, src, codec string, ex *untar.Extractor) error {
+	var extractErr error
+	sent, err := sess.SendTo(ctx, protocol.Name(src), codec, func(tr io.Reader) error {
+		extractErr = ex.Extract(tr)
+		return extractErr
+	})
+	var broken *untar.StreamError
+	var agentErr *client.AgentError
+	switch {
+	case errors.As(err, &agentErr):
+		return err
+	case err != nil && extractErr != nil && !errors.As(extractErr, &broken):
+		return extractErr // a local failure (no space here) broke the stream: it is the cause
+	case err != nil:
+		return &streamError{err}
+	}
+	if len(sent) == 0 {
+		return fmt.Errorf("%s is neither a regular file nor a directory", src)
+	}
+	return checkAgainst(ex, sent)
+}
+
+// checkAgainst compares what ex holds with the manifest of what the agent
+// sent: the same files by SHA-256, the same symlinks and directories. What
+// the source does not have (left by an earlier attempt) is removed first;
+// a file that differs is marked for the next attempt to rewrite.
+func checkAgainst(ex *untar.Extractor, sent []protocol.Entry) error {
+	files := manifest{}
+	links := map[string]string{}
+	held := map[string]bool{}
+	var dirs []string
+	for _, e := range sent {
+		rel := string(e.Path)
+		if rel == "." {
+			rel = ""
+		}
+		held[rel] = true
+		switch e.Kind {
+		case protocol.KindFile:
+			b, err := hex.DecodeString(e.SHA256)
+			if err != nil || len(b) != sha256.Size {
+				return &streamError{fmt.Errorf("the agent's manifest names no SHA-256 for %q", path.Join(".", rel))}
+			}
+			files[rel] = [32]byte(b)
+		case protocol.KindSymlink:
+			links[rel] = string(e.Link)
+		case protocol.KindDir:
+			dirs = append(dirs, rel)
+		}
+	}
+	if err := ex.Prune(func(rel string) bool { return held[rel] }); err != nil {
+		return err
+	}
+	differ := compare(ex.Files(), files)
+	for rel, target := range ex.Links() {
+		if links[rel] != target {
+			differ = append(differ, rel)
+		}
+	}
+	for rel := range links {
+		if _, ok := ex.Links()[rel]; !ok {
+			differ = append(differ, rel)
+		}
+	}
+	for _, rel := range dirs {
+		if !ex.IsDir(rel) {
+			differ = append(differ, rel)
+		}
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	sort.Strings(differ)
+	for _, rel := range differ {
+		ex.Invalidate(rel)
+	}
+	return fmt.Errorf("%w (%d entries, first: %q)", errMismatch, len(differ), path.Join(".", differ[0]))
+}
+
+// downloadCodec chooses how the agent compresses a download. The plugin
+// knows neither the tree's size nor how well it compresses before it
+// arrives, but the launch has just carried the agent's binary (3.5 MB)
+// over the link: when that took long, the link is slow and zstd (which
+// the agent runs at 60-200 MB/s a core even on random data) cannot slow
+// the stream; over a fast link it would, on data that does not compress.
+func downloadCodec(compress string, launch time.Duration) string {
+	switch compress {
+	case compressNone:
+		return protocol.CodecNone
+	case compressGzip:
+		return protocol.CodecGzip
+	}
+	if launch >= slowLaunch {
+		return protocol.CodecZstd
+	}
+	return protocol.CodecNone
+}
+
+// slowLaunch is a launch that says the link is slower than about 50 MB/s:
+// 3.5 MB in 70 ms, plus about 30 ms to start.
+const slowLaunch = 100 * time.Millisecond
