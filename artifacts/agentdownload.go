@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
@@ -63,29 +64,33 @@ func downloadByAgent(ctx context.Context, rem *remote, first *client.Session, sr
 				return err // a local failure, the container's answer, or a hostile stream
 			}
 			if s.retries >= 0 && attempt >= s.retries {
-				if errors.Is(err, errMismatch) {
+				if errors.Is(err, errMismatch) || errors.Is(err, errSourceChanged) {
 					return fmt.Errorf("the source changed during the download: %w", err)
 				}
 				return err
 			}
-			s.warnf("warning: %v; sending the tree again (retry %d)\n", err, attempt+1)
+			s.warnf("warning: %v; sending the whole tree again (retry %d)\n", err, attempt+1)
 		}
 	})
 }
 
 // sendAndCheck is one attempt: the agent's tar into ex, then its manifest
-// compared with what ex wrote. A broken stream and a difference are
-// transient; the agent's own refusal (no such file, permission denied) is
-// not.
+// compared with what ex wrote. A broken stream, a difference and a source
+// that changed while the agent read it are transient; the agent's own
+// refusal (no such file, permission denied) is not.
 func sendAndCheck(ctx context.Context, sess *client.Session, src, codec string, ex *untar.Extractor) error {
 	var extractErr error
+	arrived := &countedReader{}
 	sent, err := sess.SendTo(ctx, protocol.Name(src), codec, func(tr io.Reader) error {
-		extractErr = ex.Extract(tr)
+		arrived.r = tr
+		extractErr = ex.Extract(arrived)
 		return extractErr
 	})
 	var broken *untar.StreamError
 	var agentErr *client.AgentError
 	switch {
+	case errors.As(err, &agentErr) && arrived.n > 0 && changedUnderAgent(agentErr.Msg):
+		return fmt.Errorf("%w: %w", errSourceChanged, err)
 	case errors.As(err, &agentErr):
 		return err
 	case err != nil && extractErr != nil && !errors.As(extractErr, &broken):
@@ -97,6 +102,25 @@ func sendAndCheck(ctx context.Context, sess *client.Session, src, codec string, 
 		return fmt.Errorf("%s is neither a regular file nor a directory", src)
 	}
 	return checkAgainst(ex, sent)
+}
+
+// changedUnderAgent says whether the agent's send stopped because what
+// it was reading went away or shrank (once it had begun: a path that is
+// not there at all is the user's mistake, not a change).
+func changedUnderAgent(msg string) bool {
+	return strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "shrank while it was sent")
+}
+
+// countedReader counts the bytes read through it.
+type countedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // checkAgainst compares what ex holds with the manifest of what the agent

@@ -102,7 +102,7 @@ func TestAgentDownloadSurvivesCuts(t *testing.T) {
 			if got, want := tree(t, filepath.Join(dest, "out")), tree(t, src); !reflect.DeepEqual(got, want) {
 				t.Fatalf("downloaded %v\nwant %v", got, want)
 			}
-			if n := strings.Count(w.b.String(), "sending the tree again"); n != 2 {
+			if n := strings.Count(w.b.String(), "sending the whole tree again"); n != 2 {
 				t.Errorf("%d retries said, want 2: %s", n, w.b.String())
 			}
 			if entries, _ := os.ReadDir(dest); len(entries) != 1 {
