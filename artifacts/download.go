@@ -38,7 +38,12 @@ func download(ctx context.Context, rem *remote, src, localDir string, s settings
 // runs (it needs an absolute path: the agent's working directory is not
 // the step's), else through the scripts.
 func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) error {
-	if s.agent != agentOff && path.IsAbs(src) {
+	switch {
+	case s.agent == agentOff:
+		s.verbosef("download: through the container's shell scripts (%s=off)\n", agentEnv)
+	case !path.IsAbs(src):
+		s.verbosef("download: through the container's shell scripts: %s is relative to a working directory the pod does not name\n", src)
+	default:
 		started := time.Now()
 		sess, err := launchAgent(ctx, rem, "", s)
 		switch {
