@@ -287,3 +287,20 @@ func (f *fakeAgent) Exec(_ context.Context, _ podexec.Request, s podexec.Streams
 	io.Copy(io.Discard, in) // until the plugin ends the session
 	return nil
 }
+
+func TestChangedUnderAgent(t *testing.T) {
+	tests := []struct {
+		msg  string
+		want bool
+	}{
+		{"open d/f: no such file or directory", true},
+		{"d/f shrank while it was sent", true},
+		{"open d/f: permission denied", false},
+		{`send: "x" is not an absolute path`, false},
+	}
+	for _, tt := range tests {
+		if got := changedUnderAgent(tt.msg); got != tt.want {
+			t.Errorf("changedUnderAgent(%q) = %v, want %v", tt.msg, got, tt.want)
+		}
+	}
+}
