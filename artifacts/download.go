@@ -48,7 +48,7 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 		sess, err := launchAgent(ctx, rem, "", s)
 		switch {
 		case err == nil:
-			return downloadByAgent(ctx, rem, sess, src, dest, downloadCodec(s.compress, time.Since(started)), s)
+			return downloadByAgent(ctx, rem, sess, time.Since(started), src, dest, s)
 		case !errors.Is(err, client.ErrUnavailable) || s.agent == agentOnly:
 			return err
 		}
