@@ -92,6 +92,8 @@ func sendAndCheck(ctx context.Context, sess *client.Session, src, codec string, 
 	switch {
 	case errors.As(err, &agentErr) && arrived.n > 0 && changedUnderAgent(agentErr.Msg):
 		return fmt.Errorf("%w: %w", errSourceChanged, err)
+	case errors.As(err, &agentErr) && arrived.n == 0 && strings.Contains(agentErr.Msg, "no such file or directory"):
+		return fmt.Errorf("%s: no such file or directory in the container", src) // as the scripts say it
 	case errors.As(err, &agentErr):
 		return err
 	case err != nil && extractErr != nil && !errors.As(extractErr, &broken):

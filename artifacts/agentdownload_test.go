@@ -123,7 +123,7 @@ func TestAgentDownloadAnswers(t *testing.T) {
 	ep := Endpoint{Executor: ex, Container: podexec.Container{Name: "outputs"}, WorkingDir: filepath.Join(container, "build")}
 	var w warnings
 	err := DownloadAs(context.Background(), ep, DefaultSettings(w.warnf), "missing", filepath.Join(t.TempDir(), "m"))
-	if err == nil || !strings.Contains(err.Error(), "no such file or directory") || len(ex.commands) != 1 {
+	if err == nil || !strings.Contains(err.Error(), "missing: no such file or directory in the container") || len(ex.commands) != 1 {
 		t.Errorf("DownloadAs of a missing path = %v after %d execs, want the agent's answer at once", err, len(ex.commands))
 	}
 	dest := filepath.Join(t.TempDir(), "out")
