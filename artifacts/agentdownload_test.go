@@ -118,7 +118,7 @@ func TestAgentDownloadAnswers(t *testing.T) {
 	needAgent(t)
 	container := t.TempDir()
 	writeTree(t, filepath.Join(container, "build", "out"), map[string]string{"f": "x", "l": "link:../../.."})
-	os.Chmod(filepath.Join(container, "build", "out"), 0o777)
+	os.Chmod(filepath.Join(container, "build", "out"), 0o700) // the container's mode: the root takes the umask's instead
 	ex := &localExecutor{bin: busyboxBin(t)}
 	ep := Endpoint{Executor: ex, Container: podexec.Container{Name: "outputs"}, WorkingDir: filepath.Join(container, "build")}
 	var w warnings
@@ -133,8 +133,11 @@ func TestAgentDownloadAnswers(t *testing.T) {
 	if target, err := os.Readlink(filepath.Join(dest, "l")); err != nil || target != "../../.." {
 		t.Errorf("the output's symlink = %q, %v", target, err)
 	}
-	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() == 0o777 {
-		t.Errorf("the output's root: %v %v, want the local umask's mode", fi.Mode(), err)
+	local := filepath.Join(t.TempDir(), "mkdir")
+	os.Mkdir(local, 0o777)
+	want, _ := os.Stat(local)
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != want.Mode().Perm() {
+		t.Errorf("the output's root: %v %v, want %v, a local mkdir's (the umask's)", fi.Mode(), err, want.Mode().Perm())
 	}
 
 	t.Setenv(agentEnv, "off")
