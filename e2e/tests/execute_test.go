@@ -280,9 +280,9 @@ func TestExecuteStartErrorIsSaidAsItself(t *testing.T) {
 	})
 }
 
-// Through the agent and through the scripts.
 func TestExecuteOutputsKeepSymlinksAndFollowTheUmask(t *testing.T) {
 	onEachNodeKind(t, func(t *testing.T, ns string) {
+		// Through the agent and through the scripts.
 		for _, agent := range []string{"on", "off"} {
 			t.Run("agent "+agent, func(t *testing.T) {
 				forceAgent(t, agent)
