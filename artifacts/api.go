@@ -50,14 +50,19 @@ func UploadInto(ctx context.Context, ep Endpoint, s Settings, src, remoteDir str
 
 // DownloadAs downloads remote path src to local path dest, which it
 // replaces whole in one rename once the tree is complete and verified, as
-// download does; a directory's own mode then follows the local umask, as a
-// directory fly execute creates for an output does.
+// download does (through the in-container agent where it runs, as
+// KUBECTL_CONCOURSE_AGENT allows); a directory's own mode then follows the
+// local umask, as a directory fly execute creates for an output does.
 func DownloadAs(ctx context.Context, ep Endpoint, s Settings, src, dest string) error {
 	rem := &remote{exec: ep.Executor, container: ep.Container, workingDir: ep.WorkingDir}
 	src = remoteAbs(ep.WorkingDir, src)
 	in := s.internal()
 	in.rootByUmask = true
-	if err := downloadTo(ctx, rem, src, dest, in); err != nil {
+	var err error
+	if in.agent, err = agentFromEnv(); err != nil {
+		return err
+	}
+	if err = downloadTo(ctx, rem, src, dest, in); err != nil {
 		return fmt.Errorf("download %s into %s: %w", src, dest, withRemedy(err))
 	}
 	return nil

@@ -65,6 +65,13 @@ var (
 		fly's flags, to LOCAL_DIR/NAME. LOCAL_DIR defaults to the current directory;
 		relative remote paths start at the step's working directory.
 
+		Where it can run (linux/amd64 or arm64, a directory that lets a program run), the
+		plugin's own small agent sends the tree from the container, hashing every file as it
+		reads it, and every file is compared by SHA-256 with what was written here; a broken
+		stream or a difference has the tree sent again (--retries). Elsewhere the container's
+		own sh and tar do it as described below, resuming with only the missing files. -v
+		says which way a download went.
+
 		Whatever the container sends is treated as hostile: no entry is written outside the
 		destination. Symlinks land as they are, but an entry written through one (below a
 		symlink, or over one), absolute names, "..", hardlinks to outside, devices, fifos and

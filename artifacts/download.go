@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/transfer/lzo"
 	"github.com/kubectl-concourse/kubectl-concourse/transfer/untar"
@@ -31,9 +34,32 @@ func download(ctx context.Context, rem *remote, src, localDir string, s settings
 }
 
 // downloadTo downloads remote path src (absolute, or ./ relative) to the
-// local path dest, which it replaces whole.
+// local path dest, which it replaces whole: through the agent where it
+// runs (it needs an absolute path: the agent's working directory is not
+// the step's), else through the scripts.
 func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) error {
-	localDir := filepath.Dir(dest)
+	switch {
+	case s.agent == agentOff:
+		s.verbosef("download: through the container's shell scripts (%s=off)\n", agentEnv)
+	case !path.IsAbs(src):
+		s.verbosef("download: through the container's shell scripts: %s is relative to a working directory the pod does not name\n", src)
+	default:
+		started := time.Now()
+		sess, err := launchAgent(ctx, rem, "", s)
+		switch {
+		case err == nil:
+			return downloadByAgent(ctx, rem, sess, time.Since(started), src, dest, s)
+		case !errors.Is(err, client.ErrUnavailable) || s.agent == agentOnly:
+			return err
+		}
+		s.verbosef("download: through the container's shell scripts: %v\n", err)
+	}
+	return downloadByScripts(ctx, rem, src, dest, s)
+}
+
+// downloadByScripts downloads src to dest through the container's shell
+// scripts: a probe, tar, the container's checksum tool.
+func downloadByScripts(ctx context.Context, rem *remote, src, dest string, s settings) error {
 	parent, base, err := splitRemote(src)
 	if err != nil {
 		return err
@@ -77,7 +103,22 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 			d.first.stop()
 		}
 	}()
+	var newHash func() hash.Hash
+	if d.dig != nil {
+		newHash = d.dig.newHash
+	}
+	return receiveLocally(dest, base, c.size, newHash, s, func(ex *untar.Extractor) error {
+		d.ex = ex
+		return d.run(ctx, s)
+	})
+}
 
+// receiveLocally lands a tree at dest: fill extracts it, through ex, into
+// a fresh directory beside dest that this download holds locked, and once
+// fill says it is complete and verified, it replaces dest whole in one
+// rename. A hostile archive is reported as such, ahead of what it broke.
+func receiveLocally(dest, base string, size int64, newHash func() hash.Hash, s settings, fill func(ex *untar.Extractor) error) error {
+	localDir := filepath.Dir(dest)
 	if err := os.MkdirAll(localDir, 0o755); err != nil {
 		return err
 	}
@@ -96,17 +137,11 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 	}
 	defer root.Close()
 
-	b := s.progress.bar("downloading "+base, c.size)
-	o := untar.Options{PreserveOwner: s.preserveOwner, Warnf: s.warnf, Progress: b.counter()}
-	if d.dig != nil {
-		o.NewHash = d.dig.newHash
-	}
-	d.ex = untar.New(root, "data", base, o)
-	err = d.run(ctx, s)
-	if err == nil || d.ex.Refused() > 0 {
-		// A hostile archive is reported as such, ahead of what it broke
-		// (the checksums).
-		if ferr := d.ex.Finish(); ferr != nil {
+	b := s.progress.bar("downloading "+base, size)
+	ex := untar.New(root, "data", base, untar.Options{PreserveOwner: s.preserveOwner, Warnf: s.warnf, Progress: b.counter(), NewHash: newHash})
+	err = fill(ex)
+	if err == nil || ex.Refused() > 0 {
+		if ferr := ex.Finish(); ferr != nil {
 			err = ferr
 		}
 	}

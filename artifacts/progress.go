@@ -34,13 +34,21 @@ type bar struct {
 	b *mpb.Bar
 }
 
+// A total of 0 is unknown (a download through the agent learns its size
+// only at the end): the bar then counts bytes, with no total and no ETA.
 func (p *Progress) bar(label string, total int64) *bar {
 	if p == nil {
 		return nil
 	}
+	counted := decor.Counters(decor.SizeB1024(0), "% .1f / % .1f", decor.WCSyncSpace)
+	after := []decor.Decorator{decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_MMSS)}
+	if total <= 0 {
+		counted = decor.Current(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace)
+		after = after[:1]
+	}
 	b := p.p.AddBar(0,
-		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f", decor.WCSyncSpace)),
-		mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_MMSS)),
+		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR), counted),
+		mpb.AppendDecorators(after...),
 		mpb.BarFillerClearOnAbort(),
 	)
 	b.SetTotal(total, false)

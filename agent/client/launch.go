@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -141,10 +142,14 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		io.WriteString(inW, "0 none\n")
 		return fail(fmt.Errorf("%w: no agent for machine %q", ErrUnavailable, machine))
 	}
-	bin, err := embedded.Gzipped(goarch)
-	if form != "gz" || !o.GzipBinary {
+	var bin io.Reader
+	var size int64
+	gz, err := embedded.Gzipped(goarch)
+	if form == "gz" && o.GzipBinary {
+		bin, size = bytes.NewReader(gz), int64(len(gz))
+	} else {
 		form = "raw"
-		bin, err = embedded.Binary(goarch)
+		bin, size, err = embedded.Binary(goarch)
 	}
 	if err != nil {
 		io.WriteString(inW, "0 none\n")
@@ -155,9 +160,9 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	// read.
 	sent := make(chan error, 1)
 	go func() {
-		_, err := fmt.Fprintf(inW, "%d %s\n", len(bin), form)
+		_, err := fmt.Fprintf(inW, "%d %s\n", size, form)
 		if err == nil {
-			_, err = inW.Write(bin)
+			_, err = io.Copy(inW, bin)
 		}
 		sent <- err
 	}()

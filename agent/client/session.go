@@ -231,22 +231,46 @@ var ErrMismatch = errors.New("the tree that arrived differs from the one the age
 // manifest the agent sends after the tar: a difference is ErrMismatch. It
 // returns that manifest.
 func (s *Session) Send(ctx context.Context, path protocol.Name, codecName string, w io.Writer) ([]protocol.Entry, error) {
+	var got []protocol.Entry
+	entries, err := s.SendTo(ctx, path, codecName, func(tr io.Reader) error {
+		var err error
+		got, err = readTar(io.TeeReader(tr, w))
+		return err
+	})
+	if err != nil {
+		return entries, err
+	}
+	if d := protocol.ManifestDigest(got); d != protocol.ManifestDigest(entries) {
+		return entries, fmt.Errorf("%w: %s", ErrMismatch, firstDifference(got, entries))
+	}
+	return entries, nil
+}
+
+// SendTo has the agent tar path and hands the (decompressed) tar to
+// consume, which reads it to its end; then it reads the manifest the agent
+// sends after the tar (each file hashed as the agent read it), which the
+// caller compares with what consume made of the tar: the verification is
+// the caller's, from its one read. When the agent stopped midway, its tar
+// is cut and its reason is the error (an *AgentError); when consume fails
+// before the stream's end (a local failure), its error is returned and the
+// session ends, for the rest of the stream is not worth reading.
+func (s *Session) SendTo(ctx context.Context, path protocol.Name, codecName string, consume func(tar io.Reader) error) ([]protocol.Entry, error) {
 	var entries []protocol.Entry
 	err := s.op(ctx, func() error {
 		if err := s.request(protocol.Request{Op: protocol.OpSend, Path: path, Codec: codecName}); err != nil {
 			return err
 		}
-		data := frame.NewDataReader(s.fr)
+		data := &endSeen{r: frame.NewDataReader(s.fr)}
 		dec, err := codec.NewReader(codecName, data)
 		if err != nil {
 			return err
 		}
-		got, tarErr := readTar(io.TeeReader(dec, w))
+		consumeErr := consume(dec)
 		dec.Close()
-		if tarErr != nil && !isCut(tarErr) {
-			return tarErr // w failed, or the stream broke
+		if consumeErr != nil && !data.ended {
+			return consumeErr
 		}
-		if err := data.Drain(); err != nil {
+		if _, err := io.Copy(io.Discard, data); err != nil {
 			return err
 		}
 		if entries, err = protocol.ReadManifest(frame.NewDataReader(s.fr)); err != nil {
@@ -256,21 +280,29 @@ func (s *Session) Send(ctx context.Context, path protocol.Name, codecName string
 		if err != nil {
 			return err // the agent's reason for the cut
 		}
-		if tarErr != nil {
-			return tarErr
+		if consumeErr != nil {
+			return consumeErr
 		}
-		if d := protocol.ManifestDigest(got); d != r.Digest || d != protocol.ManifestDigest(entries) {
-			return fmt.Errorf("%w: %s", ErrMismatch, firstDifference(got, entries))
+		if protocol.ManifestDigest(entries) != r.Digest {
+			return errors.New("the agent's manifest arrived damaged")
 		}
 		return nil
 	})
 	return entries, err
 }
 
-// isCut says whether err is a tar that ended early or is malformed, as the
-// agent's stream is when it failed midway: its reply says why.
-func isCut(err error) bool {
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrHeader)
+// endSeen notes that a data stream reached its end frame.
+type endSeen struct {
+	r     io.Reader
+	ended bool
+}
+
+func (e *endSeen) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.ended = true
+	}
+	return n, err
 }
 
 // readTar reads a tar to its end, hashing its files: the manifest of what

@@ -9,10 +9,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"embed"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 )
 
 //go:embed kubectl-concourse-agent-linux-*.gz
@@ -39,30 +39,21 @@ func Gzipped(goarch string) ([]byte, error) {
 	return b, nil
 }
 
-var (
-	mu  sync.Mutex
-	raw = map[string][]byte{}
-)
-
-// Binary is the agent for goarch, ready to run. It is decompressed once.
-func Binary(goarch string) ([]byte, error) {
-	mu.Lock()
-	defer mu.Unlock()
-	if b, ok := raw[goarch]; ok {
-		return b, nil
-	}
+// Binary is the agent for goarch, ready to run: a reader that gunzips it
+// as it is read, and its size. It is never held whole in memory: a
+// launch streams it into the exec as it is decompressed, which costs the
+// plugin no more than gzip's window, where a decompressed copy cost 3.5 MB
+// and, while it grew, as much again.
+func Binary(goarch string) (io.Reader, int64, error) {
 	gz, err := Gzipped(goarch)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, err
-	}
-	raw[goarch] = b
-	return b, nil
+	// A gzip stream ends with its input's size modulo 2^32 (ISIZE): the
+	// binary is far smaller.
+	return zr, int64(binary.LittleEndian.Uint32(gz[len(gz)-4:])), nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,8 +183,12 @@ func testRealModuleRoundTrips(t *testing.T, ns string) {
 				t.Fatalf("upload: exit %d: %s", r.exitCode, r.stderr)
 			}
 			back := t.TempDir()
-			if r := concourse(t, "download", ns, "mod", dir+"/client-go@v0.37.2", back); r.exitCode != 0 {
+			r := concourse(t, "download", ns, "mod", "-v", dir+"/client-go@v0.37.2", back)
+			if r.exitCode != 0 {
 				t.Fatalf("download: exit %d: %s", r.exitCode, r.stderr)
+			}
+			if way := map[string]string{"on": "through the in-container agent", "off": "through the container's shell scripts"}[agent]; !strings.Contains(r.stderr, way) {
+				t.Errorf("download -v did not say %q: %s", way, r.stderr)
 			}
 			got := localTree(t, filepath.Join(back, "client-go@v0.37.2"))
 			if len(got) != len(want) {
@@ -196,5 +201,136 @@ func testRealModuleRoundTrips(t *testing.T, ns string) {
 				}
 			}
 		})
+	}
+}
+
+func TestAgentDownloadsKeepSymlinks(t *testing.T) {
+	onEachNodeKind(t, testAgentDownloadsKeepSymlinks)
+}
+
+// A download through the agent brings symlinks back as symlinks, absolute
+// or leading out of the tree, and replaces the local tree exactly.
+func testAgentDownloadsKeepSymlinks(t *testing.T, ns string) {
+	forceAgent(t, "on")
+	createPod(t, artifactsPod(ns, "links", "busybox", nil), running)
+	kubectl(t, "exec", "-n", ns, "links", "--", "sh", "-c",
+		"mkdir -p /data/out/d && echo hi >/data/out/d/f && ln -s /etc/passwd /data/out/abs && ln -s ../../x /data/out/d/up")
+	dest := t.TempDir()
+	treeOf(t, filepath.Join(dest, "out"), map[string]string{"old": "old"})
+	r := concourse(t, "download", ns, "links", "-v", "/data/out", dest)
+	if r.exitCode != 0 || !strings.Contains(r.stderr, "download: through the in-container agent") {
+		t.Fatalf("download: exit %d: %s", r.exitCode, r.stderr)
+	}
+	want := map[string]string{".": "dir", "d": "dir", "d/f": "hi\n", "abs": "-> /etc/passwd", "d/up": "-> ../../x"}
+	got := map[string]string{}
+	filepath.WalkDir(filepath.Join(dest, "out"), func(p string, d os.DirEntry, err error) error {
+		rel, _ := filepath.Rel(filepath.Join(dest, "out"), p)
+		switch {
+		case err != nil:
+			got[rel] = err.Error()
+		case d.Type()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			got[rel] = "-> " + target
+		case d.IsDir():
+			got[rel] = "dir"
+		default:
+			b, _ := os.ReadFile(p)
+			got[rel] = string(b)
+		}
+		return nil
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("downloaded %v, want exactly %v", got, want)
+	}
+	if entries, _ := os.ReadDir(dest); len(entries) != 1 {
+		t.Errorf("left beside the download: %v", entries)
+	}
+	if left := kubectl(t, "exec", "-n", ns, "links", "--", "sh", "-c", "ls -A /tmp /data"); strings.Contains(left, "kubectl-concourse") {
+		t.Errorf("left in the container:\n%s", left)
+	}
+}
+
+// A stream cut on its way out of the agent, loudly or silently (the exec
+// ends as a success), is sent again: the download lands whole. With no
+// retry left it fails, and the old tree stays. The node agent injects the
+// cuts, 250 kB into the tar.
+func TestAgentDownloadThroughACut(t *testing.T) {
+	forceAgent(t, "on")
+	for _, silently := range []bool{false, true} {
+		t.Run(map[bool]string{false: "loud", true: "silent"}[silently], func(t *testing.T) {
+			ns := testCluster.Namespace(t)
+			pod := fmt.Sprintf("agentdowncut%v", silently)
+			createPod(t, artifactsPod(ns, pod, "busybox", map[string]string{
+				annotationCutAfter:      "250000",
+				annotationCutCountsFrom: "cutmarker0",
+				annotationCutTimes:      "1",
+				annotationCutSilently:   fmt.Sprint(silently),
+			}), running)
+			kubectl(t, "exec", "-n", ns, pod, "--", "sh", "-c",
+				`mkdir -p /data/src && i=0; while [ $i -lt 8 ]; do head -c 100000 /dev/urandom >/data/src/cutmarker$i; i=$((i+1)); done`)
+			dest := t.TempDir()
+			treeOf(t, filepath.Join(dest, "src"), map[string]string{"old": "old"})
+			before := localTree(t, dest)
+
+			r := concourse(t, "download", ns, pod, "--compress", "none", "--retries", "0", "/data/src", dest)
+			if r.exitCode != 1 {
+				t.Fatalf("download through a cut with no retry: exit %d, want 1: %s", r.exitCode, r.stderr)
+			}
+			if got := localTree(t, dest); !reflect.DeepEqual(got, before) {
+				t.Errorf("the cut download changed the destination: %v", got)
+			}
+
+			kubectl(t, "annotate", "-n", ns, "pod", pod, "--overwrite", annotationCutTimes+"=2")
+			r = concourse(t, "download", ns, pod, "--compress", "none", "/data/src", dest)
+			if r.exitCode != 0 || !strings.Contains(r.stderr, "(retry 1)") {
+				t.Fatalf("download through a cut: exit %d, want 0 after a retry: %s", r.exitCode, r.stderr)
+			}
+			sums := kubectl(t, "exec", "-n", ns, pod, "--", "sh", "-c", "cd /data && sha256sum src/*")
+			for i := range 8 {
+				b, err := os.ReadFile(filepath.Join(dest, "src", fmt.Sprintf("cutmarker%d", i)))
+				if want := fmt.Sprintf("%x  src/cutmarker%d", sha256.Sum256(b), i); err != nil || !strings.Contains(sums, want) {
+					t.Errorf("cutmarker%d differs from the container's (%v):\n%s", i, err, sums)
+				}
+			}
+			if entries, _ := os.ReadDir(dest); len(entries) != 1 {
+				t.Errorf("left beside the download: %v", entries)
+			}
+		})
+	}
+}
+
+// An upload through the agent whose stream is silently cut, with no retry
+// left, fails: the destination keeps its old tree, and within seconds
+// nothing of the attempt is beside it.
+func TestAgentSilentCutUploadNeverLands(t *testing.T) {
+	forceAgent(t, "on")
+	ns := testCluster.Namespace(t)
+	createPod(t, artifactsPod(ns, "agentsilentup", "busybox", map[string]string{
+		annotationCutStdinAfter: "150000",
+		annotationCutCountsFrom: "cutmarker0",
+		annotationCutTimes:      "1",
+		annotationCutSilently:   "true",
+	}), running)
+	src := filepath.Join(t.TempDir(), "up")
+	for i := range 4 {
+		mustWrite(t, filepath.Join(src, fmt.Sprintf("cutmarker%d", i)), bytes.Repeat([]byte{byte('a' + i)}, 100000), 0o644)
+	}
+	kubectl(t, "exec", "-n", ns, "agentsilentup", "--", "sh", "-c", "mkdir -p /data/up && echo old >/data/up/old")
+	before := remoteFiles(t, ns, "agentsilentup", "/data/up")
+	r := concourse(t, "upload", ns, "agentsilentup", "--compress", "none", "--retries", "0", src, "/data")
+	if r.exitCode != 1 {
+		t.Fatalf("upload of a silently cut stream: exit %d, want 1:\n%s", r.exitCode, r.stderr)
+	}
+	if got := remoteFiles(t, ns, "agentsilentup", "/data/up"); !reflect.DeepEqual(got, before) {
+		t.Errorf("the cut upload changed the destination: %v", got)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		left := kubectl(t, "exec", "-n", ns, "agentsilentup", "--", "sh", "-c", "ls -A /data /tmp")
+		if !strings.Contains(left, "kubectl-concourse") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after the cut upload, left in the container:\n%s", left)
+		}
 	}
 }

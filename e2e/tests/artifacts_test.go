@@ -208,6 +208,9 @@ func TestArtifactsHostileTarWritesNothingOutside(t *testing.T) {
 }
 
 func testArtifactsHostileTarWritesNothingOutside(t *testing.T, ns string) {
+	// The hostile archive is the container's tar, which only the scripts
+	// run; a hostile agent's is artifacts' unit test's.
+	forceAgent(t, "off")
 	// bash looks tar up in PATH (busybox sh would run its own applet), so
 	// /hostile/sh -> bash and /hostile/tar is what the plugin's scripts run.
 	path := corev1.EnvVar{Name: "PATH", Value: "/hostile:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
@@ -241,6 +244,10 @@ printf '#!/bin/bash\ncat /hostile/evil.tar\n' >/hostile/tar && chmod +x /hostile
 }
 
 func TestArtifactsResumeAfterCut(t *testing.T) {
+	// A resume with only the missing entries is the scripts' (the
+	// fallback's); the agent sends the whole tree again, which
+	// TestAgentDownloadThroughACut tests.
+	forceAgent(t, "off")
 	ns := testCluster.Namespace(t)
 	createPod(t, artifactsPod(ns, "cut", "busybox", map[string]string{
 		"testcluster.kubectl-concourse.dev/exec-cut-after-bytes": "700000",

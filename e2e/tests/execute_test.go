@@ -302,24 +302,34 @@ func TestExecuteMissingImageFailsFast(t *testing.T) {
 
 func TestExecuteOutputsKeepSymlinksAndFollowTheUmask(t *testing.T) {
 	onEachNodeKind(t, func(t *testing.T, ns string) {
-		task := writeTask(t, "platform: linux\noutputs: [{name: out}]\nrun: {path: sh, args: [-c, 'echo hi >out/f; ln -s /etc/passwd out/abs; ln -s ../../x out/up']}\n")
-		out := filepath.Join(t.TempDir(), "out")
-		r := execute(t, ns, "-c", task, "--image", "busybox", "-o", "out="+out)
-		if r.exitCode != 0 {
-			t.Fatalf("exit %d: %s %s", r.exitCode, r.stdout, r.stderr)
+		// Through the agent and through the scripts.
+		for _, agent := range []string{"on", "off"} {
+			t.Run("agent "+agent, func(t *testing.T) {
+				forceAgent(t, agent)
+				testExecuteOutputsKeepSymlinksAndFollowTheUmask(t, ns)
+			})
 		}
-		for link, want := range map[string]string{"abs": "/etc/passwd", "up": "../../x"} {
-			if got, err := os.Readlink(filepath.Join(out, link)); err != nil || got != want {
-				t.Errorf("out/%s -> %q (%v), want a symlink to %q", link, got, err, want)
-			}
-		}
-		umask := syscall.Umask(0)
-		syscall.Umask(umask)
-		if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != fs.FileMode(0o777&^umask) {
-			t.Errorf("the output's directory: %v %v, want mode %v (the umask's)", fi.Mode(), err, fs.FileMode(0o777&^umask))
-		}
-		waitNothingLeft(t, ns)
 	})
+}
+
+func testExecuteOutputsKeepSymlinksAndFollowTheUmask(t *testing.T, ns string) {
+	task := writeTask(t, "platform: linux\noutputs: [{name: out}]\nrun: {path: sh, args: [-c, 'echo hi >out/f; ln -s /etc/passwd out/abs; ln -s ../../x out/up']}\n")
+	out := filepath.Join(t.TempDir(), "out")
+	r := execute(t, ns, "-c", task, "--image", "busybox", "-o", "out="+out)
+	if r.exitCode != 0 {
+		t.Fatalf("exit %d: %s %s", r.exitCode, r.stdout, r.stderr)
+	}
+	for link, want := range map[string]string{"abs": "/etc/passwd", "up": "../../x"} {
+		if got, err := os.Readlink(filepath.Join(out, link)); err != nil || got != want {
+			t.Errorf("out/%s -> %q (%v), want a symlink to %q", link, got, err, want)
+		}
+	}
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != fs.FileMode(0o777&^umask) {
+		t.Errorf("the output's directory: %v %v, want mode %v (the umask's)", fi.Mode(), err, fs.FileMode(0o777&^umask))
+	}
+	waitNothingLeft(t, ns)
 }
 
 func TestExecuteCtrlCAtEachPhaseLeavesNothing(t *testing.T) {

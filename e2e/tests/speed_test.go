@@ -76,6 +76,9 @@ func TestTransfersSilentCutUploadNeverLands(t *testing.T) {
 }
 
 func TestTransfersSilentCutDownloadNeverLands(t *testing.T) {
+	// The faults are placed in the scripts' stream (the fallback's); the
+	// agent's are TestAgentDownloadThroughACut's.
+	forceAgent(t, "off")
 	ns := testCluster.Namespace(t)
 	// busybox tar's archive of ./out: out/, one file, the other, zero
 	// blocks, then the plugin's end marker (22 bytes and a 12-digit nonce).

@@ -296,7 +296,7 @@ func TestTransfersSmallerPoints(t *testing.T) {
 
 	t.Run("a cut says why, once, without client-go's log lines", func(t *testing.T) {
 		r := concourse(t, "download", ns, "small", "--compress", "none", "/data/cut", t.TempDir())
-		if r.exitCode != 0 || !strings.Contains(r.stderr, "resuming") {
+		if r.exitCode != 0 || !strings.Contains(r.stderr, "(retry 1)") {
 			t.Fatalf("exit %d: %s", r.exitCode, r.stderr)
 		}
 		for _, noise := range []string{"UnhandledError", "Unhandled Error", "<nil>", "Internal error occurred: Internal error occurred"} {

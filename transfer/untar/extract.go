@@ -504,6 +504,18 @@ func (e *Extractor) Files() map[string][32]byte {
 	return m
 }
 
+// Links returns, by tree path, the target of every symlink received (each
+// is created by Finish).
+func (e *Extractor) Links() map[string]string {
+	m := map[string]string{}
+	for rel, n := range e.nodes {
+		if n.kind == kindSymlink {
+			m[rel] = n.target
+		}
+	}
+	return m
+}
+
 // Complete says whether tree path rel arrived whole: a directory, a
 // symlink, or a file whose bytes all arrived and were not invalidated
 // since.

@@ -1,0 +1,77 @@
+package artifacts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+)
+
+// What both directions share when the in-container agent carries them:
+// the switch, the launch and its retries, the stream's codec.
+
+// agentUse says whether transfers go through the in-container agent.
+type agentUse int
+
+const (
+	agentAuto agentUse = iota // the agent where it runs, else the scripts
+	agentOff                  // the scripts only
+	agentOnly                 // the agent, or fail: what a test of it wants
+)
+
+// agentEnv forces one way: "off" (the scripts) or "on" (the agent, or an
+// error where it cannot run). The tests of each path set it.
+const agentEnv = "KUBECTL_CONCOURSE_AGENT"
+
+// agentFromEnv reads agentEnv.
+func agentFromEnv() (agentUse, error) {
+	switch v := os.Getenv(agentEnv); v {
+	case "", "auto":
+		return agentAuto, nil
+	case "off":
+		return agentOff, nil
+	case "on":
+		return agentOnly, nil
+	default:
+		return agentAuto, fmt.Errorf("%s=%q: want auto, on or off", agentEnv, v)
+	}
+}
+
+// launchAgent starts the agent in rem's container, its binary written
+// beside dir when that lets it run, again after a broken stream (as many
+// times as s.retries). An error wrapping client.ErrUnavailable: it cannot run there.
+func launchAgent(ctx context.Context, rem *remote, dir string, s settings) (*client.Session, error) {
+	for attempt := 0; ; attempt++ {
+		sess, err := client.Launch(ctx, rem.exec, rem.container, client.Options{Dir: dir})
+		if err == nil || errors.Is(err, client.ErrUnavailable) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
+			return sess, err
+		}
+		s.warnf("warning: starting the agent: %v; again (retry %d)\n", err, attempt+1)
+	}
+}
+
+// agentCodec chooses how the agent's stream is compressed: as --compress
+// says, and for auto with zstd when the tree compresses (zstd costs little
+// CPU on either end) and is large enough for it to matter.
+func agentCodec(compress string, total int64, ratio float64) string {
+	switch compress {
+	case compressNone:
+		return protocol.CodecNone
+	case compressGzip:
+		return protocol.CodecGzip
+	}
+	if total >= smallTransfer && ratio > 0 && ratio <= maxRatio {
+		return protocol.CodecZstd
+	}
+	return protocol.CodecNone
+}
+
+func codecName(c string) string {
+	if c == protocol.CodecNone {
+		return "uncompressed"
+	}
+	return c + "-compressed"
+}

@@ -1,0 +1,202 @@
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/untar"
+)
+
+// downloadByAgent downloads src to dest through the agent's send: the
+// agent tars src, hashing each file as it reads it, and sends the manifest
+// after the tar; here the extractor (transfer/untar: the stream is
+// hostile, symlinks land as symlinks, nothing is written through one or
+// outside the destination) hashes each file as it writes it, and the two
+// are compared before dest is replaced whole. A broken stream or a
+// difference is retried with a new agent, which sends the tree again:
+// every file that arrives is rewritten, and what the source no longer has
+// is removed, so that what lands is the tree as the last attempt found it.
+// first is the agent the caller launched, in launch.
+func downloadByAgent(ctx context.Context, rem *remote, first *client.Session, launch time.Duration, src, dest string, s settings) error {
+	defer func() {
+		if first != nil { // never used: the download failed here first
+			first.Close()
+		}
+	}()
+	_, base, err := splitRemote(src)
+	if err != nil {
+		return err
+	}
+	codec := downloadCodec(s.compress)
+	s.verbosef("download: through the in-container agent (linux/%s, started in %d ms), %s\n", first.Hello.Arch, launch.Milliseconds(), codecName(codec))
+	return receiveLocally(dest, base, 0, sha256.New, s, func(ex *untar.Extractor) error {
+		for attempt := 0; ; attempt++ {
+			sess := first
+			first = nil
+			if sess == nil {
+				var err error
+				if sess, err = launchAgent(ctx, rem, "", s); err != nil {
+					return fmt.Errorf("start the agent again: %w", err)
+				}
+			}
+			err := sendAndCheck(ctx, sess, src, codec, ex)
+			var agentErr *client.AgentError
+			if errors.As(err, &agentErr) {
+				err = fmt.Errorf("in %s: %w", rem.container, err)
+			}
+			sess.Close() // what it sent is here and checked, or err says why not
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !transient(err) || ex.Refused() > 0 {
+				return err // a local failure, the container's answer, or a hostile stream
+			}
+			if s.retries >= 0 && attempt >= s.retries {
+				if errors.Is(err, errMismatch) || errors.Is(err, errSourceChanged) {
+					return fmt.Errorf("the source changed during the download: %w", err)
+				}
+				return err
+			}
+			s.warnf("warning: %v; sending the whole tree again (retry %d)\n", err, attempt+1)
+		}
+	})
+}
+
+// sendAndCheck is one attempt: the agent's tar into ex, then its manifest
+// compared with what ex wrote. A broken stream, a difference and a source
+// that changed while the agent read it are transient; the agent's own
+// refusal (no such file, permission denied) is not.
+func sendAndCheck(ctx context.Context, sess *client.Session, src, codec string, ex *untar.Extractor) error {
+	var extractErr error
+	arrived := &countedReader{}
+	sent, err := sess.SendTo(ctx, protocol.Name(src), codec, func(tr io.Reader) error {
+		arrived.r = tr
+		extractErr = ex.Extract(arrived)
+		return extractErr
+	})
+	var broken *untar.StreamError
+	var agentErr *client.AgentError
+	switch {
+	case errors.As(err, &agentErr) && arrived.n > 0 && changedUnderAgent(agentErr.Msg):
+		return fmt.Errorf("%w: %w", errSourceChanged, err)
+	case errors.As(err, &agentErr) && arrived.n == 0 && strings.Contains(agentErr.Msg, "no such file or directory"):
+		return fmt.Errorf("%s: no such file or directory in the container", src) // as the scripts say it
+	case errors.As(err, &agentErr):
+		return err
+	case err != nil && extractErr != nil && !errors.As(extractErr, &broken):
+		return extractErr // a local failure (no space here) broke the stream: it is the cause
+	case err != nil:
+		return &streamError{err}
+	}
+	if len(sent) == 0 {
+		return fmt.Errorf("%s is neither a regular file nor a directory", src)
+	}
+	return checkAgainst(ex, sent)
+}
+
+// changedUnderAgent says whether the agent's send stopped because what
+// it was reading went away or shrank (once it had begun: a path that is
+// not there at all is the user's mistake, not a change).
+func changedUnderAgent(msg string) bool {
+	return strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "shrank while it was sent")
+}
+
+// countedReader counts the bytes read through it.
+type countedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// checkAgainst compares what ex holds with the manifest of what the agent
+// sent: the same files by SHA-256, the same symlinks and directories. What
+// the source does not have (left by an earlier attempt) is removed first;
+// a file that differs is marked for the next attempt to rewrite.
+func checkAgainst(ex *untar.Extractor, sent []protocol.Entry) error {
+	files := manifest{}
+	links := map[string]string{}
+	held := map[string]bool{}
+	var dirs []string
+	for _, e := range sent {
+		rel := string(e.Path)
+		if rel == "." {
+			rel = ""
+		}
+		held[rel] = true
+		switch e.Kind {
+		case protocol.KindFile:
+			b, err := hex.DecodeString(e.SHA256)
+			if err != nil || len(b) != sha256.Size {
+				return &streamError{fmt.Errorf("the agent's manifest names no SHA-256 for %q", path.Join(".", rel))}
+			}
+			files[rel] = [32]byte(b)
+		case protocol.KindSymlink:
+			links[rel] = string(e.Link)
+		case protocol.KindDir:
+			dirs = append(dirs, rel)
+		}
+	}
+	if err := ex.Prune(func(rel string) bool { return held[rel] }); err != nil {
+		return err
+	}
+	differ := compare(ex.Files(), files)
+	for rel, target := range ex.Links() {
+		if links[rel] != target {
+			differ = append(differ, rel)
+		}
+	}
+	for rel := range links {
+		if _, ok := ex.Links()[rel]; !ok {
+			differ = append(differ, rel)
+		}
+	}
+	for _, rel := range dirs {
+		if !ex.IsDir(rel) {
+			differ = append(differ, rel)
+		}
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	sort.Strings(differ)
+	for _, rel := range differ {
+		ex.Invalidate(rel)
+	}
+	return fmt.Errorf("%w (%d entries, first: %q)", errMismatch, len(differ), path.Join(".", differ[0]))
+}
+
+// downloadCodec chooses how the agent compresses a download: as --compress
+// says, and for auto with zstd whatever the link and the data. The plugin
+// cannot know a download's size or ratio before it arrives, and need not:
+// the agent's zstd (klauspost/compress, fastest) costs nothing measurable
+// on data that does not compress (256 MiB of random bytes over loopback:
+// 1.77 s against 1.85 s uncompressed, medians of 3), and real source
+// compresses to about a fifth (5,000 files over loopback: 0.57 s against
+// 0.76 s).
+func downloadCodec(compress string) string {
+	switch compress {
+	case compressNone:
+		return protocol.CodecNone
+	case compressGzip:
+		return protocol.CodecGzip
+	}
+	return protocol.CodecZstd
+}
