@@ -10,9 +10,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
-	"github.com/kubectl-concourse/kubectl-concourse/helper"
-
-	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
 var (
@@ -109,7 +107,7 @@ func NewUploadOptions(streams genericiooptions.IOStreams) *UploadOptions {
 }
 
 // Complete takes the arguments and builds the clients that are still nil.
-func (o *UploadOptions) Complete(getter genericclioptions.RESTClientGetter, args []string) error {
+func (o *UploadOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		o.LocalPath = args[0]
 	}
@@ -147,7 +145,7 @@ func NewDownloadOptions(streams genericiooptions.IOStreams) *DownloadOptions {
 }
 
 // Complete takes the arguments and builds the clients that are still nil.
-func (o *DownloadOptions) Complete(getter genericclioptions.RESTClientGetter, args []string) error {
+func (o *DownloadOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		o.RemotePath = args[0]
 	}
@@ -176,52 +174,30 @@ func (o *DownloadOptions) Run(ctx context.Context) error {
 func NewCmdUpload(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
 	o := NewUploadOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "upload [target flags] LOCAL_PATH [REMOTE_DIR]",
-		Aliases:               []string{"up"},
-		Short:                 "Copy a local file or directory into the container of a build step",
-		Long:                  uploadLong,
-		Example:               uploadExample,
-		Args:                  cmderr.Args(cobra.RangeArgs(1, 2)),
-		DisableFlagsInUseLine: true,
-		RunE: func(c *cobra.Command, args []string) error {
-			if err := o.Complete(getter, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return cmderr.Usage(err)
-			}
-			return o.Run(c.Context())
-		},
+		Use:     "upload [target flags] LOCAL_PATH [REMOTE_DIR]",
+		Aliases: []string{"up"},
+		Short:   "Copy a local file or directory into the container of a build step",
+		Long:    uploadLong,
+		Example: uploadExample,
+		Args:    cmderr.Args(cobra.RangeArgs(1, 2)),
 	}
 	o.addFlags(cmd)
 	cmd.Flags().BoolVar(&o.IncludeIgnored, "include-ignored", o.IncludeIgnored, "Upload every file, also those git ignores (and .git itself)")
-	complete.Register(cmd, getter)
-	return cmd
+	return kernel.Wire(cmd, getter, o)
 }
 
 // NewCmdDownload returns `download`.
 func NewCmdDownload(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
 	o := NewDownloadOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "download [target flags] REMOTE_PATH [LOCAL_DIR]",
-		Aliases:               []string{"down"},
-		Short:                 "Copy a file or directory out of the container of a build step",
-		Long:                  downloadLong,
-		Example:               downloadExample,
-		Args:                  cmderr.Args(cobra.RangeArgs(1, 2)),
-		DisableFlagsInUseLine: true,
-		RunE: func(c *cobra.Command, args []string) error {
-			if err := o.Complete(getter, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return cmderr.Usage(err)
-			}
-			return o.Run(c.Context())
-		},
+		Use:     "download [target flags] REMOTE_PATH [LOCAL_DIR]",
+		Aliases: []string{"down"},
+		Short:   "Copy a file or directory out of the container of a build step",
+		Long:    downloadLong,
+		Example: downloadExample,
+		Args:    cmderr.Args(cobra.RangeArgs(1, 2)),
 	}
 	o.addFlags(cmd)
-	cmd.Flags().StringVar(&o.KubeletDir, "kubelet-dir", o.KubeletDir, "Root directory of the kubelet on a finished step's node, where its emptyDirs are (default: asked of the kubelet, which needs get on nodes/proxy, else "+helper.DefaultKubeletDir+")")
-	complete.Register(cmd, getter)
-	return cmd
+	kernel.AddKubeletDirFlag(cmd.Flags(), &o.KubeletDir)
+	return kernel.Wire(cmd, getter, o)
 }

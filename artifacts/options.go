@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -41,7 +41,7 @@ type TransferOptions struct {
 	// node ("": asked of the kubelet, else helper.DefaultKubeletDir).
 	KubeletDir string
 
-	podexec.Connection
+	kernel.Connection
 
 	// isTerminal decides about progress and the chooser; a field for tests.
 	isTerminal func(any) bool
@@ -67,7 +67,7 @@ func (o *TransferOptions) addFlags(cmd *cobra.Command) {
 	fs.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Draw no progress")
 	fs.BoolVar(&o.Progress, "progress", o.Progress, "Draw progress on stderr even when it is not a terminal")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", o.Verbose, "Say on stderr which way the transfer goes: the in-container agent, or the container's shell scripts and why")
-	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image of the ephemeral helper container used when the step's image has no sh or tar")
+	kernel.AddHelperImageFlag(fs, &o.HelperImage, "Image of the ephemeral helper container used when the step's image has no sh or tar")
 }
 
 func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) error {
@@ -78,7 +78,7 @@ func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) er
 	if o.agent, err = agentFromEnv(); err != nil {
 		return err
 	}
-	if err := o.Connection.Complete(getter); err != nil {
+	if err := kernel.Connect(getter, &o.Connection); err != nil {
 		return err
 	}
 	if o.askKubelet == nil {
@@ -96,16 +96,13 @@ func (o *TransferOptions) validate() error {
 	default:
 		return fmt.Errorf("--compress must be auto, gzip or none, not %q", o.Compress)
 	}
-	if o.HelperImage == "" {
-		return errors.New("--helper-image must name an image")
+	if err := kernel.ValidateHelperImage(o.HelperImage); err != nil {
+		return err
 	}
 	if o.Quiet && o.Progress {
 		return errors.New("--quiet and --progress contradict each other")
 	}
-	if o.KubeletDir != "" && !path.IsAbs(o.KubeletDir) {
-		return fmt.Errorf("--kubelet-dir %q must be an absolute path", o.KubeletDir)
-	}
-	return nil
+	return kernel.ValidateKubeletDir(o.KubeletDir)
 }
 
 // run resolves the step and runs transfer in its container, or in a helper
@@ -116,16 +113,9 @@ func (o *TransferOptions) validate() error {
 // finished's to reach (nil: it cannot be).
 func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly bool, transfer func(context.Context, *remote, settings) error,
 	finished func(context.Context, *selector.Match, settings) error) error {
-	ms, err := selector.Resolve(ctx, o.Client.CoreV1(), o.Namespace, o.Target)
-	if err != nil {
-		return o.resolveError(err)
-	}
-	m, err := selector.Choose(ms, o.In, o.ErrOut, o.isTerminal(o.In) && o.isTerminal(o.ErrOut))
-	if errors.Is(err, selector.ErrNoChoice) {
-		return nil
-	}
-	if err != nil {
-		return err
+	m, err := kernel.ResolveOne(ctx, o.Client.CoreV1(), o.Namespace, o.Target, o.In, o.ErrOut, o.isTerminal(o.In) && o.isTerminal(o.ErrOut))
+	if err != nil || m == nil {
+		return err // nil: fly's chooser was dismissed, which is not an error either
 	}
 	tty := o.isTerminal(o.ErrOut)
 	prog := NewProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
@@ -172,12 +162,6 @@ func stepState(m *selector.Match) (corev1.PodPhase, string) {
 		}
 	}
 	return m.Pod.Status.Phase, ""
-}
-
-// resolveError names the permission a failed lookup lacked.
-func (o *TransferOptions) resolveError(err error) error {
-	ns, verb := o.Target.Access(o.Namespace)
-	return cmderr.ExplainForbidden(err, ns, verb, "pods")
 }
 
 // warnf prints warnings above the progress bars when there are any.

@@ -7,6 +7,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
 var (
@@ -49,24 +50,12 @@ var (
 func NewCmdExecute(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
 	o := NewExecuteOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "execute -c TASK_FILE [flags] [-- ARGS...]",
-		Aliases:               []string{"e"},
-		Short:                 "Run a task file as a one-off build, with local inputs and outputs",
-		Long:                  executeLong,
-		Example:               executeExample,
-		DisableFlagsInUseLine: true,
-		RunE: func(c *cobra.Command, args []string) error {
-			if dash := c.ArgsLenAtDash(); len(args) > 0 && dash != 0 {
-				return cmderr.Usagef("unexpected %q: arguments for the task go after --", args[0])
-			}
-			if err := o.Complete(getter, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(c.Context())
-		},
+		Use:     "execute -c TASK_FILE [flags] [-- ARGS...]",
+		Aliases: []string{"e"},
+		Short:   "Run a task file as a one-off build, with local inputs and outputs",
+		Long:    executeLong,
+		Example: executeExample,
+		Args:    argsAfterDash,
 	}
 	fs := cmd.Flags()
 	fs.StringVarP(&o.ConfigFile, "config", "c", o.ConfigFile, "The task config to execute")
@@ -90,6 +79,15 @@ func NewCmdExecute(streams genericiooptions.IOStreams, getter genericclioptions.
 	fs.StringArrayVarP(&o.InputMappings, "input-mapping", "m", o.InputMappings, "fly's input mapping for --inputs-from: needs Concourse's API (give inputs with -i)")
 	_ = fs.MarkHidden("inputs-from")
 	_ = fs.MarkHidden("input-mapping")
-	fs.StringVar(&o.HelperImage, "helper-image", o.HelperImage, "Image of the containers that receive the inputs and hold the outputs (needs sh, tar and sha256sum)")
-	return cmd
+	kernel.AddHelperImageFlag(fs, &o.HelperImage, "Image of the containers that receive the inputs and hold the outputs (needs sh, tar and sha256sum)")
+	return kernel.Wire(cmd, getter, o)
+}
+
+// argsAfterDash refuses an argument before --: only the task's arguments
+// are positional, and they follow --.
+func argsAfterDash(c *cobra.Command, args []string) error {
+	if len(args) > 0 && c.ArgsLenAtDash() != 0 {
+		return cmderr.Usagef("unexpected %q: arguments for the task go after --", args[0])
+	}
+	return nil
 }

@@ -62,7 +62,7 @@ func TestTaskFilesRender(t *testing.T) {
 			flags := genericclioptions.NewConfigFlags(false)
 			ns := "ci"
 			flags.Namespace = &ns
-			if err := o.Complete(flags, nil); err != nil {
+			if err := o.Complete(flags, nil, nil); err != nil {
 				t.Fatalf("Complete: %v", err)
 			}
 			if err := o.Validate(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -22,7 +23,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
 // Defaults.
@@ -57,7 +58,7 @@ type ExecuteOptions struct {
 	InputsFrom    string   // -j PIPELINE/JOB
 	InputMappings []string // -m NAME=JOB_INPUT
 
-	podexec.Connection
+	kernel.Connection
 	// Seams for tests.
 	Now        func() time.Time
 	Getenv     func(string) (string, bool)
@@ -89,7 +90,7 @@ func NewExecuteOptions(streams genericiooptions.IOStreams) *ExecuteOptions {
 // Complete reads the task file with its vars, finds the inputs' and
 // outputs' paths and builds the clients that are still nil. A task file's
 // problems are reported together, before anything is created.
-func (o *ExecuteOptions) Complete(getter genericclioptions.RESTClientGetter, args []string) error {
+func (o *ExecuteOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra.Command, args []string) error {
 	o.Args = args
 	if o.Now == nil {
 		o.Now = time.Now
@@ -140,14 +141,14 @@ func (o *ExecuteOptions) Complete(getter genericclioptions.RESTClientGetter, arg
 	}
 	if o.DryRun != "none" {
 		// A dry run needs no cluster: only the namespace of the kubeconfig.
-		ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
+		ns, _, err := kernel.ClientsOf(getter).Namespace()
 		if err != nil {
 			return fmt.Errorf("namespace: %w", err)
 		}
 		o.Namespace = ns
 		return nil
 	}
-	return o.Connection.Complete(getter)
+	return kernel.Connect(getter, &o.Connection)
 }
 
 // completeFlags parses -i and -o as fly does: an input's PATH is a glob
@@ -213,7 +214,8 @@ const maxSecretBytes = 1 << 20
 // paramKey is what a Secret's key may hold.
 var paramKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
 
-// Validate checks the flags against the task file; it calls no API.
+// Validate checks the flags against the task file; it calls no API and
+// touches no file (preflight does, in Run).
 func (o *ExecuteOptions) Validate() error {
 	switch o.DryRun {
 	case "none", "client":
@@ -235,8 +237,8 @@ func (o *ExecuteOptions) Validate() error {
 	if o.Timeout <= 0 || o.PendingTimeout <= 0 {
 		return cmderr.Usagef("--timeout and --pending-timeout must be positive")
 	}
-	if o.HelperImage == "" {
-		return cmderr.Usagef("--helper-image must name an image")
+	if err := kernel.ValidateHelperImage(o.HelperImage); err != nil {
+		return err
 	}
 	for _, tag := range o.Tags {
 		if tag == "" || strings.ContainsAny(tag, "/ ") {
@@ -260,6 +262,16 @@ func (o *ExecuteOptions) Validate() error {
 			return cmderr.Usagef("missing required input `%s`", in.Name)
 		}
 	}
+	return nil
+}
+
+// preflight checks, before anything is created, what Validate cannot: that
+// each output can land where -o puts it (tried: it creates a probe
+// directory, which Validate must not), and that Kubernetes can run what the
+// task file asks (its params as a Secret's keys, its user, its image). Run
+// calls it first. Its errors are not usage errors unless they are an -o's.
+func (o *ExecuteOptions) preflight() error {
+	c := o.config
 	outputs := map[string]bool{}
 	for _, out := range c.Outputs {
 		outputs[out.Name] = true

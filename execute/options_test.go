@@ -38,10 +38,15 @@ func prepared(t *testing.T, task string, mutate func(o *ExecuteOptions)) (*Execu
 	flags := genericclioptions.NewConfigFlags(false)
 	ns := "ci"
 	flags.Namespace = &ns
-	if err := o.Complete(flags, nil); err != nil {
+	if err := o.Complete(flags, nil, nil); err != nil {
 		return o, err
 	}
-	return o, o.Validate()
+	// As kernel.Wire has it: a failed Validate is a usage error; Run checks
+	// the rest first.
+	if err := o.Validate(); err != nil {
+		return o, cmderr.Usage(err)
+	}
+	return o, o.preflight()
 }
 
 func TestExecuteErrors(t *testing.T) {

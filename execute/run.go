@@ -37,6 +37,9 @@ const (
 
 // Run creates the build and follows it to its end, or prints it (dry run).
 func (o *ExecuteOptions) Run(ctx context.Context) error {
+	if err := o.preflight(); err != nil {
+		return err
+	}
 	team := o.Team
 	if team == "" && o.DryRun == "none" {
 		team = o.namespaceTeam(ctx)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
 
@@ -38,7 +37,7 @@ type HijackOptions struct {
 	Keep        bool
 	Command     []string // after the flags; empty: fly's default shell
 
-	podexec.Connection
+	kernel.Connection
 	Term string // the local $TERM, forwarded as fly does
 
 	// isTerminal decides about stdin/stdout; a field so tests can fake a terminal.

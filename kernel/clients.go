@@ -153,22 +153,23 @@ func (c *Cluster) Complete(getter genericclioptions.RESTClientGetter) error {
 	return err
 }
 
-// Connect completes conn, a command that execs: the namespace, and the
-// client and executor when nil. It is podexec.Connection's Complete with
-// the run's clients, made once.
-func Connect(getter genericclioptions.RESTClientGetter, conn *podexec.Connection) error {
-	clients := ClientsOf(getter)
-	var err error
-	if conn.Namespace, _, err = clients.Namespace(); err != nil {
+// Connection is what a command that execs into pods needs: a Cluster and
+// the executor. Tests preset them; Connect fills what is still empty.
+type Connection struct {
+	Cluster
+	Executor podexec.Executor
+}
+
+// Connect completes conn from the run's clients, made once: the namespace
+// when empty, and the client and executor when nil.
+func Connect(getter genericclioptions.RESTClientGetter, conn *Connection) error {
+	if err := conn.Cluster.Complete(getter); err != nil {
 		return err
 	}
-	if conn.Client == nil {
-		if conn.Client, err = clients.Kube(); err != nil {
-			return err
-		}
-	}
 	if conn.Executor == nil {
-		conn.Executor, err = clients.Executor()
+		var err error
+		conn.Executor, err = ClientsOf(getter).Executor()
+		return err
 	}
-	return err
+	return nil
 }

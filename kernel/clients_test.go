@@ -8,8 +8,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // countingGetter is a kubeconfig for namespace ci that counts how often
@@ -74,7 +72,7 @@ func TestCompletePresets(t *testing.T) {
 	if cl.Client != fakeClient || cl.Namespace != "ci" || clients.exec != nil || clients.kube != nil {
 		t.Errorf("Cluster.Complete: client %v, namespace %q, executor made %v", cl.Client, cl.Namespace, clients.exec != nil)
 	}
-	conn := podexec.Connection{Client: fakeClient}
+	conn := Connection{Cluster: Cluster{Client: fakeClient}}
 	if err := Connect(clients, &conn); err != nil {
 		t.Fatal(err)
 	}

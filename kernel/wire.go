@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/selector/complete"
@@ -35,7 +36,15 @@ func Wire(cmd *cobra.Command, getter genericclioptions.RESTClientGetter, c Comma
 		}
 		return c.Run(cc.Context())
 	}
-	complete.Register(cmd, getter)
+	complete.Register(cmd, func() (kubernetes.Interface, string, error) {
+		clients := ClientsOf(getter)
+		namespace, _, err := clients.Namespace()
+		if err != nil {
+			return nil, "", err
+		}
+		client, err := clients.Kube()
+		return client, namespace, err
+	})
 	return cmd
 }
 

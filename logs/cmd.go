@@ -6,7 +6,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 )
 
@@ -68,12 +67,9 @@ func NewCmdLogs(streams genericiooptions.IOStreams, getter genericclioptions.RES
 func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
 	o := NewWatchOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "watch -j PIPELINE/JOB [-b BUILD]",
-		Aliases:               []string{"w"},
-		DisableFlagsInUseLine: true,
-		Args:                  cmderr.Args(cobra.NoArgs),
-		ValidArgsFunction:     cobra.NoFileCompletions,
-		Short:                 "Follow the step logs of a build until it ends",
+		Use:     "watch -j PIPELINE/JOB [-b BUILD]",
+		Aliases: []string{"w"},
+		Short:   "Follow the step logs of a build until it ends",
 		Long: templates.LongDesc(`
 			Print the logs of a build's steps in the order they started, each under a header naming
 			the step, following running steps and new ones until the build ends. Without -b, the

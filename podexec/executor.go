@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -187,37 +186,4 @@ func websocketsEnabled() bool {
 	}
 	enabled, err := strconv.ParseBool(v)
 	return err != nil || enabled
-}
-
-// Connection is what a command needs to exec into pods; commands embed it in
-// their Options. Tests preset Client and Executor, which Complete keeps.
-type Connection struct {
-	Namespace string // from the kubeconfig and -n
-	Client    kubernetes.Interface
-	Executor  Executor
-}
-
-// Complete reads the namespace and builds the clients that are still nil.
-func (c *Connection) Complete(getter genericclioptions.RESTClientGetter) error {
-	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return fmt.Errorf("namespace: %w", err)
-	}
-	c.Namespace = ns
-	if c.Client != nil && c.Executor != nil {
-		return nil
-	}
-	config, err := getter.ToRESTConfig()
-	if err != nil {
-		return err
-	}
-	if c.Client == nil {
-		if c.Client, err = kubernetes.NewForConfig(config); err != nil {
-			return err
-		}
-	}
-	if c.Executor == nil {
-		c.Executor = NewRemoteExecutor(config, c.Client)
-	}
-	return nil
 }

@@ -11,11 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/tools/remotecommand"
 )
 
@@ -41,45 +37,6 @@ func TestWebsocketsEnabled(t *testing.T) {
 			}
 		})
 	}
-}
-
-type nopExecutor struct{}
-
-func (nopExecutor) Exec(context.Context, Request, Streams, remotecommand.TerminalSizeQueue) error {
-	return nil
-}
-
-func TestConnectionCompleteKeepsPresetClients(t *testing.T) {
-	client := fake.NewClientset()
-	c := Connection{Client: client, Executor: nopExecutor{}}
-	if err := c.Complete(testGetter()); err != nil {
-		t.Fatal(err)
-	}
-	if c.Namespace != "ci" || c.Client != client || c.Executor != (nopExecutor{}) {
-		t.Errorf("Complete() = %+v, want namespace ci and the preset clients", c)
-	}
-}
-
-func TestConnectionCompleteBuildsClients(t *testing.T) {
-	var c Connection
-	if err := c.Complete(testGetter()); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := c.Executor.(*RemoteExecutor); !ok || c.Client == nil {
-		t.Errorf("Complete() = %+v, want a client and a RemoteExecutor", c)
-	}
-}
-
-// testGetter is a kubeconfig for a cluster nobody dials: Complete only builds clients.
-func testGetter() genericclioptions.RESTClientGetter {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["x"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-	cfg.CurrentContext = "x"
-	return genericclioptions.NewTestConfigFlags().
-		WithClientConfig(clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{})).
-		WithNamespace("ci")
 }
 
 // transportStub is one transport of spdyFirst: it fails with err and

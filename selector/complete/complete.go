@@ -1,7 +1,7 @@
 // Package complete offers shell completion of Concourse names (pipelines,
 // jobs, builds, steps, resources, teams) read from the labels of the pods of
-// the contract. Any command registers it with one call, whatever its
-// capability: complete.Register(cmd, flags).
+// the contract. kernel.Wire registers it for every command, with the run's
+// clients.
 package complete
 
 import (
@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
@@ -22,30 +21,16 @@ import (
 // pageSize bounds each LIST made while completing.
 const pageSize = 500
 
+// Connect gives a completion its client and the current namespace: the
+// run's (kernel's Clients), so that completion builds no client of its own.
+type Connect func() (kubernetes.Interface, string, error)
+
 // Register adds completion to whichever of these flags cmd has:
 // -j/--job (PIPELINE/JOB), -c/--check (PIPELINE/RESOURCE), -b/--build,
 // -s/--step, --pipeline, --team, --resource and --step-type. Candidates
 // narrow down by the other flags already given (-b offers the builds of -j).
 // Positional arguments are left to the command (cmd.ValidArgsFunction).
-func Register(cmd *cobra.Command, getter genericclioptions.RESTClientGetter) {
-	register(cmd, func(c *cobra.Command) (kubernetes.Interface, string, error) {
-		namespace, _, err := getter.ToRawKubeConfigLoader().Namespace()
-		if err != nil {
-			return nil, "", err
-		}
-		config, err := getter.ToRESTConfig()
-		if err != nil {
-			return nil, "", err
-		}
-		client, err := kubernetes.NewForConfig(config)
-		return client, namespace, err
-	})
-}
-
-// connect returns the client and current namespace for a completion.
-type connect func(*cobra.Command) (kubernetes.Interface, string, error)
-
-func register(cmd *cobra.Command, conn connect) {
+func Register(cmd *cobra.Command, conn Connect) {
 	for flag, offer := range map[string]func(names, []step) []string{
 		"job":       jobs,
 		"check":     checks,
@@ -100,12 +85,12 @@ type step struct {
 
 // list reads the step containers of the pods in the command's namespace
 // (every namespace with -A), a page at a time.
-func list(c *cobra.Command, conn connect) ([]step, error) {
+func list(c *cobra.Command, conn Connect) ([]step, error) {
 	ctx := c.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	client, namespace, err := conn(c)
+	client, namespace, err := conn()
 	if err != nil {
 		return nil, err
 	}

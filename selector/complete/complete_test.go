@@ -62,7 +62,7 @@ func complete(t *testing.T, args ...string) []string {
 		cmd.Flags().String(f, "", "")
 	}
 	cmd.Flags().BoolP("all-namespaces", "A", false, "")
-	register(cmd, func(*cobra.Command) (kubernetes.Interface, string, error) { return client, "ci", nil })
+	Register(cmd, func() (kubernetes.Interface, string, error) { return client, "ci", nil })
 	root.AddCommand(cmd)
 	var out bytes.Buffer
 	root.SetOut(&out)
