@@ -169,38 +169,43 @@ func testRealModuleRoundTrips(t *testing.T, ns string) {
 	if err != nil {
 		t.Fatalf("go env GOMODCACHE: %v", err)
 	}
-	module := filepath.Join(strings.TrimSpace(string(out)), "k8s.io", "client-go@v0.37.2")
-	if _, err := os.Stat(module); err != nil {
-		t.Fatalf("the e2e module's own dependency is not in the module cache: %v", err)
-	}
-	want := localTree(t, module)
 	createPod(t, artifactsPod(ns, "mod", "busybox", nil), running)
-	for _, agent := range []string{"on", "off"} {
-		t.Run("agent "+agent, func(t *testing.T) {
-			forceAgent(t, agent)
-			dir := "/data/" + agent
-			if r := concourse(t, "upload", ns, "mod", module, dir); r.exitCode != 0 {
-				t.Fatalf("upload: exit %d: %s", r.exitCode, r.stderr)
-			}
-			back := t.TempDir()
-			r := concourse(t, "download", ns, "mod", "-v", dir+"/client-go@v0.37.2", back)
-			if r.exitCode != 0 {
-				t.Fatalf("download: exit %d: %s", r.exitCode, r.stderr)
-			}
-			if way := map[string]string{"on": "through the in-container agent", "off": "through the container's shell scripts"}[agent]; !strings.Contains(r.stderr, way) {
-				t.Errorf("download -v did not say %q: %s", way, r.stderr)
-			}
-			got := localTree(t, filepath.Join(back, "client-go@v0.37.2"))
-			if len(got) != len(want) {
-				t.Errorf("%d entries came back, want %d", len(got), len(want))
-			}
-			for rel, w := range want {
-				if got[rel] != w {
-					t.Errorf("%s: got %q, want %q", rel, got[rel], w)
-					break
+	// client-go's tree is deep; pod-security-admission's 4,690 files have
+	// long names with "-" and "@" (the scripts' checksum batches once cut
+	// one of them in two).
+	for _, name := range []string{"client-go@v0.37.2", "pod-security-admission@v0.37.2"} {
+		module := filepath.Join(strings.TrimSpace(string(out)), "k8s.io", name)
+		if _, err := os.Stat(module); err != nil {
+			t.Fatalf("the e2e module's own dependency is not in the module cache: %v", err)
+		}
+		want := localTree(t, module)
+		for _, agent := range []string{"on", "off"} {
+			t.Run(name+" agent "+agent, func(t *testing.T) {
+				forceAgent(t, agent)
+				dir := "/data/" + agent
+				if r := concourse(t, "upload", ns, "mod", module, dir); r.exitCode != 0 {
+					t.Fatalf("upload: exit %d: %s", r.exitCode, r.stderr)
 				}
-			}
-		})
+				back := t.TempDir()
+				r := concourse(t, "download", ns, "mod", "-v", dir+"/"+name, back)
+				if r.exitCode != 0 {
+					t.Fatalf("download: exit %d: %s", r.exitCode, r.stderr)
+				}
+				if way := map[string]string{"on": "through the in-container agent", "off": "through the container's shell scripts"}[agent]; !strings.Contains(r.stderr, way) {
+					t.Errorf("download -v did not say %q: %s", way, r.stderr)
+				}
+				got := localTree(t, filepath.Join(back, name))
+				if len(got) != len(want) {
+					t.Errorf("%d entries came back, want %d", len(got), len(want))
+				}
+				for rel, w := range want {
+					if got[rel] != w {
+						t.Errorf("%s: got %q, want %q", rel, got[rel], w)
+						break
+					}
+				}
+			})
+		}
 	}
 }
 
