@@ -69,6 +69,7 @@ type ExecuteOptions struct {
 	inputs  []inputFlag
 	outputs []outputFlag
 	format  string // with --dry-run: yaml or json
+	agent   artifacts.AgentUse
 }
 
 type inputFlag struct {
@@ -136,6 +137,9 @@ func (o *ExecuteOptions) Complete(getter genericclioptions.RESTClientGetter, arg
 		return err
 	}
 	if err := o.completeFlags(); err != nil {
+		return err
+	}
+	if o.agent, err = artifacts.AgentFromEnv(); err != nil {
 		return err
 	}
 	if o.DryRun != "none" {
@@ -432,6 +436,6 @@ func (o *ExecuteOptions) plan(team string) oneOff {
 // transferSettings are upload's and download's defaults.
 func (o *ExecuteOptions) transferSettings(p *artifacts.Progress, warnf func(string, ...any)) artifacts.Settings {
 	s := artifacts.DefaultSettings(warnf)
-	s.IncludeIgnored, s.Progress = o.IncludeIgnored, p
+	s.IncludeIgnored, s.Progress, s.Agent = o.IncludeIgnored, p, o.agent
 	return s
 }

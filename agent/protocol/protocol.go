@@ -82,6 +82,11 @@ type Request struct {
 	// KeepOnEOF: a receive cut by the end of stdin leaves its staging for
 	// a retry to reuse for a few seconds, then removes it.
 	KeepOnEOF bool `json:"keepOnEOF,omitempty"`
+	// InPlace: receive extracts straight into Dest, a directory nothing
+	// uses yet (an input of a task that has not started): no staging and
+	// nothing to commit. A retry extracts into it again, over what an
+	// earlier attempt left, once that attempt's agent has let it go.
+	InPlace bool `json:"inPlace,omitempty"`
 }
 
 // Reply answers a Request. A non-empty Error is the operation's failure.
