@@ -45,6 +45,7 @@ type ExecuteOptions struct {
 	YAMLVars       []string // -y NAME=YAML
 	VarFiles       []string // -l FILE
 	IncludeIgnored bool
+	NoCache        bool // --no-cache: upload the inputs in full, without their warm caches
 	Background     bool
 	Team           string
 	Keep           bool

@@ -1,0 +1,157 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// inputCaches are the warm input caches' claims in ns.
+func inputCaches(t *testing.T, ns string) []corev1.PersistentVolumeClaim {
+	t.Helper()
+	claims, err := testCluster.Client.CoreV1().PersistentVolumeClaims(ns).List(context.Background(),
+		metav1.ListOptions{LabelSelector: "kubectl-concourse.dev/purpose=input-cache"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return claims.Items
+}
+
+// executeCached runs listingTask on src, checks that the task saw exactly
+// src and that the cache was used (nothing said), and returns its stderr.
+func executeCached(t *testing.T, ns, src, then string) {
+	t.Helper()
+	got, r := executeListing(t, ns, src, then)
+	if want := inputListing(t, src); got != want {
+		t.Errorf("the task saw:\n%s\nwant:\n%s", got, want)
+	}
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
+
+func TestExecuteWarmInputCacheIsExact(t *testing.T) {
+	onEachNodeKind(t, testExecuteWarmInputCacheIsExact)
+}
+
+// The task sees exactly the local tree on every run: cold, unchanged after
+// a task that changed its input, after edits, deletions, mode changes and a
+// symlink replaced, and after a write into the cache behind its back.
+// --no-cache makes no claim.
+func testExecuteWarmInputCacheIsExact(t *testing.T, ns string) {
+	src := inputTree(t)
+	if got, _ := executeListing(t, ns, src, "", "--no-cache"); got != inputListing(t, src) {
+		t.Errorf("--no-cache: the task saw:\n%s", got)
+	}
+	if claims := inputCaches(t, ns); len(claims) != 0 {
+		t.Fatalf("--no-cache made %d claims", len(claims))
+	}
+	executeCached(t, ns, src, "echo changed by the task >main.go; rm run.sh; chmod 600 rel; mkdir made; ln -s x pkg/new")
+	executeCached(t, ns, src, "")
+
+	mustWrite(t, filepath.Join(src, "pkg", "deep", "a.go"), []byte("package deep // edited\n"), 0o640)
+	mustRemove(t, filepath.Join(src, "secret.key"))
+	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRemove(t, filepath.Join(src, "rel"))
+	mustSymlink(t, "main.go", filepath.Join(src, "rel"))
+	mustWrite(t, filepath.Join(src, "new.txt"), []byte("new\n"), 0o644)
+	if err := os.Remove(filepath.Join(src, "empty")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(src, "other", "empty"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	executeCached(t, ns, src, "")
+
+	claims := inputCaches(t, ns)
+	if len(claims) != 1 {
+		t.Fatalf("%d claims after runs one at a time, want 1", len(claims))
+	}
+	// Behind the plugin's back: the same size with other bytes, a new
+	// file, a mode.
+	tamper := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "tamper", Namespace: ns}, Spec: corev1.PodSpec{
+		RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sh", "-c",
+			"cd /c/tree && printf 'package XXXX\\n' >main.go && echo stray >stray && chmod 777 new.txt"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "c", MountPath: "/c"}}}},
+		Volumes: []corev1.Volume{{Name: "c", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claims[0].Name}}}},
+	}}
+	createPod(t, tamper, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if err := testCluster.Client.CoreV1().Pods(ns).Delete(context.Background(), "tamper", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	executeCached(t, ns, src, "")
+	waitNothingLeft(t, ns)
+}
+
+func TestExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T) {
+	onEachNodeKind(t, testExecuteConcurrentRunsOfOneInputNeverShareACache)
+}
+
+// Two executes of one input at once take two slots; each task sees the
+// local tree, and so do the next ones, whichever slot they take.
+func testExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T, ns string) {
+	src := inputTree(t)
+	together := func() {
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				executeCached(t, ns, src, "sleep 3")
+			}()
+		}
+		wg.Wait()
+	}
+	together()
+	if claims := inputCaches(t, ns); len(claims) != 2 {
+		t.Errorf("%d claims after two runs at once, want 2", len(claims))
+	}
+	mustWrite(t, filepath.Join(src, "main.go"), []byte("package main // again\n"), 0o644)
+	together()
+	for _, c := range inputCaches(t, ns) {
+		if lease := c.Annotations["kubectl-concourse.dev/lease"]; lease != "" {
+			t.Errorf("claim %s still leased: %q", c.Name, lease)
+		}
+	}
+	waitNothingLeft(t, ns)
+}
+
+// With no default StorageClass, execute says so in one line and uploads in
+// full. It changes the cluster's default class for its duration.
+func TestExecuteWithoutStorageClassUploadsInFull(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	ctx := context.Background()
+	const key = "storageclass.kubernetes.io/is-default-class"
+	set := func(v string) {
+		patch := `{"metadata":{"annotations":{"` + key + `":"` + v + `"}}}`
+		if _, err := testCluster.Client.StorageV1().StorageClasses().Patch(ctx, "standard", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("false")
+	t.Cleanup(func() { set("true") })
+	src := inputTree(t)
+	got, r := executeListing(t, ns, src, "")
+	if want := inputListing(t, src); got != want {
+		t.Errorf("the task saw:\n%s\nwant:\n%s", got, want)
+	}
+	want := "warning: no warm input cache: the cluster has no default StorageClass; uploading the inputs in full\n"
+	if strings.Count(r.stderr, "warning") != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr:\n%s\nwant one line: %s", r.stderr, want)
+	}
+	if claims := inputCaches(t, ns); len(claims) != 0 {
+		t.Errorf("%d claims left", len(claims))
+	}
+	waitNothingLeft(t, ns)
+}
