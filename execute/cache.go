@@ -42,19 +42,6 @@ const (
 	minCacheSize = 1 << 30
 )
 
-// The claim's own keys (docs/labels.md).
-const (
-	PurposeInputCache   = "input-cache"
-	AnnotationCacheOf   = "kubectl-concourse.dev/cache-of" // the input's name
-	AnnotationCacheUser = "kubectl-concourse.dev/cache-user"
-	// AnnotationLease holds "<build ID> <expiry, RFC 3339>" while a run
-	// uses the claim; it is taken by an update with the claim's
-	// resourceVersion, so that of two runs one wins and the other moves on.
-	AnnotationLease = "kubectl-concourse.dev/lease"
-	// AnnotationLastUsed is when a run last took the claim: gc's age.
-	AnnotationLastUsed = "kubectl-concourse.dev/last-used"
-)
-
 // cacheMount is where the inputs container mounts input i's cache.
 func cacheMount(i int) string { return path.Join(cacheMountRoot, strconv.Itoa(i)) }
 
@@ -129,7 +116,7 @@ func (l *cacheLeaser) lease(ctx context.Context, input string, size func() int64
 
 // held says whether another run's lease on claim is still on.
 func (l *cacheLeaser) held(claim *corev1.PersistentVolumeClaim) bool {
-	_, until, ok := strings.Cut(claim.Annotations[AnnotationLease], " ")
+	_, until, ok := strings.Cut(claim.Annotations[selector.AnnotationLease], " ")
 	if !ok {
 		return false
 	}
@@ -143,8 +130,8 @@ func (l *cacheLeaser) stamp(claim *corev1.PersistentVolumeClaim) {
 		claim.Annotations = map[string]string{}
 	}
 	now := l.now()
-	claim.Annotations[AnnotationLease] = l.holder + " " + now.Add(l.holdFor).UTC().Format(time.RFC3339)
-	claim.Annotations[AnnotationLastUsed] = now.UTC().Format(time.RFC3339)
+	claim.Annotations[selector.AnnotationLease] = l.holder + " " + now.Add(l.holdFor).UTC().Format(time.RFC3339)
+	claim.Annotations[selector.AnnotationLastUsed] = now.UTC().Format(time.RFC3339)
 }
 
 // create makes a claim of the default StorageClass, leased to this run. A
@@ -153,8 +140,8 @@ func (l *cacheLeaser) stamp(claim *corev1.PersistentVolumeClaim) {
 func (l *cacheLeaser) create(ctx context.Context, name, input string, size func() int64) (*corev1.PersistentVolumeClaim, error) {
 	claim := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.ns,
-			Labels:      map[string]string{selector.LabelManagedBy: selector.ManagedByPlugin, selector.LabelPurpose: PurposeInputCache},
-			Annotations: map[string]string{AnnotationCacheOf: input, AnnotationCacheUser: l.user}},
+			Labels:      map[string]string{selector.LabelManagedBy: selector.ManagedByPlugin, selector.LabelVolumeType: selector.VolumeTypeInputCache},
+			Annotations: map[string]string{selector.AnnotationCacheOf: input, selector.AnnotationCacheUser: l.user}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
@@ -211,10 +198,10 @@ func (l *cacheLeaser) releaseOne(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		if holder, _, _ := strings.Cut(claim.Annotations[AnnotationLease], " "); holder != l.holder {
+		if holder, _, _ := strings.Cut(claim.Annotations[selector.AnnotationLease], " "); holder != l.holder {
 			return nil
 		}
-		delete(claim.Annotations, AnnotationLease)
+		delete(claim.Annotations, selector.AnnotationLease)
 		_, err = pvcs.Update(ctx, claim, metav1.UpdateOptions{})
 		if !apierrors.IsConflict(err) {
 			return err

@@ -17,7 +17,7 @@ import (
 func inputCaches(t *testing.T, ns string) []corev1.PersistentVolumeClaim {
 	t.Helper()
 	claims, err := testCluster.Client.CoreV1().PersistentVolumeClaims(ns).List(context.Background(),
-		metav1.ListOptions{LabelSelector: "kubectl-concourse.dev/purpose=input-cache"})
+		metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubectl-concourse,concourse-ci.org/volume-type=input-cache"})
 	if err != nil {
 		t.Fatal(err)
 	}
