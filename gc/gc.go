@@ -44,7 +44,7 @@ type GCOptions struct {
 	OlderThan       time.Duration
 	CachesUnusedFor time.Duration // execute's warm input caches no run used for this long
 	DryRun          bool
-	AllNamespaces bool
+	AllNamespaces   bool
 
 	kernel.Cluster
 	Now func() time.Time
