@@ -53,10 +53,30 @@ func openCache(dir string) (*os.Root, func(), error) {
 	return root, func() { root.Close(); d.Close() }, nil
 }
 
-// trustedEntries are the cache manifest's entries that the cached tree
-// still holds as the agent wrote them. A missing or unreadable manifest is
-// an empty cache.
-func trustedEntries(root *os.Root) map[protocol.Name]protocol.CacheEntry {
+// statTree lstats the cached tree in one walk (one open per directory,
+// one lstat per entry): manifest path → stat. An absent tree is empty.
+func statTree(root *os.Root) (map[protocol.Name]*syscall.Stat_t, error) {
+	stats := map[protocol.Name]*syscall.Stat_t{}
+	err := walk(root, protocol.CacheTree, func(rel string, fi fs.FileInfo) error {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no stat", rel)
+		}
+		stats[protocol.Name(relToTop(protocol.CacheTree, rel))] = st
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return stats, nil
+	}
+	return stats, err
+}
+
+// trustedEntries are the cache manifest's file entries that the cached
+// tree (its stats) still holds as the agent wrote them: the same inode,
+// status change time, size and mode. Any write, chmod, truncation or
+// rename over a file changes one of them. A missing or unreadable manifest
+// is an empty cache.
+func trustedEntries(root *os.Root, stats map[protocol.Name]*syscall.Stat_t) map[protocol.Name]protocol.CacheEntry {
 	trusted := map[protocol.Name]protocol.CacheEntry{}
 	f, err := root.Open(protocol.CacheManifest)
 	if err != nil {
@@ -68,32 +88,13 @@ func trustedEntries(root *os.Root) map[protocol.Name]protocol.CacheEntry {
 		return trusted
 	}
 	for _, e := range entries {
-		if e.Kind == protocol.KindFile && unchanged(root, e) {
+		st := stats[e.Path]
+		if e.Kind == protocol.KindFile && st != nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Ino == e.Ino &&
+			st.Ctim.Nano() == e.CTime && st.Size == e.Size && st.Mode&0o7777 == e.Mode {
 			trusted[e.Path] = e
 		}
 	}
 	return trusted
-}
-
-// unchanged says whether the cached file of e is still the one the agent
-// wrote: the same inode, status change time and size. Any write, chmod,
-// rename over it or truncation changes one of them.
-func unchanged(root *os.Root, e protocol.CacheEntry) bool {
-	st, err := cacheStat(root, e.Path)
-	return err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Ino == e.Ino &&
-		st.Ctim.Nano() == e.CTime && st.Size == e.Size && st.Mode&0o7777 == e.Mode
-}
-
-func cacheStat(root *os.Root, p protocol.Name) (*syscall.Stat_t, error) {
-	fi, err := root.Lstat(cachePath(p))
-	if err != nil {
-		return nil, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, errors.New("no stat")
-	}
-	return st, nil
 }
 
 // cachePath is a manifest path's name in the cache's root.
@@ -109,8 +110,11 @@ func (a *agent) cacheManifest(req protocol.Request) error {
 	var entries []protocol.CacheEntry
 	root, unlock, err := openCache(string(req.Path))
 	if err == nil {
-		for _, e := range trustedEntries(root) {
-			entries = append(entries, e)
+		var stats map[protocol.Name]*syscall.Stat_t
+		if stats, err = statTree(root); err == nil {
+			for _, e := range trustedEntries(root, stats) {
+				entries = append(entries, e)
+			}
 		}
 		unlock()
 	}
@@ -153,7 +157,11 @@ func (a *agent) cacheApply(req protocol.Request) error {
 	// The old manifest stays until the new one replaces it: a file this
 	// apply rewrites gets a new inode and ctime, so an apply cut midway
 	// leaves a manifest that trusts only the files still as it lists them.
-	trusted := trustedEntries(root)
+	stats, err := statTree(root)
+	if err != nil {
+		return fail(err)
+	}
+	trusted := trustedEntries(root, stats)
 	if err := root.MkdirAll(protocol.CacheTree, 0o755); err != nil {
 		return fail(err)
 	}
@@ -188,7 +196,7 @@ func (a *agent) cacheApply(req protocol.Request) error {
 	if err := writeCacheManifest(root, entries); err != nil {
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
-	reply, err := copyCache(root, entries, dest)
+	reply, err := copyCache(filepath.Join(string(req.Path), protocol.CacheTree), entries, dest, copyWorkers)
 	if err != nil {
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
@@ -201,30 +209,26 @@ func (a *agent) cacheApply(req protocol.Request) error {
 // returns the entries to record, with the cached files' inodes and ctimes.
 func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry,
 	trusted map[protocol.Name]protocol.CacheEntry) ([]protocol.CacheEntry, error) {
-	listed := map[string]bool{}
+	listed := map[protocol.Name]bool{}
 	for _, e := range want {
-		listed[cachePath(e.Path)] = true
+		listed[e.Path] = true
 	}
-	var extra []string
-	err := walk(root, protocol.CacheTree, func(rel string, fi fs.FileInfo) error {
-		if !listed[rel] {
-			extra = append(extra, rel)
-		}
-		return nil
-	})
+	stats, err := statTree(root)
 	if err != nil {
 		return nil, err
 	}
-	for _, rel := range extra {
-		if err := root.RemoveAll(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+	for p := range stats {
+		if !listed[p] {
+			if err := root.RemoveAll(cachePath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
 		}
 	}
 	out := make([]protocol.CacheEntry, 0, len(want))
 	for _, e := range want {
-		st, err := cacheStat(root, e.Path)
-		if err != nil {
-			return nil, fmt.Errorf("the cache lacks %s: %w", e.Path, err)
+		st := stats[e.Path]
+		if st == nil {
+			return nil, fmt.Errorf("the cache lacks %s", e.Path)
 		}
 		switch e.Kind {
 		case protocol.KindFile:
@@ -281,56 +285,85 @@ func writeCacheManifest(root *os.Root, entries []protocol.CacheEntry) error {
 	return root.Rename(tmp, protocol.CacheManifest)
 }
 
-// copyCache copies the cached tree into dest, an empty directory: each
-// file by io.Copy between files, which the kernel does (copy_file_range)
-// where it can. The reply's digest is that of entries, as the copy holds
-// them: the plugin compares it with the tree it has.
-func copyCache(root *os.Root, entries []protocol.CacheEntry, dest string) (protocol.Reply, error) {
+// copyWorkers copy files at once: creating a file costs more than copying
+// a few KiB, and the kernel does both. On two busy cores and tmpfs, the
+// module cache's 8,930 files took 0.30-0.43 s with one, 0.22-0.25 s with
+// four.
+const copyWorkers = 4
+
+// copyCache copies the cached tree at tree into dest, an empty directory
+// nothing uses yet: directories first, then the files on workers, each by
+// io.Copy between files, which the kernel does (copy_file_range) where it
+// can, then symlinks, then the directories' modes and times. The cached
+// tree was just walked without following links and is the plugin's own, so
+// paths are resolved by the kernel in one call each; no file is opened
+// through a final symlink. The reply's digest is that of entries, as the
+// copy holds them: the plugin compares it with the tree it has.
+func copyCache(tree string, entries []protocol.CacheEntry, dest string, workers int) (protocol.Reply, error) {
 	var reply protocol.Reply
 	if err := os.MkdirAll(dest, 0o777); err != nil {
 		return reply, err
 	}
-	out, err := os.OpenRoot(dest)
-	if err != nil {
-		return reply, err
-	}
-	defer out.Close()
 	// In path order, a directory comes before what it holds.
 	sorted := append([]protocol.CacheEntry(nil), entries...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
-	var dirs []protocol.CacheEntry
+	var dirs, links, files []protocol.CacheEntry
 	plain := make([]protocol.Entry, 0, len(sorted))
 	for _, e := range sorted {
 		plain = append(plain, e.Entry)
-		rel := string(e.Path)
 		switch e.Kind {
 		case protocol.KindDir:
-			if rel != "." {
-				if err := out.Mkdir(rel, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			if e.Path != "." {
+				if err := os.Mkdir(filepath.Join(dest, string(e.Path)), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 					return reply, err
 				}
 			}
 			dirs = append(dirs, e)
 		case protocol.KindSymlink:
-			if err := out.Symlink(string(e.Link), rel); err != nil {
-				return reply, err
-			}
+			links = append(links, e)
 		case protocol.KindFile:
-			if err := copyFile(root, out, e); err != nil {
-				return reply, err
-			}
+			files = append(files, e)
 			reply.Files++
 			reply.Bytes += e.Size
 		}
 	}
+	jobs := make(chan protocol.CacheEntry)
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			var first error
+			for e := range jobs {
+				if first == nil {
+					first = copyFile(tree, dest, e)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, e := range files {
+		jobs <- e
+	}
+	close(jobs)
+	var err error
+	for range workers {
+		err = errors.Join(err, <-errs)
+	}
+	if err != nil {
+		return reply, err
+	}
+	for _, e := range links {
+		if err := os.Symlink(string(e.Link), filepath.Join(dest, string(e.Path))); err != nil {
+			return reply, err
+		}
+	}
 	for i := len(dirs) - 1; i >= 0; i-- { // children first
 		e := dirs[i]
-		rel := string(e.Path)
-		if err := out.Chmod(rel, fs.FileMode(e.Mode)&fs.ModePerm|specialBits(int64(e.Mode))); err != nil {
+		p := filepath.Join(dest, string(e.Path))
+		if err := os.Chmod(p, fs.FileMode(e.Mode)&fs.ModePerm|specialBits(int64(e.Mode))); err != nil {
 			return reply, err
 		}
 		if e.MTime != 0 {
-			if err := out.Chtimes(rel, time.Now(), time.Unix(0, e.MTime).Truncate(time.Second)); err != nil {
+			if err := os.Chtimes(p, time.Now(), time.Unix(0, e.MTime).Truncate(time.Second)); err != nil {
 				return reply, err
 			}
 		}
@@ -339,13 +372,13 @@ func copyCache(root *os.Root, entries []protocol.CacheEntry, dest string) (proto
 	return reply, nil
 }
 
-func copyFile(cache, out *os.Root, e protocol.CacheEntry) error {
-	src, err := cache.Open(cachePath(e.Path))
+func copyFile(tree, dest string, e protocol.CacheEntry) error {
+	src, err := os.OpenFile(filepath.Join(tree, string(e.Path)), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := out.OpenFile(string(e.Path), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dst, err := os.OpenFile(filepath.Join(dest, string(e.Path)), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
