@@ -21,7 +21,9 @@ const linkRate = 25_000_000
 // realModules make the real source tree of issue 25's cache cases: about
 // 9,000 files, 96 MB, from the Go module cache.
 var realModules = []string{"k8s.io/api@v0.37.2", "k8s.io/client-go@v0.37.2", "k8s.io/apimachinery@v0.37.2",
-	"k8s.io/apiserver@v0.37.2", "k8s.io/kubectl@v0.37.2", "k8s.io/component-base@v0.37.2", "k8s.io/cli-runtime@v0.37.2"}
+	"k8s.io/apiserver@v0.37.2", "k8s.io/kubectl@v0.37.2", "k8s.io/component-base@v0.37.2", "k8s.io/cli-runtime@v0.37.2",
+	"k8s.io/kube-aggregator@v0.37.2", "k8s.io/cri-api@v0.37.2", "k8s.io/kubelet@v0.37.2", "k8s.io/cloud-provider@v0.37.2",
+	"k8s.io/component-helpers@v0.37.2"}
 
 // realTree copies realModules into dir, writable (the module cache's
 // files are read-only), and returns its files and bytes.
