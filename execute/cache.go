@@ -79,39 +79,37 @@ type errNoClaims struct{ why string }
 func (e errNoClaims) Error() string { return e.why }
 
 // lease takes a free slot of input's cache, making its claim when it has
-// none, and returns the claim's name; "" when every slot is leased.
-func (l *cacheLeaser) lease(ctx context.Context, input string, size func() int64) (string, error) {
+// none, and returns the claim; nil when every slot is leased.
+func (l *cacheLeaser) lease(ctx context.Context, input string, size func() int64) (*corev1.PersistentVolumeClaim, error) {
 	pvcs := l.client.CoreV1().PersistentVolumeClaims(l.ns)
 	for slot := range cacheSlots {
 		name := cacheClaimName(input, l.user, slot)
 		for try := 0; try < 3; try++ {
 			claim, err := pvcs.Get(ctx, name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
-				_, err = l.create(ctx, name, input, size)
+				claim, err = l.create(ctx, name, input, size)
 				if apierrors.IsAlreadyExists(err) {
 					continue // another run made it first: read it again
 				}
-				if err != nil {
-					return "", err
-				}
-				return name, nil
+				return claim, err
 			}
 			if err != nil {
-				return "", l.refused(err, "get")
+				return nil, l.refused(err, "get")
 			}
 			if claim.DeletionTimestamp != nil || l.held(claim) {
 				break // the next slot
 			}
 			l.stamp(claim)
-			if _, err = pvcs.Update(ctx, claim, metav1.UpdateOptions{}); err == nil {
-				return name, nil
+			updated, err := pvcs.Update(ctx, claim, metav1.UpdateOptions{})
+			if err == nil {
+				return updated, nil
 			}
 			if !apierrors.IsConflict(err) {
-				return "", l.refused(err, "update")
+				return nil, l.refused(err, "update")
 			}
 		}
 	}
-	return "", nil
+	return nil, nil
 }
 
 // held says whether another run's lease on claim is still on.
@@ -230,14 +228,45 @@ func (o *ExecuteOptions) leaseCaches(ctx context.Context, b *oneOff, l *cacheLea
 			fmt.Fprintf(o.ErrOut, "warning: no warm cache for input %s: %v; uploading it in full\n",
 				printers.EscapeTerminal(in.Name), cmderr.ExplainForbidden(err, b.Namespace, "update", "persistentvolumeclaims"))
 			continue
-		case claim == "":
+		case claim == nil:
 			fmt.Fprintf(o.ErrOut, "warning: all %d warm caches of input %s are in use; uploading it in full\n", cacheSlots, printers.EscapeTerminal(in.Name))
 			continue
 		}
-		in.Cache = claim
-		leased = append(leased, claim)
+		if node, ok := o.excludedNode(ctx, *b, claim); ok {
+			if err := l.release(ctx, []string{claim.Name}); err != nil {
+				fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
+			}
+			fmt.Fprintf(o.ErrOut, "warning: the warm cache of input %s is bound to node %s, where this build may not run; uploading it in full\n",
+				printers.EscapeTerminal(in.Name), printers.EscapeTerminal(node))
+			continue
+		}
+		in.Cache = claim.Name
+		leased = append(leased, claim.Name)
 	}
 	return leased
+}
+
+// annotationSelectedNode is where the scheduler records the node a claim
+// of a WaitForFirstConsumer class was bound for.
+const annotationSelectedNode = "volume.kubernetes.io/selected-node"
+
+// excludedNode names the node claim is bound to when the build may not run
+// there (its platform, tags or team: placement), or when that node is gone:
+// a pod with the claim would never be scheduled. A node the user may not
+// read is left to the scheduler.
+func (o *ExecuteOptions) excludedNode(ctx context.Context, b oneOff, claim *corev1.PersistentVolumeClaim) (string, bool) {
+	name := claim.Annotations[annotationSelectedNode]
+	if name == "" {
+		return "", false
+	}
+	node, err := o.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return name, true
+	case err != nil:
+		return "", false
+	}
+	return name, !b.fits(*node)
 }
 
 // treeSize is the bytes of the regular files under dir, for the claim's
