@@ -7,8 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -152,6 +154,54 @@ func TestExecuteWithoutStorageClassUploadsInFull(t *testing.T) {
 	}
 	if claims := inputCaches(t, ns); len(claims) != 0 {
 		t.Errorf("%d claims left", len(claims))
+	}
+	waitNothingLeft(t, ns)
+}
+
+// A user who may not use claims gets one line and a full upload.
+func TestExecuteWithoutClaimRightsUploadsInFull(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	kubeconfig, err := testCluster.UserKubeconfig("execute-no-claims")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "no-claims", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+	}}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "no-claims", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "no-claims"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "execute-no-claims"}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src := inputTree(t)
+	task := listingTask(t, "")
+	want := "warning: no warm input cache: you may not get persistentvolumeclaims in namespace " + ns + "; uploading the inputs in full\n"
+	var r result
+	out := filepath.Join(t.TempDir(), "out")
+	deadline := time.Now().Add(20 * time.Second) // bindings take effect asynchronously
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		cmd := testCluster.Command(cctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "-i", "src="+src, "-o", "out="+out)
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+		r = runCmd(t, cmd, "")
+		cancel()
+		if !strings.Contains(r.stderr, `"create" on "pods"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r.exitCode != 0 || strings.Count(r.stderr, "warning") != 1 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant 0 and one line: %s", r.exitCode, r.stderr, want)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "listing")); string(got) != inputListing(t, src) {
+		t.Errorf("the task saw:\n%s\nwant:\n%s", got, inputListing(t, src))
 	}
 	waitNothingLeft(t, ns)
 }
