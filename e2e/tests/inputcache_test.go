@@ -94,6 +94,28 @@ func testExecuteWarmInputCacheIsExact(t *testing.T, ns string) {
 	}
 	executeCached(t, ns, src, "")
 	waitNothingLeft(t, ns)
+
+	// volumes lists the cache; gc keeps it while it is fresh, and removes
+	// it once it has not been used for --caches-unused-for.
+	r := run(t, "", "kubectl", "concourse", "volumes", "-n", ns)
+	if r.exitCode != 0 || !strings.Contains(r.stdout, "input-cache") || !strings.Contains(r.stdout, claims[0].Name) {
+		t.Errorf("volumes: exit %d:\n%s%s", r.exitCode, r.stdout, r.stderr)
+	}
+	for _, age := range []string{"7d", "0"} {
+		if r := run(t, "", "kubectl", "concourse", "gc", "-n", ns, "--caches-unused-for", age); r.exitCode != 0 {
+			t.Fatalf("gc --caches-unused-for %s: exit %d: %s", age, r.exitCode, r.stderr)
+		}
+		// A deleted claim goes once the protection controller has seen
+		// that no pod uses it.
+		want := map[string]int{"7d": 1, "0": 0}[age]
+		deadline := time.Now().Add(30 * time.Second)
+		for n := len(inputCaches(t, ns)); n != want; n = len(inputCaches(t, ns)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after gc --caches-unused-for %s: %d caches, want %d", age, n, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 }
 
 func TestExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T) {
