@@ -58,6 +58,10 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 	if cerr := sess.Close(); err == nil {
 		err = cerr
 	}
+	var local localError
+	if errors.As(err, &local) {
+		return fmt.Errorf("upload %s into %s: %w", src, dest, local.err)
+	}
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
@@ -73,7 +77,7 @@ func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cache
 	}
 	files, err := selectFiles(ctx, abs, !includeIgnored, s.warnf)
 	if err != nil {
-		return err
+		return localError{err}
 	}
 	held, err := sess.CacheManifest(ctx, protocol.Name(cacheDir))
 	if err != nil {
@@ -103,7 +107,7 @@ func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cache
 		return nil
 	})
 	if err != nil {
-		return err
+		return localError{err}
 	}
 	codec := protocol.CodecNone
 	if send >= smallTransfer {
@@ -136,7 +140,7 @@ func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cache
 	pr.CloseWithError(errAgentStopped)
 	if perr := <-packed; perr != nil && !errors.Is(perr, errAgentStopped) {
 		b.end(false)
-		return perr
+		return localError{perr} // a file we cannot read: a full upload would fail on it too
 	}
 	b.end(err == nil)
 	if err != nil {
@@ -151,6 +155,14 @@ func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cache
 	}
 	return nil
 }
+
+// localError is a failure of the local side (git, a file that cannot be
+// read): the same in a full upload, so it is said as itself, with no
+// fallback.
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
 
 // manifestName is a packer's tree path as a manifest names it.
 func manifestName(rel string) protocol.Name {

@@ -68,3 +68,25 @@ func TestUploadCached(t *testing.T) {
 		t.Errorf("warnings: %s", w.b.String())
 	}
 }
+
+// A local file that cannot be read is the error, said once, with no
+// fallback to a full upload that would fail on it too.
+func TestUploadCachedLocalFailureIsTheError(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("root reads any file")
+	}
+	local := filepath.Join(t.TempDir(), "checkout")
+	writeTree(t, local, map[string]string{"a": "a", "secret": "s"})
+	if err := os.Chmod(filepath.Join(local, "secret"), 0); err != nil {
+		t.Fatal(err)
+	}
+	container := t.TempDir()
+	ep := Endpoint{Executor: &localExecutor{bin: busyboxBin(t)}, Container: podexec.Container{Name: "inputs"}, WorkingDir: container}
+	var w warnings
+	s := DefaultSettings(w.warnf)
+	s.IncludeIgnored, s.Agent = true, agentOnly
+	err := UploadCached(t.Context(), ep, s, local, filepath.Join(container, "in"), filepath.Join(container, "cache"))
+	if err == nil || !strings.Contains(err.Error(), "permission denied") || w.b.Len() > 0 {
+		t.Errorf("UploadCached = %v, warnings %q; want the local error alone", err, w.b.String())
+	}
+}
