@@ -2,6 +2,7 @@ package execute
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -67,9 +68,17 @@ type cacheLeaser struct {
 	client  kubernetes.Interface
 	ns      string
 	user    string
-	holder  string        // the build's ID
+	holder  string        // leaseHolder: the build's ID and random digits
 	holdFor time.Duration // a lease a killed plugin never gave back ends after this
 	now     func() time.Time
+}
+
+// leaseHolder names this run in a lease: its build ID, and random digits,
+// since two runs started in the same millisecond have the same build ID.
+func leaseHolder(buildID string) string {
+	var r [4]byte
+	rand.Read(r[:])
+	return buildID + "." + hex.EncodeToString(r[:])
 }
 
 // errNoClaims is a cluster that gives this user no claim: said once for

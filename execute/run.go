@@ -43,7 +43,7 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	}
 	b := o.plan(team)
 	if o.DryRun == "none" && !o.NoCache && len(b.Inputs) > 0 {
-		l := &cacheLeaser{client: o.Client, ns: b.Namespace, user: cacheUser(), holder: b.BuildID,
+		l := &cacheLeaser{client: o.Client, ns: b.Namespace, user: cacheUser(), holder: leaseHolder(b.BuildID),
 			holdFor: o.PendingTimeout + o.Timeout + time.Minute, now: o.Now}
 		if leased := o.leaseCaches(ctx, &b, l); len(leased) > 0 {
 			defer func() {

@@ -55,7 +55,7 @@ const (
 	// (managed-by ManagedByPlugin) that the volumes view lists as volumes
 	// of type VolumeTypeInputCache; they say whose input they keep
 	// (AnnotationCacheOf, AnnotationCacheUser), which run holds them
-	// ("<build ID> <expiry, RFC 3339>" in AnnotationLease, taken by an
+	// ("<build ID>.<random> <expiry, RFC 3339>" in AnnotationLease, taken by an
 	// update with the claim's resourceVersion) and when a run last took
 	// them (AnnotationLastUsed, RFC 3339: gc's age).
 	VolumeTypeInputCache = "input-cache"

@@ -128,10 +128,13 @@ func testExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T, ns string
 	src := inputTree(t)
 	together := func() {
 		var wg sync.WaitGroup
-		for range 2 {
+		for i := range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// Not in the same millisecond: that would give both the
+				// same build ID, and so the same pod name.
+				time.Sleep(time.Duration(i) * 20 * time.Millisecond)
 				executeCached(t, ns, src, "sleep 3")
 			}()
 		}
