@@ -625,3 +625,51 @@ func TestAbortRemovesTheStagingAtOnce(t *testing.T) {
 		t.Errorf("left %q", got)
 	}
 }
+
+func TestReceiveInPlace(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "input")
+	os.Mkdir(dest, 0o777) // a volume's empty mount point
+	tarball := archive(t, dir("input"), file("input/a", "a"), dir("input/c"), file("input/c/d", "d"), symlink("input/l", "a"))
+	s := serve(t)
+	r, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(dest), InPlace: true}, bytes.NewReader(tarball))
+	if err != nil {
+		t.Fatalf("Receive = %v", err)
+	}
+	m, digest, err := s.Manifest(t.Context(), "")
+	if err != nil || digest != r.Digest || r.Files != 2 {
+		t.Fatalf("Manifest = %v, %q, %v; Receive said %+v", m, digest, err, r)
+	}
+	if _, err := s.Commit(t.Context(), protocol.Name(dest), ""); err == nil {
+		t.Error("Commit after an in-place receive succeeded")
+	}
+	s.Close()
+	if got, want := tree(t, dest), []string{"./", "a = a", "c/", "c/d = d", "l -> a"}; !equal(got, want) {
+		t.Errorf("tree = %q, want %q", got, want)
+	}
+	if got := names(t, parent); !equal(got, []string{"input"}) {
+		t.Errorf("beside the destination: %q", got)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the top's mode = %v, %v; want the archive's 0755", fi.Mode(), err)
+	}
+}
+
+func TestInPlaceRetryWaitsForTheEarlierAgentAndWritesOverIt(t *testing.T) {
+	dest := filepath.Join(t.TempDir(), "input")
+	first := archive(t, dir("input"), file("input/a", "a"), file("input/b", strings.Repeat("b", 2<<20)))
+	s := serve(t)
+	req := protocol.Request{Dest: protocol.Name(dest), InPlace: true}
+	if _, err := s.Receive(t.Context(), req, &cutReader{bytes.NewReader(first[:len(first)-4096])}); err == nil {
+		t.Fatal("cut Receive succeeded")
+	}
+	s.Close()
+	s = serve(t)
+	r, err := s.Receive(t.Context(), req, bytes.NewReader(archive(t, dir("input"), file("input/b", "short b"))))
+	if err != nil || !r.Reused || r.Files != 2 {
+		t.Fatalf("retry Receive = %+v, %v; want it reused with 2 files", r, err)
+	}
+	if got, want := tree(t, dest), []string{"./", "a = a", "b = short b"}; !equal(got, want) {
+		t.Errorf("tree = %q, want %q", got, want)
+	}
+}

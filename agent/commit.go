@@ -29,6 +29,8 @@ func (a *agent) commit(req protocol.Request) error {
 	switch {
 	case s == nil:
 		return a.send(protocol.Reply{Error: "commit: nothing received"})
+	case s.inPlace:
+		return a.send(protocol.Reply{Error: "commit: the tree was received in place: nothing to land"})
 	case req.Staging != "" && string(req.Staging) != s.name:
 		return a.send(protocol.Reply{Error: fmt.Sprintf("commit: staging %q is not this agent's", req.Staging)})
 	case filepath.Dir(dest) != s.parentPath:

@@ -27,7 +27,7 @@ func (a *agent) manifest(req protocol.Request) error {
 	case req.Staging != "" && string(req.Staging) != a.stage.name:
 		err = fmt.Errorf("manifest: staging %q is not this agent's", req.Staging)
 	default:
-		entries, err = walkManifest(a.stage.root, treeName)
+		entries, err = walkManifest(a.stage.root, a.stage.tree)
 	}
 	dw := frame.NewDataWriter(a.fw)
 	if err == nil {

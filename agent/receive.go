@@ -48,7 +48,14 @@ func (a *agent) receive(req protocol.Request) (protocol.Reply, error) {
 	if a.stage != nil {
 		return fail(errors.New("receive: this agent already holds a staging"))
 	}
-	s, reused, err := newStaging(dest, string(req.Staging))
+	var s *staging
+	var reused bool
+	var err error
+	if req.InPlace {
+		s, reused, err = newInPlace(dest)
+	} else {
+		s, reused, err = newStaging(dest, string(req.Staging))
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -57,7 +64,7 @@ func (a *agent) receive(req protocol.Request) (protocol.Reply, error) {
 	if err != nil {
 		return fail(err)
 	}
-	x := newExtractor(s.root, reused, req.PreserveOwner, a.opts.Workers)
+	x := newExtractor(s.root, s.tree, reused, req.PreserveOwner, a.opts.Workers)
 	err = x.extract(tar.NewReader(dec))
 	dec.Close()
 	if errors.Is(err, io.ErrUnexpectedEOF) && data.Drain() != nil {
@@ -71,7 +78,7 @@ func (a *agent) receive(req protocol.Request) (protocol.Reply, error) {
 	}
 	entries := x.entries()
 	if reused { // files from the earlier attempt count too
-		if entries, err = walkManifest(s.root, treeName); err != nil {
+		if entries, err = walkManifest(s.root, s.tree); err != nil {
 			return protocol.Reply{Error: err.Error()}, nil
 		}
 	}
@@ -85,13 +92,15 @@ func (a *agent) receive(req protocol.Request) (protocol.Reply, error) {
 	return reply, nil
 }
 
-// extractor writes a tar into a root, as tree treeName. Symlinks and hard
+// extractor writes a tar into a root, as its tree (treeName, or the root
+// itself in place). Symlinks and hard
 // links are made last, so that no entry of the archive is ever written
 // through a link; directories get their modes and times last, deepest first,
 // so that writing into them does not change them afterwards.
 type extractor struct {
 	root          *os.Root
-	reused        bool // the root holds an earlier attempt's files
+	tree          string // the tree's name in root: treeName, or "."
+	reused        bool   // the root holds an earlier attempt's files
 	preserveOwner bool
 	top           string
 
@@ -119,8 +128,8 @@ type fileJob struct {
 	data []byte
 }
 
-func newExtractor(root *os.Root, reused, preserveOwner bool, workers int) *extractor {
-	x := &extractor{root: root, reused: reused, preserveOwner: preserveOwner,
+func newExtractor(root *os.Root, tree string, reused, preserveOwner bool, workers int) *extractor {
+	x := &extractor{root: root, tree: tree, reused: reused, preserveOwner: preserveOwner,
 		dirs: map[string]bool{".": true}, roots: map[string]*os.Root{}, seen: map[string]bool{}, written: map[string]protocol.Entry{},
 		jobs: make(chan fileJob, 2*workers), buf: make([]byte, 256<<10)}
 	for range workers {
@@ -311,13 +320,16 @@ func (x *extractor) relOf(name string) (string, error) {
 		x.top = n
 	}
 	if n == x.top {
-		return treeName, nil
+		return x.tree, nil
 	}
 	rest, ok := strings.CutPrefix(n, x.top+"/")
 	if !ok {
 		return "", fmt.Errorf("refused archive entry %q: outside %q", name, x.top)
 	}
-	return treeName + "/" + rest, nil
+	if x.tree == "." {
+		return rest, nil
+	}
+	return x.tree + "/" + rest, nil
 }
 
 // dir makes rel a real directory (keeping one already there).
@@ -368,7 +380,7 @@ func (x *extractor) parent(rel string) error {
 	case err != nil:
 		return err
 	case !fi.IsDir():
-		return fmt.Errorf("refused archive entry below %q: not a directory", strings.TrimPrefix(p, treeName+"/"))
+		return fmt.Errorf("refused archive entry below %q: not a directory", x.manifestPath(p))
 	}
 	x.dirs[p] = true
 	return nil
@@ -397,10 +409,10 @@ func (x *extractor) writeFile(rel string, hdr *tar.Header, r io.Reader, data []b
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", strings.TrimPrefix(rel, treeName+"/"), err)
+		return fmt.Errorf("write %s: %w", x.manifestPath(rel), err)
 	}
 	x.mu.Lock()
-	x.written[rel] = protocol.Entry{Path: protocol.Name(manifestPath(rel)), Kind: protocol.KindFile,
+	x.written[rel] = protocol.Entry{Path: protocol.Name(x.manifestPath(rel)), Kind: protocol.KindFile,
 		Mode: uint32(hdr.Mode) & 0o7777, Size: hdr.Size, SHA256: hex.EncodeToString(h.Sum(nil))}
 	x.mu.Unlock()
 	return nil
@@ -429,18 +441,18 @@ func (x *extractor) finish() error {
 				return err
 			}
 		}
-		e := protocol.Entry{Path: protocol.Name(manifestPath(h.Name)), Kind: protocol.KindSymlink, Mode: 0o777, Link: protocol.Name(h.Linkname)}
+		e := protocol.Entry{Path: protocol.Name(x.manifestPath(h.Name)), Kind: protocol.KindSymlink, Mode: 0o777, Link: protocol.Name(h.Linkname)}
 		if h.Typeflag == tar.TypeLink {
 			if err := x.root.Link(h.Linkname, h.Name); err != nil {
-				return fmt.Errorf("hard link %s: %w", manifestPath(h.Name), err)
+				return fmt.Errorf("hard link %s: %w", x.manifestPath(h.Name), err)
 			}
 			var err error
 			if e, err = x.entryOf(h.Name); err != nil {
 				return err
 			}
-			e.Path = protocol.Name(manifestPath(h.Name))
+			e.Path = protocol.Name(x.manifestPath(h.Name))
 		} else if err := x.root.Symlink(h.Linkname, h.Name); err != nil {
-			return fmt.Errorf("symlink %s: %w", manifestPath(h.Name), err)
+			return fmt.Errorf("symlink %s: %w", x.manifestPath(h.Name), err)
 		}
 		if x.preserveOwner {
 			if err := x.root.Lchown(h.Name, h.Uid, h.Gid); err != nil {
@@ -468,7 +480,7 @@ func (x *extractor) finish() error {
 		if err := x.root.Chtimes(h.Name, time.Now(), h.ModTime); err != nil {
 			return err
 		}
-		x.written[h.Name] = protocol.Entry{Path: protocol.Name(manifestPath(h.Name)), Kind: protocol.KindDir, Mode: uint32(h.Mode) & 0o7777}
+		x.written[h.Name] = protocol.Entry{Path: protocol.Name(x.manifestPath(h.Name)), Kind: protocol.KindDir, Mode: uint32(h.Mode) & 0o7777}
 	}
 	return nil
 }
@@ -509,9 +521,12 @@ func (x *extractor) entries() []protocol.Entry {
 }
 
 // manifestPath is rel's name in a manifest: "." for the top.
-func manifestPath(rel string) string {
-	if rel == treeName {
+func (x *extractor) manifestPath(rel string) string {
+	switch {
+	case rel == x.tree:
 		return "."
+	case x.tree == ".":
+		return rel
 	}
-	return strings.TrimPrefix(rel, treeName+"/")
+	return strings.TrimPrefix(rel, x.tree+"/")
 }

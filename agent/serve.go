@@ -118,6 +118,10 @@ func (a *agent) serve() error {
 			err = a.commit(req)
 		case protocol.OpSend:
 			err = a.sendTree(req)
+		case protocol.OpCacheManifest:
+			err = a.cacheManifest(req)
+		case protocol.OpCacheApply:
+			err = a.cacheApply(req)
 		case protocol.OpAbort:
 			return errAborted
 		default:

@@ -30,6 +30,11 @@ type staging struct {
 	name       string   // base name, protocol.StagingPrefix...
 	dir        *os.File // the staging, flocked
 	root       *os.Root // the staging, for extraction that cannot leave it
+	// tree is the tree's name in root: treeName, or "." in place.
+	tree string
+	// inPlace: root is the destination itself (newInPlace), which is the
+	// caller's: nothing to land, nothing to remove.
+	inPlace bool
 }
 
 // newStaging makes the staging name beside dest (a random one when name is
@@ -49,7 +54,7 @@ func newStaging(dest string, name string) (s *staging, reused bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	s = &staging{parentPath: parentPath, parent: parent}
+	s = &staging{parentPath: parentPath, parent: parent, tree: treeName}
 	// Made and locked under the parent's lock: a commit sweeping beside it
 	// must not find it made but not yet locked.
 	if err := lockDir(parent, true); err != nil {
@@ -77,6 +82,40 @@ func newStaging(dest string, name string) (s *staging, reused bool, err error) {
 		return nil, false, err
 	}
 	return s, reused, nil
+}
+
+// newInPlace takes dest itself, made as `mkdir -p` makes it, as the place a
+// receive extracts into (protocol.Request.InPlace). Its flock, waited for,
+// keeps a retry's agent out until the earlier attempt's agent has ended (the
+// end of its stdin ends it), so that two never write into it at once.
+// reused says that it already holds something.
+func newInPlace(dest string) (s *staging, reused bool, err error) {
+	if err := os.MkdirAll(dest, 0o777); err != nil {
+		return nil, false, err
+	}
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("open %s: %w", dest, err)
+	}
+	dir := os.NewFile(uintptr(fd), dest)
+	if err := lockDir(dir, true); err != nil {
+		dir.Close()
+		return nil, false, fmt.Errorf("lock %s: %w", dest, err)
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		dir.Close()
+		return nil, false, err
+	}
+	s = &staging{parentPath: filepath.Dir(dest), dir: dir, root: root, tree: ".", inPlace: true}
+	d, err := root.Open(".")
+	if err != nil {
+		s.close()
+		return nil, false, err
+	}
+	names, _ := d.Readdirnames(1)
+	d.Close()
+	return s, len(names) > 0, nil
 }
 
 func validStagingName(n string) bool {
@@ -119,8 +158,13 @@ func lockDir(d *os.File, wait bool) error {
 	}
 }
 
-// remove removes the staging and everything in it, then releases it.
+// remove removes the staging and everything in it, then releases it; in
+// place, it only releases it.
 func (s *staging) remove() error {
+	if s.inPlace {
+		s.close()
+		return nil
+	}
 	err := emptyRoot(s.root)
 	if err == nil {
 		err = unix.Unlinkat(int(s.parent.Fd()), s.name, unix.AT_REMOVEDIR)
@@ -135,14 +179,16 @@ func (s *staging) remove() error {
 func (s *staging) close() {
 	s.root.Close()
 	s.dir.Close() // releases the flock
-	s.parent.Close()
+	if s.parent != nil {
+		s.parent.Close()
+	}
 }
 
 // discard ends a staging that will not be committed: at once, or, when the
 // plugin vanished and asked for it, after grace, unless a retry's agent has
 // taken it over by then.
 func (s *staging) discard(keep bool, grace time.Duration) {
-	if !keep {
+	if !keep || s.inPlace {
 		s.remove()
 		return
 	}

@@ -13,11 +13,12 @@ import (
 // What both directions share when the in-container agent carries them:
 // the switch, the launch and its retries, the stream's codec.
 
-// agentUse says whether transfers go through the in-container agent.
-type agentUse int
+// AgentUse says whether transfers go through the in-container agent; a
+// command reads it once with AgentFromEnv, in its Complete.
+type AgentUse int
 
 const (
-	agentAuto agentUse = iota // the agent where it runs, else the scripts
+	agentAuto AgentUse = iota // the agent where it runs, else the scripts
 	agentOff                  // the scripts only
 	agentOnly                 // the agent, or fail: what a test of it wants
 )
@@ -26,8 +27,8 @@ const (
 // error where it cannot run). The tests of each path set it.
 const agentEnv = "KUBECTL_CONCOURSE_AGENT"
 
-// agentFromEnv reads agentEnv.
-func agentFromEnv() (agentUse, error) {
+// AgentFromEnv reads agentEnv; an unknown value is the user's error.
+func AgentFromEnv() (AgentUse, error) {
 	switch v := os.Getenv(agentEnv); v {
 	case "", "auto":
 		return agentAuto, nil

@@ -140,14 +140,15 @@ func TestAgentDownloadAnswers(t *testing.T) {
 		t.Errorf("the output's root: %v %v, want %v, a local mkdir's (the umask's)", fi.Mode(), err, want.Mode().Perm())
 	}
 
-	t.Setenv(agentEnv, "off")
 	ex.commands = nil
-	if err := DownloadAs(context.Background(), ep, DefaultSettings(w.warnf), "out", filepath.Join(t.TempDir(), "out")); err != nil {
-		t.Fatalf("DownloadAs with %s=off: %v", agentEnv, err)
+	scripts := DefaultSettings(w.warnf)
+	scripts.Agent = agentOff
+	if err := DownloadAs(context.Background(), ep, scripts, "out", filepath.Join(t.TempDir(), "out")); err != nil {
+		t.Fatalf("DownloadAs with the scripts: %v", err)
 	}
 	for _, c := range ex.commands {
 		if script, _, _ := podexec.ScriptOf(c); strings.Contains(script, launchLineForTests) {
-			t.Errorf("%s=off launched the agent", agentEnv)
+			t.Error("DownloadAs with Settings.Agent off launched the agent")
 		}
 	}
 }

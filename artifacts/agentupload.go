@@ -19,11 +19,16 @@ import (
 // exchange), under a lock a killed agent cannot leave held. What is sent
 // is compared with what arrived by the two sides' manifest digests; a
 // broken stream or a difference is retried, with only the files that did
-// not arrive intact when the agent could list them. first is the agent the
-// caller launched; a retry launches its own.
-func uploadByAgent(ctx context.Context, rem *remote, first *client.Session, p *packer, dest, name string, codec string, s settings) error {
+// not arrive intact when the agent could list them. inPlace: dest/name is
+// a directory nothing uses yet (an input of a task that has not started),
+// which the tree arrives straight into, with nothing to land. first is the
+// agent the caller launched; a retry launches its own.
+func uploadByAgent(ctx context.Context, rem *remote, first *client.Session, p *packer, dest, name string, inPlace bool, codec string, s settings) error {
 	target := protocol.Name(path.Join(dest, name))
 	staging := protocol.NewStagingName()
+	if inPlace {
+		staging = ""
+	}
 	p.newHash, p.hashLater = sha256.New, false
 	p.manifest = map[string]protocol.Entry{}
 	s.verbosef("upload: through the in-container agent (linux/%s), %s\n", first.Hello.Arch, codecName(codec))
@@ -61,7 +66,8 @@ func uploadByAgent(ctx context.Context, rem *remote, first *client.Session, p *p
 }
 
 // receiveAndLand is one attempt: the tree into the staging, the digests
-// compared, the commit. When it did not land, retry (nil: do not) says what
+// compared, the commit; with no staging, the tree into target itself and
+// the digests compared. When it did not land, retry (nil: do not) says what
 // the next attempt may leave out.
 func receiveAndLand(ctx context.Context, sess *client.Session, p *packer, target, staging protocol.Name, codec string,
 	skip func(string) bool, s settings) (landed bool, retry func(string) bool, err error) {
@@ -72,8 +78,9 @@ func receiveAndLand(ctx context.Context, sess *client.Session, p *packer, target
 		pw.CloseWithError(err)
 		packed <- err
 	}()
+	inPlace := staging == ""
 	reply, err := sess.Receive(ctx, protocol.Request{Dest: target, Staging: staging, Codec: codec,
-		PreserveOwner: p.preserveOwner, KeepOnEOF: true}, pr)
+		PreserveOwner: p.preserveOwner, KeepOnEOF: !inPlace, InPlace: inPlace}, pr)
 	pr.CloseWithError(errAgentStopped)
 	if perr := <-packed; perr != nil && !errors.Is(perr, errAgentStopped) {
 		return false, nil, perr // a local failure (a file we cannot read) is the cause
@@ -92,6 +99,10 @@ func receiveAndLand(ctx context.Context, sess *client.Session, p *packer, target
 		}
 		intact := intactFiles(p.manifest, got)
 		return false, func(rel string) bool { return intact[rel] }, fmt.Errorf("the staged tree (%d of its files intact): %w", len(intact), errMismatch)
+	}
+	if inPlace {
+		s.verbosef("upload: received %s in place\n", target)
+		return true, nil, nil
 	}
 	c, err := sess.Commit(ctx, target, reply.Staging)
 	switch {

@@ -25,10 +25,11 @@ type Settings struct {
 	IncludeIgnored bool
 	Warnf          func(format string, a ...any)
 	Progress       *Progress // nil: no bar
+	Agent          AgentUse  // the zero value: the agent where it runs, else the scripts
 }
 
 func (s Settings) internal() settings {
-	return settings{compress: s.Compress, verify: s.Verify, retries: s.Retries, warnf: s.Warnf, progress: s.Progress}
+	return settings{compress: s.Compress, verify: s.Verify, retries: s.Retries, warnf: s.Warnf, progress: s.Progress, agent: s.Agent}
 }
 
 // DefaultSettings are upload's and download's defaults.
@@ -39,7 +40,8 @@ func DefaultSettings(warnf func(string, ...any)) Settings {
 // UploadInto uploads the contents of local directory src into remoteDir, a
 // directory nothing uses yet (a volume of a task that has not started):
 // fly execute's file selection, the same safety, verification and resume
-// as upload, but no staging and no landing rename.
+// as upload, through the agent where it runs (else the scripts), but no
+// staging and no landing rename: it arrives in place.
 func UploadInto(ctx context.Context, ep Endpoint, s Settings, src, remoteDir string) error {
 	rem := &remote{exec: ep.Executor, container: ep.Container, workingDir: ep.WorkingDir}
 	if err := uploadTo(ctx, rem, src, remoteDir, remoteDir, s.IncludeIgnored, s.internal()); err != nil {
@@ -51,18 +53,14 @@ func UploadInto(ctx context.Context, ep Endpoint, s Settings, src, remoteDir str
 // DownloadAs downloads remote path src to local path dest, which it
 // replaces whole in one rename once the tree is complete and verified, as
 // download does (through the in-container agent where it runs, as
-// KUBECTL_CONCOURSE_AGENT allows); a directory's own mode then follows the
+// s.Agent allows); a directory's own mode then follows the
 // local umask, as a directory fly execute creates for an output does.
 func DownloadAs(ctx context.Context, ep Endpoint, s Settings, src, dest string) error {
 	rem := &remote{exec: ep.Executor, container: ep.Container, workingDir: ep.WorkingDir}
 	src = remoteAbs(ep.WorkingDir, src)
 	in := s.internal()
 	in.rootByUmask = true
-	var err error
-	if in.agent, err = agentFromEnv(); err != nil {
-		return err
-	}
-	if err = downloadTo(ctx, rem, src, dest, in); err != nil {
+	if err := downloadTo(ctx, rem, src, dest, in); err != nil {
 		return fmt.Errorf("download %s into %s: %w", src, dest, withRemedy(err))
 	}
 	return nil

@@ -11,9 +11,17 @@ import (
 )
 
 // TestUploadIntoAndDownloadAs: execute's inputs arrive in place, in an empty
-// directory (a volume), under the input's name whatever the local one;
-// outputs land as the path given.
+// directory (a volume), under the input's name whatever the local one,
+// through the agent and through the scripts; outputs land as the path given.
 func TestUploadIntoAndDownloadAs(t *testing.T) {
+	for _, agent := range []AgentUse{agentOnly, agentOff} {
+		t.Run(map[AgentUse]string{agentOnly: "agent", agentOff: "scripts"}[agent], func(t *testing.T) {
+			testUploadIntoAndDownloadAs(t, agent)
+		})
+	}
+}
+
+func testUploadIntoAndDownloadAs(t *testing.T, agent AgentUse) {
 	ctx := context.Background()
 	local := filepath.Join(t.TempDir(), "checkout")
 	writeTree(t, local, map[string]string{"main.go": "package main\n", "pkg/a.go": "package pkg\n"})
@@ -24,7 +32,7 @@ func TestUploadIntoAndDownloadAs(t *testing.T) {
 	ep := Endpoint{Executor: &localExecutor{bin: busyboxBin(t)}, Container: podexec.Container{Name: "inputs"}, WorkingDir: filepath.Join(container, "build")}
 	var w warnings
 	s := DefaultSettings(testSettings(&w, compressNone).warnf)
-	s.IncludeIgnored = true
+	s.IncludeIgnored, s.Agent = true, agent
 	if err := UploadInto(ctx, ep, s, local, "repo"); err != nil {
 		t.Fatalf("UploadInto: %v (%s)", err, w.b.String())
 	}

@@ -47,7 +47,7 @@ type TransferOptions struct {
 	isTerminal func(any) bool
 	// agent says whether the in-container agent carries the transfer
 	// (agentEnv).
-	agent agentUse
+	agent AgentUse
 	// askKubelet asks a node's kubelet for its root directory (nil: not
 	// asked).
 	askKubelet func(ctx context.Context, node string) (string, error)
@@ -75,7 +75,7 @@ func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) er
 		o.isTerminal = printers.IsTerminal
 	}
 	var err error
-	if o.agent, err = agentFromEnv(); err != nil {
+	if o.agent, err = AgentFromEnv(); err != nil {
 		return err
 	}
 	if err := kernel.Connect(getter, &o.Connection); err != nil {

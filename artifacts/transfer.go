@@ -22,7 +22,7 @@ type settings struct {
 	// mkdir gives (0777 less the umask), not the container's (an emptyDir
 	// is 0777): execute's outputs, which fly creates locally.
 	rootByUmask bool
-	agent       agentUse
+	agent       AgentUse
 	// verbosef says what the user asked to hear with -v: which way a
 	// transfer went. nil: nothing.
 	verbose func(format string, a ...any)

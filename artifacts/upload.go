@@ -75,13 +75,13 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if s.compress == compressAuto {
 		ratio, rate = localRatio(p)
 	}
-	if into == "" && s.agent != agentOff {
+	if s.agent != agentOff {
 		sess, err := launchAgent(ctx, rem, dest, s)
 		switch {
 		case err == nil:
 			b := s.progress.bar("uploading "+base, total)
 			p.progress = b.counter()
-			err = uploadByAgent(ctx, rem, sess, p, dest, name, agentCodec(s.compress, total, ratio), s)
+			err = uploadByAgent(ctx, rem, sess, p, dest, name, into != "", agentCodec(s.compress, total, ratio), s)
 			b.end(err == nil)
 			return err
 		case !errors.Is(err, client.ErrUnavailable) || s.agent == agentOnly:

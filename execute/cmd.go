@@ -68,6 +68,7 @@ func NewCmdExecute(streams genericiooptions.IOStreams, getter genericclioptions.
 	fs.StringArrayVarP(&o.YAMLVars, "yaml-var", "y", o.YAMLVars, "A YAML value for ((NAME)) in the task file, as NAME=YAML")
 	fs.StringArrayVarP(&o.VarFiles, "load-vars-from", "l", o.VarFiles, "A YAML file of vars; later files win over earlier ones, -v and -y over files")
 	fs.BoolVar(&o.IncludeIgnored, "include-ignored", o.IncludeIgnored, "Upload every file of the inputs, also those git ignores (and .git itself)")
+	fs.BoolVar(&o.NoCache, "no-cache", o.NoCache, "Upload the inputs in full, without their warm caches (claims of the plugin's own that keep each input between runs: docs/caches.md)")
 	fs.BoolVarP(&o.Background, "background", "b", o.Background, "Create the build, upload its inputs and return; the pod runs on (kubectl concourse gc removes it)")
 	fs.StringVar(&o.Team, "team", o.Team, "Team of the one-off build (default: the namespace's label concourse-ci.org/team)")
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "Keep the pod and its Secret after the build")

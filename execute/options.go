@@ -46,6 +46,7 @@ type ExecuteOptions struct {
 	YAMLVars       []string // -y NAME=YAML
 	VarFiles       []string // -l FILE
 	IncludeIgnored bool
+	NoCache        bool // --no-cache: upload the inputs in full, without their warm caches
 	Background     bool
 	Team           string
 	Keep           bool
@@ -70,6 +71,7 @@ type ExecuteOptions struct {
 	inputs  []inputFlag
 	outputs []outputFlag
 	format  string // with --dry-run: yaml or json
+	agent   artifacts.AgentUse
 }
 
 type inputFlag struct {
@@ -137,6 +139,9 @@ func (o *ExecuteOptions) Complete(getter genericclioptions.RESTClientGetter, _ *
 		return err
 	}
 	if err := o.completeFlags(); err != nil {
+		return err
+	}
+	if o.agent, err = artifacts.AgentFromEnv(); err != nil {
 		return err
 	}
 	if o.DryRun != "none" {
@@ -449,6 +454,6 @@ func (o *ExecuteOptions) plan(team string) oneOff {
 // transferSettings are upload's and download's defaults.
 func (o *ExecuteOptions) transferSettings(p *artifacts.Progress, warnf func(string, ...any)) artifacts.Settings {
 	s := artifacts.DefaultSettings(warnf)
-	s.IncludeIgnored, s.Progress = o.IncludeIgnored, p
+	s.IncludeIgnored, s.Progress, s.Agent = o.IncludeIgnored, p, o.agent
 	return s
 }

@@ -61,6 +61,9 @@ type oneOff struct {
 // input is a task input and the local directory it comes from.
 type input struct {
 	Name, Local, Remote string
+	// Cache is the claim of its warm cache, leased to this build; empty:
+	// it is uploaded in full.
+	Cache string
 }
 
 // output is a task output and the local path it lands at.
@@ -234,6 +237,16 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 		pull := b.pullSecret()
 		secrets = append(secrets, pull)
 		pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: pull.Name}}
+	}
+	for i, in := range b.Inputs {
+		if in.Cache == "" {
+			continue
+		}
+		// Only the inputs container mounts it: the task gets a copy.
+		name := fmt.Sprintf("cache-%d", i)
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: in.Cache}}})
+		inputMounts = append(inputMounts, corev1.VolumeMount{Name: name, MountPath: cacheMount(i)})
 	}
 	if b.gated() {
 		in := b.helperContainer(inputsContainer, inputMounts)

@@ -45,6 +45,17 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 		team = o.namespaceTeam(ctx)
 	}
 	b := o.plan(team)
+	if o.DryRun == "none" && !o.NoCache && len(b.Inputs) > 0 {
+		l := &cacheLeaser{client: o.Client, ns: b.Namespace, user: cacheUser(), holder: leaseHolder(b.BuildID),
+			holdFor: o.PendingTimeout + o.Timeout + time.Minute, now: o.Now}
+		if leased := o.leaseCaches(ctx, &b, l); len(leased) > 0 {
+			defer func() {
+				if err := l.release(ctx, leased); err != nil {
+					fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
+				}
+			}()
+		}
+	}
 	pod, secrets := b.objects()
 	for _, w := range o.warnings() {
 		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
@@ -300,7 +311,11 @@ func (r *runner) container(name string) podexec.Container {
 func (r *runner) upload(ctx context.Context) error {
 	t := helper.Tie(r.o.Executor, r.container(inputsContainer), helper.DefaultGrace)
 	err := r.transferAll(ctx, inputsContainer, len(r.b.Inputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
-		return artifacts.UploadInto(ctx, ep, s, r.b.Inputs[i].Local, r.b.Inputs[i].Remote)
+		in := r.b.Inputs[i]
+		if in.Cache != "" {
+			return artifacts.UploadCached(ctx, ep, s, in.Local, in.Remote, cacheMount(i))
+		}
+		return artifacts.UploadInto(ctx, ep, s, in.Local, in.Remote)
 	})
 	if err != nil {
 		if ctx.Err() == nil { // an abort deletes the pod, which ends the keeper sooner

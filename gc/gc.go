@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,13 +33,18 @@ import (
 // DefaultOlderThan spares what a run in progress may still use.
 const DefaultOlderThan = time.Hour
 
+// DefaultCachesUnusedFor keeps a warm input cache while its input is
+// worked on: a cache is worth its disk for the next run, days later.
+const DefaultCachesUnusedFor = 7 * 24 * time.Hour
+
 // GCOptions is the state of one gc.
 type GCOptions struct {
 	genericiooptions.IOStreams
 
-	OlderThan     time.Duration
-	DryRun        bool
-	AllNamespaces bool
+	OlderThan       time.Duration
+	CachesUnusedFor time.Duration // execute's warm input caches no run used for this long
+	DryRun          bool
+	AllNamespaces   bool
 
 	kernel.Cluster
 	Now func() time.Time
@@ -45,7 +52,7 @@ type GCOptions struct {
 
 // NewCmdGC returns `gc`.
 func NewCmdGC(streams genericiooptions.IOStreams, getter genericclioptions.RESTClientGetter) *cobra.Command {
-	o := &GCOptions{IOStreams: streams, OlderThan: DefaultOlderThan}
+	o := &GCOptions{IOStreams: streams, OlderThan: DefaultOlderThan, CachesUnusedFor: DefaultCachesUnusedFor}
 	cmd := &cobra.Command{
 		Use:   "gc [--older-than DURATION] [--dry-run]",
 		Short: "Delete what the plugin created and a killed or backgrounded run left behind",
@@ -56,16 +63,22 @@ func NewCmdGC(streams genericiooptions.IOStreams, getter genericclioptions.RESTC
 			--debug copies and helper pods). An execute build that has ended while no plugin follows
 			it (its plugin was killed: SIGKILL, a second Ctrl-C) goes whatever its age; one started
 			with -b or --keep waits for --older-than. Runs end them on every path they can; gc is for
-			a plugin killed with SIGKILL, execute -b, and --keep. Nothing else is touched.`),
+			a plugin killed with SIGKILL, execute -b, and --keep. execute's warm input caches (claims
+			labelled concourse-ci.org/volume-type=input-cache) go once no run has used them for
+			--caches-unused-for, unless a run holds one. Nothing else is touched.`),
 		Example: templates.Examples(`
 			# See what would go
 			kubectl concourse gc --dry-run
 
 			# Delete everything the plugin left in every namespace, whatever its age
-			kubectl concourse gc -A --older-than 0`),
+			kubectl concourse gc -A --older-than 0
+
+			# Also the warm input caches no run has used for a day
+			kubectl concourse gc --caches-unused-for 1d`),
 	}
 	fs := cmd.Flags()
 	fs.DurationVar(&o.OlderThan, "older-than", o.OlderThan, "Only what was created at least this long ago (0: everything)")
+	fs.Var((*days)(&o.CachesUnusedFor), "caches-unused-for", "Delete execute's warm input caches that no run has used for this long, in days (7d) or Go's units (12h); 0: every one no run holds")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "List what would be deleted, delete nothing")
 	fs.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "In every namespace")
 	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
@@ -83,6 +96,9 @@ func (o *GCOptions) Complete(getter genericclioptions.RESTClientGetter, _ *cobra
 func (o *GCOptions) Validate() error {
 	if o.OlderThan < 0 {
 		return errors.New("--older-than must not be negative")
+	}
+	if o.CachesUnusedFor < 0 {
+		return errors.New("--caches-unused-for must not be negative")
 	}
 	return nil
 }
@@ -174,8 +190,80 @@ func (o *GCOptions) list(ctx context.Context, ns string) ([]leftover, error) {
 				remove: func(ctx context.Context) error { return secrets.Delete(ctx, name, metav1.DeleteOptions{}) }})
 		}
 	}
+	caches, err := o.unusedCaches(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	found = append(found, caches...)
 	slices.SortFunc(found, func(a, b leftover) int {
 		return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.kind, b.kind), cmp.Compare(a.name, b.name))
 	})
 	return found, nil
 }
+
+// unusedCaches are execute's warm input caches that no run has taken for
+// CachesUnusedFor and no run holds now. A user who may not list claims
+// is told so, and the rest goes on.
+func (o *GCOptions) unusedCaches(ctx context.Context, ns string) ([]leftover, error) {
+	claims, err := o.Client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: selector.LabelManagedBy + "=" + selector.ManagedByPlugin + "," + selector.LabelVolumeType + "=" + selector.VolumeTypeInputCache})
+	if apierrors.IsForbidden(err) {
+		fmt.Fprintf(o.ErrOut, "warning: warm input caches not looked at: %v\n", cmderr.ExplainForbidden(err, ns, "list", "persistentvolumeclaims"))
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list persistentvolumeclaims: %w", err)
+	}
+	var found []leftover
+	for _, c := range claims.Items {
+		used := c.CreationTimestamp.Time
+		if t, err := time.Parse(time.RFC3339, c.Annotations[selector.AnnotationLastUsed]); err == nil {
+			used = t
+		}
+		if o.Now().Sub(used) < o.CachesUnusedFor || leased(c, o.Now()) {
+			continue
+		}
+		pvcs := o.Client.CoreV1().PersistentVolumeClaims(c.Namespace)
+		name := c.Name
+		found = append(found, leftover{kind: "persistentvolumeclaim", namespace: c.Namespace, name: c.Name, created: used,
+			remove: func(ctx context.Context) error { return pvcs.Delete(ctx, name, metav1.DeleteOptions{}) }})
+	}
+	return found, nil
+}
+
+// leased says whether a run holds the cache claim c now.
+func leased(c corev1.PersistentVolumeClaim, now time.Time) bool {
+	_, until, ok := strings.Cut(c.Annotations[selector.AnnotationLease], " ")
+	t, err := time.Parse(time.RFC3339, until)
+	return ok && err == nil && now.Before(t)
+}
+
+// days is a duration flag that also takes whole or fractional days (7d,
+// 1.5d), the unit a cache's life is counted in.
+type days time.Duration
+
+func (d *days) String() string {
+	if v := time.Duration(*d); v > 0 && v%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		f, err := strconv.ParseFloat(n, 64)
+		if err != nil {
+			return fmt.Errorf("want days (7d) or a duration (12h): %w", err)
+		}
+		*d = days(f * float64(24*time.Hour))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want days (7d) or a duration (12h): %w", err)
+	}
+	*d = days(v)
+	return nil
+}
+
+func (d *days) Type() string { return "duration" }

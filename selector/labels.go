@@ -51,6 +51,18 @@ const (
 	// or --keep): gc spares it until --older-than even once it has ended,
 	// where a followed build that ended is an orphan of a plugin that died.
 	AnnotationKept = "kubectl-concourse.dev/kept"
+	// execute's warm input caches are claims of the plugin's own
+	// (managed-by ManagedByPlugin) that the volumes view lists as volumes
+	// of type VolumeTypeInputCache; they say whose input they keep
+	// (AnnotationCacheOf, AnnotationCacheUser), which run holds them
+	// ("<build ID>.<random> <expiry, RFC 3339>" in AnnotationLease, taken by an
+	// update with the claim's resourceVersion) and when a run last took
+	// them (AnnotationLastUsed, RFC 3339: gc's age).
+	VolumeTypeInputCache = "input-cache"
+	AnnotationCacheOf    = "kubectl-concourse.dev/cache-of"
+	AnnotationCacheUser  = "kubectl-concourse.dev/cache-user"
+	AnnotationLease      = "kubectl-concourse.dev/lease"
+	AnnotationLastUsed   = "kubectl-concourse.dev/last-used"
 
 	// Nodes and volumes.
 	LabelWorker     = "concourse-ci.org/worker"

@@ -149,6 +149,11 @@ func newPVCVolume(pvc *corev1.PersistentVolumeClaim, use *claimUse) *Volume {
 			v.Identifier = orNone(resource)
 		}
 		v.Detailed = "resource:" + resource + ",version:" + orNone(version)
+	case selector.VolumeTypeInputCache:
+		// execute's warm cache of an input (docs/caches.md).
+		v.Identifier = orNone(pvc.Annotations[selector.AnnotationCacheOf])
+		v.Detailed = "input:" + v.Identifier + ",user:" + orNone(pvc.Annotations[selector.AnnotationCacheUser]) +
+			",last-used:" + orNone(pvc.Annotations[selector.AnnotationLastUsed])
 	case volumeResourceType:
 		name := get(selector.LabelResource)
 		v.Identifier = orNone(name)

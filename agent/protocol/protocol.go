@@ -34,6 +34,19 @@ const (
 	OpSend = "send"
 	// OpAbort: the agent removes its staging and exits.
 	OpAbort = "abort"
+	// OpCacheManifest: the agent replies with the entries of the warm
+	// cache at Path it still trusts (CacheEntry, a data stream of JSON
+	// lines), then a Reply: an entry whose file was changed behind the
+	// agent's back (its inode, ctime or size differ from what the agent
+	// wrote) is left out, so that the plugin sends it again.
+	OpCacheManifest = "cache-manifest"
+	// OpCacheApply: the plugin sends a tar of what changed (every
+	// directory and symlink, the regular files the cache lacks), then the
+	// whole tree's entries (CacheEntry); the agent brings the cache at
+	// Path to exactly that tree, removing what it does not list, records
+	// its manifest, copies it into Dest (an empty directory nothing uses
+	// yet) and replies with the digest of what it copied.
+	OpCacheApply = "cache-apply"
 )
 
 // Codecs a byte stream may be compressed with.
@@ -82,6 +95,11 @@ type Request struct {
 	// KeepOnEOF: a receive cut by the end of stdin leaves its staging for
 	// a retry to reuse for a few seconds, then removes it.
 	KeepOnEOF bool `json:"keepOnEOF,omitempty"`
+	// InPlace: receive extracts straight into Dest, a directory nothing
+	// uses yet (an input of a task that has not started): no staging and
+	// nothing to commit. A retry extracts into it again, over what an
+	// earlier attempt left, once that attempt's agent has let it go.
+	InPlace bool `json:"inPlace,omitempty"`
 }
 
 // Reply answers a Request. A non-empty Error is the operation's failure.
@@ -123,6 +141,52 @@ type Entry struct {
 	Size   int64  `json:"s,omitempty"`
 	SHA256 string `json:"h,omitempty"` // hex, regular files
 	Link   Name   `json:"l,omitempty"` // symlink target
+}
+
+// CacheEntry is an entry of a warm cache's manifest: the entry, the
+// plugin's quick check (the local file's modification time, with the size)
+// and the file as the agent wrote it into the cache, which a cheap lstat
+// compares to tell a write behind its back.
+type CacheEntry struct {
+	Entry
+	MTime int64  `json:"t,omitempty"` // the local file's, in nanoseconds
+	Ino   uint64 `json:"i,omitempty"`
+	CTime int64  `json:"c,omitempty"` // the cached file's status change, in nanoseconds
+}
+
+// CacheTree and CacheManifest are the names, in a cache's directory, of
+// the cached tree and of its manifest (JSON lines of CacheEntry).
+const (
+	CacheTree     = "tree"
+	CacheManifest = "manifest.jsonl"
+)
+
+// WriteCacheManifest writes entries as JSON lines.
+func WriteCacheManifest(w io.Writer, entries []CacheEntry) error {
+	enc := json.NewEncoder(w)
+	for _, e := range entries {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadCacheManifest reads what WriteCacheManifest wrote.
+func ReadCacheManifest(r io.Reader) ([]CacheEntry, error) {
+	var entries []CacheEntry
+	dec := json.NewDecoder(r)
+	for {
+		var e CacheEntry
+		err := dec.Decode(&e)
+		if err == io.EOF {
+			return entries, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cache manifest: %w", err)
+		}
+		entries = append(entries, e)
+	}
 }
 
 // ManifestDigest is the SHA-256 of the entries in path order, each as one

@@ -1,4 +1,5 @@
-// Command execute measures issue 9's figures: `kubectl concourse execute`
+// Command execute measures issue 9's figures, then issue 25's warm input
+// cache (cache.go; -cache-only for those alone): `kubectl concourse execute`
 // against the way users do the same with kubectl today, on the test cluster,
 // in the same run, interleaved (medians of wall times, peak RSS):
 //
@@ -42,9 +43,10 @@ const marker = "FIRST-LOG-LINE"
 
 func main() {
 	runs := flag.Int("runs", 5, "measured runs of each contender")
+	cacheOnly := flag.Bool("cache-only", false, "measure issue 25's warm input cache cases only")
 	root := workdir.RootFlag()
 	flag.Parse()
-	if err := run(*runs, *root); err != nil {
+	if err := run(*runs, *root, *cacheOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "bench execute:", err)
 		os.Exit(1)
 	}
@@ -62,7 +64,7 @@ type contender struct {
 	samples []sample
 }
 
-func run(runs int, root string) (err error) {
+func run(runs int, root string, cacheOnly bool) (err error) {
 	ctx := context.Background()
 	wd, err := workdir.New(root, "bench-execute-")
 	if err != nil {
@@ -70,7 +72,7 @@ func run(runs int, root string) (err error) {
 	}
 	defer wd.RemoveKeepingLogs(&err)
 	fmt.Printf("trees and the cluster's volumes on %s\n", wd.FS)
-	c, err := cluster.Start(ctx, cluster.Options{Dir: wd.Cluster})
+	c, err := cluster.Start(ctx, cluster.Options{Dir: wd.Cluster, LinkRate: linkRate})
 	if err != nil {
 		return err
 	}
@@ -84,6 +86,9 @@ func run(runs int, root string) (err error) {
 		return err
 	}
 	work := wd.Path
+	if cacheOnly {
+		return cacheCases(c, work, ns, runs)
+	}
 
 	// A 10 MB input tree (100 files of 100 KB) and a 20,000-file source tree.
 	input := filepath.Join(work, "input")
@@ -172,7 +177,7 @@ func run(runs int, root string) (err error) {
 	}
 	fmt.Printf("\nplugin peak RSS: %.1f MiB with a 10 MB output, %.1f MiB with 100 MB: %.2fx for 10x the data\n",
 		interleave.MiB(peak(small.samples)), interleave.MiB(peak(large.samples)), interleave.Ratio(peak(large.samples), peak(small.samples)))
-	return nil
+	return cacheCases(c, work, ns, runs)
 }
 
 func measure(c *cluster.Cluster, cs []*contender, warmups, runs int) error {

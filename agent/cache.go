@@ -1,0 +1,403 @@
+//go:build linux
+
+package agent
+
+import (
+	"archive/tar"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/codec"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/frame"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+)
+
+// A warm cache is a directory (a claim's root) that holds the tree of an
+// input as the last execute sent it (protocol.CacheTree) and its manifest
+// (protocol.CacheManifest). The cache is never the task's: each run copies
+// it into the task's input, so nothing a task does reaches it.
+
+// openCache opens the cache directory at dir (made when absent) and takes
+// its flock, waiting for it: two agents never work on one cache at once,
+// whatever leases the plugin keeps.
+func openCache(dir string) (*os.Root, func(), error) {
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || dir == "/" {
+		return nil, nil, fmt.Errorf("cache %q is not a clean absolute path", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := lockDir(d, true); err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return root, func() { root.Close(); d.Close() }, nil
+}
+
+// statTree lstats the cached tree in one walk (one open per directory,
+// one lstat per entry): manifest path → stat. An absent tree is empty.
+func statTree(root *os.Root) (map[protocol.Name]*syscall.Stat_t, error) {
+	stats := map[protocol.Name]*syscall.Stat_t{}
+	err := walk(root, protocol.CacheTree, func(rel string, fi fs.FileInfo) error {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no stat", rel)
+		}
+		stats[protocol.Name(relToTop(protocol.CacheTree, rel))] = st
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return stats, nil
+	}
+	return stats, err
+}
+
+// trustedEntries are the cache manifest's file entries that the cached
+// tree (its stats) still holds as the agent wrote them: the same inode,
+// status change time, size and mode. Any write, chmod, truncation or
+// rename over a file changes one of them. A missing or unreadable manifest
+// is an empty cache.
+func trustedEntries(root *os.Root, stats map[protocol.Name]*syscall.Stat_t) map[protocol.Name]protocol.CacheEntry {
+	trusted := map[protocol.Name]protocol.CacheEntry{}
+	f, err := root.Open(protocol.CacheManifest)
+	if err != nil {
+		return trusted
+	}
+	entries, err := protocol.ReadCacheManifest(bufio.NewReader(f))
+	f.Close()
+	if err != nil {
+		return trusted
+	}
+	for _, e := range entries {
+		st := stats[e.Path]
+		if e.Kind == protocol.KindFile && st != nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Ino == e.Ino &&
+			st.Ctim.Nano() == e.CTime && st.Size == e.Size && st.Mode&0o7777 == e.Mode {
+			trusted[e.Path] = e
+		}
+	}
+	return trusted
+}
+
+// cachePath is a manifest path's name in the cache's root.
+func cachePath(p protocol.Name) string {
+	if p == "." {
+		return protocol.CacheTree
+	}
+	return protocol.CacheTree + "/" + string(p)
+}
+
+// cacheManifest answers the entries of the cache at req.Path it trusts.
+func (a *agent) cacheManifest(req protocol.Request) error {
+	var entries []protocol.CacheEntry
+	root, unlock, err := openCache(string(req.Path))
+	if err == nil {
+		var stats map[protocol.Name]*syscall.Stat_t
+		if stats, err = statTree(root); err == nil {
+			for _, e := range trustedEntries(root, stats) {
+				entries = append(entries, e)
+			}
+		}
+		unlock()
+	}
+	dw := frame.NewDataWriter(a.fw)
+	if err == nil {
+		err = protocol.WriteCacheManifest(dw, entries)
+	}
+	if cerr := dw.Close(); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return a.send(protocol.Reply{Error: err.Error()})
+	}
+	return a.send(protocol.Reply{Files: int64(len(entries))})
+}
+
+// cacheApply brings the cache at req.Path to the tree the plugin sends
+// (a tar of what changed, then every entry), records its manifest and
+// copies it into req.Dest.
+func (a *agent) cacheApply(req protocol.Request) error {
+	tarData := frame.NewDataReader(a.fr)
+	fail := func(err error) error {
+		if tarData.Drain() != nil {
+			return errStdinClosed
+		}
+		if frame.NewDataReader(a.fr).Drain() != nil { // the entries
+			return errStdinClosed
+		}
+		return a.send(protocol.Reply{Error: err.Error()})
+	}
+	dest := string(req.Dest)
+	if !filepath.IsAbs(dest) || filepath.Clean(dest) != dest || dest == "/" {
+		return fail(fmt.Errorf("cache-apply: destination %q is not a clean absolute path", dest))
+	}
+	root, unlock, err := openCache(string(req.Path))
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
+	// The old manifest stays until the new one replaces it: a file this
+	// apply rewrites gets a new inode and ctime, so an apply cut midway
+	// leaves a manifest that trusts only the files still as it lists them.
+	stats, err := statTree(root)
+	if err != nil {
+		return fail(err)
+	}
+	trusted := trustedEntries(root, stats)
+	if err := root.MkdirAll(protocol.CacheTree, 0o755); err != nil {
+		return fail(err)
+	}
+	dec, err := codec.NewReader(req.Codec, tarData)
+	if err != nil {
+		return fail(err)
+	}
+	x := newExtractor(root, protocol.CacheTree, true, req.PreserveOwner, a.opts.Workers)
+	err = x.extract(tar.NewReader(dec))
+	dec.Close()
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) && tarData.Drain() != nil {
+			return errStdinClosed
+		}
+		return fail(err)
+	}
+	if err := tarData.Drain(); err != nil {
+		return errStdinClosed
+	}
+	want, err := protocol.ReadCacheManifest(frame.NewDataReader(a.fr))
+	if err != nil {
+		return errStdinClosed
+	}
+	written := map[protocol.Name]protocol.Entry{}
+	for _, e := range x.written {
+		written[e.Path] = e
+	}
+	entries, err := settleCache(root, want, written, trusted)
+	if err != nil {
+		return a.send(protocol.Reply{Error: err.Error()})
+	}
+	if err := writeCacheManifest(root, entries); err != nil {
+		return a.send(protocol.Reply{Error: err.Error()})
+	}
+	reply, err := copyCache(filepath.Join(string(req.Path), protocol.CacheTree), entries, dest, copyWorkers)
+	if err != nil {
+		return a.send(protocol.Reply{Error: err.Error()})
+	}
+	return a.send(reply)
+}
+
+// settleCache makes the cached tree exactly want: what it does not list
+// goes, and every file is either one this stream wrote with the content
+// listed or one the cache held as it wrote it with that content. It
+// returns the entries to record, with the cached files' inodes and ctimes.
+func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry,
+	trusted map[protocol.Name]protocol.CacheEntry) ([]protocol.CacheEntry, error) {
+	listed := map[protocol.Name]bool{}
+	for _, e := range want {
+		listed[e.Path] = true
+	}
+	stats, err := statTree(root)
+	if err != nil {
+		return nil, err
+	}
+	for p := range stats {
+		if !listed[p] {
+			if err := root.RemoveAll(cachePath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		}
+	}
+	out := make([]protocol.CacheEntry, 0, len(want))
+	for _, e := range want {
+		st := stats[e.Path]
+		if st == nil {
+			return nil, fmt.Errorf("the cache lacks %s", e.Path)
+		}
+		switch e.Kind {
+		case protocol.KindFile:
+			w, sent := written[e.Path]
+			t, held := trusted[e.Path]
+			switch {
+			case sent && (w.SHA256 != e.SHA256 || w.Size != e.Size):
+				return nil, fmt.Errorf("%s arrived with other content than listed", e.Path)
+			case !sent && (!held || t.SHA256 != e.SHA256 || t.Ino != st.Ino):
+				return nil, fmt.Errorf("%s was neither sent nor held by the cache", e.Path)
+			}
+			if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o7777 != e.Mode || st.Size != e.Size {
+				return nil, fmt.Errorf("the cached %s is not as listed", e.Path)
+			}
+			e.Ino, e.CTime = st.Ino, st.Ctim.Nano()
+		case protocol.KindDir:
+			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR || st.Mode&0o7777 != e.Mode {
+				return nil, fmt.Errorf("the cached %s is not a directory as listed", e.Path)
+			}
+		case protocol.KindSymlink:
+			target, err := root.Readlink(cachePath(e.Path))
+			if err != nil || protocol.Name(target) != e.Link {
+				return nil, fmt.Errorf("the cached %s is not the symlink listed", e.Path)
+			}
+		default:
+			return nil, fmt.Errorf("%s: unknown kind %q", e.Path, e.Kind)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// writeCacheManifest records entries, in one rename.
+func writeCacheManifest(root *os.Root, entries []protocol.CacheEntry) error {
+	tmp := protocol.CacheManifest + ".new"
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	err = protocol.WriteCacheManifest(bw, entries)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return root.Rename(tmp, protocol.CacheManifest)
+}
+
+// copyWorkers copy files at once: creating a file costs more than copying
+// a few KiB, and the kernel does both. On two busy cores and tmpfs, the
+// module cache's 8,930 files took 0.30-0.43 s with one, 0.22-0.25 s with
+// four.
+const copyWorkers = 4
+
+// copyCache copies the cached tree at tree into dest, an empty directory
+// nothing uses yet: directories first, then the files on workers, each by
+// io.Copy between files, which the kernel does (copy_file_range) where it
+// can, then symlinks, then the directories' modes and times. The cached
+// tree was just walked without following links and is the plugin's own, so
+// paths are resolved by the kernel in one call each; no file is opened
+// through a final symlink. The reply's digest is that of entries, as the
+// copy holds them: the plugin compares it with the tree it has.
+func copyCache(tree string, entries []protocol.CacheEntry, dest string, workers int) (protocol.Reply, error) {
+	var reply protocol.Reply
+	if err := os.MkdirAll(dest, 0o777); err != nil {
+		return reply, err
+	}
+	// In path order, a directory comes before what it holds.
+	sorted := append([]protocol.CacheEntry(nil), entries...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+	var dirs, links, files []protocol.CacheEntry
+	plain := make([]protocol.Entry, 0, len(sorted))
+	for _, e := range sorted {
+		plain = append(plain, e.Entry)
+		switch e.Kind {
+		case protocol.KindDir:
+			if e.Path != "." {
+				if err := os.Mkdir(filepath.Join(dest, string(e.Path)), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+					return reply, err
+				}
+			}
+			dirs = append(dirs, e)
+		case protocol.KindSymlink:
+			links = append(links, e)
+		case protocol.KindFile:
+			files = append(files, e)
+			reply.Files++
+			reply.Bytes += e.Size
+		}
+	}
+	jobs := make(chan protocol.CacheEntry)
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			var first error
+			for e := range jobs {
+				if first == nil {
+					first = copyFile(tree, dest, e)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, e := range files {
+		jobs <- e
+	}
+	close(jobs)
+	var err error
+	for range workers {
+		err = errors.Join(err, <-errs)
+	}
+	if err != nil {
+		return reply, err
+	}
+	for _, e := range links {
+		if err := os.Symlink(string(e.Link), filepath.Join(dest, string(e.Path))); err != nil {
+			return reply, err
+		}
+	}
+	for i := len(dirs) - 1; i >= 0; i-- { // children first
+		e := dirs[i]
+		p := filepath.Join(dest, string(e.Path))
+		if err := os.Chmod(p, fs.FileMode(e.Mode)&fs.ModePerm|specialBits(int64(e.Mode))); err != nil {
+			return reply, err
+		}
+		if e.MTime != 0 {
+			if err := os.Chtimes(p, time.Now(), time.Unix(0, e.MTime).Truncate(time.Second)); err != nil {
+				return reply, err
+			}
+		}
+	}
+	reply.Digest = protocol.ManifestDigest(plain)
+	return reply, nil
+}
+
+func copyFile(tree, dest string, e protocol.CacheEntry) error {
+	src, err := os.OpenFile(filepath.Join(tree, string(e.Path)), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(filepath.Join(dest, string(e.Path)), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(dst, src)
+	if err == nil && n != e.Size {
+		err = fmt.Errorf("copied %d bytes of %d", n, e.Size)
+	}
+	if err == nil {
+		err = unix.Fchmod(int(dst.Fd()), e.Mode)
+	}
+	if err == nil && e.MTime != 0 {
+		mt := unix.NsecToTimeval(time.Unix(0, e.MTime).Truncate(time.Second).UnixNano())
+		err = unix.Futimes(int(dst.Fd()), []unix.Timeval{unix.NsecToTimeval(time.Now().UnixNano()), mt})
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", e.Path, err)
+	}
+	return nil
+}

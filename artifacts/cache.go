@@ -1,0 +1,196 @@
+package artifacts
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"k8s.io/cli-runtime/pkg/printers"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+)
+
+// UploadCached uploads the contents of local directory src into remoteDir
+// as UploadInto does, through the warm cache at cacheDir, a directory of
+// the same container that outlives the task (a claim's root): the agent
+// lists what the cache holds as it wrote it, only the files it lacks or
+// holds with other content or mode are sent (size and modification time
+// are the quick check, the content decides), the agent brings the cache to
+// exactly the local tree (deletions, modes, symlinks, empty directories),
+// then copies it into remoteDir, so that nothing the task does reaches the
+// cache. The copy is compared with the local tree by the two sides'
+// manifest digests. Where the agent cannot run, the upload goes in full
+// through the scripts; a cache that cannot be brought to the tree is said
+// in one line, and the upload goes in full.
+func UploadCached(ctx context.Context, ep Endpoint, s Settings, src, remoteDir, cacheDir string) error {
+	return uploadCached(ctx, ep, s, s.internal(), src, remoteDir, cacheDir)
+}
+
+// uploadCached is UploadCached with its internal settings (the tests' -v).
+func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src, remoteDir, cacheDir string) error {
+	rem := &remote{exec: ep.Executor, container: ep.Container, workingDir: ep.WorkingDir}
+	full := func() error { return UploadInto(ctx, ep, s, src, remoteDir) }
+	if in.agent == agentOff {
+		return full()
+	}
+	dest := remoteAbs(ep.WorkingDir, remoteDir)
+	parent, name, err := splitRemote(dest)
+	if err != nil {
+		return err
+	}
+	sess, err := launchAgent(ctx, rem, parent, in)
+	switch {
+	case errors.Is(err, client.ErrUnavailable) && in.agent != agentOnly:
+		in.warnf("warning: %s: no warm cache (%v): uploading in full\n", printers.EscapeTerminal(filepath.Base(src)), err)
+		return full()
+	case err != nil:
+		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
+	}
+	err = syncCache(ctx, sess, src, name, dest, cacheDir, s.IncludeIgnored, in)
+	if cerr := sess.Close(); err == nil {
+		err = cerr
+	}
+	var local localError
+	if errors.As(err, &local) {
+		return fmt.Errorf("upload %s into %s: %w", src, dest, local.err)
+	}
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	in.warnf("warning: the warm cache of %s: %v; uploading in full\n", printers.EscapeTerminal(filepath.Base(src)), err)
+	return full()
+}
+
+// syncCache is UploadCached's work through one agent.
+func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cacheDir string, includeIgnored bool, s settings) error {
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	files, err := selectFiles(ctx, abs, !includeIgnored, s.warnf)
+	if err != nil {
+		return localError{err}
+	}
+	held, err := sess.CacheManifest(ctx, protocol.Name(cacheDir))
+	if err != nil {
+		return err
+	}
+	cached := make(map[protocol.Name]protocol.CacheEntry, len(held))
+	for _, e := range held {
+		cached[e.Path] = e
+	}
+	p := newPacker(abs, name, files, s.preserveOwner, s.warnf, nil)
+	p.newHash, p.manifest = sha256.New, map[string]protocol.Entry{}
+	mtimes := map[string]int64{}
+	kept := map[string]protocol.CacheEntry{} // the files the cache holds as they are here
+	var send int64
+	err = p.walk(func(rel string, fi fs.FileInfo) error {
+		mtimes[rel] = fi.ModTime().UnixNano()
+		if !fi.Mode().IsRegular() {
+			return nil
+		}
+		c, ok := cached[manifestName(rel)]
+		if ok && c.Mode == headerMode(fi) && c.Size == fi.Size() &&
+			(c.MTime == fi.ModTime().UnixNano() || sameContent(filepath.Join(abs, filepath.FromSlash(rel)), c.SHA256)) {
+			kept[rel] = c
+			return nil
+		}
+		send += fi.Size()
+		return nil
+	})
+	if err != nil {
+		return localError{err}
+	}
+	codec := protocol.CodecNone
+	if send >= smallTransfer {
+		ratio, _ := localRatio(p)
+		codec = agentCodec(s.compress, send, ratio)
+	}
+	b := s.progress.bar("uploading "+filepath.Base(abs), send)
+	p.progress = b.counter()
+	s.verbosef("upload: through the warm cache: %d of its files held, %d bytes to send, %s\n", len(kept), send, codecName(codec))
+
+	pr, pw := io.Pipe()
+	packed := make(chan error, 1)
+	go func() {
+		err := p.pack(pw, func(rel string) bool { _, ok := kept[rel]; return ok }, endEntry{})
+		pw.CloseWithError(err)
+		packed <- err
+	}()
+	var want []protocol.CacheEntry
+	wantFn := func() []protocol.CacheEntry {
+		want = make([]protocol.CacheEntry, 0, len(p.manifest)+len(kept))
+		for rel, e := range p.manifest {
+			want = append(want, protocol.CacheEntry{Entry: e, MTime: mtimes[rel]})
+		}
+		for rel, c := range kept {
+			want = append(want, protocol.CacheEntry{Entry: c.Entry, MTime: mtimes[rel]})
+		}
+		return want
+	}
+	reply, err := sess.CacheApply(ctx, protocol.Request{Path: protocol.Name(cacheDir), Dest: protocol.Name(dest), Codec: codec}, pr, wantFn)
+	pr.CloseWithError(errAgentStopped)
+	if perr := <-packed; perr != nil && !errors.Is(perr, errAgentStopped) {
+		b.end(false)
+		return localError{perr} // a file we cannot read: a full upload would fail on it too
+	}
+	b.end(err == nil)
+	if err != nil {
+		return err
+	}
+	entries := make([]protocol.Entry, len(want))
+	for i, e := range want {
+		entries[i] = e.Entry
+	}
+	if protocol.ManifestDigest(entries) != reply.Digest {
+		return fmt.Errorf("the copy of the cache: %w", errMismatch)
+	}
+	return nil
+}
+
+// localError is a failure of the local side (git, a file that cannot be
+// read): the same in a full upload, so it is said as itself, with no
+// fallback.
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
+
+// manifestName is a packer's tree path as a manifest names it.
+func manifestName(rel string) protocol.Name {
+	if rel == "" {
+		return "."
+	}
+	return protocol.Name(rel)
+}
+
+// headerMode is the mode a file is sent with (record's).
+func headerMode(fi fs.FileInfo) uint32 {
+	h, err := tar.FileInfoHeader(fi, "")
+	if err != nil {
+		return 0
+	}
+	return uint32(h.Mode) & 0o7777
+}
+
+// sameContent says whether the file at p has the SHA-256 sha.
+func sameContent(p, sha string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == sha
+}

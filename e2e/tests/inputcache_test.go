@@ -1,0 +1,232 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// inputCaches are the warm input caches' claims in ns.
+func inputCaches(t *testing.T, ns string) []corev1.PersistentVolumeClaim {
+	t.Helper()
+	claims, err := testCluster.Client.CoreV1().PersistentVolumeClaims(ns).List(context.Background(),
+		metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubectl-concourse,concourse-ci.org/volume-type=input-cache"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return claims.Items
+}
+
+// executeCached runs listingTask on src, checks that the task saw exactly
+// src and that the cache was used (nothing said), and returns its stderr.
+func executeCached(t *testing.T, ns, src, then string) {
+	t.Helper()
+	got, r := executeListing(t, ns, src, then)
+	if want := inputListing(t, src); got != want {
+		t.Errorf("the task saw:\n%s\nwant:\n%s", got, want)
+	}
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
+
+func TestExecuteWarmInputCacheIsExact(t *testing.T) {
+	onEachNodeKind(t, testExecuteWarmInputCacheIsExact)
+}
+
+// The task sees exactly the local tree on every run: cold, unchanged after
+// a task that changed its input, after edits, deletions, mode changes and a
+// symlink replaced, and after a write into the cache behind its back.
+// --no-cache makes no claim.
+func testExecuteWarmInputCacheIsExact(t *testing.T, ns string) {
+	src := inputTree(t)
+	if got, _ := executeListing(t, ns, src, "", "--no-cache"); got != inputListing(t, src) {
+		t.Errorf("--no-cache: the task saw:\n%s", got)
+	}
+	if claims := inputCaches(t, ns); len(claims) != 0 {
+		t.Fatalf("--no-cache made %d claims", len(claims))
+	}
+	executeCached(t, ns, src, "echo changed by the task >main.go; rm run.sh; chmod 600 rel; mkdir made; ln -s x pkg/new")
+	executeCached(t, ns, src, "")
+
+	mustWrite(t, filepath.Join(src, "pkg", "deep", "a.go"), []byte("package deep // edited\n"), 0o640)
+	mustRemove(t, filepath.Join(src, "secret.key"))
+	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRemove(t, filepath.Join(src, "rel"))
+	mustSymlink(t, "main.go", filepath.Join(src, "rel"))
+	mustWrite(t, filepath.Join(src, "new.txt"), []byte("new\n"), 0o644)
+	if err := os.Remove(filepath.Join(src, "empty")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(src, "other", "empty"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	executeCached(t, ns, src, "")
+
+	claims := inputCaches(t, ns)
+	if len(claims) != 1 {
+		t.Fatalf("%d claims after runs one at a time, want 1", len(claims))
+	}
+	// Behind the plugin's back: the same size with other bytes, a new
+	// file, a mode.
+	tamper := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "tamper", Namespace: ns}, Spec: corev1.PodSpec{
+		RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sh", "-c",
+			"cd /c/tree && printf 'package XXXX\\n' >main.go && echo stray >stray && chmod 777 new.txt"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "c", MountPath: "/c"}}}},
+		Volumes: []corev1.Volume{{Name: "c", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claims[0].Name}}}},
+	}}
+	createPod(t, tamper, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if err := testCluster.Client.CoreV1().Pods(ns).Delete(context.Background(), "tamper", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	executeCached(t, ns, src, "")
+	waitNothingLeft(t, ns)
+
+	// volumes lists the cache; gc keeps it while it is fresh, and removes
+	// it once it has not been used for --caches-unused-for.
+	r := run(t, "", "kubectl", "concourse", "volumes", "-n", ns)
+	if r.exitCode != 0 || !strings.Contains(r.stdout, "input-cache") || !strings.Contains(r.stdout, claims[0].Name) {
+		t.Errorf("volumes: exit %d:\n%s%s", r.exitCode, r.stdout, r.stderr)
+	}
+	for _, age := range []string{"7d", "0"} {
+		if r := run(t, "", "kubectl", "concourse", "gc", "-n", ns, "--caches-unused-for", age); r.exitCode != 0 {
+			t.Fatalf("gc --caches-unused-for %s: exit %d: %s", age, r.exitCode, r.stderr)
+		}
+		// A deleted claim goes once the protection controller has seen
+		// that no pod uses it.
+		want := map[string]int{"7d": 1, "0": 0}[age]
+		deadline := time.Now().Add(30 * time.Second)
+		for n := len(inputCaches(t, ns)); n != want; n = len(inputCaches(t, ns)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after gc --caches-unused-for %s: %d caches, want %d", age, n, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+func TestExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T) {
+	onEachNodeKind(t, testExecuteConcurrentRunsOfOneInputNeverShareACache)
+}
+
+// Two executes of one input at once take two slots; each task sees the
+// local tree, and so do the next ones, whichever slot they take.
+func testExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T, ns string) {
+	src := inputTree(t)
+	together := func() {
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Not in the same millisecond: that would give both the
+				// same build ID, and so the same pod name.
+				time.Sleep(time.Duration(i) * 20 * time.Millisecond)
+				executeCached(t, ns, src, "sleep 3")
+			}()
+		}
+		wg.Wait()
+	}
+	together()
+	if claims := inputCaches(t, ns); len(claims) != 2 {
+		t.Errorf("%d claims after two runs at once, want 2", len(claims))
+	}
+	mustWrite(t, filepath.Join(src, "main.go"), []byte("package main // again\n"), 0o644)
+	together()
+	for _, c := range inputCaches(t, ns) {
+		if lease := c.Annotations["kubectl-concourse.dev/lease"]; lease != "" {
+			t.Errorf("claim %s still leased: %q", c.Name, lease)
+		}
+	}
+	waitNothingLeft(t, ns)
+}
+
+// With no default StorageClass, execute says so in one line and uploads in
+// full. It changes the cluster's default class for its duration.
+func TestExecuteWithoutStorageClassUploadsInFull(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	ctx := context.Background()
+	const key = "storageclass.kubernetes.io/is-default-class"
+	set := func(v string) {
+		patch := `{"metadata":{"annotations":{"` + key + `":"` + v + `"}}}`
+		if _, err := testCluster.Client.StorageV1().StorageClasses().Patch(ctx, "standard", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("false")
+	t.Cleanup(func() { set("true") })
+	src := inputTree(t)
+	got, r := executeListing(t, ns, src, "")
+	if want := inputListing(t, src); got != want {
+		t.Errorf("the task saw:\n%s\nwant:\n%s", got, want)
+	}
+	want := "warning: no warm input cache: the cluster has no default StorageClass; uploading the inputs in full\n"
+	if strings.Count(r.stderr, "warning") != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr:\n%s\nwant one line: %s", r.stderr, want)
+	}
+	if claims := inputCaches(t, ns); len(claims) != 0 {
+		t.Errorf("%d claims left", len(claims))
+	}
+	waitNothingLeft(t, ns)
+}
+
+// A user who may not use claims gets one line and a full upload.
+func TestExecuteWithoutClaimRightsUploadsInFull(t *testing.T) {
+	ns := testCluster.Namespace(t)
+	kubeconfig, err := testCluster.UserKubeconfig("execute-no-claims")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "no-claims", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+	}}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "no-claims", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "no-claims"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "execute-no-claims"}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src := inputTree(t)
+	task := listingTask(t, "")
+	want := "warning: no warm input cache: you may not get persistentvolumeclaims in namespace " + ns + "; uploading the inputs in full\n"
+	var r result
+	out := filepath.Join(t.TempDir(), "out")
+	deadline := time.Now().Add(20 * time.Second) // bindings take effect asynchronously
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		cmd := testCluster.Command(cctx, "kubectl", "concourse", "execute", "-n", ns, "-c", task, "-i", "src="+src, "-o", "out="+out)
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+		r = runCmd(t, cmd, "")
+		cancel()
+		if !strings.Contains(r.stderr, `"create" on "pods"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r.exitCode != 0 || strings.Count(r.stderr, "warning") != 1 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant 0 and one line: %s", r.exitCode, r.stderr, want)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "listing")); string(got) != inputListing(t, src) {
+		t.Errorf("the task saw:\n%s\nwant:\n%s", got, inputListing(t, src))
+	}
+	waitNothingLeft(t, ns)
+}

@@ -1,0 +1,112 @@
+package execute
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-concourse/kubectl-concourse/selector"
+)
+
+// withDefaultClass is a fake cluster whose admission gives new claims the
+// default StorageClass, as the DefaultStorageClass plugin does.
+func withDefaultClass() *fake.Clientset {
+	c := fake.NewClientset()
+	c.PrependReactor("create", "persistentvolumeclaims", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		claim := a.(k8stesting.CreateAction).GetObject().(*corev1.PersistentVolumeClaim)
+		class := "standard"
+		claim.Spec.StorageClassName = &class
+		return false, nil, nil
+	})
+	return c
+}
+
+func TestCacheLeases(t *testing.T) {
+	now := time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+	client := withDefaultClass()
+	leaser := func(holder string) *cacheLeaser {
+		return &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: holder, holdFor: time.Hour, now: func() time.Time { return now }}
+	}
+	size := func() int64 { return 0 }
+	a, b := leaser("a"), leaser("b")
+	leaseName := func(l *cacheLeaser) (string, error) {
+		claim, err := l.lease(t.Context(), "repo", size)
+		if claim == nil {
+			return "", err
+		}
+		return claim.Name, err
+	}
+	first, err := leaseName(a)
+	if err != nil || first != cacheClaimName("repo", "me@host", 0) {
+		t.Fatalf("lease = %q, %v; want slot 0", first, err)
+	}
+	second, err := leaseName(b)
+	if err != nil || second != cacheClaimName("repo", "me@host", 1) {
+		t.Fatalf("a second run's lease = %q, %v; want slot 1", second, err)
+	}
+	if err := a.release(t.Context(), []string{first}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := leaseName(leaser("c")); err != nil || got != first {
+		t.Errorf("after the release, lease = %q, %v; want slot 0 again", got, err)
+	}
+	// b's lease expires: a run after that takes its slot.
+	now = now.Add(2 * time.Hour)
+	if got, err := leaseName(leaser("d")); err != nil || got != first {
+		t.Errorf("after the leases expired, lease = %q, %v; want slot 0", got, err)
+	}
+	for i := range cacheSlots {
+		leaser(string(rune('e'+i))).lease(t.Context(), "repo", size)
+	}
+	if got, err := leaseName(leaser("z")); err != nil || got != "" {
+		t.Errorf("with every slot leased, lease = %q, %v; want none", got, err)
+	}
+}
+
+func TestCacheWithoutDefaultClass(t *testing.T) {
+	client := fake.NewClientset()
+	l := &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: "a", holdFor: time.Hour, now: time.Now}
+	_, err := l.lease(t.Context(), "repo", func() int64 { return 0 })
+	var none errNoClaims
+	if !errors.As(err, &none) || none.why != "the cluster has no default StorageClass" {
+		t.Errorf("lease = %v, want no default StorageClass", err)
+	}
+	if claims, _ := client.CoreV1().PersistentVolumeClaims("ns").List(t.Context(), metav1.ListOptions{}); len(claims.Items) != 0 {
+		t.Errorf("left %d claims", len(claims.Items))
+	}
+}
+
+func TestCacheOnANodeTheBuildMayNotUse(t *testing.T) {
+	client := withDefaultClass()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "win-1", Labels: map[string]string{corev1.LabelOSStable: "windows"}}}
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: cacheClaimName("repo", "me@host", 0), Namespace: "ns",
+		Annotations: map[string]string{annotationSelectedNode: "win-1"}}}
+	for _, obj := range []runtime.Object{node, claim} {
+		if err := client.Tracker().Add(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var errOut strings.Builder
+	o := &ExecuteOptions{}
+	o.ErrOut, o.Client = &errOut, client
+	b := oneOff{Namespace: "ns", Config: TaskConfig{Platform: "linux"}, Inputs: []input{{Name: "repo", Local: t.TempDir()}}}
+	l := &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: "a", holdFor: time.Hour, now: time.Now}
+	if leased := o.leaseCaches(t.Context(), &b, l); len(leased) != 0 || b.Inputs[0].Cache != "" {
+		t.Errorf("leased %v (input's cache %q), want none", leased, b.Inputs[0].Cache)
+	}
+	want := "warning: the warm cache of input repo is bound to node win-1, where this build may not run; uploading it in full\n"
+	if errOut.String() != want {
+		t.Errorf("said %q, want %q", errOut.String(), want)
+	}
+	got, err := client.CoreV1().PersistentVolumeClaims("ns").Get(t.Context(), claim.Name, metav1.GetOptions{})
+	if err != nil || got.Annotations[selector.AnnotationLease] != "" {
+		t.Errorf("the claim's lease after: %q, %v; want none", got.Annotations[selector.AnnotationLease], err)
+	}
+}
