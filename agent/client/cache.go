@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 
-	"github.com/kubectl-concourse/kubectl-concourse/agent/codec"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/frame"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 )
@@ -39,18 +38,7 @@ func (s *Session) CacheApply(ctx context.Context, req protocol.Request, tr io.Re
 		if err := s.request(req); err != nil {
 			return err
 		}
-		dw := frame.NewDataWriter(s.fw)
-		cw, err := codec.NewWriter(req.Codec, dw)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(cw, tr); err != nil {
-			return err
-		}
-		if err := cw.Close(); err != nil {
-			return err
-		}
-		if err := dw.Close(); err != nil {
+		if err := s.writeStream(req.Codec, tr); err != nil {
 			return err
 		}
 		mw := frame.NewDataWriter(s.fw)
@@ -63,6 +51,7 @@ func (s *Session) CacheApply(ctx context.Context, req protocol.Request, tr io.Re
 		if err := s.in.Flush(); err != nil {
 			return err
 		}
+		var err error
 		r, err = s.reply(protocol.OpCacheApply)
 		return err
 	})

@@ -165,27 +165,33 @@ func (s *Session) Receive(ctx context.Context, req protocol.Request, tr io.Reade
 		if err := s.request(req); err != nil {
 			return err
 		}
-		dw := frame.NewDataWriter(s.fw)
-		cw, err := codec.NewWriter(req.Codec, dw)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(cw, tr); err != nil {
-			return err
-		}
-		if err := cw.Close(); err != nil {
-			return err
-		}
-		if err := dw.Close(); err != nil {
+		if err := s.writeStream(req.Codec, tr); err != nil {
 			return err
 		}
 		if err := s.in.Flush(); err != nil {
 			return err
 		}
+		var err error
 		r, err = s.reply(protocol.OpReceive)
 		return err
 	})
 	return r, err
+}
+
+// writeStream sends tr as one data stream, compressed with codecName.
+func (s *Session) writeStream(codecName string, tr io.Reader) error {
+	dw := frame.NewDataWriter(s.fw)
+	cw, err := codec.NewWriter(codecName, dw)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(cw, tr); err != nil {
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	return dw.Close()
 }
 
 // Manifest lists the staging the last Receive filled, each file with its
