@@ -38,50 +38,17 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 // directory nothing uses yet (a volume of a task that has not started), so
 // that remoteDir ends up holding what src holds.
 func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, includeIgnored bool, s settings) error {
-	abs, err := filepath.Abs(src)
+	l, err := readLocal(ctx, rem, src, remoteDir, into, includeIgnored, s)
 	if err != nil {
 		return err
-	}
-	fi, err := os.Stat(abs)
-	if err != nil {
-		return err
-	}
-	base := filepath.Base(abs)
-	if base == string(filepath.Separator) || base == "." {
-		return fmt.Errorf("local path %q does not name a file or directory", src)
-	}
-	if base == stateDirName {
-		return fmt.Errorf("%s is the name of the plugin's own directory beside uploads; rename %s", stateDirName, src)
-	}
-	files, err := selectFiles(ctx, abs, fi.IsDir() && !includeIgnored, s.warnf)
-	if err != nil {
-		return err
-	}
-	dest := remoteAbs(rem.workingDir, remoteDir)
-	name := base
-	if into != "" {
-		dest = remoteAbs(rem.workingDir, into)
-		if dest, name, err = splitRemote(dest); err != nil {
-			return err
-		}
-	}
-	p := newPacker(abs, name, files, s.preserveOwner, s.warnf, nil)
-	total, count, err := p.size()
-	if err != nil {
-		return err
-	}
-
-	var ratio, rate float64
-	if s.compress == compressAuto {
-		ratio, rate = localRatio(p)
 	}
 	if s.agent != agentOff {
-		sess, err := launchAgent(ctx, rem, dest, s)
+		sess, err := launchAgent(ctx, rem, l.dest, s)
 		switch {
 		case err == nil:
-			b := s.progress.bar("uploading "+base, total)
-			p.progress = b.counter()
-			err = uploadByAgent(ctx, rem, sess, p, dest, name, into != "", agentCodec(s.compress, total, ratio), s)
+			b := s.progress.bar("uploading "+l.base, l.total)
+			l.p.progress = b.counter()
+			err = uploadByAgent(ctx, rem, sess, l.p, l.dest, l.name, l.into, agentCodec(s.compress, l.total, l.ratio), s)
 			b.end(err == nil)
 			return err
 		case !errors.Is(err, client.ErrUnavailable) || s.agent == agentOnly:
@@ -89,38 +56,78 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		}
 		s.verbosef("upload: through the container's shell scripts: %v\n", err)
 	}
+	return uploadByScripts(ctx, rem, l, s)
+}
+
+// localUpload is an upload as the local side knows it before the
+// container is asked anything.
+type localUpload struct {
+	p           *packer
+	base        string // the local name, for the progress bar
+	dest, name  string // it lands as dest/name
+	into        bool   // in place into dest (uploadTo's into)
+	dir         bool
+	total       int64 // bytes of its regular files
+	count       int   // and how many
+	ratio, rate float64
+}
+
+// readLocal selects src's files (fly's selection), names where they go
+// and measures them: size, count and, for --compress auto, how well and
+// how fast they compress here.
+func readLocal(ctx context.Context, rem *remote, src, remoteDir, into string, includeIgnored bool, s settings) (localUpload, error) {
+	var l localUpload
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return l, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return l, err
+	}
+	l.base, l.dir, l.into = filepath.Base(abs), fi.IsDir(), into != ""
+	if l.base == string(filepath.Separator) || l.base == "." {
+		return l, fmt.Errorf("local path %q does not name a file or directory", src)
+	}
+	if l.base == stateDirName {
+		return l, fmt.Errorf("%s is the name of the plugin's own directory beside uploads; rename %s", stateDirName, src)
+	}
+	files, err := selectFiles(ctx, abs, l.dir && !includeIgnored, s.warnf)
+	if err != nil {
+		return l, err
+	}
+	l.dest, l.name = remoteAbs(rem.workingDir, remoteDir), l.base
+	if l.into {
+		if l.dest, l.name, err = splitRemote(remoteAbs(rem.workingDir, into)); err != nil {
+			return l, err
+		}
+	}
+	l.p = newPacker(abs, l.name, files, s.preserveOwner, s.warnf, nil)
+	if l.total, l.count, err = l.p.size(); err != nil {
+		return l, err
+	}
+	if s.compress == compressAuto {
+		l.ratio, l.rate = localRatio(l.p)
+	}
+	return l, nil
+}
+
+// uploadByScripts is the upload where the agent cannot run: busybox or
+// GNU scripts probe the container, receive the tar, verify and land it.
+func uploadByScripts(ctx context.Context, rem *remote, l localUpload, s settings) error {
 	// The link's speed decides compression and how to verify; a sample of
 	// it costs its time on a slow link (42 ms for 1 MiB at 25 MB/s).
 	sample := 0
 	switch {
-	case total < smallTransfer:
-	case s.compress == compressAuto && ratio > 0 && ratio <= maxRatio:
+	case l.total < smallTransfer:
+	case s.compress == compressAuto && l.ratio > 0 && l.ratio <= maxRatio:
 		sample = sampleBytes
 	case s.verify:
 		sample = verifySampleBytes
 	}
-	id, err := randomSuffix()
+	u, err := newUploader(rem, l)
 	if err != nil {
 		return err
-	}
-	state := path.Join(dest, stateDirName, name)
-	u := &uploader{rem: rem, p: p, base: name, dest: dest,
-		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
-	u.pids = u.staging + ".pids"
-	if fi.IsDir() {
-		u.kind = "dir"
-	}
-	if into != "" {
-		// Nothing to land: it arrives in place, and a failure is the
-		// caller's to clean (the whole pod goes).
-		u.staging, u.pids, u.into = dest, "/tmp/.kubectl-concourse-receive."+id+".pids", true
-	}
-	u.endName = endEntryPrefix + u.id
-	if u.into && u.kind == "dir" {
-		// Beside the tree is the caller's directory, maybe not writable
-		// (a volume's mount point's parent): the marker goes inside, for
-		// the moment between tar and the check.
-		u.endName = path.Join(u.base, u.endName)
 	}
 	if !u.into {
 		u.landing = rem.startAwaited(ctx, awaitedCommitScript, u.commitArgs())
@@ -132,7 +139,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	}
 	// The first attempt probes and receives in one exec: the script waits
 	// for this side's decision between the two.
-	c, first, err := startProbedRetrying(ctx, rem, s, uploadScript, u.receiveArgs(), probeRequest{path: dest, sample: sample})
+	c, first, err := startProbedRetrying(ctx, rem, s, uploadScript, u.receiveArgs(), probeRequest{path: l.dest, sample: sample})
 	if err != nil {
 		return err
 	}
@@ -143,14 +150,63 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		}
 	}()
 	if c.kind != "dir" && c.kind != "none" {
-		return fmt.Errorf("%s exists in the container and is not a directory", dest)
+		return fmt.Errorf("%s exists in the container and is not a directory", l.dest)
 	}
+	if err := u.decide(c, l, s); err != nil {
+		return err
+	}
+	b := s.progress.bar("uploading "+l.base, l.total)
+	l.p.progress = b.counter()
+	err = u.run(ctx, s)
+	if err != nil && !u.into {
+		if aerr := rem.abort(ctx, u.staging); aerr != nil {
+			s.warnf("warning: could not remove staging directory %s in the container: %v\n", u.staging, aerr)
+		}
+	}
+	b.end(err == nil)
+	return err
+}
+
+// newUploader lays out the scripts' upload of l: its state directory
+// beside the destination, staging, pid file and end marker.
+func newUploader(rem *remote, l localUpload) (*uploader, error) {
+	id, err := randomSuffix()
+	if err != nil {
+		return nil, err
+	}
+	state := path.Join(l.dest, stateDirName, l.name)
+	u := &uploader{rem: rem, p: l.p, base: l.name, dest: l.dest,
+		state: state, id: id, staging: path.Join(state, "staging."+id), kind: "file"}
+	u.pids = u.staging + ".pids"
+	if l.dir {
+		u.kind = "dir"
+	}
+	if l.into {
+		// Nothing to land: it arrives in place, and a failure is the
+		// caller's to clean (the whole pod goes).
+		u.staging, u.pids, u.into = l.dest, "/tmp/.kubectl-concourse-receive."+id+".pids", true
+	}
+	u.endName = endEntryPrefix + u.id
+	if u.into && u.kind == "dir" {
+		// Beside the tree is the caller's directory, maybe not writable
+		// (a volume's mount point's parent): the marker goes inside, for
+		// the moment between tar and the check.
+		u.endName = path.Join(u.base, u.endName)
+	}
+	return u, nil
+}
+
+// decide sets how the scripts' upload goes from what the probe found (c)
+// and the settings: compression, the digest and where it is taken (the
+// stream as it arrives, or the files once tar is done, in batches), tar's
+// options. It asks nothing of the container.
+func (u *uploader) decide(c caps, l localUpload, s settings) error {
 	codec := ""
 	if c.gzip {
 		codec = compressGzip // the plugin compresses; the container only needs gunzip
 	}
-	z, err := chooseCompression(s.compress, c, linkChoice{upload: true, size: total, ratio: ratio, codec: codec,
-		linkRate: c.linkBytesPerSec, senderRate: rate})
+	z, err := chooseCompression(s.compress, c, linkChoice{upload: true, size: l.total, ratio: l.ratio, codec: codec,
+		linkRate: c.linkBytesPerSec, senderRate: l.rate})
 	if err != nil {
 		return err
 	}
@@ -161,16 +217,16 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		}
 	}
 	if u.dig != nil {
-		p.newHash = u.dig.newHash
+		u.p.newHash = u.dig.newHash
 	}
 	// Over a slow link the container's CPU waits for the stream: it can
 	// hash the stream as it arrives, for nothing, instead of the files
 	// once tar is done (busybox's tee copies in 1 KiB pieces: about 190
 	// MB/s on an idle core, which only a slow link leaves it).
 	u.streamSum = u.dig != nil && c.tee && c.mkfifo && c.linkBytesPerSec > 0 && c.linkBytesPerSec < streamSumLinkRate
-	p.hashLater = u.dig != nil && !u.streamSum // the files are compared after tar, not the stream
-	if p.hashLater {
-		u.sumBatch = sumBatch(total, count)
+	u.p.hashLater = u.dig != nil && !u.streamSum // the files are compared after tar, not the stream
+	if u.p.hashLater {
+		u.sumBatch = sumBatch(l.total, l.count)
 	}
 	u.tarOpts = []string{"-o"} // extract as the container's user, not ours
 	if s.preserveOwner {
@@ -179,16 +235,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if c.gnuTar {
 		u.tarOpts = append(u.tarOpts, "-p") // GNU tar applies the umask otherwise
 	}
-	b := s.progress.bar("uploading "+base, total)
-	p.progress = b.counter()
-	err = u.run(ctx, s)
-	if err != nil && !u.into {
-		if aerr := rem.abort(ctx, u.staging); aerr != nil {
-			s.warnf("warning: could not remove staging directory %s in the container: %v\n", u.staging, aerr)
-		}
-	}
-	b.end(err == nil)
-	return err
+	return nil
 }
 
 // startProbedRetrying starts a transfer script (startProbed), again
