@@ -70,6 +70,45 @@ func TestCacheLeases(t *testing.T) {
 	}
 }
 
+// The task uses its cache in place: a lease holds while its pod's task may
+// run, past its expiry (an execute -b has returned), and ends with the
+// task; a lease whose pod is not there holds until it expires.
+func TestCacheLeaseHeldByItsPod(t *testing.T) {
+	now := time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+	client := withDefaultClass()
+	leaser := func(holder, pod string) *cacheLeaser {
+		return &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: holder, pod: pod, holdFor: time.Hour, now: func() time.Time { return now }}
+	}
+	slot := func(l *cacheLeaser) string {
+		t.Helper()
+		claim, err := l.lease(t.Context(), "repo", func() int64 { return 0 })
+		if err != nil || claim == nil {
+			t.Fatalf("lease = %v, %v", claim, err)
+		}
+		return claim.Name
+	}
+	first := slot(leaser("a", "one-off-a"))
+	if got := slot(leaser("b", "")); got == first {
+		t.Fatalf("a second run took slot %s, held by a run whose pod is not made yet", got)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "one-off-a", Namespace: "ns"}, Status: corev1.PodStatus{Phase: corev1.PodRunning,
+		ContainerStatuses: []corev1.ContainerStatus{{Name: taskContainer, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
+	if err := client.Tracker().Add(pod); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Hour) // past the expiry: the running task holds it
+	if got := slot(leaser("c", "")); got == first {
+		t.Errorf("a run took slot %s while the lease's task still ran", got)
+	}
+	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}
+	if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), pod, "ns"); err != nil {
+		t.Fatal(err)
+	}
+	if got := slot(leaser("d", "")); got != first {
+		t.Errorf("once the task ended, lease = %s, want %s", got, first)
+	}
+}
+
 func TestCacheWithoutDefaultClass(t *testing.T) {
 	client := fake.NewClientset()
 	l := &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: "a", holdFor: time.Hour, now: time.Now}

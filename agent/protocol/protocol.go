@@ -43,9 +43,10 @@ const (
 	// OpCacheApply: the plugin sends a tar of what changed (every
 	// directory and symlink, the regular files the cache lacks), then the
 	// whole tree's entries (CacheEntry); the agent brings the cache at
-	// Path to exactly that tree, removing what it does not list, records
-	// its manifest, copies it into Dest (an empty directory nothing uses
-	// yet) and replies with the digest of what it copied.
+	// Path to exactly that tree, removing what it does not list and giving
+	// directories their listed modes and times back, records its manifest
+	// and replies with the digest of the tree it holds. The task then uses
+	// the tree in place (a previous task's changes are what this repairs).
 	OpCacheApply = "cache-apply"
 )
 
