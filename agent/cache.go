@@ -107,18 +107,51 @@ func cachePath(p protocol.Name) string {
 	return protocol.CacheTree + "/" + string(p)
 }
 
-// cacheManifest answers the entries of the cache at req.Path it trusts.
-func (a *agent) cacheManifest(req protocol.Request) error {
-	var entries []protocol.CacheEntry
-	root, unlock, err := openCache(string(req.Path))
-	if err == nil {
-		var stats map[protocol.Name]*syscall.Stat_t
-		if stats, err = statTree(root); err == nil {
-			for _, e := range trustedEntries(root, stats) {
-				entries = append(entries, e)
-			}
-		}
+// readCache is a cache opened, locked and read: its tree's stats and the
+// manifest's entries it still trusts. cache-manifest keeps it, locked, for
+// the cache-apply that follows in the same session, which so reads neither
+// the tree nor the manifest again.
+type readCache struct {
+	dir     protocol.Name
+	root    *os.Root
+	unlock  func()
+	stats   map[protocol.Name]*syscall.Stat_t
+	trusted map[protocol.Name]protocol.CacheEntry
+}
+
+// readCacheAt opens, locks and reads the cache at dir.
+func readCacheAt(dir protocol.Name) (*readCache, error) {
+	root, unlock, err := openCache(string(dir))
+	if err != nil {
+		return nil, err
+	}
+	stats, err := statTree(root)
+	if err != nil {
 		unlock()
+		return nil, err
+	}
+	return &readCache{dir: dir, root: root, unlock: unlock, stats: stats, trusted: trustedEntries(root, stats)}, nil
+}
+
+// dropCache unlocks the cache the last cache-manifest kept, if any.
+func (a *agent) dropCache() {
+	if a.cache != nil {
+		a.cache.unlock()
+		a.cache = nil
+	}
+}
+
+// cacheManifest answers the entries of the cache at req.Path it trusts,
+// and keeps the cache locked for the apply.
+func (a *agent) cacheManifest(req protocol.Request) error {
+	a.dropCache()
+	var entries []protocol.CacheEntry
+	c, err := readCacheAt(req.Path)
+	if err == nil {
+		a.cache = c
+		for _, e := range c.trusted {
+			entries = append(entries, e)
+		}
 	}
 	dw := frame.NewDataWriter(a.fw)
 	if err == nil {
@@ -147,19 +180,20 @@ func (a *agent) cacheApply(req protocol.Request) error {
 		}
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
-	root, unlock, err := openCache(string(req.Path))
-	if err != nil {
-		return fail(err)
+	c := a.cache
+	if c == nil || c.dir != req.Path {
+		a.dropCache()
+		var err error
+		if c, err = readCacheAt(req.Path); err != nil {
+			return fail(err)
+		}
+		a.cache = c
 	}
-	defer unlock()
+	defer a.dropCache()
+	root := c.root
 	// The old manifest stays until the new one replaces it: a file this
 	// apply rewrites gets a new inode and ctime, so an apply cut midway
 	// leaves a manifest that trusts only the files still as it lists them.
-	stats, err := statTree(root)
-	if err != nil {
-		return fail(err)
-	}
-	trusted := trustedEntries(root, stats)
 	if err := root.MkdirAll(protocol.CacheTree, 0o755); err != nil {
 		return fail(err)
 	}
@@ -187,7 +221,7 @@ func (a *agent) cacheApply(req protocol.Request) error {
 	for _, e := range x.written {
 		written[e.Path] = e
 	}
-	entries, err := settleCache(root, want, written, trusted)
+	entries, err := settleCache(root, want, written, c)
 	if err != nil {
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
@@ -214,26 +248,34 @@ func (a *agent) cacheApply(req protocol.Request) error {
 // goes, and every file is either one this stream wrote with the content
 // listed or one the cache held as it wrote it with that content. It
 // returns the entries to record, with the cached files' inodes and ctimes.
-func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry,
-	trusted map[protocol.Name]protocol.CacheEntry) ([]protocol.CacheEntry, error) {
+// What the extractor wrote (written) and every directory and symlink are
+// looked at again; a file it did not write is as c read it.
+func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry, c *readCache) ([]protocol.CacheEntry, error) {
+	trusted := c.trusted
 	listed := map[protocol.Name]bool{}
 	for _, e := range want {
 		listed[e.Path] = true
 	}
-	stats, err := statTree(root)
-	if err != nil {
-		return nil, err
-	}
-	for p := range stats {
+	for p := range c.stats {
 		if !listed[p] {
 			if err := root.RemoveAll(cachePath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, err
 			}
 		}
 	}
+	stat := func(e protocol.CacheEntry) *syscall.Stat_t {
+		if _, sent := written[e.Path]; !sent && e.Kind == protocol.KindFile {
+			return c.stats[e.Path]
+		}
+		fi, err := root.Lstat(cachePath(e.Path))
+		if err != nil {
+			return nil
+		}
+		return fi.Sys().(*syscall.Stat_t)
+	}
 	out := make([]protocol.CacheEntry, 0, len(want))
 	for _, e := range want {
-		st := stats[e.Path]
+		st := stat(e)
 		if st == nil {
 			return nil, fmt.Errorf("the cache lacks %s", e.Path)
 		}
