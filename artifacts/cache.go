@@ -80,35 +80,51 @@ func syncCache(ctx context.Context, sess *client.Session, src, cacheDir string, 
 	if err != nil {
 		return localError{err}
 	}
+	p := newPacker(abs, protocol.CacheTree, files, s.preserveOwner, s.warnf, nil)
+	p.newHash, p.manifest = sha256.New, map[string]protocol.Entry{}
+	// The local tree's lstat walk overlaps the agent's (cache-manifest).
+	type stat struct {
+		rel string
+		fi  fs.FileInfo
+	}
+	var stats []stat
+	walked := make(chan error, 1)
+	go func() {
+		walked <- p.walk(func(rel string, fi fs.FileInfo) error {
+			stats = append(stats, stat{rel, fi})
+			return nil
+		})
+	}()
 	held, err := sess.CacheManifest(ctx, protocol.Name(cacheDir))
+	if werr := <-walked; werr != nil {
+		return localError{werr}
+	}
 	if err != nil {
 		return err
+	}
+	if whole {
+		held = nil
 	}
 	cached := make(map[protocol.Name]protocol.CacheEntry, len(held))
 	for _, e := range held {
 		cached[e.Path] = e
 	}
-	p := newPacker(abs, protocol.CacheTree, files, s.preserveOwner, s.warnf, nil)
-	p.newHash, p.manifest = sha256.New, map[string]protocol.Entry{}
-	mtimes := map[string]int64{}
+	mtimes := make(map[string]int64, len(stats))
 	kept := map[string]protocol.CacheEntry{} // the files the cache holds as they are here
 	var send int64
-	err = p.walk(func(rel string, fi fs.FileInfo) error {
+	for _, st := range stats {
+		rel, fi := st.rel, st.fi
 		mtimes[rel] = fi.ModTime().UnixNano()
 		if !fi.Mode().IsRegular() {
-			return nil
+			continue
 		}
 		c, ok := cached[manifestName(rel)]
 		if ok && c.Mode == headerMode(fi) && c.Size == fi.Size() &&
 			(c.MTime == fi.ModTime().UnixNano() || sameContent(filepath.Join(abs, filepath.FromSlash(rel)), c.SHA256)) {
 			kept[rel] = c
-			return nil
+			continue
 		}
 		send += fi.Size()
-		return nil
-	})
-	if err != nil {
-		return localError{err}
 	}
 	codec := protocol.CodecNone
 	if send >= smallTransfer {
