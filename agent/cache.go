@@ -133,6 +133,33 @@ func readCacheAt(dir protocol.Name) (*readCache, error) {
 	return &readCache{dir: dir, root: root, unlock: unlock, stats: stats, trusted: trustedEntries(root, stats)}, nil
 }
 
+// writeCacheList writes entries to the plugin (CacheListCodec).
+func writeCacheList(w io.Writer, entries []protocol.CacheEntry) error {
+	cw, err := codec.NewWriter(protocol.CacheListCodec, w)
+	if err != nil {
+		return err
+	}
+	if err := protocol.WriteCacheManifest(cw, entries); err != nil {
+		return err
+	}
+	return cw.Close()
+}
+
+// readCacheList reads the plugin's entries (CacheListCodec) to the end of
+// their stream.
+func readCacheList(r *frame.DataReader) ([]protocol.CacheEntry, error) {
+	cr, err := codec.NewReader(protocol.CacheListCodec, r)
+	if err != nil {
+		return nil, err
+	}
+	defer cr.Close()
+	entries, err := protocol.ReadCacheManifest(cr)
+	if err != nil {
+		return nil, err
+	}
+	return entries, r.Drain()
+}
+
 // dropCache unlocks the cache the last cache-manifest kept, if any.
 func (a *agent) dropCache() {
 	if a.cache != nil {
@@ -155,7 +182,7 @@ func (a *agent) cacheManifest(req protocol.Request) error {
 	}
 	dw := frame.NewDataWriter(a.fw)
 	if err == nil {
-		err = protocol.WriteCacheManifest(dw, entries)
+		err = writeCacheList(dw, entries)
 	}
 	if cerr := dw.Close(); cerr != nil {
 		return cerr
@@ -213,7 +240,7 @@ func (a *agent) cacheApply(req protocol.Request) error {
 	if err := tarData.Drain(); err != nil {
 		return errStdinClosed
 	}
-	want, err := protocol.ReadCacheManifest(frame.NewDataReader(a.fr))
+	want, err := readCacheList(frame.NewDataReader(a.fr))
 	if err != nil {
 		return errStdinClosed
 	}
