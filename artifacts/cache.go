@@ -47,6 +47,9 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
 	}
 	defer func() {
+		if sess == nil {
+			return
+		}
 		if cerr := sess.Close(); err == nil {
 			err = cerr
 		}
@@ -60,6 +63,12 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 		return err
 	}
 	in.warnf("warning: the warm cache of %s: %v; sending it whole\n", printers.EscapeTerminal(filepath.Base(src)), err)
+	// A new agent: the failure may have been its stream's.
+	_ = sess.Close()
+	if sess, err = launchAgent(ctx, rem, cacheDir, in); err != nil {
+		sess = nil
+		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
+	}
 	if err = syncCache(ctx, sess, src, cacheDir, s.IncludeIgnored, in, true); err != nil {
 		if errors.As(err, &local) {
 			err = local.err
