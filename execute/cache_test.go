@@ -149,3 +149,47 @@ func TestCacheOnANodeTheBuildMayNotUse(t *testing.T) {
 		t.Errorf("the claim's lease after: %q, %v; want none", got.Annotations[selector.AnnotationLease], err)
 	}
 }
+
+// The task mounts a cached input's tree in place (the claim's tree, as a
+// subPath) and the inputs container the claim's root; an input at an
+// output's path shares its emptyDir and is not cached; a task's own cache
+// volume keeps its name.
+func TestCachedInputMounts(t *testing.T) {
+	b := oneOff{Namespace: "ns", BuildID: "1", Config: TaskConfig{Platform: "linux",
+		Inputs:  []Input{{Name: "src"}, {Name: "both"}},
+		Outputs: []Output{{Name: "both"}},
+		Caches:  []Cache{{Path: "gocache"}}},
+		Inputs: []input{{Name: "src", Cache: "claim-src"}, {Name: "both"}}}
+	if b.sharesPath("src") || !b.sharesPath("both") {
+		t.Errorf("sharesPath(src), sharesPath(both) = %v, %v; want false, true", b.sharesPath("src"), b.sharesPath("both"))
+	}
+	pod, _ := b.objects()
+	mounts := func(name string) map[string]corev1.VolumeMount {
+		m := map[string]corev1.VolumeMount{}
+		for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+			if c.Name == name {
+				for _, vm := range c.VolumeMounts {
+					m[vm.MountPath] = vm
+				}
+			}
+		}
+		return m
+	}
+	src := artifactPath(workingDir, "src", "")
+	if got := mounts(taskContainer)[src]; got.Name != "input-cache-0" || got.SubPath != "tree" {
+		t.Errorf("the task mounts %s as %+v, want the claim's tree", src, got)
+	}
+	if got, ok := mounts(inputsContainer)[src]; ok {
+		t.Errorf("the inputs container mounts %s (%+v): it writes the claim", src, got)
+	}
+	if got := mounts(inputsContainer)[cacheMount(0)]; got.Name != "input-cache-0" || got.SubPath != "" {
+		t.Errorf("the inputs container mounts %s as %+v, want the claim's root", cacheMount(0), got)
+	}
+	names := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		if names[v.Name] {
+			t.Errorf("two volumes named %s", v.Name)
+		}
+		names[v.Name] = true
+	}
+}
