@@ -38,9 +38,9 @@ func (s *Session) CacheManifest(ctx context.Context, dir protocol.Name) ([]proto
 
 // CacheApply sends the tar stream tr of what changed, compressed with
 // req.Codec, then want, the whole tree's entries, once tr has ended
-// (protocol.OpCacheApply: req.Path is the cache, req.Dest the copy's
-// destination). want is called only then: the tar's packer may fill it as
-// it goes. The reply gives the copy's counts and manifest digest.
+// (protocol.OpCacheApply: req.Path is the cache). want is called only
+// then: the tar's packer may fill it as it goes. The reply gives the
+// cached tree's counts and manifest digest.
 func (s *Session) CacheApply(ctx context.Context, req protocol.Request, tr io.Reader, want func() []protocol.CacheEntry) (protocol.Reply, error) {
 	req.Op = protocol.OpCacheApply
 	var r protocol.Reply
