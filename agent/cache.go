@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kubectl-concourse/kubectl-concourse/agent/codec"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/frame"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
@@ -24,8 +22,12 @@ import (
 
 // A warm cache is a directory (a claim's root) that holds the tree of an
 // input as the last execute sent it (protocol.CacheTree) and its manifest
-// (protocol.CacheManifest). The cache is never the task's: each run copies
-// it into the task's input, so nothing a task does reaches it.
+// (protocol.CacheManifest). The task uses the tree in place (the pod
+// mounts it as the input), so the next apply repairs whatever it changed:
+// a file it wrote, chmodded, touched or replaced has another ctime or inode
+// than the manifest records and is sent again, what the list does not name
+// is removed, and directories get their modes and times back. The plugin's
+// lease keeps two runs from using one tree at once.
 
 // openCache opens the cache directory at dir (made when absent) and takes
 // its flock, waiting for it: two agents never work on one cache at once,
@@ -105,22 +107,82 @@ func cachePath(p protocol.Name) string {
 	return protocol.CacheTree + "/" + string(p)
 }
 
-// cacheManifest answers the entries of the cache at req.Path it trusts.
-func (a *agent) cacheManifest(req protocol.Request) error {
-	var entries []protocol.CacheEntry
-	root, unlock, err := openCache(string(req.Path))
-	if err == nil {
-		var stats map[protocol.Name]*syscall.Stat_t
-		if stats, err = statTree(root); err == nil {
-			for _, e := range trustedEntries(root, stats) {
-				entries = append(entries, e)
-			}
-		}
+// readCache is a cache opened, locked and read: its tree's stats and the
+// manifest's entries it still trusts. cache-manifest keeps it, locked, for
+// the cache-apply that follows in the same session, which so reads neither
+// the tree nor the manifest again.
+type readCache struct {
+	dir     protocol.Name
+	root    *os.Root
+	unlock  func()
+	stats   map[protocol.Name]*syscall.Stat_t
+	trusted map[protocol.Name]protocol.CacheEntry
+}
+
+// readCacheAt opens, locks and reads the cache at dir.
+func readCacheAt(dir protocol.Name) (*readCache, error) {
+	root, unlock, err := openCache(string(dir))
+	if err != nil {
+		return nil, err
+	}
+	stats, err := statTree(root)
+	if err != nil {
 		unlock()
+		return nil, err
+	}
+	return &readCache{dir: dir, root: root, unlock: unlock, stats: stats, trusted: trustedEntries(root, stats)}, nil
+}
+
+// writeCacheList writes entries to the plugin (CacheListCodec).
+func writeCacheList(w io.Writer, entries []protocol.CacheEntry) error {
+	cw, err := codec.NewWriter(protocol.CacheListCodec, w)
+	if err != nil {
+		return err
+	}
+	if err := protocol.WriteCacheManifest(cw, entries); err != nil {
+		return err
+	}
+	return cw.Close()
+}
+
+// readCacheList reads the plugin's entries (CacheListCodec) to the end of
+// their stream.
+func readCacheList(r *frame.DataReader) ([]protocol.CacheEntry, error) {
+	cr, err := codec.NewReader(protocol.CacheListCodec, r)
+	if err != nil {
+		return nil, err
+	}
+	defer cr.Close()
+	entries, err := protocol.ReadCacheManifest(cr)
+	if err != nil {
+		return nil, err
+	}
+	return entries, r.Drain()
+}
+
+// dropCache unlocks the cache the last cache-manifest kept, if any.
+func (a *agent) dropCache() {
+	if a.cache != nil {
+		a.cache.unlock()
+		a.cache = nil
+	}
+}
+
+// cacheManifest answers the entries of the cache at req.Path it trusts,
+// and keeps the cache locked for the apply.
+func (a *agent) cacheManifest(req protocol.Request) error {
+	a.dropCache()
+	var entries []protocol.CacheEntry
+	c, err := readCacheAt(req.Path)
+	if err == nil {
+		a.cache = c
+		for _, e := range c.trusted {
+			entries = append(entries, e)
+		}
 	}
 	dw := frame.NewDataWriter(a.fw)
 	if err == nil {
-		err = protocol.WriteCacheManifest(dw, entries)
+		err = writeCacheList(dw, entries)
 	}
 	if cerr := dw.Close(); cerr != nil {
 		return cerr
@@ -132,8 +194,8 @@ func (a *agent) cacheManifest(req protocol.Request) error {
 }
 
 // cacheApply brings the cache at req.Path to the tree the plugin sends
-// (a tar of what changed, then every entry), records its manifest and
-// copies it into req.Dest.
+// (a tar of what changed, then every entry) and records its manifest; the
+// task then uses the tree in place.
 func (a *agent) cacheApply(req protocol.Request) error {
 	tarData := frame.NewDataReader(a.fr)
 	fail := func(err error) error {
@@ -145,23 +207,20 @@ func (a *agent) cacheApply(req protocol.Request) error {
 		}
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
-	dest := string(req.Dest)
-	if !filepath.IsAbs(dest) || filepath.Clean(dest) != dest || dest == "/" {
-		return fail(fmt.Errorf("cache-apply: destination %q is not a clean absolute path", dest))
+	c := a.cache
+	if c == nil || c.dir != req.Path {
+		a.dropCache()
+		var err error
+		if c, err = readCacheAt(req.Path); err != nil {
+			return fail(err)
+		}
+		a.cache = c
 	}
-	root, unlock, err := openCache(string(req.Path))
-	if err != nil {
-		return fail(err)
-	}
-	defer unlock()
+	defer a.dropCache()
+	root := c.root
 	// The old manifest stays until the new one replaces it: a file this
 	// apply rewrites gets a new inode and ctime, so an apply cut midway
 	// leaves a manifest that trusts only the files still as it lists them.
-	stats, err := statTree(root)
-	if err != nil {
-		return fail(err)
-	}
-	trusted := trustedEntries(root, stats)
 	if err := root.MkdirAll(protocol.CacheTree, 0o755); err != nil {
 		return fail(err)
 	}
@@ -181,7 +240,7 @@ func (a *agent) cacheApply(req protocol.Request) error {
 	if err := tarData.Drain(); err != nil {
 		return errStdinClosed
 	}
-	want, err := protocol.ReadCacheManifest(frame.NewDataReader(a.fr))
+	want, err := readCacheList(frame.NewDataReader(a.fr))
 	if err != nil {
 		return errStdinClosed
 	}
@@ -189,17 +248,26 @@ func (a *agent) cacheApply(req protocol.Request) error {
 	for _, e := range x.written {
 		written[e.Path] = e
 	}
-	entries, err := settleCache(root, want, written, trusted)
+	entries, err := settleCache(root, want, written, c)
 	if err != nil {
+		return a.send(protocol.Reply{Error: err.Error()})
+	}
+	if err := resetDirs(root, entries); err != nil {
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
 	if err := writeCacheManifest(root, entries); err != nil {
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
-	reply, err := copyCache(filepath.Join(string(req.Path), protocol.CacheTree), entries, dest, copyWorkers)
-	if err != nil {
-		return a.send(protocol.Reply{Error: err.Error()})
+	reply := protocol.Reply{}
+	plain := make([]protocol.Entry, len(entries))
+	for i, e := range entries {
+		plain[i] = e.Entry
+		if e.Kind == protocol.KindFile {
+			reply.Files++
+			reply.Bytes += e.Size
+		}
 	}
+	reply.Digest = protocol.ManifestDigest(plain)
 	return a.send(reply)
 }
 
@@ -207,26 +275,34 @@ func (a *agent) cacheApply(req protocol.Request) error {
 // goes, and every file is either one this stream wrote with the content
 // listed or one the cache held as it wrote it with that content. It
 // returns the entries to record, with the cached files' inodes and ctimes.
-func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry,
-	trusted map[protocol.Name]protocol.CacheEntry) ([]protocol.CacheEntry, error) {
+// What the extractor wrote (written) and every directory and symlink are
+// looked at again; a file it did not write is as c read it.
+func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry, c *readCache) ([]protocol.CacheEntry, error) {
+	trusted := c.trusted
 	listed := map[protocol.Name]bool{}
 	for _, e := range want {
 		listed[e.Path] = true
 	}
-	stats, err := statTree(root)
-	if err != nil {
-		return nil, err
-	}
-	for p := range stats {
+	for p := range c.stats {
 		if !listed[p] {
 			if err := root.RemoveAll(cachePath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, err
 			}
 		}
 	}
+	stat := func(e protocol.CacheEntry) *syscall.Stat_t {
+		if _, sent := written[e.Path]; !sent && e.Kind == protocol.KindFile {
+			return c.stats[e.Path]
+		}
+		fi, err := root.Lstat(cachePath(e.Path))
+		if err != nil {
+			return nil
+		}
+		return fi.Sys().(*syscall.Stat_t)
+	}
 	out := make([]protocol.CacheEntry, 0, len(want))
 	for _, e := range want {
-		st := stats[e.Path]
+		st := stat(e)
 		if st == nil {
 			return nil, fmt.Errorf("the cache lacks %s", e.Path)
 		}
@@ -243,9 +319,22 @@ func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol
 			if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o7777 != e.Mode || st.Size != e.Size {
 				return nil, fmt.Errorf("the cached %s is not as listed", e.Path)
 			}
+			if mt := listedTime(e); st.Mtim.Nano() != mt.UnixNano() {
+				// Held with the same content, the local file's time moved:
+				// the task sees the local time, and the manifest the new
+				// ctime.
+				if err := root.Chtimes(cachePath(e.Path), time.Now(), mt); err != nil {
+					return nil, err
+				}
+				fi, err := root.Lstat(cachePath(e.Path))
+				if err != nil {
+					return nil, err
+				}
+				st = fi.Sys().(*syscall.Stat_t)
+			}
 			e.Ino, e.CTime = st.Ino, st.Ctim.Nano()
 		case protocol.KindDir:
-			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR || st.Mode&0o7777 != e.Mode {
+			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 				return nil, fmt.Errorf("the cached %s is not a directory as listed", e.Path)
 			}
 		case protocol.KindSymlink:
@@ -285,119 +374,31 @@ func writeCacheManifest(root *os.Root, entries []protocol.CacheEntry) error {
 	return root.Rename(tmp, protocol.CacheManifest)
 }
 
-// copyWorkers copy files at once: creating a file costs more than copying
-// a few KiB, and the kernel does both. On two busy cores and tmpfs, the
-// module cache's 8,930 files took 0.30-0.43 s with one, 0.22-0.25 s with
-// four.
-const copyWorkers = 4
-
-// copyCache copies the cached tree at tree into dest, an empty directory
-// nothing uses yet: directories first, then the files on workers, each by
-// io.Copy between files, which the kernel does (copy_file_range) where it
-// can, then symlinks, then the directories' modes and times. The cached
-// tree was just walked without following links and is the plugin's own, so
-// paths are resolved by the kernel in one call each; no file is opened
-// through a final symlink. The reply's digest is that of entries, as the
-// copy holds them: the plugin compares it with the tree it has.
-func copyCache(tree string, entries []protocol.CacheEntry, dest string, workers int) (protocol.Reply, error) {
-	var reply protocol.Reply
-	if err := os.MkdirAll(dest, 0o777); err != nil {
-		return reply, err
-	}
-	// In path order, a directory comes before what it holds.
-	sorted := append([]protocol.CacheEntry(nil), entries...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
-	var dirs, links, files []protocol.CacheEntry
-	plain := make([]protocol.Entry, 0, len(sorted))
-	for _, e := range sorted {
-		plain = append(plain, e.Entry)
-		switch e.Kind {
-		case protocol.KindDir:
-			if e.Path != "." {
-				if err := os.Mkdir(filepath.Join(dest, string(e.Path)), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-					return reply, err
-				}
-			}
+// resetDirs gives the cached tree's directories their listed modes and
+// times, children first: a task that used the tree may have changed them,
+// and settling (removals) moves a directory's modification time.
+func resetDirs(root *os.Root, entries []protocol.CacheEntry) error {
+	var dirs []protocol.CacheEntry
+	for _, e := range entries {
+		if e.Kind == protocol.KindDir {
 			dirs = append(dirs, e)
-		case protocol.KindSymlink:
-			links = append(links, e)
-		case protocol.KindFile:
-			files = append(files, e)
-			reply.Files++
-			reply.Bytes += e.Size
 		}
 	}
-	jobs := make(chan protocol.CacheEntry)
-	errs := make(chan error, workers)
-	for range workers {
-		go func() {
-			var first error
-			for e := range jobs {
-				if first == nil {
-					first = copyFile(tree, dest, e)
-				}
-			}
-			errs <- first
-		}()
-	}
-	for _, e := range files {
-		jobs <- e
-	}
-	close(jobs)
-	var err error
-	for range workers {
-		err = errors.Join(err, <-errs)
-	}
-	if err != nil {
-		return reply, err
-	}
-	for _, e := range links {
-		if err := os.Symlink(string(e.Link), filepath.Join(dest, string(e.Path))); err != nil {
-			return reply, err
+	sort.Slice(dirs, func(i, j int) bool { return dirs[i].Path > dirs[j].Path })
+	for _, e := range dirs {
+		p := cachePath(e.Path)
+		if err := root.Chmod(p, fs.FileMode(e.Mode)&fs.ModePerm|specialBits(int64(e.Mode))); err != nil {
+			return err
 		}
-	}
-	for i := len(dirs) - 1; i >= 0; i-- { // children first
-		e := dirs[i]
-		p := filepath.Join(dest, string(e.Path))
-		if err := os.Chmod(p, fs.FileMode(e.Mode)&fs.ModePerm|specialBits(int64(e.Mode))); err != nil {
-			return reply, err
+		if err := root.Chtimes(p, time.Now(), listedTime(e)); err != nil {
+			return err
 		}
-		if e.MTime != 0 {
-			if err := os.Chtimes(p, time.Now(), time.Unix(0, e.MTime).Truncate(time.Second)); err != nil {
-				return reply, err
-			}
-		}
-	}
-	reply.Digest = protocol.ManifestDigest(plain)
-	return reply, nil
-}
-
-func copyFile(tree, dest string, e protocol.CacheEntry) error {
-	src, err := os.OpenFile(filepath.Join(tree, string(e.Path)), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(filepath.Join(dest, string(e.Path)), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	n, err := io.Copy(dst, src)
-	if err == nil && n != e.Size {
-		err = fmt.Errorf("copied %d bytes of %d", n, e.Size)
-	}
-	if err == nil {
-		err = unix.Fchmod(int(dst.Fd()), e.Mode)
-	}
-	if err == nil && e.MTime != 0 {
-		mt := unix.NsecToTimeval(time.Unix(0, e.MTime).Truncate(time.Second).UnixNano())
-		err = unix.Futimes(int(dst.Fd()), []unix.Timeval{unix.NsecToTimeval(time.Now().UnixNano()), mt})
-	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", e.Path, err)
 	}
 	return nil
+}
+
+// listedTime is the modification time an entry is given: the local one,
+// to the second, as a full upload's tar carries it.
+func listedTime(e protocol.CacheEntry) time.Time {
+	return time.Unix(0, e.MTime).Truncate(time.Second)
 }

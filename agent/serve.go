@@ -57,6 +57,9 @@ type agent struct {
 	// keepOnEOF: the receive into stage asked that the end of stdin leave
 	// it for a retry (protocol.Request.KeepOnEOF).
 	keepOnEOF bool
+	// cache: the warm cache the last cache-manifest read, locked until
+	// the apply that follows.
+	cache *readCache
 }
 
 // Serve runs the protocol until in ends or the plugin aborts. It returns nil
@@ -72,6 +75,7 @@ func Serve(in io.Reader, out io.Writer, opts Options) error {
 	a := &agent{opts: opts, fr: frame.NewReader(bufio.NewReaderSize(in, 256<<10)), fw: frame.NewWriter(bw), out: bw,
 		logw: &boundedWriter{w: opts.Stderr, left: 64 << 10}}
 	err := a.serve()
+	a.dropCache()
 	if a.stage != nil {
 		a.stage.discard(a.keepOnEOF && errors.Is(err, errStdinClosed), a.opts.StagingGrace)
 	}

@@ -23,6 +23,9 @@ const (
 	agentOnly                 // the agent, or fail: what a test of it wants
 )
 
+// Allowed says whether the agent may run: a warm cache needs it.
+func (a AgentUse) Allowed() bool { return a != agentOff }
+
 // agentEnv forces one way: "off" (the scripts) or "on" (the agent, or an
 // error where it cannot run). The tests of each path set it.
 const agentEnv = "KUBECTL_CONCOURSE_AGENT"

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 
 	"k8s.io/cli-runtime/pkg/printers"
@@ -18,46 +19,42 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 )
 
-// UploadCached uploads the contents of local directory src into remoteDir
-// as UploadInto does, through the warm cache at cacheDir, a directory of
-// the same container that outlives the task (a claim's root): the agent
-// lists what the cache holds as it wrote it, only the files it lacks or
-// holds with other content or mode are sent (size and modification time
-// are the quick check, the content decides), the agent brings the cache to
-// exactly the local tree (deletions, modes, symlinks, empty directories),
-// then copies it into remoteDir, so that nothing the task does reaches the
-// cache. The copy is compared with the local tree by the two sides'
-// manifest digests. Where the agent cannot run, the upload goes in full
-// through the scripts; a cache that cannot be brought to the tree is said
-// in one line, and the upload goes in full.
-func UploadCached(ctx context.Context, ep Endpoint, s Settings, src, remoteDir, cacheDir string) error {
-	return uploadCached(ctx, ep, s, s.internal(), src, remoteDir, cacheDir)
+// UploadCached brings the warm cache at cacheDir, a directory of the
+// container that outlives the task (a claim's root), to exactly the local
+// directory src, as an upload of it would land: the agent lists what the
+// cache holds as it wrote it, only the files it lacks or holds with other
+// content or mode are sent (size and modification time are the quick
+// check, the content decides), and the agent brings the cache's tree
+// (protocol.CacheTree) to exactly the local tree (deletions, modes,
+// symlinks, empty directories, directories' times), repairing whatever a
+// previous task did to it: the task uses that tree in place. The two
+// sides' manifest digests are compared. A cache that cannot be brought to
+// the tree that way is said in one line, and everything is sent again
+// through it; the agent is needed.
+func UploadCached(ctx context.Context, ep Endpoint, s Settings, src, cacheDir string) error {
+	return uploadCached(ctx, ep, s, s.internal(), src, cacheDir)
 }
 
 // uploadCached is UploadCached with its internal settings (the tests' -v).
-func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src, remoteDir, cacheDir string) error {
+func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src, cacheDir string) (err error) {
 	rem := &remote{exec: ep.Executor, container: ep.Container, workingDir: ep.WorkingDir}
-	full := func() error { return UploadInto(ctx, ep, s, src, remoteDir) }
+	dest := path.Join(cacheDir, protocol.CacheTree)
 	if in.agent == agentOff {
-		return full()
+		return fmt.Errorf("upload %s into %s: the warm cache needs the in-container agent (%s=off)", src, dest, agentEnv)
 	}
-	dest := remoteAbs(ep.WorkingDir, remoteDir)
-	parent, name, err := splitRemote(dest)
+	sess, err := launchAgent(ctx, rem, cacheDir, in)
 	if err != nil {
-		return err
-	}
-	sess, err := launchAgent(ctx, rem, parent, in)
-	switch {
-	case errors.Is(err, client.ErrUnavailable) && in.agent != agentOnly:
-		in.warnf("warning: %s: no warm cache (%v): uploading in full\n", printers.EscapeTerminal(filepath.Base(src)), err)
-		return full()
-	case err != nil:
 		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
 	}
-	err = syncCache(ctx, sess, src, name, dest, cacheDir, s.IncludeIgnored, in)
-	if cerr := sess.Close(); err == nil {
-		err = cerr
-	}
+	defer func() {
+		if sess == nil {
+			return
+		}
+		if cerr := sess.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	err = syncCache(ctx, sess, src, cacheDir, s.IncludeIgnored, in, false)
 	var local localError
 	if errors.As(err, &local) {
 		return fmt.Errorf("upload %s into %s: %w", src, dest, local.err)
@@ -65,12 +62,25 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	in.warnf("warning: the warm cache of %s: %v; uploading in full\n", printers.EscapeTerminal(filepath.Base(src)), err)
-	return full()
+	in.warnf("warning: the warm cache of %s: %v; sending it whole\n", printers.EscapeTerminal(filepath.Base(src)), err)
+	// A new agent: the failure may have been its stream's.
+	_ = sess.Close()
+	if sess, err = launchAgent(ctx, rem, cacheDir, in); err != nil {
+		sess = nil
+		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
+	}
+	if err = syncCache(ctx, sess, src, cacheDir, s.IncludeIgnored, in, true); err != nil {
+		if errors.As(err, &local) {
+			err = local.err
+		}
+		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
+	}
+	return nil
 }
 
-// syncCache is UploadCached's work through one agent.
-func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cacheDir string, includeIgnored bool, s settings) error {
+// syncCache is UploadCached's work through one agent; whole sends every
+// file, trusting none the cache holds.
+func syncCache(ctx context.Context, sess *client.Session, src, cacheDir string, includeIgnored bool, s settings, whole bool) error {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return err
@@ -79,35 +89,51 @@ func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cache
 	if err != nil {
 		return localError{err}
 	}
+	p := newPacker(abs, protocol.CacheTree, files, s.preserveOwner, s.warnf, nil)
+	p.newHash, p.manifest = sha256.New, map[string]protocol.Entry{}
+	// The local tree's lstat walk overlaps the agent's (cache-manifest).
+	type stat struct {
+		rel string
+		fi  fs.FileInfo
+	}
+	var stats []stat
+	walked := make(chan error, 1)
+	go func() {
+		walked <- p.walk(func(rel string, fi fs.FileInfo) error {
+			stats = append(stats, stat{rel, fi})
+			return nil
+		})
+	}()
 	held, err := sess.CacheManifest(ctx, protocol.Name(cacheDir))
+	if werr := <-walked; werr != nil {
+		return localError{werr}
+	}
 	if err != nil {
 		return err
+	}
+	if whole {
+		held = nil
 	}
 	cached := make(map[protocol.Name]protocol.CacheEntry, len(held))
 	for _, e := range held {
 		cached[e.Path] = e
 	}
-	p := newPacker(abs, name, files, s.preserveOwner, s.warnf, nil)
-	p.newHash, p.manifest = sha256.New, map[string]protocol.Entry{}
-	mtimes := map[string]int64{}
+	mtimes := make(map[string]int64, len(stats))
 	kept := map[string]protocol.CacheEntry{} // the files the cache holds as they are here
 	var send int64
-	err = p.walk(func(rel string, fi fs.FileInfo) error {
+	for _, st := range stats {
+		rel, fi := st.rel, st.fi
 		mtimes[rel] = fi.ModTime().UnixNano()
 		if !fi.Mode().IsRegular() {
-			return nil
+			continue
 		}
 		c, ok := cached[manifestName(rel)]
 		if ok && c.Mode == headerMode(fi) && c.Size == fi.Size() &&
 			(c.MTime == fi.ModTime().UnixNano() || sameContent(filepath.Join(abs, filepath.FromSlash(rel)), c.SHA256)) {
 			kept[rel] = c
-			return nil
+			continue
 		}
 		send += fi.Size()
-		return nil
-	})
-	if err != nil {
-		return localError{err}
 	}
 	codec := protocol.CodecNone
 	if send >= smallTransfer {
@@ -136,7 +162,7 @@ func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cache
 		}
 		return want
 	}
-	reply, err := sess.CacheApply(ctx, protocol.Request{Path: protocol.Name(cacheDir), Dest: protocol.Name(dest), Codec: codec}, pr, wantFn)
+	reply, err := sess.CacheApply(ctx, protocol.Request{Path: protocol.Name(cacheDir), Codec: codec}, pr, wantFn)
 	pr.CloseWithError(errAgentStopped)
 	if perr := <-packed; perr != nil && !errors.Is(perr, errAgentStopped) {
 		b.end(false)
@@ -151,7 +177,7 @@ func syncCache(ctx context.Context, sess *client.Session, src, name, dest, cache
 		entries[i] = e.Entry
 	}
 	if protocol.ManifestDigest(entries) != reply.Digest {
-		return fmt.Errorf("the copy of the cache: %w", errMismatch)
+		return fmt.Errorf("the cached tree: %w", errMismatch)
 	}
 	return nil
 }

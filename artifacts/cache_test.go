@@ -2,19 +2,23 @@ package artifacts
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
-// TestUploadCached: each run's input is exactly the local tree, whatever
-// changed, was deleted or changed mode since the cache held it, whatever
-// the previous task did to its copy and whatever was written into the
-// cache behind the agent's back; the second run sends only what changed.
+// TestUploadCached: each run's input (the cache's tree, which the task
+// uses in place) is exactly the local tree, modes and times included,
+// whatever changed, was deleted or changed mode since the cache held it,
+// whatever the previous task did to the tree and whatever was written into
+// the cache behind the agent's back; the second run sends only what
+// changed.
 func TestUploadCached(t *testing.T) {
 	ctx := t.Context()
 	local := filepath.Join(t.TempDir(), "checkout")
@@ -22,6 +26,7 @@ func TestUploadCached(t *testing.T) {
 		"run.sh": "exe:#!/bin/sh\n", "link": "link:pkg/a.go", "empty": "dir", "gone/x": "x"})
 	container := t.TempDir()
 	cache := filepath.Join(container, "cache")
+	input := filepath.Join(cache, "tree")
 	ep := Endpoint{Executor: &localExecutor{bin: busyboxBin(t)}, Container: podexec.Container{Name: "inputs"}, WorkingDir: container}
 	var w warnings
 	s := DefaultSettings(w.warnf)
@@ -29,37 +34,57 @@ func TestUploadCached(t *testing.T) {
 	var said strings.Builder
 	run := func(step string) {
 		t.Helper()
-		input := filepath.Join(container, "build", step)
 		said.Reset()
 		in := s.internal()
 		in.verbose = func(format string, a ...any) { fmt.Fprintf(&said, format, a...) }
-		if err := uploadCached(ctx, ep, s, in, local, input, cache); err != nil {
+		if err := uploadCached(ctx, ep, s, in, local, cache); err != nil {
 			t.Fatalf("%s: UploadCached: %v (%s)", step, err, w.b.String())
 		}
 		if got, want := tree(t, input), tree(t, local); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: the input holds %v, want %v", step, got, want)
 		}
-		// The task writes into its copy: the cache never sees it.
-		os.WriteFile(filepath.Join(input, "main.go"), []byte("changed by the task"), 0o644)
-		os.Remove(filepath.Join(input, "run.sh"))
+		if got, want := mtimes(t, input), mtimes(t, local); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the input's times are %v, want %v", step, got, want)
+		}
 	}
 	run("cold")
 	run("warm")
 	if !strings.Contains(said.String(), "4 of its files held, 0 bytes to send") {
 		t.Errorf("warm run: %s", said.String())
 	}
+	// The task changes its input every way it can: the next run repairs it.
+	os.WriteFile(filepath.Join(input, "main.go"), []byte("changed by the task"), 0o644)
+	os.Remove(filepath.Join(input, "run.sh"))
+	os.Rename(filepath.Join(input, "gone", "x"), filepath.Join(input, "y"))
+	os.Chmod(filepath.Join(input, "pkg", "a.go"), 0o600)
+	os.Chmod(filepath.Join(input, "pkg"), 0o700)
+	os.Chtimes(filepath.Join(input, "empty"), time.Now(), time.Now())
+	os.Mkdir(filepath.Join(input, "made"), 0o755)
+	os.Remove(filepath.Join(input, "link"))
+	os.Symlink("elsewhere", filepath.Join(input, "link"))
+	run("after the task")
+	if !strings.Contains(said.String(), "0 of its files held") {
+		t.Errorf("run after the task: %s", said.String())
+	}
+	// touch: same content, a new time.
+	os.Chtimes(filepath.Join(input, "main.go"), time.Now(), time.Now().Add(time.Hour))
+	run("touched")
+	if !strings.Contains(said.String(), "3 of its files held") {
+		t.Errorf("run after touch: %s", said.String())
+	}
 	writeTree(t, local, map[string]string{"pkg/a.go": "package pkg // edited\n", "new": "new"})
 	os.RemoveAll(filepath.Join(local, "gone"))
 	os.Chmod(filepath.Join(local, "main.go"), 0o600)
 	os.Remove(filepath.Join(local, "link"))
 	os.Symlink("main.go", filepath.Join(local, "link"))
+	os.Chtimes(filepath.Join(local, "run.sh"), time.Now(), time.Now().Add(-time.Hour)) // same content
 	run("changed")
-	if !strings.Contains(said.String(), "1 of its files held") {
+	if !strings.Contains(said.String(), "1 of its files held") { // run.sh, touched
 		t.Errorf("changed run: %s", said.String())
 	}
 	// Behind the agent's back: same size, other bytes.
-	os.WriteFile(filepath.Join(cache, "tree", "run.sh"), []byte("#!/bin/XX\n"), 0o755)
-	os.WriteFile(filepath.Join(cache, "tree", "stray"), []byte("stray"), 0o644)
+	os.WriteFile(filepath.Join(input, "run.sh"), []byte("#!/bin/XX\n"), 0o755)
+	os.WriteFile(filepath.Join(input, "stray"), []byte("stray"), 0o644)
 	run("tampered")
 	if !strings.Contains(said.String(), "3 of its files held") {
 		t.Errorf("tampered run: %s", said.String())
@@ -67,6 +92,26 @@ func TestUploadCached(t *testing.T) {
 	if w.b.Len() > 0 {
 		t.Errorf("warnings: %s", w.b.String())
 	}
+}
+
+// mtimes are the modification times of the tree at dir, to the second (an
+// upload's), but for symlinks'.
+func mtimes(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	m := map[string]int64{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		rel, _ := filepath.Rel(dir, p)
+		m[rel] = fi.ModTime().Unix()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // A local file that cannot be read is the error, said once, with no
@@ -85,7 +130,7 @@ func TestUploadCachedLocalFailureIsTheError(t *testing.T) {
 	var w warnings
 	s := DefaultSettings(w.warnf)
 	s.IncludeIgnored, s.Agent = true, agentOnly
-	err := UploadCached(t.Context(), ep, s, local, filepath.Join(container, "in"), filepath.Join(container, "cache"))
+	err := UploadCached(t.Context(), ep, s, local, filepath.Join(container, "cache"))
 	if err == nil || !strings.Contains(err.Error(), "permission denied") || w.b.Len() > 0 {
 		t.Errorf("UploadCached = %v, warnings %q; want the local error alone", err, w.b.String())
 	}

@@ -29,8 +29,9 @@ import (
 // An input's warm cache is a PersistentVolumeClaim in the build's
 // namespace, the plugin's own (docs/caches.md): one per input name and
 // local user, in cacheSlots slots so that concurrent executes of one input
-// never share one. The inputs container alone mounts it; the agent keeps
-// the tree there and copies it into the task's input.
+// never share one. The inputs container mounts it, and the agent brings its
+// tree to the local one; the task then uses that tree in place as its
+// input, so a lease lasts as long as the build's pod may use it.
 const (
 	// cacheSlots bounds the claims of one input and user: an execute that
 	// finds them all leased uploads in full.
@@ -45,6 +46,10 @@ const (
 
 // cacheMount is where the inputs container mounts input i's cache.
 func cacheMount(i int) string { return path.Join(cacheMountRoot, strconv.Itoa(i)) }
+
+// cacheVolume names the pod's volume of input i's cache (a task's own
+// caches are "cache-N").
+func cacheVolume(i int) string { return "input-cache-" + strconv.Itoa(i) }
 
 // cacheUser is who a cache belongs to: the local login and host, so that a
 // cache follows the tree it was sent from.
@@ -69,7 +74,8 @@ type cacheLeaser struct {
 	ns      string
 	user    string
 	holder  string        // leaseHolder: the build's ID and random digits
-	holdFor time.Duration // a lease a killed plugin never gave back ends after this
+	pod     string        // the build's pod, which uses the leased trees
+	holdFor time.Duration // a lease whose pod is not there ends after this
 	now     func() time.Time
 }
 
@@ -105,7 +111,7 @@ func (l *cacheLeaser) lease(ctx context.Context, input string, size func() int64
 			if err != nil {
 				return nil, l.refused(err, "get")
 			}
-			if claim.DeletionTimestamp != nil || l.held(claim) {
+			if claim.DeletionTimestamp != nil || l.held(ctx, claim) {
 				break // the next slot
 			}
 			l.stamp(claim)
@@ -121,14 +127,41 @@ func (l *cacheLeaser) lease(ctx context.Context, input string, size func() int64
 	return nil, nil
 }
 
-// held says whether another run's lease on claim is still on.
-func (l *cacheLeaser) held(claim *corev1.PersistentVolumeClaim) bool {
-	_, until, ok := strings.Cut(claim.Annotations[selector.AnnotationLease], " ")
-	if !ok {
+// held says whether another run's lease on claim is still on. Its task
+// uses the tree in place: while the lease's pod is there, the lease holds
+// until the task has ended, whatever its expiry (an execute -b has
+// returned while its task runs on); a pod that is not there (not made yet,
+// or gone with a plugin that was killed) holds it until the expiry. A pod
+// that cannot be read holds it.
+func (l *cacheLeaser) held(ctx context.Context, claim *corev1.PersistentVolumeClaim) bool {
+	f := strings.Fields(claim.Annotations[selector.AnnotationLease])
+	if len(f) < 2 {
 		return false
 	}
-	t, err := time.Parse(time.RFC3339, until)
+	if len(f) > 2 {
+		pod, err := l.client.CoreV1().Pods(l.ns).Get(ctx, f[2], metav1.GetOptions{})
+		switch {
+		case err == nil:
+			return !taskEnded(pod)
+		case !apierrors.IsNotFound(err):
+			return true
+		}
+	}
+	t, err := time.Parse(time.RFC3339, f[1])
 	return err == nil && l.now().Before(t)
+}
+
+// taskEnded says whether pod's task can no longer touch its inputs.
+func taskEnded(pod *corev1.Pod) bool {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return true
+	}
+	for _, c := range pod.Status.ContainerStatuses {
+		if c.Name == taskContainer && c.State.Terminated != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // stamp writes this run's lease and the time of use on claim.
@@ -137,7 +170,7 @@ func (l *cacheLeaser) stamp(claim *corev1.PersistentVolumeClaim) {
 		claim.Annotations = map[string]string{}
 	}
 	now := l.now()
-	claim.Annotations[selector.AnnotationLease] = l.holder + " " + now.Add(l.holdFor).UTC().Format(time.RFC3339)
+	claim.Annotations[selector.AnnotationLease] = l.holder + " " + now.Add(l.holdFor).UTC().Format(time.RFC3339) + " " + l.pod
 	claim.Annotations[selector.AnnotationLastUsed] = now.UTC().Format(time.RFC3339)
 }
 
@@ -205,7 +238,7 @@ func (l *cacheLeaser) releaseOne(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		if holder, _, _ := strings.Cut(claim.Annotations[selector.AnnotationLease], " "); holder != l.holder {
+		if f := strings.Fields(claim.Annotations[selector.AnnotationLease]); len(f) == 0 || f[0] != l.holder {
 			return nil
 		}
 		delete(claim.Annotations, selector.AnnotationLease)
@@ -227,6 +260,9 @@ func (o *ExecuteOptions) leaseCaches(ctx context.Context, b *oneOff, l *cacheLea
 	var leased []string
 	for i := range b.Inputs {
 		in := &b.Inputs[i]
+		if b.sharesPath(in.Name) {
+			continue // uploaded into the emptyDir it shares
+		}
 		claim, err := l.lease(ctx, in.Name, func() int64 { return treeSize(in.Local) })
 		var none errNoClaims
 		switch {
@@ -253,6 +289,29 @@ func (o *ExecuteOptions) leaseCaches(ctx context.Context, b *oneOff, l *cacheLea
 		leased = append(leased, claim.Name)
 	}
 	return leased
+}
+
+// sharesPath says whether input name is at the path of an output or of a
+// task's cache: they share one emptyDir (as in Concourse), and a warm
+// cache's tree cannot be that.
+func (b oneOff) sharesPath(name string) bool {
+	var p string
+	for _, in := range b.Config.Inputs {
+		if in.Name == name {
+			p = artifactPath(workingDir, in.Name, in.Path)
+		}
+	}
+	for _, out := range b.Config.Outputs {
+		if artifactPath(workingDir, out.Name, out.Path) == p {
+			return true
+		}
+	}
+	for _, c := range b.Config.Caches {
+		if artifactPath(workingDir, "", c.Path) == p {
+			return true
+		}
+	}
+	return false
 }
 
 // annotationSelectedNode is where the scheduler records the node a claim

@@ -70,6 +70,45 @@ func TestCacheLeases(t *testing.T) {
 	}
 }
 
+// The task uses its cache in place: a lease holds while its pod's task may
+// run, past its expiry (an execute -b has returned), and ends with the
+// task; a lease whose pod is not there holds until it expires.
+func TestCacheLeaseHeldByItsPod(t *testing.T) {
+	now := time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+	client := withDefaultClass()
+	leaser := func(holder, pod string) *cacheLeaser {
+		return &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: holder, pod: pod, holdFor: time.Hour, now: func() time.Time { return now }}
+	}
+	slot := func(l *cacheLeaser) string {
+		t.Helper()
+		claim, err := l.lease(t.Context(), "repo", func() int64 { return 0 })
+		if err != nil || claim == nil {
+			t.Fatalf("lease = %v, %v", claim, err)
+		}
+		return claim.Name
+	}
+	first := slot(leaser("a", "one-off-a"))
+	if got := slot(leaser("b", "")); got == first {
+		t.Fatalf("a second run took slot %s, held by a run whose pod is not made yet", got)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "one-off-a", Namespace: "ns"}, Status: corev1.PodStatus{Phase: corev1.PodRunning,
+		ContainerStatuses: []corev1.ContainerStatus{{Name: taskContainer, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
+	if err := client.Tracker().Add(pod); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Hour) // past the expiry: the running task holds it
+	if got := slot(leaser("c", "")); got == first {
+		t.Errorf("a run took slot %s while the lease's task still ran", got)
+	}
+	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}
+	if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), pod, "ns"); err != nil {
+		t.Fatal(err)
+	}
+	if got := slot(leaser("d", "")); got != first {
+		t.Errorf("once the task ended, lease = %s, want %s", got, first)
+	}
+}
+
 func TestCacheWithoutDefaultClass(t *testing.T) {
 	client := fake.NewClientset()
 	l := &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: "a", holdFor: time.Hour, now: time.Now}
@@ -108,5 +147,49 @@ func TestCacheOnANodeTheBuildMayNotUse(t *testing.T) {
 	got, err := client.CoreV1().PersistentVolumeClaims("ns").Get(t.Context(), claim.Name, metav1.GetOptions{})
 	if err != nil || got.Annotations[selector.AnnotationLease] != "" {
 		t.Errorf("the claim's lease after: %q, %v; want none", got.Annotations[selector.AnnotationLease], err)
+	}
+}
+
+// The task mounts a cached input's tree in place (the claim's tree, as a
+// subPath) and the inputs container the claim's root; an input at an
+// output's path shares its emptyDir and is not cached; a task's own cache
+// volume keeps its name.
+func TestCachedInputMounts(t *testing.T) {
+	b := oneOff{Namespace: "ns", BuildID: "1", Config: TaskConfig{Platform: "linux",
+		Inputs:  []Input{{Name: "src"}, {Name: "both"}},
+		Outputs: []Output{{Name: "both"}},
+		Caches:  []Cache{{Path: "gocache"}}},
+		Inputs: []input{{Name: "src", Cache: "claim-src"}, {Name: "both"}}}
+	if b.sharesPath("src") || !b.sharesPath("both") {
+		t.Errorf("sharesPath(src), sharesPath(both) = %v, %v; want false, true", b.sharesPath("src"), b.sharesPath("both"))
+	}
+	pod, _ := b.objects()
+	mounts := func(name string) map[string]corev1.VolumeMount {
+		m := map[string]corev1.VolumeMount{}
+		for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+			if c.Name == name {
+				for _, vm := range c.VolumeMounts {
+					m[vm.MountPath] = vm
+				}
+			}
+		}
+		return m
+	}
+	src := artifactPath(workingDir, "src", "")
+	if got := mounts(taskContainer)[src]; got.Name != "input-cache-0" || got.SubPath != "tree" {
+		t.Errorf("the task mounts %s as %+v, want the claim's tree", src, got)
+	}
+	if got, ok := mounts(inputsContainer)[src]; ok {
+		t.Errorf("the inputs container mounts %s (%+v): it writes the claim", src, got)
+	}
+	if got := mounts(inputsContainer)[cacheMount(0)]; got.Name != "input-cache-0" || got.SubPath != "" {
+		t.Errorf("the inputs container mounts %s as %+v, want the claim's root", cacheMount(0), got)
+	}
+	names := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		if names[v.Name] {
+			t.Errorf("two volumes named %s", v.Name)
+		}
+		names[v.Name] = true
 	}
 }

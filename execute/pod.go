@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -135,17 +136,25 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 		return corev1.VolumeMount{Name: name, MountPath: p}
 	}
 	var inputMounts, outputMounts, taskMounts []corev1.VolumeMount
-	uploaded := map[string]bool{}
-	for _, in := range b.Inputs {
-		uploaded[in.Name] = true
+	uploaded := map[string]int{} // name -> index in b.Inputs
+	for i, in := range b.Inputs {
+		uploaded[in.Name] = i
 	}
 	for i, in := range c.Inputs {
-		if in.Optional && !uploaded[in.Name] {
+		j, ok := uploaded[in.Name]
+		switch {
+		case !ok && in.Optional:
 			continue // absent from the task's directory, as in Concourse
+		case ok && b.Inputs[j].Cache != "":
+			// The task uses the cache's tree in place; the next run's
+			// apply repairs what it changes (docs/caches.md).
+			taskMounts = append(taskMounts, corev1.VolumeMount{Name: cacheVolume(j),
+				MountPath: artifactPath(workingDir, in.Name, in.Path), SubPath: protocol.CacheTree})
+			continue
 		}
 		vm := volume("input", i, artifactPath(workingDir, in.Name, in.Path))
 		taskMounts = append(taskMounts, vm)
-		if uploaded[in.Name] {
+		if ok {
 			inputMounts = append(inputMounts, vm)
 		}
 	}
@@ -242,11 +251,11 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 		if in.Cache == "" {
 			continue
 		}
-		// Only the inputs container mounts it: the task gets a copy.
-		name := fmt.Sprintf("cache-%d", i)
-		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+		// The inputs container mounts the claim's root (the tree and its
+		// manifest), the task only the tree.
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: cacheVolume(i), VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: in.Cache}}})
-		inputMounts = append(inputMounts, corev1.VolumeMount{Name: name, MountPath: cacheMount(i)})
+		inputMounts = append(inputMounts, corev1.VolumeMount{Name: cacheVolume(i), MountPath: cacheMount(i)})
 	}
 	if b.gated() {
 		in := b.helperContainer(inputsContainer, inputMounts)

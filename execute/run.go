@@ -36,7 +36,7 @@ const (
 )
 
 // Run creates the build and follows it to its end, or prints it (dry run).
-func (o *ExecuteOptions) Run(ctx context.Context) error {
+func (o *ExecuteOptions) Run(ctx context.Context) (err error) {
 	if err := o.preflight(); err != nil {
 		return err
 	}
@@ -45,11 +45,14 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 		team = o.namespaceTeam(ctx)
 	}
 	b := o.plan(team)
-	if o.DryRun == "none" && !o.NoCache && len(b.Inputs) > 0 {
+	if o.DryRun == "none" && !o.NoCache && o.agent.Allowed() && len(b.Inputs) > 0 {
 		l := &cacheLeaser{client: o.Client, ns: b.Namespace, user: cacheUser(), holder: leaseHolder(b.BuildID),
-			holdFor: o.PendingTimeout + o.Timeout + time.Minute, now: o.Now}
+			pod: b.podName(), holdFor: o.PendingTimeout + o.Timeout + time.Minute, now: o.Now}
 		if leased := o.leaseCaches(ctx, &b, l); len(leased) > 0 {
 			defer func() {
+				if o.Background && err == nil {
+					return // the task runs on: its pod holds the leases (held)
+				}
 				if err := l.release(ctx, leased); err != nil {
 					fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
 				}
@@ -313,7 +316,7 @@ func (r *runner) upload(ctx context.Context) error {
 	err := r.transferAll(ctx, inputsContainer, len(r.b.Inputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
 		in := r.b.Inputs[i]
 		if in.Cache != "" {
-			return artifacts.UploadCached(ctx, ep, s, in.Local, in.Remote, cacheMount(i))
+			return artifacts.UploadCached(ctx, ep, s, in.Local, cacheMount(i))
 		}
 		return artifacts.UploadInto(ctx, ep, s, in.Local, in.Remote)
 	})

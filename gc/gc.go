@@ -231,11 +231,16 @@ func (o *GCOptions) unusedCaches(ctx context.Context, ns string) ([]leftover, er
 	return found, nil
 }
 
-// leased says whether a run holds the cache claim c now.
+// leased says whether a run holds the cache claim c now, by its lease's
+// expiry: a pod that outlives it (execute -b) keeps its claim anyway, since
+// a claim in use is deleted only once no pod uses it.
 func leased(c corev1.PersistentVolumeClaim, now time.Time) bool {
-	_, until, ok := strings.Cut(c.Annotations[selector.AnnotationLease], " ")
-	t, err := time.Parse(time.RFC3339, until)
-	return ok && err == nil && now.Before(t)
+	f := strings.Fields(c.Annotations[selector.AnnotationLease])
+	if len(f) < 2 {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339, f[1])
+	return err == nil && now.Before(t)
 }
 
 // days is a duration flag that also takes whole or fractional days (7d,

@@ -55,8 +55,10 @@ const (
 	// (managed-by ManagedByPlugin) that the volumes view lists as volumes
 	// of type VolumeTypeInputCache; they say whose input they keep
 	// (AnnotationCacheOf, AnnotationCacheUser), which run holds them
-	// ("<build ID>.<random> <expiry, RFC 3339>" in AnnotationLease, taken by an
-	// update with the claim's resourceVersion) and when a run last took
+	// ("<build ID>.<random> <expiry, RFC 3339> <pod>" in AnnotationLease,
+	// taken by an update with the claim's resourceVersion; the pod, which
+	// uses the cache in place, holds it until its task has ended, the
+	// expiry only while that pod is not there) and when a run last took
 	// them (AnnotationLastUsed, RFC 3339: gc's age).
 	VolumeTypeInputCache = "input-cache"
 	AnnotationCacheOf    = "kubectl-concourse.dev/cache-of"

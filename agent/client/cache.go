@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/kubectl-concourse/kubectl-concourse/agent/codec"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/frame"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 )
@@ -16,8 +17,17 @@ func (s *Session) CacheManifest(ctx context.Context, dir protocol.Name) ([]proto
 		if err := s.request(protocol.Request{Op: protocol.OpCacheManifest, Path: dir}); err != nil {
 			return err
 		}
-		var err error
-		if entries, err = protocol.ReadCacheManifest(frame.NewDataReader(s.fr)); err != nil {
+		dr := frame.NewDataReader(s.fr)
+		cr, err := codec.NewReader(protocol.CacheListCodec, dr)
+		if err != nil {
+			return err
+		}
+		entries, err = protocol.ReadCacheManifest(cr)
+		cr.Close()
+		if err != nil {
+			return err
+		}
+		if err := dr.Drain(); err != nil {
 			return err
 		}
 		_, err = s.reply(protocol.OpCacheManifest)
@@ -28,9 +38,9 @@ func (s *Session) CacheManifest(ctx context.Context, dir protocol.Name) ([]proto
 
 // CacheApply sends the tar stream tr of what changed, compressed with
 // req.Codec, then want, the whole tree's entries, once tr has ended
-// (protocol.OpCacheApply: req.Path is the cache, req.Dest the copy's
-// destination). want is called only then: the tar's packer may fill it as
-// it goes. The reply gives the copy's counts and manifest digest.
+// (protocol.OpCacheApply: req.Path is the cache). want is called only
+// then: the tar's packer may fill it as it goes. The reply gives the
+// cached tree's counts and manifest digest.
 func (s *Session) CacheApply(ctx context.Context, req protocol.Request, tr io.Reader, want func() []protocol.CacheEntry) (protocol.Reply, error) {
 	req.Op = protocol.OpCacheApply
 	var r protocol.Reply
@@ -42,7 +52,14 @@ func (s *Session) CacheApply(ctx context.Context, req protocol.Request, tr io.Re
 			return err
 		}
 		mw := frame.NewDataWriter(s.fw)
-		if err := protocol.WriteCacheManifest(mw, want()); err != nil {
+		cw, err := codec.NewWriter(protocol.CacheListCodec, mw)
+		if err != nil {
+			return err
+		}
+		if err := protocol.WriteCacheManifest(cw, want()); err != nil {
+			return err
+		}
+		if err := cw.Close(); err != nil {
 			return err
 		}
 		if err := mw.Close(); err != nil {
@@ -51,7 +68,6 @@ func (s *Session) CacheApply(ctx context.Context, req protocol.Request, tr io.Re
 		if err := s.in.Flush(); err != nil {
 			return err
 		}
-		var err error
 		r, err = s.reply(protocol.OpCacheApply)
 		return err
 	})

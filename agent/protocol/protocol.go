@@ -4,6 +4,7 @@
 package protocol
 
 import (
+	"bufio"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -35,17 +37,19 @@ const (
 	// OpAbort: the agent removes its staging and exits.
 	OpAbort = "abort"
 	// OpCacheManifest: the agent replies with the entries of the warm
-	// cache at Path it still trusts (CacheEntry, a data stream of JSON
-	// lines), then a Reply: an entry whose file was changed behind the
-	// agent's back (its inode, ctime or size differ from what the agent
-	// wrote) is left out, so that the plugin sends it again.
+	// cache at Path it still trusts (CacheEntry, a data stream of
+	// WriteCacheManifest's lines, CacheListCodec), then a Reply: an entry whose file was
+	// changed behind the agent's back (its inode, ctime or size differ
+	// from what the agent wrote) is left out, so that the plugin sends it
+	// again.
 	OpCacheManifest = "cache-manifest"
 	// OpCacheApply: the plugin sends a tar of what changed (every
 	// directory and symlink, the regular files the cache lacks), then the
-	// whole tree's entries (CacheEntry); the agent brings the cache at
-	// Path to exactly that tree, removing what it does not list, records
-	// its manifest, copies it into Dest (an empty directory nothing uses
-	// yet) and replies with the digest of what it copied.
+	// whole tree's entries (CacheEntry, as cache-manifest's); the agent brings the cache at
+	// Path to exactly that tree, removing what it does not list and giving
+	// directories their listed modes and times back, records its manifest
+	// and replies with the digest of the tree it holds. The task then uses
+	// the tree in place (a previous task's changes are what this repairs).
 	OpCacheApply = "cache-apply"
 )
 
@@ -55,6 +59,11 @@ const (
 	CodecGzip = "gzip"
 	CodecZstd = "zstd"
 )
+
+// CacheListCodec compresses the entry lists of cache-manifest and
+// cache-apply: about 200 bytes a file (9,455 files: 2 MB), a third of that
+// compressed, and each crosses the link on every warm run.
+const CacheListCodec = CodecZstd
 
 // StagingPrefix begins the name of everything the agent makes beside a
 // destination.
@@ -149,44 +158,107 @@ type Entry struct {
 // compares to tell a write behind its back.
 type CacheEntry struct {
 	Entry
-	MTime int64  `json:"t,omitempty"` // the local file's, in nanoseconds
-	Ino   uint64 `json:"i,omitempty"`
-	CTime int64  `json:"c,omitempty"` // the cached file's status change, in nanoseconds
+	MTime int64 // the local file's, in nanoseconds
+	Ino   uint64
+	CTime int64 // the cached file's status change, in nanoseconds
 }
 
 // CacheTree and CacheManifest are the names, in a cache's directory, of
-// the cached tree and of its manifest (JSON lines of CacheEntry).
+// the cached tree and of its manifest (CacheEntry lines,
+// WriteCacheManifest).
 const (
 	CacheTree     = "tree"
-	CacheManifest = "manifest.jsonl"
+	CacheManifest = "manifest"
 )
 
-// WriteCacheManifest writes entries as JSON lines.
+// WriteCacheManifest writes entries one a line: kind, mode (octal), size,
+// local mtime, inode, ctime, SHA-256 (or -), then the path and the link
+// target, quoted. A cache's entries (one per file of a source tree) are
+// read and written several times a run: this costs a tenth of JSON's
+// time.
 func WriteCacheManifest(w io.Writer, entries []CacheEntry) error {
-	enc := json.NewEncoder(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var line []byte
 	for _, e := range entries {
-		if err := enc.Encode(e); err != nil {
+		sha := e.SHA256
+		if sha == "" {
+			sha = "-"
+		}
+		line = append(line[:0], e.Kind...)
+		line = append(line, ' ')
+		line = strconv.AppendUint(line, uint64(e.Mode), 8)
+		for _, n := range []int64{e.Size, e.MTime, int64(e.Ino), e.CTime} {
+			line = append(line, ' ')
+			line = strconv.AppendInt(line, n, 10)
+		}
+		line = append(line, ' ')
+		line = append(line, sha...)
+		line = append(line, ' ')
+		line = strconv.AppendQuote(line, string(e.Path))
+		line = append(line, ' ')
+		line = strconv.AppendQuote(line, string(e.Link))
+		line = append(line, '\n')
+		if _, err := bw.Write(line); err != nil {
 			return err
 		}
 	}
-	return nil
+	return bw.Flush()
 }
 
 // ReadCacheManifest reads what WriteCacheManifest wrote.
 func ReadCacheManifest(r io.Reader) ([]CacheEntry, error) {
 	var entries []CacheEntry
-	dec := json.NewDecoder(r)
-	for {
-		var e CacheEntry
-		err := dec.Decode(&e)
-		if err == io.EOF {
-			return entries, nil
-		}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		e, err := parseCacheEntry(sc.Text())
 		if err != nil {
-			return nil, fmt.Errorf("cache manifest: %w", err)
+			return nil, fmt.Errorf("cache manifest: line %d: %w", n, err)
 		}
 		entries = append(entries, e)
 	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("cache manifest: %w", err)
+	}
+	return entries, nil
+}
+
+var errCacheLine = errors.New("malformed entry")
+
+func parseCacheEntry(line string) (CacheEntry, error) {
+	var e CacheEntry
+	var f [7]string
+	for i := range f {
+		var ok bool
+		if f[i], line, ok = strings.Cut(line, " "); !ok {
+			return e, errCacheLine
+		}
+	}
+	mode, err := strconv.ParseUint(f[1], 8, 32)
+	if err != nil {
+		return e, errCacheLine
+	}
+	var n [4]int64
+	for i := range n {
+		if n[i], err = strconv.ParseInt(f[2+i], 10, 64); err != nil {
+			return e, errCacheLine
+		}
+	}
+	p, err := strconv.QuotedPrefix(line)
+	if err != nil || len(line) < len(p)+1 || line[len(p)] != ' ' {
+		return e, errCacheLine
+	}
+	path, _ := strconv.Unquote(p)
+	link, err := strconv.Unquote(line[len(p)+1:])
+	if err != nil {
+		return e, errCacheLine
+	}
+	e.Kind, e.Mode, e.Size, e.MTime, e.Ino, e.CTime = f[0], uint32(mode), n[0], n[1], uint64(n[2]), n[3]
+	if f[6] != "-" {
+		e.SHA256 = f[6]
+	}
+	e.Path, e.Link = Name(path), Name(link)
+	return e, nil
 }
 
 // ManifestDigest is the SHA-256 of the entries in path order, each as one

@@ -44,9 +44,10 @@ func TestExecuteWarmInputCacheIsExact(t *testing.T) {
 }
 
 // The task sees exactly the local tree on every run: cold, unchanged after
-// a task that changed its input, after edits, deletions, mode changes and a
-// symlink replaced, and after a write into the cache behind its back.
-// --no-cache makes no claim.
+// a task that changed its input (it uses the cache's tree in place: every
+// change it can make is repaired by the next run), after edits, deletions,
+// mode changes and a symlink replaced, and after a write into the cache
+// behind its back. --no-cache makes no claim.
 func testExecuteWarmInputCacheIsExact(t *testing.T, ns string) {
 	src := inputTree(t)
 	if got, _ := executeListing(t, ns, src, "", "--no-cache"); got != inputListing(t, src) {
@@ -55,7 +56,9 @@ func testExecuteWarmInputCacheIsExact(t *testing.T, ns string) {
 	if claims := inputCaches(t, ns); len(claims) != 0 {
 		t.Fatalf("--no-cache made %d claims", len(claims))
 	}
-	executeCached(t, ns, src, "echo changed by the task >main.go; rm run.sh; chmod 600 rel; mkdir made; ln -s x pkg/new")
+	executeCached(t, ns, src, "echo changed by the task >main.go; rm run.sh; chmod 600 rel; mkdir made; ln -s x pkg/new; "+
+		"mv pkg/deep/a.go pkg/moved.go; touch -d 2001-01-01 secret.key; chmod 700 pkg; chmod 777 empty; echo added >empty/added; "+
+		"rm abs; mkdir abs")
 	executeCached(t, ns, src, "")
 
 	mustWrite(t, filepath.Join(src, "pkg", "deep", "a.go"), []byte("package deep // edited\n"), 0o640)
@@ -116,6 +119,56 @@ func testExecuteWarmInputCacheIsExact(t *testing.T, ns string) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+}
+
+func TestExecuteBackgroundRunHoldsItsCache(t *testing.T) {
+	onEachNodeKind(t, testExecuteBackgroundRunHoldsItsCache)
+}
+
+// A -b run's task uses its cache's tree after the plugin has returned: a
+// run meanwhile takes another slot, and the slot is free again once that
+// task has ended.
+func testExecuteBackgroundRunHoldsItsCache(t *testing.T, ns string) {
+	src := inputTree(t)
+	if r := execute(t, ns, "-b", "-c", listingTask(t, "sleep 6"), "-i", "src="+src); r.exitCode != 0 {
+		t.Fatalf("execute -b: exit %d\n%s%s", r.exitCode, r.stdout, r.stderr)
+	}
+	claims := inputCaches(t, ns)
+	if len(claims) != 1 || claims[0].Annotations["kubectl-concourse.dev/lease"] == "" {
+		t.Fatalf("after execute -b: %d claims, want 1 still leased", len(claims))
+	}
+	held := claims[0].Name
+	executeCached(t, ns, src, "")
+	used := map[string]string{}
+	for _, c := range inputCaches(t, ns) {
+		used[c.Name] = c.Annotations["kubectl-concourse.dev/last-used"]
+	}
+	if len(used) != 2 {
+		t.Fatalf("%d claims after a run beside the -b run's task, want 2", len(used))
+	}
+	pods, err := testCluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods: %v, %v; want the -b run's", pods, err)
+	}
+	waitPod(t, ns, pods.Items[0].Name, func(p *corev1.Pod) bool {
+		for _, c := range p.Status.ContainerStatuses {
+			if c.Name == "task" && c.State.Terminated != nil {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(time.Second) // last-used is to the second
+	executeCached(t, ns, src, "")
+	for _, c := range inputCaches(t, ns) {
+		if changed := c.Annotations["kubectl-concourse.dev/last-used"] != used[c.Name]; changed != (c.Name == held) {
+			t.Errorf("once the -b run's task ended, claim %s used again: %v; want only %s", c.Name, changed, held)
+		}
+	}
+	if err := testCluster.Client.CoreV1().Pods(ns).Delete(context.Background(), pods.Items[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitNothingLeft(t, ns)
 }
 
 func TestExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T) {
