@@ -92,15 +92,11 @@ func syncCache(ctx context.Context, sess *client.Session, src, cacheDir string, 
 	p := newPacker(abs, protocol.CacheTree, files, s.preserveOwner, s.warnf, nil)
 	p.newHash, p.manifest = sha256.New, map[string]protocol.Entry{}
 	// The local tree's lstat walk overlaps the agent's (cache-manifest).
-	type stat struct {
-		rel string
-		fi  fs.FileInfo
-	}
-	var stats []stat
+	var stats []localStat
 	walked := make(chan error, 1)
 	go func() {
 		walked <- p.walk(func(rel string, fi fs.FileInfo) error {
-			stats = append(stats, stat{rel, fi})
+			stats = append(stats, localStat{rel, fi})
 			return nil
 		})
 	}()
@@ -114,27 +110,7 @@ func syncCache(ctx context.Context, sess *client.Session, src, cacheDir string, 
 	if whole {
 		held = nil
 	}
-	cached := make(map[protocol.Name]protocol.CacheEntry, len(held))
-	for _, e := range held {
-		cached[e.Path] = e
-	}
-	mtimes := make(map[string]int64, len(stats))
-	kept := map[string]protocol.CacheEntry{} // the files the cache holds as they are here
-	var send int64
-	for _, st := range stats {
-		rel, fi := st.rel, st.fi
-		mtimes[rel] = fi.ModTime().UnixNano()
-		if !fi.Mode().IsRegular() {
-			continue
-		}
-		c, ok := cached[manifestName(rel)]
-		if ok && c.Mode == headerMode(fi) && c.Size == fi.Size() &&
-			(c.MTime == fi.ModTime().UnixNano() || sameContent(filepath.Join(abs, filepath.FromSlash(rel)), c.SHA256)) {
-			kept[rel] = c
-			continue
-		}
-		send += fi.Size()
-	}
+	kept, mtimes, send := compareWithCache(abs, stats, held)
 	codec := protocol.CodecNone
 	if send >= smallTransfer {
 		ratio, _ := localRatio(p)
@@ -180,6 +156,40 @@ func syncCache(ctx context.Context, sess *client.Session, src, cacheDir string, 
 		return fmt.Errorf("the cached tree: %w", errMismatch)
 	}
 	return nil
+}
+
+// localStat is an entry of the local tree as its walk found it.
+type localStat struct {
+	rel string
+	fi  fs.FileInfo
+}
+
+// compareWithCache says which local files the cache already holds as they
+// are here (kept): same mode and size, and the same mtime or, when only
+// the mtime moved, the same content; send counts the bytes of the others.
+// mtimes are every entry's local mtime, which the cache records.
+func compareWithCache(abs string, stats []localStat, held []protocol.CacheEntry) (kept map[string]protocol.CacheEntry, mtimes map[string]int64, send int64) {
+	cached := make(map[protocol.Name]protocol.CacheEntry, len(held))
+	for _, e := range held {
+		cached[e.Path] = e
+	}
+	mtimes = make(map[string]int64, len(stats))
+	kept = map[string]protocol.CacheEntry{}
+	for _, st := range stats {
+		rel, fi := st.rel, st.fi
+		mtimes[rel] = fi.ModTime().UnixNano()
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		c, ok := cached[manifestName(rel)]
+		if ok && c.Mode == headerMode(fi) && c.Size == fi.Size() &&
+			(c.MTime == fi.ModTime().UnixNano() || sameContent(filepath.Join(abs, filepath.FromSlash(rel)), c.SHA256)) {
+			kept[rel] = c
+			continue
+		}
+		send += fi.Size()
+	}
+	return kept, mtimes, send
 }
 
 // localError is a failure of the local side (git, a file that cannot be

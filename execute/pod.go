@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"path"
-	"sort"
 	"strconv"
 	"time"
 
@@ -96,16 +95,50 @@ func (b oneOff) labels() (labels, annotations map[string]string) {
 	return labels, annotations
 }
 
-// objects are the pod and the Secret of its params (nil when there are
-// none), as they are created; the Secret's owner reference gets the pod's
-// UID once the pod exists.
+// objects are the pod and the Secrets of its params and its image pull
+// (none when there are neither), as they are created; a Secret's owner
+// reference gets the pod's UID once the pod exists.
 func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
+	pod := b.bare()
+	m := b.mounts(pod)
+	task := b.task(m.task)
+	var secrets []*corev1.Secret
+	if params := b.paramsSecret(); params != nil {
+		secrets = append(secrets, params)
+		// The values reach the process only through the Secret: none is in
+		// the pod's spec, its events or the plugin's output.
+		task.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: params.Name}}}}
+	}
+	if b.PullAuth != nil {
+		pull := b.pullSecret()
+		secrets = append(secrets, pull)
+		pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: pull.Name}}
+	}
+	if b.gated() {
+		in := b.helperContainer(inputsContainer, m.inputs)
+		if sc := task.SecurityContext; sc != nil && sc.RunAsUser != nil {
+			// The inputs then belong to the task's user, as they do in
+			// Concourse, and it may write to them.
+			in.SecurityContext = &corev1.SecurityContext{RunAsUser: sc.RunAsUser}
+		}
+		pod.Spec.InitContainers = []corev1.Container{in}
+	}
+	pod.Spec.Containers = []corev1.Container{task}
+	if len(m.outputs) > 0 {
+		pod.Spec.Containers = append(pod.Spec.Containers, b.helperContainer(outputsContainer, m.outputs))
+	}
+	return pod, secrets
+}
+
+// bare is the pod before its volumes and containers: its names, labels,
+// placement and the limits of a one-off build.
+func (b oneOff) bare() *corev1.Pod {
 	labels, annotations := b.labels()
-	c := b.Config
 	deadline := int64(b.Timeout / time.Second)
 	grace := int64(10)
 	no := false
-	pod := &corev1.Pod{
+	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: b.podName(), Namespace: b.Namespace, Labels: labels, Annotations: annotations},
 		Spec: corev1.PodSpec{
@@ -115,13 +148,26 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 			// A task gets no credentials for the cluster it runs on.
 			AutomountServiceAccountToken: &no,
 			EnableServiceLinks:           &no,
-			NodeSelector:                 map[string]string{corev1.LabelOSStable: c.Platform},
+			NodeSelector:                 map[string]string{corev1.LabelOSStable: b.Config.Platform},
+			Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: b.placement()},
+			}},
 		},
 	}
-	pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: b.placement()},
-	}}
+}
 
+// podMounts are where each container of the pod mounts its volumes.
+type podMounts struct {
+	inputs, outputs, task []corev1.VolumeMount
+}
+
+// mounts adds the pod's volumes (one emptyDir per path, a warm cache's
+// claim per cached input) and says where each container mounts them: the
+// task every input, output and task cache; the inputs container what it
+// uploads into; the outputs container, read-only, what it downloads.
+func (b oneOff) mounts(pod *corev1.Pod) podMounts {
+	c := b.Config
+	var m podMounts
 	// One emptyDir per path: an input and an output at the same path share
 	// one, as in Concourse.
 	vols := map[string]string{} // path -> volume name
@@ -135,7 +181,6 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 		}
 		return corev1.VolumeMount{Name: name, MountPath: p}
 	}
-	var inputMounts, outputMounts, taskMounts []corev1.VolumeMount
 	uploaded := map[string]int{} // name -> index in b.Inputs
 	for i, in := range b.Inputs {
 		uploaded[in.Name] = i
@@ -148,14 +193,14 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 		case ok && b.Inputs[j].Cache != "":
 			// The task uses the cache's tree in place; the next run's
 			// apply repairs what it changes (docs/caches.md).
-			taskMounts = append(taskMounts, corev1.VolumeMount{Name: cacheVolume(j),
+			m.task = append(m.task, corev1.VolumeMount{Name: cacheVolume(j),
 				MountPath: artifactPath(workingDir, in.Name, in.Path), SubPath: protocol.CacheTree})
 			continue
 		}
 		vm := volume("input", i, artifactPath(workingDir, in.Name, in.Path))
-		taskMounts = append(taskMounts, vm)
+		m.task = append(m.task, vm)
 		if ok {
-			inputMounts = append(inputMounts, vm)
+			m.inputs = append(m.inputs, vm)
 		}
 	}
 	downloaded := map[string]bool{}
@@ -164,18 +209,34 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 	}
 	for i, out := range c.Outputs {
 		vm := volume("output", i, artifactPath(workingDir, out.Name, out.Path))
-		taskMounts = append(taskMounts, vm)
+		m.task = append(m.task, vm)
 		if downloaded[out.Name] {
 			ro := vm
 			ro.ReadOnly = true // the download only reads
-			outputMounts = append(outputMounts, ro)
+			m.outputs = append(m.outputs, ro)
 		}
 	}
 	for i, cache := range c.Caches {
-		taskMounts = append(taskMounts, volume("cache", i, artifactPath(workingDir, "", cache.Path)))
+		m.task = append(m.task, volume("cache", i, artifactPath(workingDir, "", cache.Path)))
 	}
-	taskMounts = dedupeMounts(taskMounts)
+	m.task = dedupeMounts(m.task)
+	for i, in := range b.Inputs {
+		if in.Cache == "" {
+			continue
+		}
+		// The inputs container mounts the claim's root (the tree and its
+		// manifest), the task only the tree.
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: cacheVolume(i), VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: in.Cache}}})
+		m.inputs = append(m.inputs, corev1.VolumeMount{Name: cacheVolume(i), MountPath: cacheMount(i)})
+	}
+	return m
+}
 
+// task is the task's container: its image, command, build variables,
+// limits and user, with mounts.
+func (b oneOff) task(mounts []corev1.VolumeMount) corev1.Container {
+	c := b.Config
 	task := corev1.Container{
 		Name:            taskContainer,
 		Image:           b.Image,
@@ -187,7 +248,7 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 			{Name: "BUILD_NAME", Value: b.BuildID},
 			{Name: "BUILD_TEAM_NAME", Value: b.Team},
 		},
-		VolumeMounts: taskMounts,
+		VolumeMounts: mounts,
 	}
 	if c.Run.Path != "" {
 		task.Command = []string{helper.EscapeExpansion(c.Run.Path)}
@@ -214,63 +275,25 @@ func (b oneOff) objects() (*corev1.Pod, []*corev1.Secret) {
 	if *sc != (corev1.SecurityContext{}) {
 		task.SecurityContext = sc
 	}
+	return task
+}
 
-	var secret *corev1.Secret
-	if len(c.Params) > 0 {
-		keys := make([]string, 0, len(c.Params))
-		for k := range c.Params {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		data := map[string][]byte{}
-		for _, k := range keys {
-			data[k] = []byte(c.Params[k])
-		}
-		secret = &corev1.Secret{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-			ObjectMeta: b.ownedMeta(b.secretName()),
-			Type:       corev1.SecretTypeOpaque,
-			Data:       data,
-		}
-		// The values reach the process only through the Secret: none is in
-		// the pod's spec, its events or the plugin's output.
-		task.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: secret.Name}}}}
+// paramsSecret holds the task's params, nil when it has none.
+func (b oneOff) paramsSecret() *corev1.Secret {
+	params := b.Config.Params
+	if len(params) == 0 {
+		return nil
 	}
-
-	var secrets []*corev1.Secret
-	if secret != nil {
-		secrets = append(secrets, secret)
+	data := make(map[string][]byte, len(params))
+	for k, v := range params {
+		data[k] = []byte(v)
 	}
-	if b.PullAuth != nil {
-		pull := b.pullSecret()
-		secrets = append(secrets, pull)
-		pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: pull.Name}}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: b.ownedMeta(b.secretName()),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
 	}
-	for i, in := range b.Inputs {
-		if in.Cache == "" {
-			continue
-		}
-		// The inputs container mounts the claim's root (the tree and its
-		// manifest), the task only the tree.
-		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: cacheVolume(i), VolumeSource: corev1.VolumeSource{
-			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: in.Cache}}})
-		inputMounts = append(inputMounts, corev1.VolumeMount{Name: cacheVolume(i), MountPath: cacheMount(i)})
-	}
-	if b.gated() {
-		in := b.helperContainer(inputsContainer, inputMounts)
-		if sc := task.SecurityContext; sc != nil && sc.RunAsUser != nil {
-			// The inputs then belong to the task's user, as they do in
-			// Concourse, and it may write to them.
-			in.SecurityContext = &corev1.SecurityContext{RunAsUser: sc.RunAsUser}
-		}
-		pod.Spec.InitContainers = []corev1.Container{in}
-	}
-	pod.Spec.Containers = []corev1.Container{task}
-	if len(outputMounts) > 0 {
-		pod.Spec.Containers = append(pod.Spec.Containers, b.helperContainer(outputsContainer, outputMounts))
-	}
-	return pod, secrets
 }
 
 // gated says whether the pod starts with the inputs container, which holds
