@@ -543,25 +543,11 @@ func TestGCRemovesAbandonedOneOffBuilds(t *testing.T) {
 
 func TestExecuteWithoutSecretsRightsLeavesNothing(t *testing.T) {
 	ns := testCluster.Namespace(t)
-	kubeconfig, err := testCluster.UserKubeconfig("execute-no-secrets")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := userWithRole(t, ns, "execute-no-secrets",
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}})
 	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "no-secrets", Namespace: ns}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
-		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-	}}
-	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "no-secrets", Namespace: ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "no-secrets"},
-		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "execute-no-secrets"}}}
-	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	task := writeTask(t, "platform: linux\nparams: {A: b}\nrun: {path: 'true'}\n")
 	var r result
 	deadline := time.Now().Add(20 * time.Second) // bindings take effect asynchronously

@@ -250,39 +250,10 @@ func testFinishedDownloadAfterTheKubeletsTeardown(t *testing.T, ns string) {
 // restrictedUser makes a user with the artifacts and hijack --debug Roles
 // of docs/rbac.md in ns, and nothing on nodes.
 func restrictedUser(t *testing.T, ns, user string) string {
-	t.Helper()
-	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "concourse-finished", Namespace: ns},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-			{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
-			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-		}}
-	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "concourse-finished", Namespace: ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "concourse-finished"},
-		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}}
-	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := testCluster.UserKubeconfig(user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// RBAC bindings take effect asynchronously.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := run(t, "", "kubectl", "--kubeconfig", kubeconfig, "-n", ns, "auth", "can-i", "create", "pods/exec")
-		if r.exitCode == 0 {
-			return kubeconfig
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the Role never took effect: %s", r.stderr)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return userWithRole(t, ns, user,
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}})
 }
 
 // restrictHostPaths makes ns refuse pods with host paths, as most clusters

@@ -16,6 +16,7 @@ import (
 
 	"github.com/creack/pty"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -272,5 +273,38 @@ func resizeTo(t *testing.T, term *os.File, s *screen, rows, cols uint16) {
 		}
 		fmt.Fprint(term, "stty size\n")
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// userWithRole makes a user whose only rights are rules in ns (a Role and
+// its binding) and returns its kubeconfig, once the first rule's first
+// verb on its first resource is granted: RBAC takes effect asynchronously.
+func userWithRole(t *testing.T, ns, user string, rules ...rbacv1.PolicyRule) string {
+	t.Helper()
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns}, Rules: rules}
+	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: user},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}}
+	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := testCluster.UserKubeconfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := run(t, "", "kubectl", "--kubeconfig", kubeconfig, "-n", ns, "auth", "can-i", rules[0].Verbs[0], rules[0].Resources[0])
+		if r.exitCode == 0 {
+			return kubeconfig
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Role of %s never took effect: %s", user, r.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -278,22 +278,9 @@ func testHijackDebugShellLessPod(t *testing.T, ns string) {
 func TestHijackRBACDenied(t *testing.T) {
 	ns := testCluster.Namespace(t)
 	createPod(t, stepPod(ns, step{name: "unit", pipeline: "main", job: "test", build: "1", step: "unit"}), running)
-	kubeconfig, err := testCluster.UserKubeconfig("hijack-denied")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := userWithRole(t, ns, "hijack-denied",
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}})
 	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "pod-reader", Namespace: ns},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}}}}
-	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pod-reader", Namespace: ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "pod-reader"},
-		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "hijack-denied"}}}
-	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 
 	userRun := func(args ...string) result {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)

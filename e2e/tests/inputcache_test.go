@@ -239,25 +239,11 @@ func TestExecuteWithoutStorageClassUploadsInFull(t *testing.T) {
 // A user who may not use claims gets one line and a full upload.
 func TestExecuteWithoutClaimRightsUploadsInFull(t *testing.T) {
 	ns := testCluster.Namespace(t)
-	kubeconfig, err := testCluster.UserKubeconfig("execute-no-claims")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := userWithRole(t, ns, "execute-no-claims",
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}})
 	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "no-claims", Namespace: ns}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
-		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-	}}
-	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "no-claims", Namespace: ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "no-claims"},
-		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "execute-no-claims"}}}
-	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	src := inputTree(t)
 	task := listingTask(t, "")
 	want := "warning: no warm input cache: you may not get persistentvolumeclaims in namespace " + ns + "; uploading the inputs in full\n"

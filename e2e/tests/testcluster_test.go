@@ -193,26 +193,8 @@ func testDeletingPodKillsProcesses(t *testing.T, ns string) {
 func TestRestrictedUserCannotExec(t *testing.T) {
 	ns := testCluster.Namespace(t)
 	createPod(t, sleeper(ns, "guarded"), running)
-	ctx := context.Background()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader", Namespace: ns},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}}},
-	}
-	if _, err := testCluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader", Namespace: ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "pod-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: "User", Name: "reader"}},
-	}
-	if _, err := testCluster.Client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := testCluster.UserKubeconfig("reader")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := userWithRole(t, ns, "reader",
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}})
 	if r := run(t, "", "kubectl", "--kubeconfig", kubeconfig, "-n", ns, "get", "pod", "guarded"); r.exitCode != 0 {
 		t.Fatalf("reader cannot get the pod: %s", r.stderr)
 	}
