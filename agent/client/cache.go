@@ -48,26 +48,18 @@ func (s *Session) CacheApply(ctx context.Context, req protocol.Request, tr io.Re
 		if err := s.request(req); err != nil {
 			return err
 		}
-		if err := s.writeStream(req.Codec, tr); err != nil {
+		if err := s.copyStream(req.Codec, tr); err != nil {
 			return err
 		}
-		mw := frame.NewDataWriter(s.fw)
-		cw, err := codec.NewWriter(protocol.CacheListCodec, mw)
-		if err != nil {
-			return err
-		}
-		if err := protocol.WriteCacheManifest(cw, want()); err != nil {
-			return err
-		}
-		if err := cw.Close(); err != nil {
-			return err
-		}
-		if err := mw.Close(); err != nil {
+		if err := s.writeStream(protocol.CacheListCodec, func(w io.Writer) error {
+			return protocol.WriteCacheManifest(w, want())
+		}); err != nil {
 			return err
 		}
 		if err := s.in.Flush(); err != nil {
 			return err
 		}
+		var err error
 		r, err = s.reply(protocol.OpCacheApply)
 		return err
 	})

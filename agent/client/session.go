@@ -165,7 +165,7 @@ func (s *Session) Receive(ctx context.Context, req protocol.Request, tr io.Reade
 		if err := s.request(req); err != nil {
 			return err
 		}
-		if err := s.writeStream(req.Codec, tr); err != nil {
+		if err := s.copyStream(req.Codec, tr); err != nil {
 			return err
 		}
 		if err := s.in.Flush(); err != nil {
@@ -178,14 +178,23 @@ func (s *Session) Receive(ctx context.Context, req protocol.Request, tr io.Reade
 	return r, err
 }
 
-// writeStream sends tr as one data stream, compressed with codecName.
-func (s *Session) writeStream(codecName string, tr io.Reader) error {
+// copyStream sends tr as one data stream, compressed with codecName.
+func (s *Session) copyStream(codecName string, tr io.Reader) error {
+	return s.writeStream(codecName, func(w io.Writer) error {
+		_, err := io.Copy(w, tr)
+		return err
+	})
+}
+
+// writeStream sends what write writes as one data stream, compressed with
+// codecName.
+func (s *Session) writeStream(codecName string, write func(io.Writer) error) error {
 	dw := frame.NewDataWriter(s.fw)
 	cw, err := codec.NewWriter(codecName, dw)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(cw, tr); err != nil {
+	if err := write(cw); err != nil {
 		return err
 	}
 	if err := cw.Close(); err != nil {

@@ -541,12 +541,17 @@ func TestGCRemovesAbandonedOneOffBuilds(t *testing.T) {
 	waitNothingLeft(t, ns)
 }
 
+// executeOnlyRules are the least a user needs to execute a task without
+// inputs' caches or params: its pod, exec into it, its log.
+var executeOnlyRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
+	{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+}
+
 func TestExecuteWithoutSecretsRightsLeavesNothing(t *testing.T) {
 	ns := testCluster.Namespace(t)
-	kubeconfig := userWithRole(t, ns, "execute-no-secrets",
-		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
-		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
-		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}})
+	kubeconfig := userWithRole(t, ns, "execute-no-secrets", executeOnlyRules...)
 	ctx := context.Background()
 	task := writeTask(t, "platform: linux\nparams: {A: b}\nrun: {path: 'true'}\n")
 	var r result

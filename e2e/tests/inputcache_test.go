@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -239,10 +238,7 @@ func TestExecuteWithoutStorageClassUploadsInFull(t *testing.T) {
 // A user who may not use claims gets one line and a full upload.
 func TestExecuteWithoutClaimRightsUploadsInFull(t *testing.T) {
 	ns := testCluster.Namespace(t)
-	kubeconfig := userWithRole(t, ns, "execute-no-claims",
-		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "delete"}},
-		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
-		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}})
+	kubeconfig := userWithRole(t, ns, "execute-no-claims", executeOnlyRules...)
 	ctx := context.Background()
 	src := inputTree(t)
 	task := listingTask(t, "")
