@@ -185,8 +185,11 @@ func testExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T, ns string
 			go func() {
 				defer wg.Done()
 				// Not in the same millisecond: that would give both the
-				// same build ID, and so the same pod name.
-				time.Sleep(time.Duration(i) * 20 * time.Millisecond)
+				// same build ID, and so the same pod name (a known bug:
+				// the ID is the start's millisecond). 20 ms apart still
+				// collided under load; a second apart, the tasks (sleep 3)
+				// still overlap.
+				time.Sleep(time.Duration(i) * time.Second)
 				executeCached(t, ns, src, "sleep 3")
 			}()
 		}
