@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -414,9 +413,9 @@ func rootfsImage(uri string) (string, error) {
 	return repo, nil
 }
 
-// plan decides the build: the build id is the time in milliseconds, so that
-// the newest one-off build has the highest id, as hijack and watch expect.
-func (o *ExecuteOptions) plan(team string) oneOff {
+// plan decides the build under buildID (nextBuildID's: the newest one-off
+// build has the highest id, as hijack and watch expect).
+func (o *ExecuteOptions) plan(team, buildID string) oneOff {
 	c := o.config
 	c.Run.Args = append(append([]string(nil), c.Run.Args...), o.Args...)
 	params := map[string]string{}
@@ -428,7 +427,7 @@ func (o *ExecuteOptions) plan(team string) oneOff {
 	}
 	c.Params = params
 	image, _ := o.image()
-	b := oneOff{Namespace: o.Namespace, Team: team, BuildID: strconv.FormatInt(o.Now().UnixMilli(), 10),
+	b := oneOff{Namespace: o.Namespace, Team: team, BuildID: buildID,
 		Image: image, Config: c, Privileged: o.Privileged, Tags: o.Tags, Timeout: o.Timeout, HelperImage: o.HelperImage,
 		Kept: o.Background || o.Keep}
 	if o.Image == "" {

@@ -115,7 +115,7 @@ func TestObjectsKeepParamsOutOfThePod(t *testing.T) {
 		}
 		return "", false
 	}
-	b := o.plan(o.Team)
+	b := o.plan(o.Team, "1")
 	pod, secrets := b.objects()
 	secret := secrets[0]
 	var spec strings.Builder
@@ -184,7 +184,7 @@ func TestMissingOptionalInputIsAbsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod, _ := o.plan("").objects()
+	pod, _ := o.plan("", "1").objects()
 	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
 		for _, vm := range c.VolumeMounts {
 			if strings.HasSuffix(vm.MountPath, "/extra") {

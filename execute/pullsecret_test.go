@@ -22,7 +22,7 @@ func TestPullSecretKeepsCredentialsOutOfThePodAndTheOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := o.plan("")
+	b := o.plan("", "1")
 	pod, secrets := b.objects()
 	if len(secrets) != 1 || secrets[0].Type != corev1.SecretTypeDockerConfigJson {
 		t.Fatalf("secrets %v, want one pull Secret", secrets)

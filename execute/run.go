@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,7 +37,7 @@ const (
 )
 
 // Run creates the build and follows it to its end, or prints it (dry run).
-func (o *ExecuteOptions) Run(ctx context.Context) (err error) {
+func (o *ExecuteOptions) Run(ctx context.Context) error {
 	if err := o.preflight(); err != nil {
 		return err
 	}
@@ -44,7 +45,39 @@ func (o *ExecuteOptions) Run(ctx context.Context) (err error) {
 	if team == "" && o.DryRun == "none" {
 		team = o.namespaceTeam(ctx)
 	}
-	b := o.plan(team)
+	for _, w := range o.warnings() {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+	}
+	for taken := ""; ; {
+		err := o.runBuild(ctx, team, nextBuildID(o.Now(), taken))
+		var again errBuildIDTaken
+		if !errors.As(err, &again) {
+			return err
+		}
+		taken = again.id
+	}
+}
+
+// nextBuildID is a one-off build's ID: the time in milliseconds, as
+// builds sort by their ID, and past the one another execute took first.
+func nextBuildID(now time.Time, taken string) string {
+	id := now.UnixMilli()
+	if last, err := strconv.ParseInt(taken, 10, 64); err == nil && id <= last {
+		id = last + 1
+	}
+	return strconv.FormatInt(id, 10)
+}
+
+// errBuildIDTaken is a pod of the same build ID already there: another
+// execute started in the same millisecond. Nothing of this build exists
+// yet, so it starts again under the next ID.
+type errBuildIDTaken struct{ id string }
+
+func (e errBuildIDTaken) Error() string { return "build ID " + e.id + " is taken" }
+
+// runBuild is Run under one build ID.
+func (o *ExecuteOptions) runBuild(ctx context.Context, team, buildID string) (err error) {
+	b := o.plan(team, buildID)
 	if o.DryRun == "none" && !o.NoCache && o.agent.Allowed() && len(b.Inputs) > 0 {
 		l := &cacheLeaser{client: o.Client, ns: b.Namespace, user: cacheUser(), holder: leaseHolder(b.BuildID),
 			pod: b.podName(), holdFor: o.PendingTimeout + o.Timeout + time.Minute, now: o.Now}
@@ -60,9 +93,6 @@ func (o *ExecuteOptions) Run(ctx context.Context) (err error) {
 		}
 	}
 	pod, secrets := b.objects()
-	for _, w := range o.warnings() {
-		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
-	}
 	if o.DryRun == "client" {
 		return o.print(pod, secrets)
 	}
@@ -152,6 +182,9 @@ func (r *runner) run(ctx context.Context, pod *corev1.Pod) error {
 	created, err := r.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 	if ctx.Err() != nil {
 		return r.aborted() // the create may have landed after the abort's delete
+	}
+	if apierrors.IsAlreadyExists(err) {
+		return errBuildIDTaken{id: r.b.BuildID}
 	}
 	if err != nil {
 		return fmt.Errorf("create pod %s: %w", pod.Name, cmderr.ExplainForbidden(err, ns, "create", "pods"))

@@ -180,16 +180,12 @@ func testExecuteConcurrentRunsOfOneInputNeverShareACache(t *testing.T, ns string
 	src := inputTree(t)
 	together := func() {
 		var wg sync.WaitGroup
-		for i := range 2 {
+		for range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				// Not in the same millisecond: that would give both the
-				// same build ID, and so the same pod name (a known bug:
-				// the ID is the start's millisecond). 20 ms apart still
-				// collided under load; a second apart, the tasks (sleep 3)
-				// still overlap.
-				time.Sleep(time.Duration(i) * time.Second)
+				// At once: runs in one millisecond plan one build ID,
+				// and the later one takes the next.
 				executeCached(t, ns, src, "sleep 3")
 			}()
 		}
