@@ -98,7 +98,7 @@ func NewCmdWatch(streams genericiooptions.IOStreams, getter genericclioptions.RE
 	fs.Lookup("team").Usage = "Name of the team the build belongs to"
 	fs.Lookup("all-namespaces").Usage = "Look for the build in every namespace"
 	fs.Lookup("url").Usage = "URL for the build or job to watch, as copied from the Concourse web UI"
-	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step succeeded, how long after the last one ended to wait for a next step before the build counts as succeeded")
+	fs.DurationVar(&o.Settle, "settle", o.Settle, "Once every step ended, how long after the last one ended to wait for a next step (a hook) before the build counts as over")
 	kernel.AddColorFlag(fs, &o.Color, "Colour headers and the status")
 	return kernel.Wire(kernel.NoArgs(cmd), getter, o)
 }

@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
+
+	"github.com/kubectl-concourse/kubectl-concourse/build"
 )
 
 // DefaultSettle is how long `logs -f` of a whole build and watch wait for
@@ -29,13 +31,25 @@ func newBuildEnd(settle time.Duration, c clock.Clock) *buildEnd {
 
 // see records pod as last seen (deleted: gone, so ended).
 func (b *buildEnd) see(pod *corev1.Pod, deleted bool) {
-	ended := deleted || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+	ended := deleted || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || cannotStart(pod)
 	switch {
 	case !ended:
 		b.ends[pod.Name] = time.Time{}
 	case b.ends[pod.Name].IsZero():
 		b.ends[pod.Name] = endOf(pod, b.clock.Now())
 	}
+}
+
+// cannotStart: every step of pod errored before it ran (its image cannot
+// be pulled), so the pod, Pending for good, has ended as a step.
+func cannotStart(pod *corev1.Pod) bool {
+	steps := build.Steps(pod)
+	for _, s := range steps {
+		if s.Status != build.Errored {
+			return false
+		}
+	}
+	return len(steps) > 0
 }
 
 // endOf is when pod's last container ended, else now (a pod that ended

@@ -128,13 +128,15 @@ func (o *WatchOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f := &follower{o: o, ns: ns, pods: map[string]*corev1.Pod{}, done: map[string]bool{}, out: newStampWriter(o.Out, o.Timestamps, o.Location)}
+	f := &follower{o: o, ns: ns, pods: map[string]*corev1.Pod{}, done: map[string]bool{}, end: newBuildEnd(o.Settle, o.Clock),
+		out: newStampWriter(o.Out, o.Timestamps, o.Location)}
 	list, pods, err := listBuild(ctx, o.Client, ns, sel)
 	if err != nil {
 		return err
 	}
 	for i := range list.Items {
 		f.pods[list.Items[i].Name] = &list.Items[i]
+		f.end.see(&list.Items[i], false)
 	}
 	sources := []listwatch.Source{pods}
 	if run, ok, err := o.tektonRun(ctx, ns, list.Items); err != nil {
@@ -221,6 +223,7 @@ type follower struct {
 	done   map[string]bool // pod/container
 	run    *build.Run      // Tekton's run of the build, once seen
 	tekton bool            // the build has a Tekton run: it alone says when the build ends
+	end    *buildEnd       // without Tekton: when the build is over, as logs -f has it
 	out    *stampWriter
 }
 
@@ -251,19 +254,15 @@ func (f *follower) apply(ev watch.Event) {
 		}
 	}
 	f.pods[pod.Name] = pod
+	f.end.see(pod, ev.Type == watch.Deleted)
 }
 
 // follow prints the steps in order and returns the build's final status.
+// Without Tekton, the build is over as logs -f has it (buildEnd): every
+// pod has ended and no next one came for --settle, whatever the status,
+// so that a failure's hooks (on_failure, ensure) are followed too.
 func (f *follower) follow(ctx context.Context, changes *listwatch.Stream) (string, error) {
-	// settle runs once every step has succeeded; a step to come stops it.
-	var settle clock.Timer
-	stopSettle := func() {
-		if settle != nil {
-			settle.Stop()
-			settle = nil
-		}
-	}
-	defer stopSettle()
+	defer f.end.stop()
 	for {
 		steps := f.steps()
 		next := -1
@@ -279,33 +278,14 @@ func (f *follower) follow(ctx context.Context, changes *listwatch.Stream) (strin
 				return "", err
 			}
 			f.done[steps[next].Pod+"/"+steps[next].Container] = true
-			stopSettle()
 			continue
 		case f.run != nil && f.run.Status != "":
 			// Tekton says the build is over; steps that never started
 			// will not (they were skipped or cancelled).
 			f.printSkipped()
 			return f.run.Status, nil
-		case next >= 0 || f.tekton:
-			stopSettle() // a step is yet to start, or Tekton's run goes on (finally tasks may follow a failure)
-		default:
-			status := build.StatusOf(steps)
-			if status == build.Succeeded && settle == nil {
-				// --settle counts from the last step's end: a build that
-				// ended long ago is over at once.
-				wait := f.o.Settle - f.o.Clock.Since(lastFinished(steps))
-				if wait <= 0 {
-					return build.Succeeded, nil
-				}
-				settle = f.o.Clock.NewTimer(wait)
-			}
-			if status != build.Succeeded && build.Final(status) {
-				return status, nil
-			}
-		}
-		var settled <-chan time.Time
-		if settle != nil {
-			settled = settle.C()
+		case next < 0 && !f.tekton && f.end.over():
+			return build.StatusOf(steps), nil
 		}
 		select {
 		case <-ctx.Done():
@@ -317,8 +297,7 @@ func (f *follower) follow(ctx context.Context, changes *listwatch.Stream) (strin
 			return "", cmderr.Interruption(ctx) // the changes end only with ctx
 		case ev := <-changes.Events():
 			f.apply(ev)
-		case <-settled:
-			return build.Succeeded, nil
+		case <-f.end.settled():
 		}
 	}
 }

@@ -46,8 +46,22 @@ func buildPod(name, build, id, step string, age time.Duration, state corev1.Cont
 			selector.LabelStepType: "task", selector.LabelAttempt: "1",
 		}},
 		Spec:   corev1.PodSpec{NodeName: "worker-a", Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
-		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "main", State: state}}},
+		Status: corev1.PodStatus{Phase: phaseOf(state), ContainerStatuses: []corev1.ContainerStatus{{Name: "main", State: state}}},
 	}
+}
+
+// phaseOf is the phase of a pod whose one container (restart policy Never)
+// is in state, as the kubelet sets it.
+func phaseOf(state corev1.ContainerState) corev1.PodPhase {
+	switch t := state.Terminated; {
+	case t != nil && t.ExitCode == 0:
+		return corev1.PodSucceeded
+	case t != nil:
+		return corev1.PodFailed
+	case state.Running != nil:
+		return corev1.PodRunning
+	}
+	return corev1.PodPending
 }
 
 func running(d time.Duration) corev1.ContainerState {
@@ -99,6 +113,7 @@ func setState(ctx context.Context, c *fake.Clientset, name string, state corev1.
 		return err
 	}
 	p.Status.ContainerStatuses[0].State = state
+	p.Status.Phase = phaseOf(state)
 	_, err = c.CoreV1().Pods("ci").UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	return err
 }
@@ -126,6 +141,7 @@ func TestWatch(t *testing.T) {
 		target   selector.Target
 		onLogs   func(ctx context.Context, c *fake.Clientset, clk *testingclock.FakeClock, pod string) error // the step's logs are read
 		settle   time.Duration                                                                               // default 50ms
+		noLogs   bool                                                                                        // the steps' logs are never read (they never ran)
 		wantOut  string
 		wantCode int
 	}{
@@ -184,9 +200,27 @@ func TestWatch(t *testing.T) {
 			wantCode: 1,
 		},
 		{
+			name: "a failure's hook (on_failure) is followed too",
+			pods: []runtime.Object{buildPod("b11-unit", "11", "110", "unit", time.Minute, running(time.Minute))},
+			onLogs: func(ctx context.Context, c *fake.Clientset, clk *testingclock.FakeClock, pod string) error {
+				if pod == "b11-hook" {
+					return setState(ctx, c, pod, exited(0, 0, 0))
+				}
+				if err := setState(ctx, c, pod, exited(1, time.Minute, 0)); err != nil {
+					return err
+				}
+				_, err := c.CoreV1().Pods("ci").Create(ctx, buildPod("b11-hook", "11", "110", "hook", 0, running(0)), metav1.CreateOptions{})
+				return err
+			},
+			target:   selector.Target{Job: "main/unit", Build: "11"},
+			wantOut:  "==> task unit\nlogs of b11-unit\n==> task hook\nlogs of b11-hook\nfailed\n",
+			wantCode: 1,
+		},
+		{
 			name:     "errored: the image cannot be pulled",
 			pods:     []runtime.Object{buildPod("b7-unit", "7", "70", "unit", time.Minute, waiting("ImagePullBackOff"))},
 			target:   selector.Target{Build: "70"},
+			noLogs:   true,
 			wantOut:  "==> task unit\nerrored: ImagePullBackOff\nerrored\n",
 			wantCode: 2,
 		},
@@ -220,7 +254,7 @@ func TestWatch(t *testing.T) {
 			o.Dynamic = newTektonClient()
 			clk := testingclock.NewFakeClock(now)
 			var logsRead atomic.Int32
-			lastRead := func() bool { return int(logsRead.Load()) == strings.Count(tt.wantOut, "==> ") }
+			lastRead := func() bool { return tt.noLogs || int(logsRead.Load()) == strings.Count(tt.wantOut, "==> ") }
 			o.Clock = settleClock{clk, lastRead}
 			o.IsTerminal = func(io.Writer) bool { return false }
 			watching := false
