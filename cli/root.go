@@ -37,27 +37,41 @@ import (
 // Main runs the plugin with args and returns the process exit status.
 // SIGINT and SIGTERM cancel the command's context, so that every command
 // cleans up before it returns; the exit status is then the shell's for that
-// signal (130, 143), as kubectl's when it is interrupted.
+// signal (130, 143), as kubectl's when it is interrupted. A second one is
+// the command's to hear (kernel.InterruptedAgain): execute exits at once.
 func Main(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
 	// client-go reports what it also returns (a stdin copy that failed on a
 	// cut stream) through klog: the error reaches the user once, from cli.
 	klog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	again, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	ctx = kernel.WithInterruptedAgain(ctx, again)
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	go func() {
-		select {
-		case sig := <-signals:
-			cancel(cmderr.Interrupted{Signal: sig.(syscall.Signal)})
-		case <-ctx.Done():
-		}
-	}()
+	go hearInterrupts(signals, cancel, again, finished)
 	root := NewCmdRoot(streams)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	return exitStatus(cmd, err, context.Cause(ctx), streams)
+}
+
+// hearInterrupts turns the first signal into the command's cancellation
+// and the second into again's close, until finished.
+func hearInterrupts(signals <-chan os.Signal, cancel context.CancelCauseFunc, again, finished chan struct{}) {
+	select {
+	case sig := <-signals:
+		cancel(cmderr.Interrupted{Signal: sig.(syscall.Signal)})
+	case <-finished:
+		return
+	}
+	select {
+	case <-signals:
+		close(again)
+	case <-finished:
+	}
 }
 
 // exitStatus prints err once and chooses the exit status. A cmderr.Status is

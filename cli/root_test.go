@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	utilexec "k8s.io/client-go/util/exec"
 
@@ -111,5 +113,32 @@ func TestExitStatus(t *testing.T) {
 				t.Errorf("exitStatus(%v) printed %q, want %q", tt.err, errOut.String(), tt.wantOut)
 			}
 		})
+	}
+}
+
+// The first signal cancels the command as interrupted by it; the second
+// is the command's to hear (execute exits at once on it).
+func TestHearInterrupts(t *testing.T) {
+	signals := make(chan os.Signal, 1)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	again, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go hearInterrupts(signals, cancel, again, finished)
+	signals <- syscall.SIGTERM
+	<-ctx.Done()
+	var stop cmderr.Interrupted
+	if !errors.As(context.Cause(ctx), &stop) || stop.Code() != 143 {
+		t.Fatalf("cause %v, want an interruption by SIGTERM", context.Cause(ctx))
+	}
+	select {
+	case <-again:
+		t.Fatal("again closed by the first signal")
+	case <-time.After(50 * time.Millisecond):
+	}
+	signals <- syscall.SIGINT
+	select {
+	case <-again:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second signal did not close again")
 	}
 }

@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 	"io"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,8 +21,10 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
+	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
+	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
 )
 
 // fly's exit statuses when the task's own is not the answer.
@@ -96,39 +94,23 @@ func (o *ExecuteOptions) runBuild(ctx context.Context, team, buildID string) (er
 	if o.DryRun == "client" {
 		return o.print(pod, secrets)
 	}
-	// The first Ctrl-C (or SIGTERM) aborts the build, and the abort (the
-	// pod's deletion) is the first thing sent, as fly sends its abort before
-	// anything else; a second one exits at once. cli cancels ctx on the
-	// first too, which is the same abort.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(signals)
+	// The first Ctrl-C (or SIGTERM: cli cancels ctx) aborts the build, and
+	// the abort (the pod's deletion) is the first thing sent, as fly sends
+	// its abort before anything else; a second one exits at once.
 	r := &runner{o: o, b: b, client: o.Client, colour: o.isTerminal(o.Out), secrets: secrets, removed: make(chan struct{})}
 	result := make(chan error, 1)
 	go func() { result <- r.run(ctx, pod) }()
 	select {
 	case err := <-result:
 		return err
-	case <-signals:
 	case <-ctx.Done():
-		if errors.As(context.Cause(ctx), new(cmderr.Interrupted)) {
-			// cli's signal reaches this channel too: it is the first, not
-			// a second (unless it came before this channel was there).
-			select {
-			case <-signals:
-			case <-time.After(time.Second):
-			}
-		}
 	}
 	fmt.Fprintln(o.ErrOut, "\naborting...")
 	go r.removeAndWait(ctx)
-	cancel()
 	select {
 	case err := <-result:
 		return err
-	case <-signals:
+	case <-kernel.InterruptedAgain(ctx):
 		fmt.Fprintln(o.ErrOut, "exiting immediately")
 		return cmderr.Status{Code: exitErrored, Reason: "exiting immediately",
 			Explain: fmt.Sprintf("pod %s may be left behind (it can only fail now, never run the task): kubectl concourse gc removes it",
