@@ -492,17 +492,14 @@ func (r *runner) aborted() error {
 	return cmderr.Status{Code: exitAborted, Reason: "build aborted"}
 }
 
-// remove deletes the pod and its Secret, even when ctx is cancelled.
+// remove deletes the pod and its Secrets, even when ctx is cancelled.
 func (r *runner) remove(ctx context.Context) {
+	ns := r.b.Namespace
+	if err := helper.DeletePod(ctx, r.client.CoreV1(), ns, r.b.podName()); err != nil {
+		fmt.Fprintf(r.o.ErrOut, "warning: %v\n", err)
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	grace := int64(0)
-	opts := metav1.DeleteOptions{GracePeriodSeconds: &grace}
-	ns, pod := r.b.Namespace, r.b.podName()
-	if err := r.client.CoreV1().Pods(ns).Delete(ctx, pod, opts); err != nil && !apierrors.IsNotFound(err) {
-		fmt.Fprintf(r.o.ErrOut, "warning: pod %s is left behind (kubectl concourse gc removes it): %v\n",
-			printers.EscapeTerminal(ns+"/"+pod), cmderr.ExplainForbidden(err, ns, "delete", "pods"))
-	}
 	for _, secret := range r.secrets {
 		if err := r.client.CoreV1().Secrets(ns).Delete(ctx, secret.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			fmt.Fprintf(r.o.ErrOut, "warning: Secret %s is left behind (kubectl concourse gc removes it): %v\n",

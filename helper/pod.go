@@ -103,7 +103,7 @@ func StartPod(ctx context.Context, client corev1client.CoreV1Interface, ex podex
 		if ctx.Err() != nil {
 			// It may exist though the answer was lost: one left behind is
 			// said, with what removes it.
-			if derr := deletePod(ctx, client, of.Namespace, pod.Name); derr != nil {
+			if derr := DeletePod(ctx, client, of.Namespace, pod.Name); derr != nil {
 				err = fmt.Errorf("%w; and %w", err, derr)
 			}
 		}
@@ -150,10 +150,13 @@ func (p *Pod) End(ctx context.Context) error {
 }
 
 func (p *Pod) delete(ctx context.Context) error {
-	return deletePod(ctx, p.pods, p.Namespace, p.Name)
+	return DeletePod(ctx, p.pods, p.Namespace, p.Name)
 }
 
-func deletePod(ctx context.Context, pods corev1client.PodsGetter, namespace, name string) error {
+// DeletePod deletes a pod of the plugin's own by name at once (no grace),
+// even when ctx is cancelled; one that stays is said with what removes it.
+// By name, so that it works before the pod's creation has answered.
+func DeletePod(ctx context.Context, pods corev1client.PodsGetter, namespace, name string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
 	grace := int64(0)
