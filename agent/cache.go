@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"syscall"
@@ -248,11 +249,11 @@ func (a *agent) cacheApply(req protocol.Request) error {
 	for _, e := range x.written {
 		written[e.Path] = e
 	}
-	entries, err := settleCache(root, want, written, c)
+	entries, removed, err := settleCache(root, want, written, c)
 	if err != nil {
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
-	if err := resetDirs(root, entries); err != nil {
+	if err := resetDirs(root, entries, dirsToReset(entries, written, removed, c)); err != nil {
 		return a.send(protocol.Reply{Error: err.Error()})
 	}
 	if err := writeCacheManifest(root, entries); err != nil {
@@ -274,25 +275,32 @@ func (a *agent) cacheApply(req protocol.Request) error {
 // settleCache makes the cached tree exactly want: what it does not list
 // goes, and every file is either one this stream wrote with the content
 // listed or one the cache held as it wrote it with that content. It
-// returns the entries to record, with the cached files' inodes and ctimes.
-// What the extractor wrote (written) and every directory and symlink are
-// looked at again; a file it did not write is as c read it.
-func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry, c *readCache) ([]protocol.CacheEntry, error) {
+// returns the entries to record, with the cached files' inodes and ctimes,
+// and the paths it removed. What the extractor wrote (written) and every
+// symlink are looked at again; a file or directory it did not write is as
+// c read it, and a directory it wrote is one (the extractor checked).
+func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol.Name]protocol.Entry, c *readCache) ([]protocol.CacheEntry, []protocol.Name, error) {
 	trusted := c.trusted
 	listed := map[protocol.Name]bool{}
 	for _, e := range want {
 		listed[e.Path] = true
 	}
+	var removed []protocol.Name
 	for p := range c.stats {
 		if !listed[p] {
 			if err := root.RemoveAll(cachePath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, err
+				return nil, nil, err
 			}
+			removed = append(removed, p)
 		}
 	}
 	stat := func(e protocol.CacheEntry) *syscall.Stat_t {
-		if _, sent := written[e.Path]; !sent && e.Kind == protocol.KindFile {
+		w, sent := written[e.Path]
+		switch {
+		case !sent && (e.Kind == protocol.KindFile || e.Kind == protocol.KindDir):
 			return c.stats[e.Path]
+		case sent && e.Kind == protocol.KindDir && w.Kind == protocol.KindDir:
+			return &syscall.Stat_t{Mode: syscall.S_IFDIR}
 		}
 		fi, err := root.Lstat(cachePath(e.Path))
 		if err != nil {
@@ -304,7 +312,7 @@ func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol
 	for _, e := range want {
 		st := stat(e)
 		if st == nil {
-			return nil, fmt.Errorf("the cache lacks %s", e.Path)
+			return nil, nil, fmt.Errorf("the cache lacks %s", e.Path)
 		}
 		switch e.Kind {
 		case protocol.KindFile:
@@ -312,42 +320,42 @@ func settleCache(root *os.Root, want []protocol.CacheEntry, written map[protocol
 			t, held := trusted[e.Path]
 			switch {
 			case sent && (w.SHA256 != e.SHA256 || w.Size != e.Size):
-				return nil, fmt.Errorf("%s arrived with other content than listed", e.Path)
+				return nil, nil, fmt.Errorf("%s arrived with other content than listed", e.Path)
 			case !sent && (!held || t.SHA256 != e.SHA256 || t.Ino != st.Ino):
-				return nil, fmt.Errorf("%s was neither sent nor held by the cache", e.Path)
+				return nil, nil, fmt.Errorf("%s was neither sent nor held by the cache", e.Path)
 			}
 			if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o7777 != e.Mode || st.Size != e.Size {
-				return nil, fmt.Errorf("the cached %s is not as listed", e.Path)
+				return nil, nil, fmt.Errorf("the cached %s is not as listed", e.Path)
 			}
 			if mt := listedTime(e); st.Mtim.Nano() != mt.UnixNano() {
 				// Held with the same content, the local file's time moved:
 				// the task sees the local time, and the manifest the new
 				// ctime.
 				if err := root.Chtimes(cachePath(e.Path), time.Now(), mt); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				fi, err := root.Lstat(cachePath(e.Path))
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				st = fi.Sys().(*syscall.Stat_t)
 			}
 			e.Ino, e.CTime = st.Ino, st.Ctim.Nano()
 		case protocol.KindDir:
 			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
-				return nil, fmt.Errorf("the cached %s is not a directory as listed", e.Path)
+				return nil, nil, fmt.Errorf("the cached %s is not a directory as listed", e.Path)
 			}
 		case protocol.KindSymlink:
 			target, err := root.Readlink(cachePath(e.Path))
 			if err != nil || protocol.Name(target) != e.Link {
-				return nil, fmt.Errorf("the cached %s is not the symlink listed", e.Path)
+				return nil, nil, fmt.Errorf("the cached %s is not the symlink listed", e.Path)
 			}
 		default:
-			return nil, fmt.Errorf("%s: unknown kind %q", e.Path, e.Kind)
+			return nil, nil, fmt.Errorf("%s: unknown kind %q", e.Path, e.Kind)
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, removed, nil
 }
 
 // writeCacheManifest records entries, in one rename.
@@ -374,13 +382,34 @@ func writeCacheManifest(root *os.Root, entries []protocol.CacheEntry) error {
 	return root.Rename(tmp, protocol.CacheManifest)
 }
 
-// resetDirs gives the cached tree's directories their listed modes and
-// times, children first: a task that used the tree may have changed them,
-// and settling (removals) moves a directory's modification time.
-func resetDirs(root *os.Root, entries []protocol.CacheEntry) error {
+// dirsToReset are the directories whose mode or time may not be the
+// listed ones after the apply: those that settling removed from (a
+// removal moves a directory's modification time) and those the extractor
+// did not set whose stat, as the cache was read, differs (a task that used
+// the tree changed them). The extractor set the others last.
+func dirsToReset(entries []protocol.CacheEntry, written map[protocol.Name]protocol.Entry, removed []protocol.Name, c *readCache) map[protocol.Name]bool {
+	reset := map[protocol.Name]bool{}
+	for _, p := range removed {
+		reset[protocol.Name(path.Dir(string(p)))] = true
+	}
+	for _, e := range entries {
+		if _, sent := written[e.Path]; sent || e.Kind != protocol.KindDir {
+			continue
+		}
+		st := c.stats[e.Path]
+		if st == nil || st.Mode&0o7777 != e.Mode&0o7777 || st.Mtim.Nano() != listedTime(e).UnixNano() {
+			reset[e.Path] = true
+		}
+	}
+	return reset
+}
+
+// resetDirs gives the cached tree's directories that need it (reset) their
+// listed modes and times, children first.
+func resetDirs(root *os.Root, entries []protocol.CacheEntry, reset map[protocol.Name]bool) error {
 	var dirs []protocol.CacheEntry
 	for _, e := range entries {
-		if e.Kind == protocol.KindDir {
+		if e.Kind == protocol.KindDir && reset[e.Path] {
 			dirs = append(dirs, e)
 		}
 	}
