@@ -100,6 +100,20 @@ func trustedEntries(root *os.Root, stats map[protocol.Name]*syscall.Stat_t) map[
 	return trusted
 }
 
+// heldDirs are the cached tree's directories as they are (mode, and
+// modification time as MTime): the plugin sends no header for one that is
+// already as the local tree has it.
+func heldDirs(stats map[protocol.Name]*syscall.Stat_t) []protocol.CacheEntry {
+	var dirs []protocol.CacheEntry
+	for p, st := range stats {
+		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			dirs = append(dirs, protocol.CacheEntry{Entry: protocol.Entry{Path: p, Kind: protocol.KindDir, Mode: st.Mode & 0o7777},
+				MTime: st.Mtim.Nano()})
+		}
+	}
+	return dirs
+}
+
 // cachePath is a manifest path's name in the cache's root.
 func cachePath(p protocol.Name) string {
 	if p == "." {
@@ -169,8 +183,9 @@ func (a *agent) dropCache() {
 	}
 }
 
-// cacheManifest answers the entries of the cache at req.Path it trusts,
-// and keeps the cache locked for the apply.
+// cacheManifest answers the file entries of the cache at req.Path it
+// trusts and its directories as they are, and keeps the cache locked for
+// the apply.
 func (a *agent) cacheManifest(req protocol.Request) error {
 	a.dropCache()
 	var entries []protocol.CacheEntry
@@ -180,6 +195,7 @@ func (a *agent) cacheManifest(req protocol.Request) error {
 		for _, e := range c.trusted {
 			entries = append(entries, e)
 		}
+		entries = append(entries, heldDirs(c.stats)...)
 	}
 	dw := frame.NewDataWriter(a.fw)
 	if err == nil {
@@ -383,14 +399,24 @@ func writeCacheManifest(root *os.Root, entries []protocol.CacheEntry) error {
 }
 
 // dirsToReset are the directories whose mode or time may not be the
-// listed ones after the apply: those that settling removed from (a
-// removal moves a directory's modification time) and those the extractor
-// did not set whose stat, as the cache was read, differs (a task that used
-// the tree changed them). The extractor set the others last.
+// listed ones after the apply: those that settling removed from or the
+// extractor wrote into without setting them (either moves a directory's
+// modification time) and those the extractor did not set whose stat, as
+// the cache was read, differs (a task that used the tree changed them).
+// The extractor set the others last.
 func dirsToReset(entries []protocol.CacheEntry, written map[protocol.Name]protocol.Entry, removed []protocol.Name, c *readCache) map[protocol.Name]bool {
 	reset := map[protocol.Name]bool{}
 	for _, p := range removed {
 		reset[protocol.Name(path.Dir(string(p)))] = true
+	}
+	// Whatever the extractor wrote into a directory it did not set (one
+	// the plugin found as listed, so sent no header for) moved its time.
+	for p := range written {
+		if parent := protocol.Name(path.Dir(string(p))); p != "." {
+			if _, set := written[parent]; !set {
+				reset[parent] = true
+			}
+		}
 	}
 	for _, e := range entries {
 		if _, sent := written[e.Path]; sent || e.Kind != protocol.KindDir {

@@ -57,41 +57,6 @@ func walkManifest(root *os.Root, top string) ([]protocol.Entry, error) {
 	return entries, err
 }
 
-// walk calls fn for top and everything below it, parents first, in
-// lexical order, without following links.
-func walk(root *os.Root, top string, fn func(rel string, fi fs.FileInfo) error) error {
-	fi, err := root.Lstat(top)
-	if err != nil {
-		return err
-	}
-	return walkFrom(root, top, fi, fn)
-}
-
-func walkFrom(root *os.Root, rel string, fi fs.FileInfo, fn func(string, fs.FileInfo) error) error {
-	if err := fn(rel, fi); err != nil || !fi.IsDir() {
-		return err
-	}
-	d, err := root.Open(rel)
-	if err != nil {
-		return err
-	}
-	ents, err := d.ReadDir(-1) // sorted by name
-	d.Close()
-	if err != nil {
-		return err
-	}
-	for _, de := range ents {
-		cfi, err := de.Info()
-		if err != nil {
-			return err
-		}
-		if err := walkFrom(root, rel+"/"+de.Name(), cfi, fn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // fileEntry is the manifest entry of rel, whose Lstat is fi.
 func fileEntry(root *os.Root, rel string, fi fs.FileInfo) (protocol.Entry, error) {
 	e := protocol.Entry{Path: protocol.Name(rel), Mode: permBits(fi)}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"time"
 
 	"k8s.io/cli-runtime/pkg/printers"
 
@@ -42,6 +43,7 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 	if in.agent == agentOff {
 		return fmt.Errorf("upload %s into %s: the warm cache needs the in-container agent (%s=off)", src, dest, agentEnv)
 	}
+	scan := scanLocal(ctx, src, s.IncludeIgnored, in)
 	sess, err := launchAgent(ctx, rem, cacheDir, in)
 	if err != nil {
 		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
@@ -54,7 +56,7 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 			err = cerr
 		}
 	}()
-	err = syncCache(ctx, sess, src, cacheDir, s.IncludeIgnored, in, false)
+	err = syncCache(ctx, sess, scan, cacheDir, in, false)
 	var local localError
 	if errors.As(err, &local) {
 		return fmt.Errorf("upload %s into %s: %w", src, dest, local.err)
@@ -69,7 +71,7 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 		sess = nil
 		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
 	}
-	if err = syncCache(ctx, sess, src, cacheDir, s.IncludeIgnored, in, true); err != nil {
+	if err = syncCache(ctx, sess, scan, cacheDir, in, true); err != nil {
 		if errors.As(err, &local) {
 			err = local.err
 		}
@@ -78,35 +80,62 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 	return nil
 }
 
-// syncCache is UploadCached's work through one agent; whole sends every
-// file, trusting none the cache holds.
-func syncCache(ctx context.Context, sess *client.Session, src, cacheDir string, includeIgnored bool, s settings, whole bool) error {
-	abs, err := filepath.Abs(src)
-	if err != nil {
-		return err
-	}
-	files, err := selectFiles(ctx, abs, !includeIgnored, s.warnf)
-	if err != nil {
-		return localError{err}
-	}
-	p := newPacker(abs, protocol.CacheTree, files, s.preserveOwner, s.warnf, nil)
-	p.newHash, p.manifest = sha256.New, map[string]protocol.Entry{}
-	// The local tree's lstat walk overlaps the agent's (cache-manifest).
-	var stats []localStat
-	walked := make(chan error, 1)
+// localScan is the local tree's selection and lstat walk, started before
+// the agent is launched so that the two overlap; the pack replays it
+// instead of walking the tree again.
+type localScan struct {
+	abs   string
+	files []string
+	stats []localStat
+	done  chan struct{}
+	err   error
+}
+
+func scanLocal(ctx context.Context, src string, includeIgnored bool, s settings) *localScan {
+	sc := &localScan{done: make(chan struct{})}
 	go func() {
-		walked <- p.walk(func(rel string, fi fs.FileInfo) error {
-			stats = append(stats, localStat{rel, fi})
-			return nil
-		})
+		defer close(sc.done)
+		sc.err = sc.scan(ctx, src, includeIgnored, s)
 	}()
+	return sc
+}
+
+func (sc *localScan) scan(ctx context.Context, src string, includeIgnored bool, s settings) (err error) {
+	if sc.abs, err = filepath.Abs(src); err != nil {
+		return err
+	}
+	if sc.files, err = selectFiles(ctx, sc.abs, !includeIgnored, s.warnf); err != nil {
+		return err
+	}
+	p := newPacker(sc.abs, protocol.CacheTree, sc.files, s.preserveOwner, s.warnf, nil)
+	return p.walk(func(rel string, fi fs.FileInfo) error {
+		sc.stats = append(sc.stats, localStat{rel, fi})
+		return nil
+	})
+}
+
+// wait is the scan's end: a failure is the local tree's.
+func (sc *localScan) wait() error {
+	<-sc.done
+	if sc.err != nil {
+		return localError{sc.err}
+	}
+	return nil
+}
+
+// syncCache is UploadCached's work through one agent, on the local tree
+// as sc found it; whole sends every file, trusting none the cache holds.
+func syncCache(ctx context.Context, sess *client.Session, sc *localScan, cacheDir string, s settings, whole bool) error {
 	held, err := sess.CacheManifest(ctx, protocol.Name(cacheDir))
-	if werr := <-walked; werr != nil {
-		return localError{werr}
+	if werr := sc.wait(); werr != nil {
+		return werr
 	}
 	if err != nil {
 		return err
 	}
+	abs, stats := sc.abs, sc.stats
+	p := newPacker(abs, protocol.CacheTree, sc.files, s.preserveOwner, s.warnf, nil)
+	p.newHash, p.manifest, p.listed = sha256.New, map[string]protocol.Entry{}, stats
 	if whole {
 		held = nil
 	}
@@ -118,7 +147,14 @@ func syncCache(ctx context.Context, sess *client.Session, src, cacheDir string, 
 	}
 	b := s.progress.bar("uploading "+filepath.Base(abs), send)
 	p.progress = b.counter()
-	s.verbosef("upload: through the warm cache: %d of its files held, %d bytes to send, %s\n", len(kept), send, codecName(codec))
+	dirs := 0
+	for _, c := range kept {
+		if c.Kind == protocol.KindDir {
+			dirs++
+		}
+	}
+	s.verbosef("upload: through the warm cache: %d of its files and %d directories held, %d bytes to send, %s\n",
+		len(kept)-dirs, dirs, send, codecName(codec))
 
 	pr, pw := io.Pipe()
 	packed := make(chan error, 1)
@@ -164,9 +200,11 @@ type localStat struct {
 	fi  fs.FileInfo
 }
 
-// compareWithCache says which local files the cache already holds as they
-// are here (kept): same mode and size, and the same mtime or, when only
-// the mtime moved, the same content; send counts the bytes of the others.
+// compareWithCache says which local files and directories the cache
+// already holds as they are here (kept): a file with the same mode and
+// size, and the same mtime or, when only the mtime moved, the same
+// content; a directory with the same mode and time. send counts the bytes
+// of the other files.
 // mtimes are every entry's local mtime, which the cache records.
 func compareWithCache(abs string, stats []localStat, held []protocol.CacheEntry) (kept map[string]protocol.CacheEntry, mtimes map[string]int64, send int64) {
 	cached := make(map[protocol.Name]protocol.CacheEntry, len(held))
@@ -178,11 +216,20 @@ func compareWithCache(abs string, stats []localStat, held []protocol.CacheEntry)
 	for _, st := range stats {
 		rel, fi := st.rel, st.fi
 		mtimes[rel] = fi.ModTime().UnixNano()
+		c, ok := cached[manifestName(rel)]
+		if fi.IsDir() {
+			// As the cache's directory stands: no header to send (but the
+			// top's: the archive begins with it). The cache holds the
+			// local time to the second, as a header carries it.
+			if rel != "" && ok && c.Kind == protocol.KindDir && c.Mode == headerMode(fi) && c.MTime == fi.ModTime().Truncate(time.Second).UnixNano() {
+				kept[rel] = c
+			}
+			continue
+		}
 		if !fi.Mode().IsRegular() {
 			continue
 		}
-		c, ok := cached[manifestName(rel)]
-		if ok && c.Mode == headerMode(fi) && c.Size == fi.Size() &&
+		if ok && c.Kind == protocol.KindFile && c.Mode == headerMode(fi) && c.Size == fi.Size() &&
 			(c.MTime == fi.ModTime().UnixNano() || sameContent(filepath.Join(abs, filepath.FromSlash(rel)), c.SHA256)) {
 			kept[rel] = c
 			continue

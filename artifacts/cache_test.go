@@ -49,7 +49,7 @@ func TestUploadCached(t *testing.T) {
 	}
 	run("cold")
 	run("warm")
-	if !strings.Contains(said.String(), "4 of its files held, 0 bytes to send") {
+	if !strings.Contains(said.String(), "4 of its files and 3 directories held, 0 bytes to send") {
 		t.Errorf("warm run: %s", said.String())
 	}
 	// The task changes its input every way it can: the next run repairs it.
@@ -63,13 +63,13 @@ func TestUploadCached(t *testing.T) {
 	os.Remove(filepath.Join(input, "link"))
 	os.Symlink("elsewhere", filepath.Join(input, "link"))
 	run("after the task")
-	if !strings.Contains(said.String(), "0 of its files held") {
+	if !strings.Contains(said.String(), "0 of its files and 0 directories held") {
 		t.Errorf("run after the task: %s", said.String())
 	}
 	// touch: same content, a new time.
 	os.Chtimes(filepath.Join(input, "main.go"), time.Now(), time.Now().Add(time.Hour))
 	run("touched")
-	if !strings.Contains(said.String(), "3 of its files held") {
+	if !strings.Contains(said.String(), "3 of its files and 3 directories held") {
 		t.Errorf("run after touch: %s", said.String())
 	}
 	writeTree(t, local, map[string]string{"pkg/a.go": "package pkg // edited\n", "new": "new"})
@@ -79,14 +79,14 @@ func TestUploadCached(t *testing.T) {
 	os.Symlink("main.go", filepath.Join(local, "link"))
 	os.Chtimes(filepath.Join(local, "run.sh"), time.Now(), time.Now().Add(-time.Hour)) // same content
 	run("changed")
-	if !strings.Contains(said.String(), "1 of its files held") { // run.sh, touched
+	if !strings.Contains(said.String(), "1 of its files and 2 directories held") { // run.sh, touched
 		t.Errorf("changed run: %s", said.String())
 	}
 	// Behind the agent's back: same size, other bytes.
 	os.WriteFile(filepath.Join(input, "run.sh"), []byte("#!/bin/XX\n"), 0o755)
 	os.WriteFile(filepath.Join(input, "stray"), []byte("stray"), 0o644)
 	run("tampered")
-	if !strings.Contains(said.String(), "3 of its files held") {
+	if !strings.Contains(said.String(), "3 of its files and 2 directories held") {
 		t.Errorf("tampered run: %s", said.String())
 	}
 	if w.b.Len() > 0 {

@@ -43,6 +43,10 @@ type packer struct {
 	// the two sides' manifest digests can be compared.
 	manifest map[string]protocol.Entry
 
+	// listed, when set, is the tree as an earlier walk found it: walk
+	// replays it instead of reading the tree again.
+	listed []localStat
+
 	sums map[string][32]byte // tree path → checksum of what was sent
 	sent []sentFile          // with hashLater: the regular files the last pack sent
 	buf  []byte
@@ -86,6 +90,14 @@ func (p *packer) size() (total int64, files int, err error) {
 // files of a tracked directory that became a symlink as if they were
 // there): the container's tar would write them through the link.
 func (p *packer) walk(fn func(rel string, fi fs.FileInfo) error) error {
+	if p.listed != nil {
+		for _, e := range p.listed {
+			if err := fn(e.rel, e.fi); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	fi, err := os.Stat(p.src) // the top may be a symlink to what to send
 	if err != nil {
 		return err
@@ -185,7 +197,7 @@ func (p *packer) pack(w io.Writer, skip func(rel string) bool, end endEntry) err
 	bw := bufio.NewWriterSize(w, len(p.buf))
 	tw := tar.NewWriter(bw)
 	err := p.walk(func(rel string, fi fs.FileInfo) error {
-		if fi.Mode().IsRegular() && skip != nil && skip(rel) {
+		if (fi.Mode().IsRegular() || fi.IsDir() && rel != "") && skip != nil && skip(rel) {
 			return nil
 		}
 		return p.entry(tw, rel, fi)
