@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -212,6 +213,31 @@ func (cp *ControlPlane) apiReady(ctx context.Context) error {
 		return fmt.Errorf("%w: %s", err, body)
 	}
 	return nil
+}
+
+// hostPathBase is where kube-controller-manager's hostpath provisioner
+// makes each volume's directory (its base is fixed in Kubernetes).
+const hostPathBase = "/tmp/hostpath_pv/"
+
+// ProvisionedDirs are the host directories of the volumes this cluster's
+// hostpath provisioner made: nothing deletes them once the cluster is gone
+// with its claims, so the cluster's stop removes them.
+func (cp *ControlPlane) ProvisionedDirs(ctx context.Context) ([]string, error) {
+	pvs, err := cp.Client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, pv := range pvs.Items {
+		hp := pv.Spec.HostPath
+		if hp == nil || !strings.HasPrefix(hp.Path, hostPathBase) {
+			continue
+		}
+		if name := strings.TrimPrefix(hp.Path, hostPathBase); name != "" && !strings.ContainsAny(name, "/.") {
+			dirs = append(dirs, hp.Path)
+		}
+	}
+	return dirs, nil
 }
 
 func (cp *ControlPlane) ensureStorageClass(ctx context.Context) error {

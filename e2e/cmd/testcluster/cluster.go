@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -167,8 +168,21 @@ func (c *testCluster) stop() error {
 		}()
 	}
 	wg.Wait()
+	var volumes []string
 	if c.cp != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		dirs, err := c.cp.ProvisionedDirs(ctx)
+		cancel()
+		if err != nil {
+			nodeErrs = append(nodeErrs, fmt.Errorf("list the provisioned volumes: %w", err))
+		}
+		volumes = dirs
 		c.cp.Stop()
+	}
+	for _, d := range volumes {
+		if err := os.RemoveAll(d); err != nil {
+			nodeErrs = append(nodeErrs, fmt.Errorf("remove volume %s: %w", d, err))
+		}
 	}
 	return errors.Join(nodeErrs...)
 }
