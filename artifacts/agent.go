@@ -48,8 +48,18 @@ func AgentFromEnv() (AgentUse, error) {
 // beside dir when that lets it run, again after a broken stream (as many
 // times as s.retries). An error wrapping client.ErrUnavailable: it cannot run there.
 func launchAgent(ctx context.Context, rem *remote, dir string, s settings) (*client.Session, error) {
+	return launchAgentWith(ctx, rem, client.Options{Dir: dir}, s)
+}
+
+// launchAgentKept is launchAgent into a warm cache's claim (cacheDir),
+// which keeps a copy of the agent for the next run.
+func launchAgentKept(ctx context.Context, rem *remote, cacheDir string, s settings) (*client.Session, error) {
+	return launchAgentWith(ctx, rem, client.Options{Dir: cacheDir, Keep: cacheDir}, s)
+}
+
+func launchAgentWith(ctx context.Context, rem *remote, o client.Options, s settings) (*client.Session, error) {
 	for attempt := 0; ; attempt++ {
-		sess, err := client.Launch(ctx, rem.exec, rem.container, client.Options{Dir: dir})
+		sess, err := client.Launch(ctx, rem.exec, rem.container, o)
 		if err == nil || errors.Is(err, client.ErrUnavailable) || ctx.Err() != nil || s.retries >= 0 && attempt >= s.retries {
 			return sess, err
 		}

@@ -44,7 +44,7 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 		return fmt.Errorf("upload %s into %s: the warm cache needs the in-container agent (%s=off)", src, dest, agentEnv)
 	}
 	scan := scanLocal(ctx, src, s.IncludeIgnored, in)
-	sess, err := launchAgent(ctx, rem, cacheDir, in)
+	sess, err := launchAgentKept(ctx, rem, cacheDir, in)
 	if err != nil {
 		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
 	}
@@ -67,7 +67,7 @@ func uploadCached(ctx context.Context, ep Endpoint, s Settings, in settings, src
 	in.warnf("warning: the warm cache of %s: %v; sending it whole\n", printers.EscapeTerminal(filepath.Base(src)), err)
 	// A new agent: the failure may have been its stream's.
 	_ = sess.Close()
-	if sess, err = launchAgent(ctx, rem, cacheDir, in); err != nil {
+	if sess, err = launchAgentKept(ctx, rem, cacheDir, in); err != nil {
 		sess = nil
 		return fmt.Errorf("upload %s into %s: %w", src, dest, err)
 	}

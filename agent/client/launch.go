@@ -33,6 +33,11 @@ type Options struct {
 	// gunzip costs the container about 30 ms of CPU, which over loopback
 	// doubles the agent's launch (60 ms against 30).
 	GzipBinary bool
+	// Keep, when set, is a directory of the plugin's own (a warm cache's
+	// claim) where a copy of the agent stays between sessions: when the
+	// copy there is this plugin's agent (its SHA-256, checked in the
+	// container), it runs without the binary crossing the link again.
+	Keep string
 }
 
 // DefaultCandidates are where the agent's binary is written when Dir is
@@ -46,9 +51,16 @@ const launchLine = "kubectl-concourse-launch "
 // unavailableLine begins the launcher's answer when the agent cannot run.
 const unavailableLine = "kubectl-concourse-unavailable: "
 
-// launcher runs in the container with the candidate directories as its
-// arguments. It says what the machine is and whether it can gunzip, reads
-// the plugin's answer (the binary's size and form, or 0), then exactly that
+// keptPrefix begins the name of the agent's copy in a keep directory; its
+// SHA-256 ends it.
+const keptPrefix = ".kubectl-concourse-agent.kept-"
+
+// launcher runs in the container with the keep directory (or "") and the
+// candidate directories as its arguments. It says what the machine is,
+// whether it can gunzip and the SHA-256 of the agent kept in the keep
+// directory ("-": none whose content is its name), reads the plugin's
+// answer (the binary's size, form and SHA-256; 0 kept to run the kept one;
+// or 0), then exactly that
 // many bytes into a new file in the first candidate that is a writable
 // directory, and runs it there: when the directory does not let it run
 // (noexec: the shell answers 126 without running it), it moves the file on
@@ -56,11 +68,30 @@ const unavailableLine = "kubectl-concourse-unavailable: "
 // beyond them: the plugin sends nothing more until the agent has answered.
 // The agent removes its file once it runs. It is not exec'd: its exit
 // status tells noexec from a run (the agent never exits 126), which saves
-// a trial run per launch.
+// a trial run per launch. An agent written into the keep directory is hard
+// linked there under its SHA-256 before it runs (and unlinked again if the
+// directory turns out noexec), for the next session.
 const launcher = `umask 077
+K=$1; shift
 z=raw; command -v gzip >/dev/null 2>&1 && z=gz
-echo "` + launchLine + `$(uname -m) $z"
-IFS=' ' read -r n form || exit 0
+kept=-
+if [ -n "$K" ] && command -v sha256sum >/dev/null 2>&1; then
+	for k in "$K"/` + keptPrefix + `*; do
+		[ -f "$k" ] && [ ! -L "$k" ] || continue
+		s=$(sha256sum <"$k")
+		s=${s%% *}
+		if [ "$k" = "$K/` + keptPrefix + `$s" ]; then kept=$s; else rm -f -- "$k"; fi
+	done
+fi
+echo "` + launchLine + `$(uname -m) $z $kept"
+IFS=' ' read -r n form sha || exit 0
+if [ "$form" = kept ]; then
+	"$K/` + keptPrefix + `$kept" serve ""
+	c=$?
+	[ "$c" -eq 126 ] || exit "$c"
+	rm -f -- "$K/` + keptPrefix + `$kept"
+	exit 126
+fi
 [ "$n" -gt 0 ] 2>/dev/null || exit 0
 f=
 for d in "$@" "$HOME"; do
@@ -81,9 +112,15 @@ for d in "$@" "$HOME"; do
 	fi
 	f=$t
 	chmod 700 "$f" || continue
+	keep=
+	if [ "$d" = "$K" ] && [ -n "$sha" ] && command -v sha256sum >/dev/null 2>&1; then
+		keep=$K/` + keptPrefix + `$sha
+		ln -f "$f" "$keep" 2>/dev/null || keep=
+	fi
 	"$f" serve "$f"
 	c=$?
 	[ "$c" -eq 126 ] || exit "$c"
+	[ -z "$keep" ] || rm -f -- "$keep"
 done
 [ -z "$f" ] || rm -f -- "$f"
 echo "` + unavailableLine + `no writable directory lets a program run (noexec) among: $* $HOME"
@@ -106,7 +143,7 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := podexec.RunBulkScript(execCtx, ex, c, launcher, candidates, inR, outW)
+		err := podexec.RunBulkScript(execCtx, ex, c, launcher, append([]string{o.Keep}, candidates...), inR, outW)
 		outW.Close()
 		inR.Close()
 		done <- err
@@ -136,11 +173,26 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		}
 		return fail(fmt.Errorf("%w: the launcher said %q", ErrUnavailable, line))
 	}
-	machine, form, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(line, launchLine)), " ")
+	fields := strings.Fields(strings.TrimPrefix(line, launchLine))
+	for len(fields) < 3 {
+		fields = append(fields, "")
+	}
+	machine, form, kept := fields[0], fields[1], fields[2]
 	goarch := embedded.Arch(machine)
 	if goarch == "" {
 		io.WriteString(inW, "0 none\n")
 		return fail(fmt.Errorf("%w: no agent for machine %q", ErrUnavailable, machine))
+	}
+	var digest string
+	if o.Keep != "" {
+		if digest, err = embedded.Digest(goarch); err == nil && kept == digest {
+			io.WriteString(inW, "0 kept\n")
+			s, err := dial(ctx, inW, br, outR, wait, cancel)
+			if err != nil {
+				return fail(launchErr(inW, outR, wait, err))
+			}
+			return s, nil
+		}
 	}
 	var bin io.Reader
 	var size int64
@@ -160,7 +212,7 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	// read.
 	sent := make(chan error, 1)
 	go func() {
-		_, err := fmt.Fprintf(inW, "%d %s\n", size, form)
+		_, err := fmt.Fprintf(inW, "%d %s %s\n", size, form, digest)
 		if err == nil {
 			_, err = io.Copy(inW, bin)
 		}

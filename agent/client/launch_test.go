@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,6 +220,75 @@ func BenchmarkLaunchAndUpload1MB(b *testing.B) {
 				if err := s.Close(); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// countingExecutor counts what the plugin sends into the exec.
+type countingExecutor struct {
+	localExecutor
+	sent *atomic.Int64
+}
+
+func (c countingExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, q remotecommand.TerminalSizeQueue) error {
+	s.In = io.TeeReader(s.In, writerFunc(func(p []byte) (int, error) { c.sent.Add(int64(len(p))); return len(p), nil }))
+	return c.localExecutor.Exec(ctx, r, s, q)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A launch into a keep directory leaves a copy of the agent there, and
+// the next one runs that copy without sending the binary again; a copy
+// whose content is not this plugin's agent is removed and never run.
+func TestLaunchKeepsACopyForTheNextSession(t *testing.T) {
+	needAgent(t)
+	digest, err := embedded.Digest(embedded.Arch(machine(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, shell := range shells(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			kept := filepath.Join(dir, keptPrefix+digest)
+			c := podexec.Container{Namespace: "ns", Pod: "p", Name: "c", Shell: shell}
+			launch := func(step string) int64 {
+				t.Helper()
+				var sent atomic.Int64
+				s, err := Launch(t.Context(), countingExecutor{sent: &sent}, c, Options{Dir: dir, Keep: dir, Candidates: []string{}})
+				if err != nil {
+					t.Fatalf("%s: Launch: %v", step, err)
+				}
+				if _, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(filepath.Join(dir, "x"))}, bytes.NewReader(oneFileTar(t))); err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+				if err := s.Close(); err != nil {
+					t.Errorf("%s: Close: %v", step, err)
+				}
+				ents, _ := os.ReadDir(dir)
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				if len(names) != 1 || names[0] != keptPrefix+digest {
+					t.Errorf("%s: the keep directory holds %v, want only the kept copy", step, names)
+				}
+				return sent.Load()
+			}
+			if sent := launch("first"); sent < 1<<20 {
+				t.Errorf("first launch sent %d bytes: not the binary", sent)
+			}
+			if sent := launch("second"); sent > 64<<10 {
+				t.Errorf("second launch sent %d bytes: the binary again", sent)
+			}
+			// Another program under the kept name: removed, the binary sent.
+			if err := os.WriteFile(kept, []byte("#!/bin/sh\necho tampered >&2\nexit 7\n"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if sent := launch("tampered"); sent < 1<<20 {
+				t.Errorf("a launch after tampering sent %d bytes: the tampered copy ran", sent)
 			}
 		})
 	}

@@ -8,11 +8,14 @@ package embedded
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"embed"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 //go:embed kubectl-concourse-agent-linux-*.gz
@@ -56,4 +59,24 @@ func Binary(goarch string) (io.Reader, int64, error) {
 	// A gzip stream ends with its input's size modulo 2^32 (ISIZE): the
 	// binary is far smaller.
 	return zr, int64(binary.LittleEndian.Uint32(gz[len(gz)-4:])), nil
+}
+
+var digests sync.Map // goarch -> func() (string, error)
+
+// Digest is the SHA-256 of the agent for goarch, ready to run (hex): a
+// copy kept in a warm cache runs only when its content is this. Worked
+// out once per process.
+func Digest(goarch string) (string, error) {
+	f, _ := digests.LoadOrStore(goarch, sync.OnceValues(func() (string, error) {
+		r, _, err := Binary(goarch)
+		if err != nil {
+			return "", err
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, r); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}))
+	return f.(func() (string, error))()
 }
