@@ -130,7 +130,7 @@ func unreachable(err error) (string, bool) {
 	var tlsErr *tls.CertificateVerificationError
 	switch {
 	case errors.As(ue.Err, &op) && op.Op == "dial":
-		if strings.Contains(op.Err.Error(), "connection refused") {
+		if errors.Is(op.Err, syscall.ECONNREFUSED) {
 			host := ue.URL
 			if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
 				host = u.Host
