@@ -183,26 +183,7 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		io.WriteString(inW, "0 none\n")
 		return fail(fmt.Errorf("%w: no agent for machine %q", ErrUnavailable, machine))
 	}
-	var digest string
-	if o.Keep != "" {
-		if digest, err = embedded.Digest(goarch); err == nil && kept == digest {
-			io.WriteString(inW, "0 kept\n")
-			s, err := dial(ctx, inW, br, outR, wait, cancel)
-			if err != nil {
-				return fail(launchErr(inW, outR, wait, err))
-			}
-			return s, nil
-		}
-	}
-	var bin io.Reader
-	var size int64
-	gz, err := embedded.Gzipped(goarch)
-	if form == "gz" && o.GzipBinary {
-		bin, size = bytes.NewReader(gz), int64(len(gz))
-	} else {
-		form = "raw"
-		bin, size, err = embedded.Binary(goarch)
-	}
+	header, bin, err := o.answer(goarch, form, kept)
 	if err != nil {
 		io.WriteString(inW, "0 none\n")
 		return fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
@@ -212,8 +193,8 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	// read.
 	sent := make(chan error, 1)
 	go func() {
-		_, err := fmt.Fprintf(inW, "%d %s %s\n", size, form, digest)
-		if err == nil {
+		_, err := io.WriteString(inW, header)
+		if err == nil && bin != nil {
 			_, err = io.Copy(inW, bin)
 		}
 		sent <- err
@@ -235,6 +216,34 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		return fail(launchErr(inW, outR, wait, err))
 	}
 	return s, nil
+}
+
+// answer is the plugin's reply to the launcher's first line (the machine's
+// goarch, whether it can gunzip, the SHA-256 of the copy it keeps): the
+// header line, then the binary to send after it, or none when the kept
+// copy is this plugin's agent.
+func (o Options) answer(goarch, form, kept string) (string, io.Reader, error) {
+	var digest string
+	if o.Keep != "" {
+		if d, err := embedded.Digest(goarch); err == nil {
+			if d == kept {
+				return "0 kept\n", nil, nil
+			}
+			digest = d
+		}
+	}
+	if form == "gz" && o.GzipBinary {
+		gz, err := embedded.Gzipped(goarch)
+		if err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("%d gz %s\n", len(gz), digest), bytes.NewReader(gz), nil
+	}
+	bin, size, err := embedded.Binary(goarch)
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("%d raw %s\n", size, digest), bin, nil
 }
 
 // launchErr ends the exec and returns its own failure, when it has one
