@@ -127,13 +127,13 @@ func run(runs int, root string, cacheOnly bool) (err error) {
 		byFirst     bool
 		cs          []*contender
 	}{
-		{"time to the first log line, 10 MB input tree", "first", 0.7, true, []*contender{
+		{"time to the first log line, 10 MB input tree", "first", 0.6, true, []*contender{
 			{name: "kubectl run + wait + cp + exec", script: recipe(runPod,
 				fmt.Sprintf("kubectl cp -n %s %q $p:/tmp/input", ns, input),
 				fmt.Sprintf("kubectl exec -n %s $p -- sh -c 'echo %s; ls /tmp/input | wc -l'", ns, marker), deletePod)},
 			{name: "kubectl concourse execute -i", script: plugin(fmt.Sprintf("-c %q -i input=%q", withInput, input))},
 		}},
-		{"time to the first log line, no input", "first", 1.2, true, []*contender{
+		{"time to the first log line, no input", "first", 1.0, true, []*contender{
 			{name: "kubectl run --rm -i --restart=Never", script: fmt.Sprintf(
 				"kubectl run -n %s bench-$RANDOM$RANDOM --rm -i --quiet --restart=Never --image=busybox --image-pull-policy=IfNotPresent -- sh -c 'echo %s'", ns, marker)},
 			{name: "kubectl concourse execute", script: plugin(fmt.Sprintf("-c %q", noInput))},
