@@ -12,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -134,12 +133,12 @@ func (l *cacheLeaser) lease(ctx context.Context, input string, size func() int64
 // or gone with a plugin that was killed) holds it until the expiry. A pod
 // that cannot be read holds it.
 func (l *cacheLeaser) held(ctx context.Context, claim *corev1.PersistentVolumeClaim) bool {
-	f := strings.Fields(claim.Annotations[selector.AnnotationLease])
-	if len(f) < 2 {
+	lease, ok := selector.LeaseOf(claim.Annotations)
+	if !ok {
 		return false
 	}
-	if len(f) > 2 {
-		pod, err := l.client.CoreV1().Pods(l.ns).Get(ctx, f[2], metav1.GetOptions{})
+	if lease.Pod != "" {
+		pod, err := l.client.CoreV1().Pods(l.ns).Get(ctx, lease.Pod, metav1.GetOptions{})
 		switch {
 		case err == nil:
 			return !taskEnded(pod)
@@ -147,8 +146,7 @@ func (l *cacheLeaser) held(ctx context.Context, claim *corev1.PersistentVolumeCl
 			return true
 		}
 	}
-	t, err := time.Parse(time.RFC3339, f[1])
-	return err == nil && l.now().Before(t)
+	return l.now().Before(lease.Expiry)
 }
 
 // taskEnded says whether pod's task can no longer touch its inputs.
@@ -170,7 +168,7 @@ func (l *cacheLeaser) stamp(claim *corev1.PersistentVolumeClaim) {
 		claim.Annotations = map[string]string{}
 	}
 	now := l.now()
-	claim.Annotations[selector.AnnotationLease] = l.holder + " " + now.Add(l.holdFor).UTC().Format(time.RFC3339) + " " + l.pod
+	claim.Annotations[selector.AnnotationLease] = selector.Lease{Holder: l.holder, Expiry: now.Add(l.holdFor), Pod: l.pod}.String()
 	claim.Annotations[selector.AnnotationLastUsed] = now.UTC().Format(time.RFC3339)
 }
 
@@ -238,7 +236,7 @@ func (l *cacheLeaser) releaseOne(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		if f := strings.Fields(claim.Annotations[selector.AnnotationLease]); len(f) == 0 || f[0] != l.holder {
+		if lease, _ := selector.LeaseOf(claim.Annotations); lease.Holder != l.holder {
 			return nil
 		}
 		delete(claim.Annotations, selector.AnnotationLease)

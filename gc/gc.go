@@ -235,12 +235,8 @@ func (o *GCOptions) unusedCaches(ctx context.Context, ns string) ([]leftover, er
 // expiry: a pod that outlives it (execute -b) keeps its claim anyway, since
 // a claim in use is deleted only once no pod uses it.
 func leased(c corev1.PersistentVolumeClaim, now time.Time) bool {
-	f := strings.Fields(c.Annotations[selector.AnnotationLease])
-	if len(f) < 2 {
-		return false
-	}
-	t, err := time.Parse(time.RFC3339, f[1])
-	return err == nil && now.Before(t)
+	lease, ok := selector.LeaseOf(c.Annotations)
+	return ok && now.Before(lease.Expiry)
 }
 
 // days is a duration flag that also takes whole or fractional days (7d,
