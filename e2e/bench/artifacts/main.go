@@ -50,6 +50,7 @@ import (
 const (
 	ns       = "bench-artifacts"
 	pod      = "bench"
+	realPod  = "bench-real" // on real-1, its /data on the disk
 	linkRate = 25_000_000
 )
 
@@ -60,6 +61,9 @@ var (
 	baseline  = flag.String("baseline", "", "an older kubectl-concourse build to measure beside ours (\"vs baseline\" in the ratios)")
 	runs      = flag.Int("runs", 3, "interleaved rounds per case (the figures are medians)")
 	only      = flag.String("only", "", "run only the cases whose \"link data dir\" contains this")
+	realNode  = flag.Bool("real-node", true, "also move a real tree into a step on a real node (kubelet, containerd, runc) whose /data is on this machine's disk (needs what `testcluster check` asks for)")
+	realFiles = flag.Int("real-files", 20000, "files of the real source tree moved into the real node's step")
+	diskDir   = flag.String("disk-dir", "/var/tmp", "a directory on a disk (not tmpfs) for the real node's step's /data")
 	root      = workdir.RootFlag()
 )
 
@@ -168,19 +172,40 @@ func run() (err error) {
 		return err
 	}
 	sets := []dataset{file, tree, goTree, oneMB}
-	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate, Dir: wd.Cluster})
+	var onDisk dataset
+	var realNodes int
+	if *realNode {
+		if onDisk, err = realTree(filepath.Join(work, "src", "many"), modules, *realFiles, false); err != nil {
+			return err
+		}
+		realNodes = 1
+	}
+	c, err := cluster.Start(ctx, cluster.Options{LinkRate: linkRate, Dir: wd.Cluster, RealNodes: realNodes})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
 	defer c.Stop()
-	if err := createPod(ctx, c); err != nil {
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
+	}
+	if err := createPod(ctx, c, pod, "", corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}); err != nil {
+		return err
+	}
+	if *realNode {
+		disk, err := os.MkdirTemp(*diskDir, "bench-artifacts-real-node-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(disk)
+		if err := createPod(ctx, c, realPod, c.RealNodes[0], corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: disk}}); err != nil {
+			return err
+		}
 	}
 	bin, err := copyTools(c.BinDir, filepath.Join(work, "bin"))
 	if err != nil {
 		return err
 	}
-	b := &bench{c: c, bin: bin, work: work}
+	b := &bench{c: c, bin: bin, work: work, pod: pod}
 	// The remote originals for downloads, put there by the raw channel.
 	for _, d := range sets {
 		if _, err := b.shell(link{"loopback", c.Kubeconfig}, fmt.Sprintf(
@@ -191,18 +216,41 @@ func run() (err error) {
 	fmt.Printf("artifacts benchmark, %s, %d interleaved rounds per case, medians, both sides on %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runs, wd.FS)
 	loopback, limited := link{"loopback", c.Kubeconfig}, link{"25 MB/s link", c.LimitedKubeconfig}
 	cases := []struct {
-		l link
-		d dataset
-	}{{loopback, file}, {loopback, tree}, {limited, goTree}, {loopback, oneMB}}
+		l    link
+		d    dataset
+		pod  string
+		dirs []string
+	}{{loopback, file, pod, both}, {loopback, tree, pod, both}, {limited, goTree, pod, both}, {loopback, oneMB, pod, both}}
+	if *realNode {
+		// Issue 24's case: where busybox's tar lands about a file a
+		// millisecond, on the real node's disk.
+		cases = append(cases, struct {
+			l    link
+			d    dataset
+			pod  string
+			dirs []string
+		}{loopback, onDisk, realPod, []string{"up"}})
+	}
 	var summary []string
 	for _, cs := range cases {
-		for _, dir := range []string{"up", "down"} {
+		for _, dir := range cs.dirs {
 			l, d := cs.l, cs.d
 			name := fmt.Sprintf("%s %s %s", l.name, d.name, dir)
+			if cs.pod == realPod {
+				name += " (real node, disk)"
+			}
 			if *only != "" && !strings.Contains(name, *only) {
 				continue
 			}
+			b.pod = cs.pod
 			cs := b.contenders(l, d, dir)
+			if b.pod == realPod {
+				// The slow ones are the point; the channel's own
+				// speed is the loopback cases'.
+				cs = slices.DeleteFunc(cs, func(c *contender) bool {
+					return c.tool != ours && c.tool != oursScripts && c.tool != kubectlCp && c.tool != rawTar
+				})
+			}
 			load0 := loadAvg()
 			b.measure(l, cs, name)
 			load1 := loadAvg()
@@ -221,7 +269,11 @@ type bench struct {
 	c    *cluster.Cluster
 	bin  string
 	work string
+	pod  string // the step the case moves files to and from
 }
+
+// both directions of a case.
+var both = []string{"up", "down"}
 
 // contenders lists every tool for one link, dataset and direction; ours
 // (defaults) first.
@@ -229,7 +281,7 @@ func (b *bench) contenders(l link, d dataset, dir string) []*contender {
 	name := filepath.Base(d.local)
 	parent := filepath.Dir(d.local)
 	plugin := filepath.Join(b.bin, "kubectl-concourse")
-	target := fmt.Sprintf("-n %s --pod %s --container main -q", ns, pod)
+	target := fmt.Sprintf("-n %s --pod %s --container main -q", ns, b.pod)
 	out := filepath.Join(b.work, "out")
 	var cs []*contender
 	add := func(tool, cmd string) { cs = append(cs, &contender{tool: tool, cmd: cmd}) }
@@ -244,10 +296,10 @@ func (b *bench) contenders(l link, d dataset, dir string) []*contender {
 		if d.tree {
 			add(oursPlain, fmt.Sprintf("%s upload %s --compress none %s /data/dst", plugin, target, q(d.local)))
 		}
-		add(kubectlCp, fmt.Sprintf("kubectl cp -c main %s %s/%s:/data/dst/%s", q(d.local), ns, pod, name))
-		add(rawTar, fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- tar xf - -C /data/dst", q(parent), q(name), ns, pod))
-		add(rawCat, fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- sh -c 'cat >/dev/null'", q(parent), q(name), ns, pod))
-		add(rawCatSPDY, fmt.Sprintf("tar cf - -C %s %s | %skubectl exec -i -n %s %s -- sh -c 'cat >/dev/null'", q(parent), q(name), spdy, ns, pod))
+		add(kubectlCp, fmt.Sprintf("kubectl cp -c main %s %s/%s:/data/dst/%s", q(d.local), ns, b.pod, name))
+		add(rawTar, fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- tar xf - -C /data/dst", q(parent), q(name), ns, b.pod))
+		add(rawCat, fmt.Sprintf("tar cf - -C %s %s | kubectl exec -i -n %s %s -- sh -c 'cat >/dev/null'", q(parent), q(name), ns, b.pod))
+		add(rawCatSPDY, fmt.Sprintf("tar cf - -C %s %s | %skubectl exec -i -n %s %s -- sh -c 'cat >/dev/null'", q(parent), q(name), spdy, ns, b.pod))
 		return cs
 	}
 	src := "/data/src/" + name
@@ -260,10 +312,10 @@ func (b *bench) contenders(l link, d dataset, dir string) []*contender {
 	if d.tree {
 		add(oursPlain, fmt.Sprintf("%s download %s --compress none %s %s", plugin, target, src, q(out)))
 	}
-	add(kubectlCp, fmt.Sprintf("kubectl cp -c main %s/%s:%s %s/%s", ns, pod, src, q(out), name))
+	add(kubectlCp, fmt.Sprintf("kubectl cp -c main %s/%s:%s %s/%s", ns, b.pod, src, q(out), name))
 	add(rawTar, fmt.Sprintf("kubectl exec -n %s %s -- tar cf - -C /data/src %s | tar xf - -C %s", ns, pod, name, q(out)))
-	add(rawCat, fmt.Sprintf("kubectl exec -n %s %s -- tar cf - -C /data/src %s | cat >/dev/null", ns, pod, name))
-	add(rawCatSPDY, fmt.Sprintf("%skubectl exec -n %s %s -- tar cf - -C /data/src %s | cat >/dev/null", spdy, ns, pod, name))
+	add(rawCat, fmt.Sprintf("kubectl exec -n %s %s -- tar cf - -C /data/src %s | cat >/dev/null", ns, b.pod, name))
+	add(rawCatSPDY, fmt.Sprintf("%skubectl exec -n %s %s -- tar cf - -C /data/src %s | cat >/dev/null", spdy, ns, b.pod, name))
 	return cs
 }
 
@@ -366,7 +418,7 @@ func (b *bench) reset() {
 	out := filepath.Join(b.work, "out")
 	os.RemoveAll(out)
 	os.MkdirAll(out, 0o755)
-	_, _ = b.shell(link{"loopback", b.c.Kubeconfig}, fmt.Sprintf("kubectl exec -n %s %s -- sh -c 'rm -rf /data/dst && mkdir -p /data/dst'", ns, pod))
+	_, _ = b.shell(link{"loopback", b.c.Kubeconfig}, fmt.Sprintf("kubectl exec -n %s %s -- sh -c 'rm -rf /data/dst && mkdir -p /data/dst'", ns, b.pod))
 }
 
 // shell runs cmd with the link's kubeconfig and bin/ first in PATH, and
@@ -425,18 +477,18 @@ func copyFile(src, dst string) (string, error) {
 
 func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-func createPod(ctx context.Context, c *cluster.Cluster) error {
-	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
+// createPod starts the step name (on node, when set) with data as its
+// /data.
+func createPod(ctx context.Context, c *cluster.Cluster, name, node string, data corev1.VolumeSource) error {
 	var grace int64 = 1
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.PodSpec{
+			NodeName:                      node,
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sh", "-c", "mkdir -p /data/src && exec sleep 36000"},
 				WorkingDir: "/data", VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
-			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: data}},
 		},
 	}
 	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -444,13 +496,13 @@ func createPod(ctx context.Context, c *cluster.Cluster) error {
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		got, err := c.Client.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+		got, err := c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && got.Status.Phase == corev1.PodRunning {
 			return nil
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("pod %s/%s not running after 2 minutes", ns, pod)
+	return fmt.Errorf("pod %s/%s not running after 2 minutes", ns, name)
 }
 
 // genFile writes size incompressible bytes.
