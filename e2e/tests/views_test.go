@@ -279,7 +279,8 @@ func testWatchFollowsSteps(t *testing.T, ns string) {
 	createPod(t, viewPod(ns, "b2-unit", viewBuildLabels("main", "unit", "2", "502", "unit"), nil,
 		viewContainer("main", "sh", "-c", "echo broken; exit 3")), finished)
 	// The failed task's own exit status is watch's, as fly's (fly/eventstream/render.go:74-75).
-	r := run(t, "", "kubectl", "concourse", "watch", "-n", ns, "-j", "main/unit")
+	// A failure's hooks may follow it: --settle is waited for them too.
+	r := run(t, "", "kubectl", "concourse", "watch", "-n", ns, "-j", "main/unit", "--settle", "1s")
 	if r.exitCode != 3 || !strings.Contains(r.stdout, "broken\n") || !strings.HasSuffix(r.stdout, "failed\n") {
 		t.Errorf("watch of a failed build: exit %d, want the task's 3\n%s%s", r.exitCode, r.stdout, r.stderr)
 	}
