@@ -39,6 +39,10 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 	if err := o.preflight(); err != nil {
 		return err
 	}
+	var nodes func() []corev1.Node
+	if o.DryRun != "client" {
+		nodes = o.listNodes(ctx) // beside the namespace's read: one round trip less before the pod
+	}
 	team := o.Team
 	if team == "" && o.DryRun == "none" {
 		team = o.namespaceTeam(ctx)
@@ -47,7 +51,7 @@ func (o *ExecuteOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
 	}
 	for taken := ""; ; {
-		err := o.runBuild(ctx, team, nextBuildID(o.Now(), taken))
+		err := o.runBuild(ctx, team, nextBuildID(o.Now(), taken), nodes)
 		var again errBuildIDTaken
 		if !errors.As(err, &again) {
 			return err
@@ -73,8 +77,24 @@ type errBuildIDTaken struct{ id string }
 
 func (e errBuildIDTaken) Error() string { return "build ID " + e.id + " is taken" }
 
+// listNodes lists the nodes in the background: the build's placement is
+// checked against them before its pod is created. Nodes the user may not
+// list are none, and leave the placement to the scheduler.
+func (o *ExecuteOptions) listNodes(ctx context.Context) func() []corev1.Node {
+	listed := make(chan []corev1.Node, 1)
+	go func() {
+		nodes, err := o.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			listed <- nil
+			return
+		}
+		listed <- nodes.Items
+	}()
+	return sync.OnceValue(func() []corev1.Node { return <-listed })
+}
+
 // runBuild is Run under one build ID.
-func (o *ExecuteOptions) runBuild(ctx context.Context, team, buildID string) (err error) {
+func (o *ExecuteOptions) runBuild(ctx context.Context, team, buildID string, nodes func() []corev1.Node) (err error) {
 	b := o.plan(team, buildID)
 	if o.DryRun == "none" && !o.NoCache && o.agent.Allowed() && len(b.Inputs) > 0 {
 		l := &cacheLeaser{client: o.Client, ns: b.Namespace, user: cacheUser(), holder: leaseHolder(b.BuildID),
@@ -97,7 +117,7 @@ func (o *ExecuteOptions) runBuild(ctx context.Context, team, buildID string) (er
 	// The first Ctrl-C (or SIGTERM: cli cancels ctx) aborts the build, and
 	// the abort (the pod's deletion) is the first thing sent, as fly sends
 	// its abort before anything else; a second one exits at once.
-	r := &runner{o: o, b: b, client: o.Client, colour: o.isTerminal(o.Out), secrets: secrets, removed: make(chan struct{})}
+	r := &runner{o: o, b: b, client: o.Client, colour: o.isTerminal(o.Out), secrets: secrets, removed: make(chan struct{}), nodes: nodes}
 	result := make(chan error, 1)
 	go func() { result <- r.run(ctx, pod) }()
 	select {
@@ -151,6 +171,7 @@ type runner struct {
 	colour  bool
 	secrets []*corev1.Secret // the params' and the image pull's, owned by the pod
 	removed chan struct{}    // closed once an abort's removal has ended
+	nodes   func() []corev1.Node
 
 	pod     *corev1.Pod
 	tethers []*helper.Tether // the outputs keeper's, released at the end
@@ -158,7 +179,7 @@ type runner struct {
 
 func (r *runner) run(ctx context.Context, pod *corev1.Pod) error {
 	o, ns := r.o, r.b.Namespace
-	if err := r.checkPlacement(ctx); err != nil {
+	if err := r.checkPlacement(); err != nil {
 		return r.result(buildStatus{state: "errored"}, err)
 	}
 	created, err := r.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
@@ -297,9 +318,11 @@ func (r *runner) runTask(ctx context.Context) (buildStatus, error) {
 		return buildStatus{state: "started"}, nil
 	}
 	fmt.Fprintln(o.Out, r.bold("initializing"))
-	if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, taskContainer,
-		helper.WaitOptions{Patient: true, Timeout: o.PendingTimeout, Report: report, Ended: true}); err != nil {
-		return errored, err
+	if first != taskContainer { // else the wait above was the task's
+		if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, taskContainer,
+			helper.WaitOptions{Patient: true, Timeout: o.PendingTimeout, Report: report, Ended: true}); err != nil {
+			return errored, err
+		}
 	}
 	argv := append([]string{b.Config.Run.Path}, b.Config.Run.Args...)
 	fmt.Fprintln(o.Out, r.bold("running "+printers.EscapeTerminal(strings.TrimSpace(strings.Join(argv, " ")))))
@@ -459,12 +482,12 @@ func (r *runner) explainPending(ctx context.Context, err error) error {
 // runs the task's platform, has one of its tags, or takes its team's
 // builds, instead of after --pending-timeout. Nodes the user may not list
 // leave it to the scheduler.
-func (r *runner) checkPlacement(ctx context.Context) error {
-	nodes, err := r.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) == 0 {
+func (r *runner) checkPlacement() error {
+	nodes := r.nodes()
+	if len(nodes) == 0 {
 		return nil
 	}
-	if missing := r.b.unplaceable(nodes.Items); len(missing) > 0 {
+	if missing := r.b.unplaceable(nodes); len(missing) > 0 {
 		return fmt.Errorf("no node can run the build: %s", strings.Join(missing, "; "))
 	}
 	return nil
