@@ -166,14 +166,21 @@ find "$2" -print0`
 	// side, each into a file of its own under directory $ps (a process's
 	// batches are appended: a pid used again appends after the earlier
 	// ones), printed once all are done: each batch stays whole, which is
-	// all parseSums needs, in any order; then it exits. Without more than
+	// all parseSums needs, in any order; then it exits. The names reach
+	// xargs through a file, never a pipe: busybox sh gives xargs a SIGCHLD
+	// handler without SA_RESTART, so a batch that ends while xargs waits on
+	// a pipe cuts the name it is reading in two (3 of 30 runs over
+	// kubernetes' 9,123 files here; none of 60 through a file, whose reads
+	// a signal does not interrupt). Without more than
 	// one core, an xargs with -P or a new directory $ps, it does nothing,
 	// and sumFiles follows.
 	sumFilesParallel = `w=$(nproc 2>/dev/null) || w=1
 [ "${w:-1}" -gt 4 ] 2>/dev/null && w=4
 if [ "$per" -gt 0 ] 2>/dev/null && [ "${w:-1}" -gt 1 ] 2>/dev/null && xargs -r -P 2 true </dev/null 2>/dev/null && mkdir -- "$ps" 2>/dev/null; then
-  find "$1" -type f -print0 | xargs -0 -r -P "$w" -n "$per" sh -c 'd=$1; shift; { printf "%s\n" "$#"; printf "%s\0" "$@"; "$0" -- "$@"; } >>"$d/$$"' "$sum" "$ps"
+  find "$1" -type f -print0 >"$ps.names" &&
+    xargs -0 -r -P "$w" -n "$per" sh -c 'd=$1; shift; { printf "%s\n" "$#"; printf "%s\0" "$@"; "$0" -- "$@"; } >>"$d/$$"' "$sum" "$ps" <"$ps.names"
   s=$?
+  rm -f -- "$ps.names"
   for f in "$ps"/*; do [ -f "$f" ] && cat -- "$f"; done
   rm -rf -- "$ps"
   exit "$s"
