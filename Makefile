@@ -111,7 +111,7 @@ fuzz: ## fuzz the tar extractor, the LZO decoder, the label encoding and the age
 # docs/test-cluster.md); the first line says whether it can.
 e2e: build cluster ## end-to-end tests on the test cluster (agent and real nodes)
 	@$(BIN)/testcluster check
-	cd e2e && $(GO) test -count=1 -timeout 40m ./...
+	cd e2e && $(GO) test -count=1 -timeout 40m -parallel 8 ./...
 
 release: ## cross-compile and pack dist/ archives and checksums.txt: make release VERSION=vX.Y.Z
 	$(GO) run ./hack/release -version "$(VERSION)" -date "$(DATE)" -dist "$(DIST)" -ldflags "$(LDFLAGS)" \

@@ -483,7 +483,7 @@ func waitNothingLeftAfterGC(t *testing.T, ns string) {
 }
 
 func TestExecuteKilledPluginsPodEndsAndGCRemovesIt(t *testing.T) {
-	onEachNodeKind(t, testExecuteKilledPluginsPodEndsAndGCRemovesIt)
+	onEachNodeKindWhileWaiting(t, testExecuteKilledPluginsPodEndsAndGCRemovesIt)
 }
 
 // A plugin killed while it uploads: the inputs keeper gives up, the pod

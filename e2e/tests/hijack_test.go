@@ -411,12 +411,10 @@ func cooked(t *testing.T, tty *os.File) bool {
 // its debug container's keeper, no longer tied to it, ends by itself within
 // the grace (a minute), so nothing stays running with the step's volumes.
 func TestHelperEndsWhenThePluginIsKilled(t *testing.T) {
-	t.Parallel() // it mostly waits out the grace
-	onEachNodeKind(t, testHelperEndsWhenThePluginIsKilled)
+	onEachNodeKindWhileWaiting(t, testHelperEndsWhenThePluginIsKilled) // it mostly waits out the grace
 }
 
 func testHelperEndsWhenThePluginIsKilled(t *testing.T, ns string) {
-	t.Parallel()
 	createPod(t, stepPod(ns, step{name: "dl", pipeline: "main", job: "test", build: "1", step: "unit", image: "distroless"}), running)
 	cmd := startUntil(t, "started\n", "kubectl", "concourse", "hijack", "-n", ns,
 		"-j", "main/test", "-s", "unit", "--debug", "--", "sh", "-c", "echo started; sleep 600")

@@ -37,6 +37,9 @@ var releasePlatforms = []string{"linux/amd64", "linux/arm64", "darwin/amd64", "d
 // validator, installs it with the real krew into a temporary KREW_ROOT and
 // runs the installed plugin through the real kubectl.
 func TestKrew(t *testing.T) {
+	// Its cross-compiles work while the tests that wait (the keeper's grace,
+	// a watch's settle) only wait: run beside them.
+	t.Parallel()
 	root := cluster.RepoRoot()
 	dist := t.TempDir()
 	runMake(t, root, "krew", "release", "VERSION="+releaseTag, "DIST="+dist)

@@ -24,3 +24,19 @@ func onEachNodeKind(t *testing.T, body func(t *testing.T, ns string)) {
 		})
 	}
 }
+
+// onEachNodeKindWhileWaiting is onEachNodeKind for a test that spends its
+// time waiting (a keeper's grace, a watch's settle) rather than working: it
+// runs in parallel with the other such tests, once every ordinary test is
+// done, and its node kinds run side by side, so the waits overlap instead of
+// adding up.
+func onEachNodeKindWhileWaiting(t *testing.T, body func(t *testing.T, ns string)) {
+	t.Helper()
+	t.Parallel()
+	for _, kind := range nodeKinds {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			body(t, testCluster.NamespaceOn(t, kind))
+		})
+	}
+}

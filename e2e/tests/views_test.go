@@ -244,7 +244,7 @@ func testViews(t *testing.T, ns string) {
 // TestWatchFollowsSteps watches a build whose second step starts after the
 // first one ends, then a failing build.
 func TestWatchFollowsSteps(t *testing.T) {
-	onEachNodeKind(t, testWatchFollowsSteps)
+	onEachNodeKindWhileWaiting(t, testWatchFollowsSteps)
 }
 
 func testWatchFollowsSteps(t *testing.T, ns string) {
