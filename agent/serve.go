@@ -37,6 +37,8 @@ type Options struct {
 	// 4: on two busy cores, landing the module cache's client-go (2,531
 	// files) took 0.40 s with one writer, 0.51 s with two, 0.62 s with four.
 	Workers int
+	// Self is the SHA-256 (hex) of the running executable, for the hello.
+	Self string
 }
 
 // errStdinClosed and errAborted end Serve without an error: the plugin is
@@ -90,7 +92,7 @@ func (a *agent) serve() error {
 		return err
 	}
 	uid, gid := os.Getuid(), os.Getgid()
-	if err := a.send(protocol.Hello{Arch: runtime.GOARCH, UID: uid, GID: gid, PID: os.Getpid()}); err != nil {
+	if err := a.send(protocol.Hello{Arch: runtime.GOARCH, UID: uid, GID: gid, PID: os.Getpid(), Self: a.opts.Self}); err != nil {
 		return err
 	}
 	for {

@@ -252,7 +252,8 @@ func (f *fakeAgent) Exec(_ context.Context, _ podexec.Request, s podexec.Streams
 	if _, err := fmt.Fscanf(in, "%d raw\n", &n); err != nil {
 		return err
 	}
-	if _, err := io.CopyN(io.Discard, in, n); err != nil {
+	self := sha256.New() // as the agent hashes itself
+	if _, err := io.CopyN(self, in, n); err != nil {
 		return err
 	}
 	out := bufio.NewWriter(s.Out)
@@ -261,7 +262,7 @@ func (f *fakeAgent) Exec(_ context.Context, _ podexec.Request, s podexec.Streams
 		return err
 	}
 	fw := frame.NewWriter(out)
-	hello, _ := json.Marshal(protocol.Hello{Arch: "amd64"})
+	hello, _ := json.Marshal(protocol.Hello{Arch: "amd64", Self: hex.EncodeToString(self.Sum(nil))})
 	fw.Write(frame.Control, hello)
 	out.Flush()
 	if _, _, err := frame.NewReader(in).Next(); err != nil {

@@ -135,3 +135,52 @@ func TestUploadCachedLocalFailureIsTheError(t *testing.T) {
 		t.Errorf("UploadCached = %v, warnings %q; want the local error alone", err, w.b.String())
 	}
 }
+
+// A warm run whose stream is corrupted on the way (a bit flipped in what
+// changed) is said in one line and sent again whole through the cache:
+// the input is still exactly the local tree, and the next run is warm.
+func TestUploadCachedSendsWholeAfterAFailedSync(t *testing.T) {
+	ctx := t.Context()
+	local := filepath.Join(t.TempDir(), "checkout")
+	writeTree(t, local, map[string]string{"main.go": "package main\n", "data/blob": strings.Repeat("0123456789abcdef", 16<<10)})
+	container := t.TempDir()
+	cache := filepath.Join(container, "cache") // a claim's root: it exists
+	if err := os.Mkdir(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ex := &localExecutor{bin: busyboxBin(t)}
+	ep := Endpoint{Executor: ex, Container: podexec.Container{Name: "inputs"}, WorkingDir: container}
+	var w warnings
+	s := DefaultSettings(w.warnf)
+	s.IncludeIgnored, s.Agent, s.Compress = true, agentOnly, compressNone
+	if err := UploadCached(ctx, ep, s, local, cache); err != nil {
+		t.Fatalf("cold run: %v", err)
+	}
+	writeTree(t, local, map[string]string{"data/blob": strings.Repeat("fedcba9876543210", 16<<10)})
+	// The kept agent runs without its binary crossing again: 128 KiB into
+	// stdin is inside the changed file's data.
+	ex.flipAt, ex.flips = 128<<10, 1
+	if err := UploadCached(ctx, ep, s, local, cache); err != nil {
+		t.Fatalf("corrupted warm run: %v (%s)", err, w.b.String())
+	}
+	if ex.flips != 0 {
+		t.Fatal("the stream was not corrupted: the test proves nothing")
+	}
+	if got := strings.Count(w.b.String(), "sending it whole"); got != 1 {
+		t.Errorf("warnings %q; want one line saying the input is sent whole", w.b.String())
+	}
+	input := filepath.Join(cache, "tree")
+	if got, want := tree(t, input), tree(t, local); !reflect.DeepEqual(got, want) {
+		t.Errorf("the input holds %v, want %v", got, want)
+	}
+	w.b.Reset()
+	var said strings.Builder
+	in := s.internal()
+	in.verbose = func(format string, a ...any) { fmt.Fprintf(&said, format, a...) }
+	if err := uploadCached(ctx, ep, s, in, local, cache); err != nil || w.b.Len() > 0 {
+		t.Fatalf("run after the whole one: %v (%s)", err, w.b.String())
+	}
+	if !strings.Contains(said.String(), "2 of its files and 1 directories held, 0 bytes to send") {
+		t.Errorf("run after the whole one: %s", said.String())
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -183,7 +185,7 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		io.WriteString(inW, "0 none\n")
 		return fail(fmt.Errorf("%w: no agent for machine %q", ErrUnavailable, machine))
 	}
-	header, bin, err := o.answer(goarch, form, kept)
+	header, bin, want, err := o.answer(goarch, form, kept)
 	if err != nil {
 		io.WriteString(inW, "0 none\n")
 		return fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
@@ -205,6 +207,9 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		// does not wait.
 		err = <-sent
 	}
+	if err == nil {
+		err = checkSelf(s.Hello.Self, want)
+	}
 	if err != nil {
 		var he *handshakeError
 		if errors.As(err, &he) {
@@ -221,29 +226,48 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 // answer is the plugin's reply to the launcher's first line (the machine's
 // goarch, whether it can gunzip, the SHA-256 of the copy it keeps): the
 // header line, then the binary to send after it, or none when the kept
-// copy is this plugin's agent.
-func (o Options) answer(goarch, form, kept string) (string, io.Reader, error) {
-	var digest string
+// copy is this plugin's agent; and the SHA-256 the agent that runs must
+// report, known once the binary is sent.
+func (o Options) answer(goarch, form, kept string) (header string, bin io.Reader, want func() (string, error), err error) {
+	digest := func() (string, error) { return embedded.Digest(goarch) }
+	var keptDigest string
 	if o.Keep != "" {
 		if d, err := embedded.Digest(goarch); err == nil {
 			if d == kept {
-				return "0 kept\n", nil, nil
+				return "0 kept\n", nil, digest, nil
 			}
-			digest = d
+			keptDigest = d
 		}
 	}
 	if form == "gz" && o.GzipBinary {
 		gz, err := embedded.Gzipped(goarch)
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
-		return fmt.Sprintf("%d gz %s\n", len(gz), digest), bytes.NewReader(gz), nil
+		return fmt.Sprintf("%d gz %s\n", len(gz), keptDigest), bytes.NewReader(gz), digest, nil
 	}
-	bin, size, err := embedded.Binary(goarch)
+	r, size, err := embedded.Binary(goarch)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return fmt.Sprintf("%d raw %s\n", size, digest), bin, nil
+	// Hashed as it is sent: no second decompression.
+	h := sha256.New()
+	sent := func() (string, error) { return hex.EncodeToString(h.Sum(nil)), nil }
+	return fmt.Sprintf("%d raw %s\n", size, keptDigest), io.TeeReader(r, h), sent, nil
+}
+
+// checkSelf compares the running agent's SHA-256 of itself with the
+// binary's: a bit flipped on the way may leave a program that still runs.
+// The mismatch is an error a new launch may fix.
+func checkSelf(self string, want func() (string, error)) error {
+	w, err := want()
+	if err != nil {
+		return err
+	}
+	if self != w {
+		return fmt.Errorf("the agent's binary arrived corrupted (SHA-256 %.12s, sent %.12s)", self, w)
+	}
+	return nil
 }
 
 // launchErr ends the exec and returns its own failure, when it has one

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -293,3 +294,61 @@ func TestLaunchKeepsACopyForTheNextSession(t *testing.T) {
 		})
 	}
 }
+
+// flippingExecutor flips one bit of the byte at offset at of the exec's
+// stdin: a binary corrupted on the way, whole and of the right size.
+type flippingExecutor struct {
+	localExecutor
+	at int64
+}
+
+func (f flippingExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, q remotecommand.TerminalSizeQueue) error {
+	var read int64
+	in := s.In
+	s.In = readerFunc(func(p []byte) (int, error) {
+		n, err := in.Read(p)
+		if f.at >= read && f.at < read+int64(n) {
+			p[f.at-read] ^= 0x20
+		}
+		read += int64(n)
+		return n, err
+	})
+	return f.localExecutor.Exec(ctx, r, s, q)
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// An agent whose binary arrived with a bit flipped where it still runs
+// (its usage text) is caught by the SHA-256 it reports of itself, and
+// ended: the launch fails, for a retry to send it again.
+func TestLaunchRefusesACorruptedBinary(t *testing.T) {
+	needAgent(t)
+	goarch := embedded.Arch(machine(t))
+	r, size, err := embedded.Binary(goarch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := bytes.Index(bin, []byte("usage: kubectl-concourse-agent"))
+	if usage < 0 {
+		t.Fatal("the agent's usage text is not in its binary")
+	}
+	header := int64(len(fmt.Sprintf("%d raw \n", size)))
+	dir := t.TempDir()
+	ex := flippingExecutor{at: header + int64(usage) + len64("usage: ")}
+	ex.env = []string{"PATH=" + noGzipPath(t)}
+	_, err = Launch(t.Context(), ex, podexec.Container{Namespace: "ns", Pod: "p", Name: "c"}, Options{Dir: dir, Candidates: []string{}})
+	if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "arrived corrupted") {
+		t.Fatalf("Launch of a corrupted binary: %v; want it refused as corrupted", err)
+	}
+	if got, _ := os.ReadDir(dir); len(got) != 0 {
+		t.Errorf("the corrupted agent left %v", got)
+	}
+}
+
+func len64(s string) int64 { return int64(len(s)) }

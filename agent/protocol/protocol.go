@@ -82,6 +82,11 @@ type Hello struct {
 	UID  int    `json:"uid"`
 	GID  int    `json:"gid"`
 	PID  int    `json:"pid"`
+	// Self is the SHA-256 (hex) of the agent's own executable as it
+	// runs: the plugin checks that the binary it sent arrived intact (the
+	// launcher checks only its size, as a checksum tool costs the
+	// container more than the agent's own hash).
+	Self string `json:"self"`
 }
 
 // Request is the plugin's control frame: Op and the fields it uses.

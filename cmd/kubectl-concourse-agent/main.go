@@ -9,7 +9,10 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/kubectl-concourse/kubectl-concourse/agent"
@@ -23,11 +26,37 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: kubectl-concourse-agent serve PATH | probe")
 		os.Exit(2)
 	}
-	if os.Args[2] != "" { // "": a copy kept in a warm cache, which stays for the next run
-		os.Remove(os.Args[2])
-	}
-	if err := agent.Serve(os.Stdin, os.Stdout, agent.Options{Stderr: os.Stderr}); err != nil {
+	// Hashed before its file goes (a kept copy, "", is read through
+	// /proc/self/exe).
+	self, err := selfDigest(os.Args[2])
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "kubectl-concourse-agent: %v\n", err)
 		os.Exit(1)
 	}
+	if os.Args[2] != "" { // "": a copy kept in a warm cache, which stays for the next run
+		os.Remove(os.Args[2])
+	}
+	if err := agent.Serve(os.Stdin, os.Stdout, agent.Options{Stderr: os.Stderr, Self: self}); err != nil {
+		fmt.Fprintf(os.Stderr, "kubectl-concourse-agent: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// selfDigest is the SHA-256 (hex) of the file at path, or of the running
+// executable when path is "": the plugin compares it with the binary it
+// sent, which the launcher wrote having checked only its size.
+func selfDigest(path string) (string, error) {
+	if path == "" {
+		path = "/proc/self/exe"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
