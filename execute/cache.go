@@ -255,6 +255,14 @@ func (l *cacheLeaser) remove(ctx context.Context, name string) {
 // cluster allows, and returns the claims to release. Where it gives none,
 // it says so in one line and the inputs are uploaded in full.
 func (o *ExecuteOptions) leaseCaches(ctx context.Context, b *oneOff, l *cacheLeaser) []string {
+	if uid, ok := runAsUser(b.Config.Run.User); ok && uid != 0 {
+		// The inputs container writes as the task's user (the inputs are
+		// theirs, as in Concourse), and a claim's root is the
+		// provisioner's, often root's and 0755: a cache could neither be
+		// written nor shared with a run as another user.
+		fmt.Fprintf(o.ErrOut, "warning: no warm input cache: the task runs as user %d (run.user), and a cache's files are root's; uploading the inputs in full\n", uid)
+		return nil
+	}
 	var leased []string
 	for i := range b.Inputs {
 		in := &b.Inputs[i]

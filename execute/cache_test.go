@@ -150,6 +150,37 @@ func TestCacheOnANodeTheBuildMayNotUse(t *testing.T) {
 	}
 }
 
+// A task that runs as another user than root gets no warm cache: its
+// inputs are written as that user, and a cache's files are root's. No
+// claim is touched; "root" and "0" keep it.
+func TestCacheNotForATaskOfAnotherUser(t *testing.T) {
+	for _, tt := range []struct {
+		user   string
+		cached bool
+	}{{"1000", false}, {"root", true}, {"0", true}, {"", true}} {
+		client := withDefaultClass()
+		var errOut strings.Builder
+		o := &ExecuteOptions{}
+		o.ErrOut, o.Client = &errOut, client
+		b := oneOff{Namespace: "ns", Config: TaskConfig{Platform: "linux", Run: RunConfig{Path: "true", User: tt.user}},
+			Inputs: []input{{Name: "repo", Local: t.TempDir()}}}
+		l := &cacheLeaser{client: client, ns: "ns", user: "me@host", holder: "a", holdFor: time.Hour, now: time.Now}
+		leased := o.leaseCaches(t.Context(), &b, l)
+		if got := len(leased) == 1 && b.Inputs[0].Cache != ""; got != tt.cached {
+			t.Errorf("run.user %q: leased %v, want cached %v (said %q)", tt.user, leased, tt.cached, errOut.String())
+		}
+		if !tt.cached {
+			want := "warning: no warm input cache: the task runs as user 1000 (run.user), and a cache's files are root's; uploading the inputs in full\n"
+			if errOut.String() != want {
+				t.Errorf("said %q, want %q", errOut.String(), want)
+			}
+			if claims, _ := client.CoreV1().PersistentVolumeClaims("ns").List(t.Context(), metav1.ListOptions{}); len(claims.Items) != 0 {
+				t.Errorf("run.user %q: %d claims made", tt.user, len(claims.Items))
+			}
+		}
+	}
+}
+
 // The task mounts a cached input's tree in place (the claim's tree, as a
 // subPath) and the inputs container the claim's root; an input at an
 // output's path shares its emptyDir and is not cached; a task's own cache
