@@ -3,10 +3,7 @@
 package agent
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -67,13 +64,11 @@ func fileEntry(root *os.Root, rel string, fi fs.FileInfo) (protocol.Entry, error
 		if err != nil {
 			return e, err
 		}
-		h := sha256.New()
-		_, err = io.Copy(h, f)
+		e.SHA256, err = protocol.ContentSHA256(f)
 		f.Close()
 		if err != nil {
 			return e, err
 		}
-		e.SHA256 = hex.EncodeToString(h.Sum(nil))
 	case fi.IsDir():
 		e.Kind = protocol.KindDir
 	case fi.Mode()&fs.ModeSymlink != 0:

@@ -8,14 +8,14 @@ package embedded
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
 	"embed"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 )
 
 //go:embed kubectl-concourse-agent-linux-*.gz
@@ -72,11 +72,7 @@ func Digest(goarch string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		h := sha256.New()
-		if _, err := io.Copy(h, r); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
+		return protocol.ContentSHA256(r)
 	}))
 	return f.(func() (string, error))()
 }

@@ -266,6 +266,16 @@ func parseCacheEntry(line string) (CacheEntry, error) {
 	return e, nil
 }
 
+// ContentSHA256 is the SHA-256 (hex) of what r holds: a file's in an
+// Entry, and the agent's binary's.
+func ContentSHA256(r io.Reader) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // ManifestDigest is the SHA-256 of the entries in path order, each as one
 // line whose fields are quoted where they may hold anything: both ends
 // compute it over the tree they hold.

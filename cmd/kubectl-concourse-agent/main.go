@@ -9,13 +9,11 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/kubectl-concourse/kubectl-concourse/agent"
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 )
 
 func main() {
@@ -54,9 +52,9 @@ func selfDigest(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	sum, err := protocol.ContentSHA256(f)
+	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return sum, nil
 }

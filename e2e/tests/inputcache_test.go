@@ -264,3 +264,28 @@ func TestExecuteWithoutClaimRightsUploadsInFull(t *testing.T) {
 	}
 	waitNothingLeft(t, ns)
 }
+
+func TestExecuteAsAnotherUserOwnsItsInput(t *testing.T) {
+	onEachNodeKind(t, testExecuteAsAnotherUserOwnsItsInput)
+}
+
+// A task with run.user 1000 gets its input whole, uncached (said in one
+// line), as its own: it may write into it, as in Concourse.
+func testExecuteAsAnotherUserOwnsItsInput(t *testing.T, ns string) {
+	src := t.TempDir()
+	mustWrite(t, filepath.Join(src, "main.go"), []byte("package main\n"), 0o644)
+	task := writeTask(t, "platform: linux\ninputs: [{name: src}]\nrun: {user: '1000', path: sh, args: [-c, 'id -u; echo more >>src/main.go && mkdir src/made && cat src/main.go']}\n")
+	for range 2 {
+		r := execute(t, ns, "-c", task, "--image", "busybox", "-i", "src="+src)
+		if r.exitCode != 0 || !strings.Contains(r.stdout, "1000\npackage main\nmore\n") {
+			t.Fatalf("execute as user 1000: exit %d\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+		}
+		want := "warning: no warm input cache: the task runs as user 1000 (run.user), and a cache's files are root's; uploading the inputs in full\n"
+		if r.stderr != want {
+			t.Errorf("stderr %q, want %q", r.stderr, want)
+		}
+	}
+	if claims := inputCaches(t, ns); len(claims) != 0 {
+		t.Errorf("%d claims made for a task as user 1000", len(claims))
+	}
+}
