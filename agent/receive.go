@@ -486,18 +486,27 @@ func (x *extractor) finish() error {
 		// A directory that already has them (a warm cache's, mostly) is
 		// left as it is: two calls fewer for each of thousands.
 		if fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != mode {
-			if err := x.root.Chmod(h.Name, mode); err != nil {
+			if err := x.root.Chmod(h.Name, mode); err != nil && !rootNotOurs(h.Name, err) {
 				return err
 			}
 		}
 		if !fi.ModTime().Equal(h.ModTime) {
-			if err := x.root.Chtimes(h.Name, time.Now(), h.ModTime); err != nil {
+			if err := x.root.Chtimes(h.Name, time.Now(), h.ModTime); err != nil && !rootNotOurs(h.Name, err) {
 				return err
 			}
 		}
 		x.written[h.Name] = protocol.Entry{Path: protocol.Name(x.manifestPath(h.Name)), Kind: protocol.KindDir, Mode: uint32(h.Mode) & 0o7777}
 	}
 	return nil
+}
+
+// rootNotOurs says whether err is the refusal to set the mode or times of
+// the directory received into ("."), which the receiving user does not
+// own: an emptyDir's root, when the task runs as another user than root
+// (run.user). It keeps what its owner gave it (an emptyDir's 0777 lets
+// that user write), as tar does when it is not root.
+func rootNotOurs(name string, err error) bool {
+	return name == "." && errors.Is(err, fs.ErrPermission)
 }
 
 // entryOf is the manifest entry of a regular file already written: a hard
