@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -122,12 +123,14 @@ func TestAgentDownloadAnswers(t *testing.T) {
 	ex := &localExecutor{bin: busyboxBin(t)}
 	ep := Endpoint{Executor: ex, Container: podexec.Container{Name: "outputs"}, WorkingDir: filepath.Join(container, "build")}
 	var w warnings
-	err := DownloadAs(context.Background(), ep, DefaultSettings(w.warnf), "missing", filepath.Join(t.TempDir(), "m"))
+	agent := DefaultSettings(w.warnf)
+	agent.Agent = agentOnly // a tree this small would go through the scripts
+	err := DownloadAs(context.Background(), ep, agent, "missing", filepath.Join(t.TempDir(), "m"))
 	if err == nil || !strings.Contains(err.Error(), "missing: no such file or directory in the container") || len(ex.commands) != 1 {
 		t.Errorf("DownloadAs of a missing path = %v after %d execs, want the agent's answer at once", err, len(ex.commands))
 	}
 	dest := filepath.Join(t.TempDir(), "out")
-	if err := DownloadAs(context.Background(), ep, DefaultSettings(w.warnf), "out", dest); err != nil {
+	if err := DownloadAs(context.Background(), ep, agent, "out", dest); err != nil {
 		t.Fatalf("DownloadAs: %v", err)
 	}
 	if target, err := os.Readlink(filepath.Join(dest, "l")); err != nil || target != "../../.." {
@@ -149,6 +152,52 @@ func TestAgentDownloadAnswers(t *testing.T) {
 	for _, c := range ex.commands {
 		if script, _, _ := podexec.ScriptOf(c); strings.Contains(script, launchLineForTests) {
 			t.Error("DownloadAs with Settings.Agent off launched the agent")
+		}
+	}
+}
+
+// By default a download's probe decides: a small tree goes through the
+// scripts (one exec, no binary to send), a tree of as many entries as the
+// agent's start pays for through the agent, each said with -v; both land
+// the container's tree.
+func TestDownloadTakesTheAgentWhereItPays(t *testing.T) {
+	needAgent(t)
+	container := t.TempDir()
+	small := map[string]string{"f": "x", "l": "link:../../.."}
+	large := map[string]string{}
+	for i := range agentPaysFromEntries {
+		large[fmt.Sprintf("d%02d/f%04d", i%40, i)] = strconv.Itoa(i)
+	}
+	writeTree(t, filepath.Join(container, "small"), small)
+	writeTree(t, filepath.Join(container, "large"), large)
+	for _, tt := range []struct {
+		name, say string
+		agent     bool
+	}{
+		{"small", "download: through the container's shell scripts: 3 entries, ", false},
+		{"large", "download: through the in-container agent", true},
+	} {
+		ex := &localExecutor{bin: busyboxBin(t)}
+		ep := Endpoint{Executor: ex, Container: podexec.Container{Name: "main"}, WorkingDir: container}
+		var w, verbose warnings
+		s := DefaultSettings(w.warnf)
+		in := s.internal()
+		in.verbose = verbose.warnf
+		dest := filepath.Join(t.TempDir(), tt.name)
+		if err := downloadTo(t.Context(), &remote{exec: ex, container: ep.Container, workingDir: container}, filepath.Join(container, tt.name), dest, in); err != nil {
+			t.Fatalf("%s: download: %v (%s)", tt.name, err, w.b.String())
+		}
+		if got, want := tree(t, dest), tree(t, filepath.Join(container, tt.name)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: downloaded %d entries unlike the container's %d", tt.name, len(got), len(want))
+		}
+		launched := false
+		for _, c := range ex.commands {
+			if script, _, _ := podexec.ScriptOf(c); strings.Contains(script, launchLineForTests) {
+				launched = true
+			}
+		}
+		if launched != tt.agent || !strings.HasPrefix(verbose.b.String(), tt.say) {
+			t.Errorf("%s: agent launched %v, -v said %q; want %v and %q", tt.name, launched, verbose.b.String(), tt.agent, tt.say)
 		}
 	}
 }

@@ -40,6 +40,7 @@ type caps struct {
 	link                                                                 bool    // the path itself is a symlink
 	version                                                              string  // its landed upload's version ID, when the link is ours
 	size                                                                 int64   // bytes, from du; 0 if unknown
+	count                                                                int     // a directory's entries, up to the count asked for; 0 if not counted
 	ratio                                                                float64 // compressed/raw of a sample with codec
 	codec                                                                string  // compressGzip or compressLZOP
 	compressRate                                                         float64 // bytes/s codec compressed the sample at; 0: not timed
@@ -55,12 +56,13 @@ type probeRequest struct {
 	size, ratio bool
 	sample      int
 	sampleMin   int64
+	count       int // > 0: count a directory's entries, up to this many
 }
 
 // args are probe's positional parameters.
 func (q probeRequest) args() []string {
 	args := []string{q.path, "nosize", "noratio", strconv.Itoa(q.sample - q.sample%sampleBlock),
-		strconv.FormatInt(q.sampleMin>>10, 10), strconv.Itoa(int(maxRatio * 100))}
+		strconv.FormatInt(q.sampleMin>>10, 10), strconv.Itoa(int(maxRatio * 100)), strconv.Itoa(q.count)}
 	if q.size {
 		args[1] = "size"
 	}
@@ -162,6 +164,10 @@ func parseProbe(br *bufio.Reader, c *caps, sample int, answer io.Writer) (decide
 			if len(f) == 2 {
 				kb, _ := strconv.ParseInt(f[1], 10, 64)
 				c.size = kb * 1024
+			}
+		case "count":
+			if len(f) == 2 {
+				c.count, _ = strconv.Atoi(f[1])
 			}
 		case "ratio-read":
 			readStart = time.Now()
