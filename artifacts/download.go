@@ -50,7 +50,8 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 		s.verbosef("download: through the container's shell scripts: %s is relative to a working directory the pod does not name\n", src)
 		return downloadByScripts(ctx, rem, src, dest, s, false)
 	case s.agent == agentAuto:
-		if err := downloadByScripts(ctx, rem, src, dest, s, true); !errors.Is(err, errAgentPays) {
+		// Without tar the agent may still run (it needs only sh).
+		if err := downloadByScripts(ctx, rem, src, dest, s, true); !errors.Is(err, errAgentPays) && !errors.Is(err, errNoTar) {
 			return err
 		}
 	}
