@@ -45,11 +45,12 @@ var (
 		git or with --include-ignored.
 
 		Where it can run (linux/amd64 or arm64, a directory that lets a program run), the
-		plugin's own small agent receives the upload in the container: the tree lands as a
+		plugin's own small agent receives a directory in the container: the tree lands as a
 		real directory in one atomic exchange, nothing of the plugin's stays beside it, and
-		every file is compared by SHA-256. Elsewhere the container's own sh and tar do it as
-		described below, and a directory lands as a symlink into .kubectl-concourse/ beside
-		it. -v says which way an upload went.` + transferLong)
+		every file is compared by SHA-256. A file below 40 MiB, and everything where the
+		agent cannot run, goes through the container's own sh and tar as described below (a
+		file lands by one rename either way; a directory lands as a symlink into
+		.kubectl-concourse/ beside it). -v says which way an upload went.` + transferLong)
 
 	uploadExample = templates.Examples(`
 		# Upload the current repository into the working directory of step "unit" of build 42
@@ -63,12 +64,14 @@ var (
 		fly's flags, to LOCAL_DIR/NAME. LOCAL_DIR defaults to the current directory;
 		relative remote paths start at the step's working directory.
 
-		Where it can run (linux/amd64 or arm64, a directory that lets a program run), the
-		plugin's own small agent sends the tree from the container, hashing every file as it
-		reads it, and every file is compared by SHA-256 with what was written here; a broken
-		stream or a difference has the tree sent again (--retries). Elsewhere the container's
-		own sh and tar do it as described below, resuming with only the missing files. -v
-		says which way a download went.
+		A tree of about 80 MiB or 1,550 entries or more goes through the plugin's own small
+		agent where it can run (linux/amd64 or arm64, a directory that lets a program run): it
+		sends the tree from the container, hashing every file as it reads it, and every file
+		is compared by SHA-256 with what was written here; a broken stream or a difference
+		has the tree sent again (--retries). A smaller tree, whose transfer costs less than
+		the agent's start, and everything where the agent cannot run, goes through the
+		container's own sh and tar as described below, resuming with only the missing files.
+		-v says which way a download went.
 
 		Whatever the container sends is treated as hostile: no entry is written outside the
 		destination. Symlinks land as they are, but an entry written through one (below a
