@@ -86,14 +86,14 @@ const (
 
 // agentPays says whether the agent should carry a download the probe
 // found so: a tree large enough for its start to pay, or one the scripts
-// could not verify (no checksum tool) or pack (no tar). A path that is
-// missing, odd or a landed upload's link stays with the scripts, which
-// say what is wrong or follow it.
+// could not verify (no checksum tool; without tar they end at the probe,
+// errNoTar). A path that is missing, odd or a landed upload's link stays
+// with the scripts, which say what is wrong or follow it.
 func agentPays(c caps, verify bool) bool {
 	switch {
 	case c.kind != "dir" && c.kind != "file" || c.link:
 		return false
-	case !c.tar || verify && chooseDigest(c) == nil:
+	case verify && chooseDigest(c) == nil:
 		return true
 	}
 	return c.size>>20*agentGainPerMiB+int64(c.count)*agentGainPerEntry > agentStartMicros

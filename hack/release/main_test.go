@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,21 @@ func TestWriteChecksums(t *testing.T) {
 		"3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d  b.zip\n"
 	if string(got) != want {
 		t.Errorf("checksums.txt = %q, want %q", got, want)
+	}
+}
+
+// A release builds, by default, exactly the platforms .krew.yaml lists (the
+// e2e test cross-compiles one per OS).
+func TestDefaultPlatformsAreTheKrewManifests(t *testing.T) {
+	manifest, err := os.ReadFile(filepath.Join("..", "..", ".krew.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile(`os: (\w+)\s+arch: (\w+)`).FindAllStringSubmatch(string(manifest), -1) {
+		listed = append(listed, m[1]+"/"+m[2])
+	}
+	if got := strings.Join(listed, ","); got != defaultPlatforms {
+		t.Errorf(".krew.yaml lists %s; the release builds %s", got, defaultPlatforms)
 	}
 }
