@@ -149,10 +149,8 @@ func TestAgentDownloadAnswers(t *testing.T) {
 	if err := DownloadAs(context.Background(), ep, scripts, "out", filepath.Join(t.TempDir(), "out")); err != nil {
 		t.Fatalf("DownloadAs with the scripts: %v", err)
 	}
-	for _, c := range ex.commands {
-		if script, _, _ := podexec.ScriptOf(c); strings.Contains(script, launchLineForTests) {
-			t.Error("DownloadAs with Settings.Agent off launched the agent")
-		}
+	if launchedAgent(ex) {
+		t.Error("DownloadAs with Settings.Agent off launched the agent")
 	}
 }
 
@@ -190,13 +188,7 @@ func TestDownloadTakesTheAgentWhereItPays(t *testing.T) {
 		if got, want := tree(t, dest), tree(t, filepath.Join(container, tt.name)); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: downloaded %d entries unlike the container's %d", tt.name, len(got), len(want))
 		}
-		launched := false
-		for _, c := range ex.commands {
-			if script, _, _ := podexec.ScriptOf(c); strings.Contains(script, launchLineForTests) {
-				launched = true
-			}
-		}
-		if launched != tt.agent || !strings.HasPrefix(verbose.b.String(), tt.say) {
+		if launched := launchedAgent(ex); launched != tt.agent || !strings.HasPrefix(verbose.b.String(), tt.say) {
 			t.Errorf("%s: agent launched %v, -v said %q; want %v and %q", tt.name, launched, verbose.b.String(), tt.agent, tt.say)
 		}
 	}
@@ -204,6 +196,16 @@ func TestDownloadTakesTheAgentWhereItPays(t *testing.T) {
 
 // launchLineForTests is a word only the agent's launcher says.
 const launchLineForTests = "kubectl-concourse-launch"
+
+// launchedAgent says whether ex ran the agent's launcher.
+func launchedAgent(ex *localExecutor) bool {
+	for _, c := range ex.commands {
+		if script, _, _ := podexec.ScriptOf(c); strings.Contains(script, launchLineForTests) {
+			return true
+		}
+	}
+	return false
+}
 
 // A hostile agent (the container is the user's, and so is whatever
 // answers there) cannot make the download write outside its destination

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 )
 
 // agentSettings are the agent's: the tests fail where it cannot run.
@@ -160,13 +158,7 @@ func TestUploadOfAFileTakesTheScripts(t *testing.T) {
 		if got, want := tree(t, filepath.Join(container, tt.name)), tree(t, filepath.Join(local, tt.name)); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: landed %v, want %v", tt.name, got, want)
 		}
-		launched := false
-		for _, c := range ex.commands {
-			if script, _, _ := podexec.ScriptOf(c); strings.Contains(script, launchLineForTests) {
-				launched = true
-			}
-		}
-		if launched != tt.agent || !strings.HasPrefix(verbose.b.String(), tt.say) {
+		if launched := launchedAgent(ex); launched != tt.agent || !strings.HasPrefix(verbose.b.String(), tt.say) {
 			t.Errorf("%s: agent launched %v, -v said %q; want %v and %q", tt.name, launched, verbose.b.String(), tt.agent, tt.say)
 		}
 	}
