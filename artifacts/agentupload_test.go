@@ -132,37 +132,3 @@ func waitEmpty(t *testing.T, dir string) {
 	}
 	t.Errorf("left in %s after an interrupted upload: %v", dir, names)
 }
-
-// By default a file below fileAgentPaysFrom goes up through the scripts
-// (it lands by one rename either way, and their one exec is the quicker),
-// said with -v; a directory goes through the agent.
-func TestUploadOfAFileTakesTheScripts(t *testing.T) {
-	needAgent(t)
-	local := t.TempDir()
-	writeTree(t, local, map[string]string{"f.bin": strings.Repeat("x", 300000), "tree/a": "a"})
-	container := t.TempDir()
-	for _, tt := range []struct {
-		name, say string
-		agent     bool
-	}{
-		{"f.bin", "upload: through the container's shell scripts: a file of 292 KiB costs less to send than the agent's start", false},
-		{"tree", "upload: through the in-container agent", true},
-	} {
-		ex := &localExecutor{bin: busyboxBin(t)}
-		var w, verbose warnings
-		s := testSettings(&w, compressNone)
-		s.agent, s.verbose = agentAuto, verbose.warnf
-		if err := upload(t.Context(), &remote{exec: ex, workingDir: container}, filepath.Join(local, tt.name), ".", true, s); err != nil {
-			t.Fatalf("%s: upload: %v (%s)", tt.name, err, w.b.String())
-		}
-		if got, want := tree(t, filepath.Join(container, tt.name)), tree(t, filepath.Join(local, tt.name)); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: landed %v, want %v", tt.name, got, want)
-		}
-		if launched := launchedAgent(ex); launched != tt.agent || !strings.HasPrefix(verbose.b.String(), tt.say) {
-			t.Errorf("%s: agent launched %v, -v said %q; want %v and %q", tt.name, launched, verbose.b.String(), tt.agent, tt.say)
-		}
-	}
-	if entries, _ := os.ReadDir(container); len(entries) != 2 {
-		t.Errorf("beside the uploads: %v", entries)
-	}
-}

@@ -45,12 +45,11 @@ var (
 		git or with --include-ignored.
 
 		Where it can run (linux/amd64 or arm64, a directory that lets a program run), the
-		plugin's own small agent receives a directory in the container: the tree lands as a
+		plugin's own small agent receives the upload in the container: the tree lands as a
 		real directory in one atomic exchange, nothing of the plugin's stays beside it, and
-		every file is compared by SHA-256. A file below 40 MiB, and everything where the
-		agent cannot run, goes through the container's own sh and tar as described below (a
-		file lands by one rename either way; a directory lands as a symlink into
-		.kubectl-concourse/ beside it). -v says which way an upload went.` + transferLong)
+		every file is compared by SHA-256. Elsewhere the container's own sh and tar do it as
+		described below, and a directory lands as a symlink into .kubectl-concourse/ beside
+		it. -v says which way an upload went.` + transferLong)
 
 	uploadExample = templates.Examples(`
 		# Upload the current repository into the working directory of step "unit" of build 42

@@ -71,34 +71,6 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 // agent moves faster, or verifies where the scripts cannot.
 var errAgentPays = errors.New("the agent pays for its start")
 
-// Measured over loopback here (a 1 MiB to 256 MiB file, Go module trees of
-// 20 to 3,587 files): the agent's start (its 3.6 MB binary crossing, then
-// its hello) costs about 110 ms more than the scripts' one exec, and it
-// then gains about 1.4 ms a MiB (Go's hashing and writes against
-// busybox's md5sum and tar) and 71 µs an entry. It pays from about
-// 80 MiB, or 1,550 entries, or a mix.
-const (
-	agentStartMicros     = 110_000
-	agentGainPerMiB      = 1_400
-	agentGainPerEntry    = 71
-	agentPaysFromEntries = agentStartMicros/agentGainPerEntry + 1
-)
-
-// agentPays says whether the agent should carry a download the probe
-// found so: a tree large enough for its start to pay, or one the scripts
-// could not verify (no checksum tool; without tar they end at the probe,
-// errNoTar). A path that is missing, odd or a landed upload's link stays
-// with the scripts, which say what is wrong or follow it.
-func agentPays(c caps, verify bool) bool {
-	switch {
-	case c.kind != "dir" && c.kind != "file" || c.link:
-		return false
-	case verify && chooseDigest(c) == nil:
-		return true
-	}
-	return c.size>>20*agentGainPerMiB+int64(c.count)*agentGainPerEntry > agentStartMicros
-}
-
 // downloadByScripts downloads src to dest through the container's shell
 // scripts: a probe, tar, the container's checksum tool. With agentMayPay,
 // it ends at the probe with errAgentPays, having sent nothing, when
@@ -138,11 +110,13 @@ func downloadByScripts(ctx context.Context, rem *remote, src, dest string, s set
 			first.stop()
 			return errAgentPays
 		}
-		what := fmt.Sprintf("a file of %d KiB", c.size>>10)
-		if c.kind == "dir" {
-			what = fmt.Sprintf("%d entries, %d KiB,", c.count, c.size>>10)
+		// A missing or odd path is said by the error that follows.
+		switch c.kind {
+		case "file":
+			s.verbosef("download: through the container's shell scripts: a file of %d KiB costs less to send than the agent's start\n", c.size>>10)
+		case "dir":
+			s.verbosef("download: through the container's shell scripts: %d entries, %d KiB, cost less to send than the agent's start\n", c.count, c.size>>10)
 		}
-		s.verbosef("download: through the container's shell scripts: %s cost less to send than the agent's start\n", what)
 	}
 	d, err := newDownloader(rem, c, src, parent, base, s)
 	if err != nil {

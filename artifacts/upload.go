@@ -42,14 +42,6 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	if err != nil {
 		return err
 	}
-	if s.agent == agentAuto && !l.dir && l.total < fileAgentPaysFrom {
-		// A file lands by one rename either way: the scripts' one exec is
-		// the quicker (without tar, the agent may still run).
-		s.verbosef("upload: through the container's shell scripts: a file of %d KiB costs less to send than the agent's start\n", l.total>>10)
-		if err := uploadByScripts(ctx, rem, l, s); !errors.Is(err, errNoTar) {
-			return err
-		}
-	}
 	if s.agent != agentOff {
 		sess, err := launchAgent(ctx, rem, l.dest, s)
 		switch {
@@ -66,14 +58,6 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	}
 	return uploadByScripts(ctx, rem, l, s)
 }
-
-// fileAgentPaysFrom is the size from which a file goes up through the
-// agent: below, the agent's start (its binary crossing the exec channel)
-// costs more than its hashing and writes save. Over loopback here a file
-// of 1 MiB took 83-103 ms through the scripts and 163-189 ms through the
-// agent, one of 10 MiB 162-190 against 243-253, one of 40 MiB 418-451
-// against 400-466 (docs/benchmarks.md).
-const fileAgentPaysFrom = 40 << 20
 
 // localUpload is an upload as the local side knows it before the
 // container is asked anything.
