@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -405,4 +406,44 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 		time.Sleep(wait)
 	}
 	return n, err
+}
+
+// runAsNobody runs the calling test again, alone, in a copy of the test
+// binary as uid and gid 65534: what a test of a permission error needs
+// when the tests run as root (CI does), which reads any file. It fails
+// unless the child ran the test and passed it.
+func runAsNobody(t *testing.T) {
+	t.Helper()
+	const nobody = 65534
+	if os.Getenv("KUBECTL_CONCOURSE_TEST_AS_NOBODY") != "" {
+		t.Fatal("the child meant to run as nobody runs as root")
+	}
+	// t.TempDir's parents and go test's work directory are 0700.
+	dir, err := os.MkdirTemp("", "as-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(os.Chmod(dir, 0o755), os.Chown(tmp, nobody, nobody)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), bin, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "KUBECTL_CONCOURSE_TEST_AS_NOBODY=1", "TMPDIR="+tmp, "HOME="+tmp, "GOCOVERDIR="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
+		t.Fatalf("as uid %d: %v\n%s", nobody, err, out)
+	}
 }
