@@ -611,6 +611,25 @@ func TestSendOneFileAndAFailure(t *testing.T) {
 	}
 }
 
+// A send asked for no file sums (zstd's checksum covers the stream) hashes
+// nothing; by default every file's SHA-256 is in the manifest.
+func TestSendNoFileSums(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "notes.txt")
+	os.WriteFile(p, []byte("hello"), 0o640)
+	s := serve(t)
+	for _, noSums := range []bool{false, true} {
+		sent, err := s.SendTo(t.Context(), protocol.Request{Path: protocol.Name(p), Codec: protocol.CodecZstd, NoFileSums: noSums},
+			func(tr io.Reader) error { _, err := io.Copy(io.Discard, tr); return err })
+		if err != nil || len(sent) != 1 {
+			t.Fatalf("SendTo = %+v, %v", sent, err)
+		}
+		if want, _ := protocol.ContentSHA256(strings.NewReader("hello")); noSums && sent[0].SHA256 != "" || !noSums && sent[0].SHA256 != want {
+			t.Errorf("NoFileSums %v: SHA-256 %q", noSums, sent[0].SHA256)
+		}
+	}
+}
+
 func TestAbortRemovesTheStagingAtOnce(t *testing.T) {
 	parent := t.TempDir()
 	dest := filepath.Join(parent, "repo")

@@ -21,12 +21,13 @@ import (
 
 // sendTree sends req.Path as a tar, named by its base name at the top, as a
 // data stream compressed with req.Codec; then the manifest of what it sent
-// (each file hashed as it was read) as a second data stream; then a reply
+// (each file hashed as it was read, unless req.NoFileSums) as a second
+// data stream; then a reply
 // with the digest. A failure midway ends the tar stream without its end,
 // so the plugin's reader sees it cut, and the reply says why.
 func (a *agent) sendTree(req protocol.Request) error {
 	dw := frame.NewDataWriter(a.fw)
-	entries, sendErr := a.tarTree(string(req.Path), req.Codec, dw)
+	entries, sendErr := a.tarTree(string(req.Path), req.Codec, !req.NoFileSums, dw)
 	if err := dw.Close(); err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func (a *agent) sendTree(req protocol.Request) error {
 	return a.send(reply)
 }
 
-func (a *agent) tarTree(p, codecName string, w io.Writer) ([]protocol.Entry, error) {
+func (a *agent) tarTree(p, codecName string, sums bool, w io.Writer) ([]protocol.Entry, error) {
 	if !filepath.IsAbs(p) {
 		return nil, fmt.Errorf("send: %q is not an absolute path", p)
 	}
@@ -116,8 +117,12 @@ func (a *agent) tarTree(p, codecName string, w io.Writer) ([]protocol.Entry, err
 			if err != nil {
 				return err
 			}
+			var data io.Reader = io.LimitReader(f, e.Size)
 			h := sha256.New()
-			n, err := io.CopyBuffer(tw, io.TeeReader(io.LimitReader(f, e.Size), h), buf)
+			if sums {
+				data = io.TeeReader(data, h)
+			}
+			n, err := io.CopyBuffer(tw, data, buf)
 			f.Close()
 			if err == nil && n != e.Size {
 				err = fmt.Errorf("%s shrank while it was sent", mp)
@@ -125,7 +130,9 @@ func (a *agent) tarTree(p, codecName string, w io.Writer) ([]protocol.Entry, err
 			if err != nil {
 				return err
 			}
-			e.SHA256 = hex.EncodeToString(h.Sum(nil))
+			if sums {
+				e.SHA256 = hex.EncodeToString(h.Sum(nil))
+			}
 		}
 		entries = append(entries, e)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,6 +108,57 @@ func TestAgentDownloadSurvivesCuts(t *testing.T) {
 			}
 			if entries, _ := os.ReadDir(dest); len(entries) != 1 {
 				t.Errorf("left beside the download: %v", entries)
+			}
+		})
+	}
+}
+
+// A bit flipped on its way from the agent is caught, whatever the codec:
+// by zstd's checksum of the whole stream (its blocks of random bytes are
+// stored as they are, so only the checksum sees it), else by the files'
+// SHA-256; the tree is sent again and lands exact. With --verify=false and
+// no zstd, nothing checks the bytes, and the flip lands.
+func TestAgentDownloadCatchesAFlippedBit(t *testing.T) {
+	needAgent(t)
+	rnd := func(n int, seed byte) string {
+		b := make([]byte, n)
+		rand.NewChaCha8([32]byte{seed}).Read(b)
+		return string(b)
+	}
+	for _, tc := range []struct {
+		compress string
+		verify   bool
+	}{{compressAuto, true}, {compressAuto, false}, {compressNone, true}, {compressGzip, true}, {compressNone, false}} {
+		t.Run(fmt.Sprintf("%s verify=%v", tc.compress, tc.verify), func(t *testing.T) {
+			container := t.TempDir()
+			src := filepath.Join(container, "out")
+			writeTree(t, src, map[string]string{"a": rnd(200000, 1), "d/b": rnd(300000, 2), "c": rnd(100, 3)})
+			dest := t.TempDir()
+			// Past the launcher's line and the agent's hello: in the files.
+			ex := &localExecutor{bin: busyboxBin(t), outFlipAt: 250000, flips: 1}
+			rem := &remote{exec: ex, workingDir: container}
+			var w warnings
+			s := agentSettings(&w, tc.compress)
+			s.verify = tc.verify
+			s.retries = 1
+			if err := download(context.Background(), rem, "out", dest, s); err != nil {
+				t.Fatalf("download: %v (%s)", err, w.b.String())
+			}
+			got, want := tree(t, filepath.Join(dest, "out")), tree(t, src)
+			if ex.flips != 0 {
+				t.Fatal("no byte was flipped")
+			}
+			if !tc.verify && tc.compress == compressNone {
+				if reflect.DeepEqual(got, want) {
+					t.Error("the flipped bit did not land: the test flipped nothing that matters")
+				}
+				return
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("a flipped bit landed: %v", got)
+			}
+			if n := strings.Count(w.b.String(), "sending the whole tree again"); n != 1 {
+				t.Errorf("%d retries said, want 1: %s", n, w.b.String())
 			}
 		})
 	}
@@ -263,7 +315,7 @@ func TestAgentDownloadChecksTheManifest(t *testing.T) {
 			if err := ex.Extract(bytes.NewReader(good)); err != nil {
 				t.Fatal(err)
 			}
-			err = checkAgainst(ex, tt.change(append([]protocol.Entry(nil), entries...)))
+			err = checkAgainst(ex, tt.change(append([]protocol.Entry(nil), entries...)), true)
 			if tt.ok != (err == nil) {
 				t.Errorf("checkAgainst = %v, want ok %v", err, tt.ok)
 			}

@@ -48,9 +48,12 @@ type localExecutor struct {
 	// flips sessions that reach it: a stream corrupted on the way, whole
 	// and well formed. outRate > 0 paces stdout to that many bytes a
 	// second (a slow link, as the probe's link sample sees it).
-	flipAt  int64
-	flips   int
-	outRate int64
+	// outFlipAt > 0 does as flipAt to the byte of stdout at that offset,
+	// counted from its start.
+	flipAt    int64
+	flips     int
+	outFlipAt int64
+	outRate   int64
 	// Sessions of the script endAtOnce fail before it runs, as a
 	// connection that dropped; those of loseOutput run, but their stdout
 	// is lost and they report success, as a silently dropped one.
@@ -232,6 +235,9 @@ func (e *localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.S
 	if e.outRate > 0 {
 		out = &pacedWriter{w: out, rate: e.outRate}
 	}
+	if e.outFlipAt > 0 {
+		out = &flipWriter{w: out, at: e.outFlipAt, e: e}
+	}
 	cw := &cutWriter{w: out, left: e.cutAfter, e: e}
 	if script == downloadScript {
 		cw.after = []byte("\ndecide\n")
@@ -383,6 +389,29 @@ func (f *flipReader) Read(p []byte) (int, error) {
 	}
 	f.read += int64(n)
 	return n, err
+}
+
+// flipWriter flips a bit of the byte at offset at on its way to w, if the
+// executor still has flips to give.
+type flipWriter struct {
+	w       io.Writer
+	at      int64
+	written int64
+	e       *localExecutor
+}
+
+func (f *flipWriter) Write(p []byte) (int, error) {
+	if f.at >= f.written && f.at < f.written+int64(len(p)) {
+		f.e.mu.Lock()
+		if f.e.flips > 0 {
+			f.e.flips--
+			p = bytes.Clone(p)
+			p[f.at-f.written] ^= 0x20
+		}
+		f.e.mu.Unlock()
+	}
+	f.written += int64(len(p))
+	return f.w.Write(p)
 }
 
 // pacedWriter paces writes to rate bytes a second, as a link does: time

@@ -247,7 +247,7 @@ var ErrMismatch = errors.New("the tree that arrived differs from the one the age
 // returns that manifest.
 func (s *Session) Send(ctx context.Context, path protocol.Name, codecName string, w io.Writer) ([]protocol.Entry, error) {
 	var got []protocol.Entry
-	entries, err := s.SendTo(ctx, path, codecName, func(tr io.Reader) error {
+	entries, err := s.SendTo(ctx, protocol.Request{Path: path, Codec: codecName}, func(tr io.Reader) error {
 		var err error
 		got, err = readTar(io.TeeReader(tr, w))
 		return err
@@ -261,26 +261,34 @@ func (s *Session) Send(ctx context.Context, path protocol.Name, codecName string
 	return entries, nil
 }
 
-// SendTo has the agent tar path and hands the (decompressed) tar to
-// consume, which reads it to its end; then it reads the manifest the agent
-// sends after the tar (each file hashed as the agent read it), which the
-// caller compares with what consume made of the tar: the verification is
-// the caller's, from its one read. When the agent stopped midway, its tar
-// is cut and its reason is the error (an *AgentError); when consume fails
-// before the stream's end (a local failure), its error is returned and the
-// session ends, for the rest of the stream is not worth reading.
-func (s *Session) SendTo(ctx context.Context, path protocol.Name, codecName string, consume func(tar io.Reader) error) ([]protocol.Entry, error) {
+// SendTo has the agent tar req.Path (compressed with req.Codec) and hands
+// the decompressed tar to consume; then it reads the manifest the agent
+// sends after the tar (each file hashed as the agent read it, unless
+// req.NoFileSums), which the caller compares with what consume made of
+// the tar: the verification is the caller's, from its one read. The
+// decompressed stream is read to its end whatever consume left of it, so
+// that zstd's checksum of the whole is checked. When the agent stopped
+// midway, its tar is cut and its reason is the error (an *AgentError);
+// when consume fails before the stream's end (a local failure), its error
+// is returned and the session ends, for the rest of the stream is not
+// worth reading.
+func (s *Session) SendTo(ctx context.Context, req protocol.Request, consume func(tar io.Reader) error) ([]protocol.Entry, error) {
+	req.Op = protocol.OpSend
 	var entries []protocol.Entry
 	err := s.op(ctx, func() error {
-		if err := s.request(protocol.Request{Op: protocol.OpSend, Path: path, Codec: codecName}); err != nil {
+		if err := s.request(req); err != nil {
 			return err
 		}
 		data := &endSeen{r: frame.NewDataReader(s.fr)}
-		dec, err := codec.NewReader(codecName, data)
+		dec, err := codec.NewReader(req.Codec, data)
 		if err != nil {
 			return err
 		}
 		consumeErr := consume(dec)
+		if consumeErr == nil {
+			// The tar's end is not the codec's: the checksum follows it.
+			_, consumeErr = io.Copy(io.Discard, dec)
+		}
 		dec.Close()
 		if consumeErr != nil && !data.ended {
 			return consumeErr

@@ -21,7 +21,9 @@ func NewReader(codec string, r io.Reader) (io.ReadCloser, error) {
 		return gzip.NewReader(r)
 	case protocol.CodecZstd:
 		// One goroutine: the container's cores extract and hash.
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		// The content checksum is what verifies a download's bytes
+		// (protocol.Request.NoFileSums): never ignored.
+		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.IgnoreChecksum(false))
 		if err != nil {
 			return nil, err
 		}
@@ -39,7 +41,7 @@ func NewWriter(codec string, w io.Writer) (io.WriteCloser, error) {
 	case protocol.CodecGzip:
 		return gzip.NewWriterLevel(w, gzip.BestSpeed)
 	case protocol.CodecZstd:
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
 	}
 	return nil, fmt.Errorf("unknown codec %q", codec)
 }

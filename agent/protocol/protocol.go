@@ -114,6 +114,13 @@ type Request struct {
 	// nothing to commit. A retry extracts into it again, over what an
 	// earlier attempt left, once that attempt's agent has let it go.
 	InPlace bool `json:"inPlace,omitempty"`
+	// NoFileSums (send): the manifest's files carry no SHA-256. The
+	// plugin asks for it when zstd's content checksum (XXH64 of every
+	// byte of the stream, checked by the decoder at the frame's end)
+	// already verifies what arrives, or when it verifies nothing
+	// (--verify=false): hashing every file on both ends again cost a
+	// 256 MiB download a quarter of its time on two cores.
+	NoFileSums bool `json:"noFileSums,omitempty"`
 }
 
 // Reply answers a Request. A non-empty Error is the operation's failure.
