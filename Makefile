@@ -30,8 +30,11 @@ REAL_NODE := $(BIN)/kubelet $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(B
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# Built as a release builds it (static, -trimpath): the e2e tests run what
+# ships, and a cold CI compiles the plugin's packages once for the three
+# (make build, the e2e tests' own build, TestKrew's linux/amd64 release).
 build: ## build bin/kubectl-concourse (and put its completion helper beside it)
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
 	install -m 0755 kubectl_complete-concourse $(BIN)/
 
 # The in-container agent, for every architecture the plugin starts it on, is

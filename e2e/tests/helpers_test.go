@@ -164,6 +164,27 @@ func waitPod(t *testing.T, namespace, name string, cond func(*corev1.Pod) bool) 
 	}
 }
 
+// waitLog polls the container's log until it holds want, for at most a
+// minute. A real node may report a container that printed and exited at
+// once as terminated before its runtime has written the last lines to the
+// log file (a cold CI run's watch once read an empty log of
+// "echo broken; exit 3" on the kubelet): a test of what a command shows of
+// a finished step waits for the node to have it first.
+func waitLog(t *testing.T, namespace, pod, container, want string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := testCluster.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(context.Background())
+		if err == nil && strings.Contains(string(b), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log of %s/%s %s: no %q within a minute; last: %v %q", namespace, pod, container, want, err, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func podStatus(pod *corev1.Pod) any {
 	if pod == nil {
 		return nil

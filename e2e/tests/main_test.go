@@ -53,11 +53,14 @@ func runTests(m *testing.M) int {
 }
 
 // buildPlugin builds the plugin from this checkout into bin/, so the tests
-// always run the code they sit next to.
+// always run the code they sit next to; as make build and a release build
+// it (static, -trimpath), so the tests run what ships and share its
+// compiled packages.
 func buildPlugin() error {
 	root := cluster.RepoRoot()
-	cmd := exec.Command("go", "build", "-o", filepath.Join(root, "bin", "kubectl-concourse"), "./cmd/kubectl-concourse")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, "bin", "kubectl-concourse"), "./cmd/kubectl-concourse")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build kubectl-concourse: %v\n%s", err, out)
 	}

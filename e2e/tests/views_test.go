@@ -278,6 +278,7 @@ func testWatchFollowsSteps(t *testing.T, ns string) {
 
 	createPod(t, viewPod(ns, "b2-unit", viewBuildLabels("main", "unit", "2", "502", "unit"), nil,
 		viewContainer("main", "sh", "-c", "echo broken; exit 3")), finished)
+	waitLog(t, ns, "b2-unit", "main", "broken\n")
 	// The failed task's own exit status is watch's, as fly's (fly/eventstream/render.go:74-75).
 	// A failure's hooks may follow it: --settle is waited for them too.
 	r := run(t, "", "kubectl", "concourse", "watch", "-n", ns, "-j", "main/unit", "--settle", "1s")
