@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"go/build"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,13 +32,20 @@ func serve(t testing.TB) *client.Session {
 
 func serveWith(t testing.TB, opts Options) *client.Session {
 	t.Helper()
+	return serveThrough(t, opts, func(w io.Writer) io.Writer { return w })
+}
+
+// serveThrough is serveWith with the agent's stdout passed through wrap on
+// its way to the plugin: a link that damages it.
+func serveThrough(t testing.TB, opts Options, wrap func(io.Writer) io.Writer) *client.Session {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	var stderr bytes.Buffer
 	go func() {
 		opts.Stderr = &stderr
-		err := Serve(inR, outW, opts)
+		err := Serve(inR, wrap(outW), opts)
 		outW.Close()
 		inR.Close()
 		done <- err
@@ -628,6 +636,48 @@ func TestSendNoFileSums(t *testing.T) {
 			t.Errorf("NoFileSums %v: SHA-256 %q", noSums, sent[0].SHA256)
 		}
 	}
+}
+
+// A bit flipped in a zstd send without file sums is caught by zstd's
+// checksum, even for a caller that reads the tar only to its end (SendTo
+// reads on to the codec's end, where the checksum is, should the tar's
+// end come before the frame's last block).
+func TestSendToChecksTheStreamPastTheTar(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "blob")
+	b := make([]byte, 300<<10)
+	rand.NewChaCha8([32]byte{1}).Read(b) // stored as it is by zstd: only its checksum sees a flip
+	os.WriteFile(p, b, 0o644)
+	s := serveThrough(t, Options{}, func(w io.Writer) io.Writer { return &flipAt{w: w, at: 200 << 10} })
+	_, err := s.SendTo(t.Context(), protocol.Request{Path: protocol.Name(p), Codec: protocol.CodecZstd, NoFileSums: true},
+		func(r io.Reader) error {
+			tr := tar.NewReader(r)
+			for {
+				if _, err := tr.Next(); err == io.EOF {
+					return nil
+				} else if err != nil {
+					return err
+				}
+			}
+		})
+	if err == nil {
+		t.Fatal("SendTo passed a stream with a flipped bit")
+	}
+}
+
+// flipAt flips a bit of the byte at offset at on its way to w.
+type flipAt struct {
+	w       io.Writer
+	at, off int
+}
+
+func (f *flipAt) Write(p []byte) (int, error) {
+	if f.at >= f.off && f.at < f.off+len(p) {
+		p = bytes.Clone(p)
+		p[f.at-f.off] ^= 0x20
+	}
+	f.off += len(p)
+	return f.w.Write(p)
 }
 
 func TestAbortRemovesTheStagingAtOnce(t *testing.T) {
