@@ -22,10 +22,10 @@ import (
 // agent tars src and sends the manifest after the tar; here the extractor
 // (transfer/untar: the stream is hostile, symlinks land as symlinks,
 // nothing is written through one or outside the destination) writes it,
-// and the two are compared before dest is replaced whole. Each file's
-// bytes are verified by zstd's checksum of the whole stream (the default
-// codec) or, with another codec, by SHA-256 on both ends (fileSums). A broken stream or a
-// difference is retried with a new agent, which sends the tree again:
+// and the two are compared before dest is replaced whole. The bytes are
+// verified by zstd's checksum of the whole stream (the default codec) or,
+// with another, by every file's SHA-256 on both ends (fileSums). A broken
+// stream or a difference is retried with a new agent, which sends the tree again:
 // every file that arrives is rewritten, and what the source no longer has
 // is removed, so that what lands is the tree as the last attempt found it.
 // first is the agent the caller launched, in launch.
