@@ -72,7 +72,10 @@ func launchAgentWith(ctx context.Context, rem *remote, o client.Options, s setti
 // its hello) costs about 110 ms more than the scripts' one exec, and it
 // then gains about 1.4 ms a MiB (Go's hashing and writes against
 // busybox's md5sum and tar) and 71 µs an entry. It pays from about
-// 80 MiB, or 1,550 entries, or a mix.
+// 80 MiB, or 1,550 entries, or a mix. The per-MiB gain is the trees':
+// a single file of 10 to 256 MiB came down no faster through the agent
+// than through the scripts (docs/benchmarks.md), a rule left as it is
+// until a slow link, where the agent's zstd may win, is measured.
 const (
 	agentStartMicros     = 110_000
 	agentGainPerMiB      = 1_400
