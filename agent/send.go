@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -22,9 +23,9 @@ import (
 // sendTree sends req.Path as a tar, named by its base name at the top, as a
 // data stream compressed with req.Codec; then the manifest of what it sent
 // (each file hashed as it was read, unless req.NoFileSums) as a second
-// data stream; then a reply
-// with the digest. A failure midway ends the tar stream without its end,
-// so the plugin's reader sees it cut, and the reply says why.
+// data stream; then a reply with the digest. A failure midway ends the tar
+// stream without its end, so the plugin's reader sees it cut, and the
+// reply says why.
 func (a *agent) sendTree(req protocol.Request) error {
 	dw := frame.NewDataWriter(a.fw)
 	entries, sendErr := a.tarTree(string(req.Path), req.Codec, !req.NoFileSums, dw)
@@ -118,8 +119,9 @@ func (a *agent) tarTree(p, codecName string, sums bool, w io.Writer) ([]protocol
 				return err
 			}
 			var data io.Reader = io.LimitReader(f, e.Size)
-			h := sha256.New()
+			var h hash.Hash
 			if sums {
+				h = sha256.New()
 				data = io.TeeReader(data, h)
 			}
 			n, err := io.CopyBuffer(tw, data, buf)
