@@ -39,25 +39,24 @@ build: ## build bin/kubectl-concourse (and put its completion helper beside it)
 
 # The in-container agent, for every architecture the plugin starts it on, is
 # committed in agent/embedded (docs/architecture.md "The in-container agent"):
-# reproducible (no paths, no build id, GOAMD64/GOARM64 pinned), gzipped by
-# hack/agentpack with no name or time in the header.
+# reproducible (no paths, no build id, GOAMD64/GOARM64 pinned), as it runs:
+# a launch sends it straight from the plugin's memory, with nothing to unpack.
 AGENT_ARCHS    := amd64 arm64
 AGENT_DIR      ?= agent/embedded
 AGENT_LDFLAGS  := -s -w -buildid=
 agent: ## build the in-container agent (linux/amd64, linux/arm64) into agent/embedded; commit the result
-	@mkdir -p $(BIN)/agent $(AGENT_DIR)
+	@mkdir -p $(AGENT_DIR)
 	@set -e; for a in $(AGENT_ARCHS); do \
 		GOOS=linux GOARCH=$$a GOAMD64=v1 GOARM64=v8.0 CGO_ENABLED=0 GOFLAGS= \
-			$(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o $(BIN)/agent/kubectl-concourse-agent-linux-$$a ./cmd/kubectl-concourse-agent; \
-		$(GO) run ./hack/agentpack -o $(AGENT_DIR)/kubectl-concourse-agent-linux-$$a.gz $(BIN)/agent/kubectl-concourse-agent-linux-$$a; \
-		echo "agent: linux/$$a $$(wc -c <$(BIN)/agent/kubectl-concourse-agent-linux-$$a) bytes, $$(wc -c <$(AGENT_DIR)/kubectl-concourse-agent-linux-$$a.gz) gzipped"; \
+			$(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o $(AGENT_DIR)/kubectl-concourse-agent-linux-$$a ./cmd/kubectl-concourse-agent; \
+		echo "agent: linux/$$a $$(wc -c <$(AGENT_DIR)/kubectl-concourse-agent-linux-$$a) bytes"; \
 	done
 
 agent-check: ## rebuild the agent and fail if it differs from the committed binaries
 	@rm -rf $(BIN)/agent-check
 	@$(MAKE) --no-print-directory agent AGENT_DIR=$(BIN)/agent-check
 	@status=0; for a in $(AGENT_ARCHS); do \
-		f=kubectl-concourse-agent-linux-$$a.gz; \
+		f=kubectl-concourse-agent-linux-$$a; \
 		cmp -s agent/embedded/$$f $(BIN)/agent-check/$$f || { \
 			echo "agent-check: agent/embedded/$$f differs from its source (built with $$($(GO) env GOVERSION)): run make agent and commit it"; status=1; }; \
 	done; exit $$status

@@ -69,15 +69,17 @@ func launchAgentWith(ctx context.Context, rem *remote, o client.Options, s setti
 
 // Measured over loopback here (a 1 MiB to 256 MiB file, Go module trees of
 // 20 to 3,587 files): the agent's start (its 3.6 MB binary crossing, then
-// its hello) costs about 110 ms more than the scripts' one exec, and it
-// then gains about 1.4 ms a MiB (Go's hashing and writes against
-// busybox's md5sum and tar) and 71 µs an entry. It pays from about
-// 80 MiB, or 1,550 entries, or a mix. The per-MiB gain is the trees':
+// its hello) costs about 75 ms more than the scripts' one exec (110 ms
+// while the binary was gunzipped on the way out), and it then gains about
+// 1.4 ms a MiB (Go's hashing and writes against busybox's md5sum and tar)
+// and 71 µs an entry: a real tree of 1,053 files (9.4 MB) came down in
+// about the same time both ways. It pays from about 55 MiB, or 1,060
+// entries, or a mix. The per-MiB gain is the trees':
 // a single file of 10 to 256 MiB came down no faster through the agent
 // than through the scripts (docs/benchmarks.md), a rule left as it is
 // until a slow link, where the agent's zstd may win, is measured.
 const (
-	agentStartMicros     = 110_000
+	agentStartMicros     = 75_000
 	agentGainPerMiB      = 1_400
 	agentGainPerEntry    = 71
 	agentPaysFromEntries = agentStartMicros/agentGainPerEntry + 1

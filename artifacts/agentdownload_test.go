@@ -359,11 +359,15 @@ type fakeAgent struct{ tar []byte }
 
 func (f *fakeAgent) Exec(_ context.Context, _ podexec.Request, s podexec.Streams, _ remotecommand.TerminalSizeQueue) error {
 	in := bufio.NewReader(s.In)
-	fmt.Fprintf(s.Out, "%s x86_64 raw\n", launchLineForTests)
-	var n int64
-	if _, err := fmt.Fscanf(in, "%d raw\n", &n); err != nil {
+	header, err := in.ReadString('\n') // the binary, guessed for x86_64
+	if err != nil {
 		return err
 	}
+	var n int64
+	if _, err := fmt.Sscanf(header, "%d guess", &n); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.Out, "%s x86_64 - took\n", launchLineForTests)
 	self := sha256.New() // as the agent hashes itself
 	if _, err := io.CopyN(self, in, n); err != nil {
 		return err

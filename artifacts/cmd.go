@@ -63,7 +63,7 @@ var (
 		fly's flags, to LOCAL_DIR/NAME. LOCAL_DIR defaults to the current directory;
 		relative remote paths start at the step's working directory.
 
-		A tree of about 80 MiB or 1,550 entries or more goes through the plugin's own small
+		A tree of about 55 MiB or 1,060 entries or more goes through the plugin's own small
 		agent where it can run (linux/amd64 or arm64, a directory that lets a program run): it
 		sends the tree from the container compressed with zstd, whose checksum of the whole
 		stream is checked here (with --compress none or gzip, every file's SHA-256 is compared

@@ -2,13 +2,11 @@ package client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -30,11 +28,6 @@ type Options struct {
 	// Candidates are tried after Dir; nil means DefaultCandidates. $HOME
 	// is tried last.
 	Candidates []string
-	// GzipBinary sends the binary gzipped (1.5 MB instead of 3.5) when the
-	// container has gzip: it pays on a link slower than about 100 MB/s.
-	// gunzip costs the container about 30 ms of CPU, which over loopback
-	// doubles the agent's launch (60 ms against 30).
-	GzipBinary bool
 	// Keep, when set, is a directory of the plugin's own (a warm cache's
 	// claim) where a copy of the agent stays between sessions: when the
 	// copy there is this plugin's agent (its SHA-256, checked in the
@@ -46,8 +39,8 @@ type Options struct {
 // not writable or not executable.
 var DefaultCandidates = []string{"/tmp", "/dev/shm", "/var/tmp"}
 
-// launchLine begins the launcher's first line: the machine and whether the
-// container can gunzip.
+// launchLine begins the launcher's first line: the machine, the kept
+// copy's SHA-256 and what it did with a binary sent on a guess.
 const launchLine = "kubectl-concourse-launch "
 
 // unavailableLine begins the launcher's answer when the agent cannot run.
@@ -57,25 +50,34 @@ const unavailableLine = "kubectl-concourse-unavailable: "
 // SHA-256 ends it.
 const keptPrefix = ".kubectl-concourse-agent.kept-"
 
+// guessArch is the architecture whose agent a launch sends before the
+// container has said what it runs on: most clusters' nodes are amd64, and
+// the guess saves a round trip through the API server. A wrong guess costs
+// the binary's crossing, which the launcher reads and drops.
+var guessArch = "amd64"
+
 // launcher runs in the container with the keep directory (or "") and the
-// candidate directories as its arguments. It says what the machine is,
-// whether it can gunzip and the SHA-256 of the agent kept in the keep
-// directory ("-": none whose content is its name), reads the plugin's
-// answer (the binary's size, form and SHA-256; 0 kept to run the kept one;
-// or 0), then exactly that
-// many bytes into a new file in the first candidate that is a writable
-// directory, and runs it there: when the directory does not let it run
-// (noexec: the shell answers 126 without running it), it moves the file on
-// to the next. head reads exactly the bytes it is told to, but may buffer
-// beyond them: the plugin sends nothing more until the agent has answered.
-// The agent removes its file once it runs. It is not exec'd: its exit
-// status tells noexec from a run (the agent never exits 126), which saves
-// a trial run per launch. An agent written into the keep directory is hard
-// linked there under its SHA-256 before it runs (and unlinked again if the
-// directory turns out noexec), for the next session.
+// candidate directories as its arguments. It reads the plugin's first
+// header: an agent sent on a guess (its size, and the machines it runs on
+// as uname -m names them) or a question. It answers with its machine, the
+// SHA-256 of the agent kept in the keep directory ("-": none whose content
+// is its name), and whether it took the guessed binary (to run it) or
+// skipped it (read and dropped). Unless it took it, it then reads the
+// plugin's answer (the binary's size, form and SHA-256; 0 kept to run the
+// kept one; or 0). Exactly that many bytes go into a new file in the first
+// candidate that is a writable directory, and it runs there: when the
+// directory does not let it run (noexec: the shell answers 126 without
+// running it), the file moves on to the next. head reads exactly the bytes
+// it is told to, but may buffer beyond them: the plugin sends nothing more
+// until the agent has answered, and nothing after a guessed binary until
+// the launcher has said what it did with it. The agent removes its file
+// once it runs. It is not exec'd: its exit status tells noexec from a run
+// (the agent never exits 126), which saves a trial run per launch. An
+// agent written into the keep directory is hard linked there under its
+// SHA-256 before it runs (and unlinked again if the directory turns out
+// noexec), for the next session.
 const launcher = `umask 077
 K=$1; shift
-z=raw; command -v gzip >/dev/null 2>&1 && z=gz
 kept=-
 if [ -n "$K" ] && command -v sha256sum >/dev/null 2>&1; then
 	for k in "$K"/` + keptPrefix + `*; do
@@ -85,8 +87,18 @@ if [ -n "$K" ] && command -v sha256sum >/dev/null 2>&1; then
 		if [ "$k" = "$K/` + keptPrefix + `$s" ]; then kept=$s; else rm -f -- "$k"; fi
 	done
 fi
-echo "` + launchLine + `$(uname -m) $z $kept"
-IFS=' ' read -r n form sha || exit 0
+m=$(uname -m)
+IFS=' ' read -r n form arg || exit 0
+took=-
+if [ "$form" = guess ]; then
+	case " $arg " in
+	*" $m "*) took=took form=raw arg= ;;
+	*) head -c "$n" >/dev/null; took=skipped ;;
+	esac
+fi
+echo "` + launchLine + `$m $kept $took"
+if [ "$took" != took ]; then IFS=' ' read -r n form arg || exit 0; fi
+sha=$arg
 if [ "$form" = kept ]; then
 	"$K/` + keptPrefix + `$kept" serve ""
 	c=$?
@@ -104,10 +116,13 @@ for d in "$@" "$HOME"; do
 		# stdin is read, so that the next candidate still gets the binary.
 		( : >"$t" ) 2>/dev/null || continue
 		# A short read (the plugin went away) must not run: a cut ELF file
-		# is run by sh as a script. gzip -dc fails on a cut stream; head
-		# does not, so its count is checked.
-		if [ "$form" = gz ]; then head -c "$n" | gzip -dc >"$t"; else head -c "$n" >"$t" && [ "$(wc -c <"$t")" -eq "$n" ]; fi || {
-			rm -f -- "$t"; echo "` + unavailableLine + `cannot write the agent to $d"; exit 0; }
+		# is run by sh as a script. head does not fail on one, so the
+		# file's size is checked, by ls: busybox wc reads the whole file.
+		s=
+		head -c "$n" >"$t" && s=$(ls -ln -- "$t") && read -r _ _ _ _ s _ <<EOF
+$s
+EOF
+		[ "$s" = "$n" ] || { rm -f -- "$t"; echo "` + unavailableLine + `cannot write the agent to $d"; exit 0; }
 	else
 		cp -- "$f" "$t" 2>/dev/null || { rm -f -- "$t"; continue; }
 		rm -f -- "$f"
@@ -140,6 +155,10 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	if o.Dir != "" {
 		candidates = append([]string{o.Dir}, candidates...)
 	}
+	first, err := o.firstHeader()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	execCtx, cancel := context.WithCancel(ctx)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -164,6 +183,24 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		return nil, err
 	}
 
+	// Written while stdout is read, in two parts: the first header (and a
+	// guessed binary) at once, then the answer to the launcher's first
+	// line when it needs one. A launcher that gives up before it has read
+	// the binary says why on stdout, and the exec ends only once that is
+	// read.
+	answers := make(chan net.Buffers, 1)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := first.WriteTo(inW)
+		if rest := <-answers; err == nil {
+			_, err = rest.WriteTo(inW)
+		}
+		sent <- err
+	}()
+	var answerOnce sync.Once
+	answer := func(b net.Buffers) { answerOnce.Do(func() { answers <- b }) }
+	defer answer(nil)
+
 	br := bufio.NewReaderSize(outR, 256<<10)
 	line, err := br.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, launchLine) {
@@ -179,28 +216,20 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	for len(fields) < 3 {
 		fields = append(fields, "")
 	}
-	machine, form, kept := fields[0], fields[1], fields[2]
+	machine, kept, took := fields[0], fields[1], fields[2]
 	goarch := embedded.Arch(machine)
 	if goarch == "" {
-		io.WriteString(inW, "0 none\n")
+		answer(net.Buffers{noAgent})
 		return fail(fmt.Errorf("%w: no agent for machine %q", ErrUnavailable, machine))
 	}
-	header, bin, want, err := o.answer(goarch, form, kept)
-	if err != nil {
-		io.WriteString(inW, "0 none\n")
-		return fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
-	}
-	// Written while stdout is read: a launcher that gives up before it has
-	// read the binary says why there, and the exec ends only once that is
-	// read.
-	sent := make(chan error, 1)
-	go func() {
-		_, err := io.WriteString(inW, header)
-		if err == nil && bin != nil {
-			_, err = io.Copy(inW, bin)
+	var rest net.Buffers // nothing more after a guess the launcher took
+	if took != "took" {
+		if rest, err = o.answer(goarch, kept); err != nil {
+			answer(net.Buffers{noAgent})
+			return fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
 		}
-		sent <- err
-	}()
+	}
+	answer(rest)
 	s, err := dial(ctx, inW, br, outR, wait, cancel)
 	if err == nil {
 		// The agent answers only once head has read all of it, so this
@@ -208,7 +237,10 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		err = <-sent
 	}
 	if err == nil {
-		err = checkSelf(s.Hello.Self, want)
+		var want string
+		if want, err = embedded.Digest(goarch); err == nil {
+			err = checkSelf(s.Hello.Self, want)
+		}
 	}
 	if err != nil {
 		var he *handshakeError
@@ -223,49 +255,54 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	return s, nil
 }
 
-// answer is the plugin's reply to the launcher's first line (the machine's
-// goarch, whether it can gunzip, the SHA-256 of the copy it keeps): the
-// header line, then the binary to send after it, or none when the kept
-// copy is this plugin's agent; and the SHA-256 the agent that runs must
-// report, known once the binary is sent.
-func (o Options) answer(goarch, form, kept string) (header string, bin io.Reader, want func() (string, error), err error) {
-	digest := func() (string, error) { return embedded.Digest(goarch) }
-	var keptDigest string
+// firstHeader is what the plugin sends before the launcher has said a
+// word: the agent for guessArch, after a header with the machines it runs
+// on; or, when a copy kept in o.Keep may spare the binary's crossing, a
+// question.
+func (o Options) firstHeader() (net.Buffers, error) {
 	if o.Keep != "" {
-		if d, err := embedded.Digest(goarch); err == nil {
-			if d == kept {
-				return "0 kept\n", nil, digest, nil
-			}
-			keptDigest = d
-		}
+		return net.Buffers{[]byte("0 ask\n")}, nil
 	}
-	if form == "gz" && o.GzipBinary {
-		gz, err := embedded.Gzipped(goarch)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		return fmt.Sprintf("%d gz %s\n", len(gz), keptDigest), bytes.NewReader(gz), digest, nil
-	}
-	r, size, err := embedded.Binary(goarch)
+	bin, err := embedded.Binary(guessArch)
 	if err != nil {
-		return "", nil, nil, err
+		return nil, err
 	}
-	// Hashed as it is sent: no second decompression.
-	h := sha256.New()
-	sent := func() (string, error) { return hex.EncodeToString(h.Sum(nil)), nil }
-	return fmt.Sprintf("%d raw %s\n", size, keptDigest), io.TeeReader(r, h), sent, nil
+	header := fmt.Sprintf("%d guess %s\n", len(bin), strings.Join(embedded.Machines(guessArch), " "))
+	return net.Buffers{[]byte(header), bin}, nil
+}
+
+// noAgent is the answer that ends the launcher without running anything.
+var noAgent = []byte("0 none\n")
+
+// answer is the plugin's reply to the launcher's first line (the machine's
+// goarch and the SHA-256 of the copy it keeps) when it did not take a
+// guessed binary: the header line and the binary, or only a header when
+// the kept copy is this plugin's agent.
+func (o Options) answer(goarch, kept string) (net.Buffers, error) {
+	keepAs := ""
+	if o.Keep != "" {
+		d, err := embedded.Digest(goarch)
+		if err != nil {
+			return nil, err
+		}
+		if d == kept {
+			return net.Buffers{[]byte("0 kept\n")}, nil
+		}
+		keepAs = d
+	}
+	bin, err := embedded.Binary(goarch)
+	if err != nil {
+		return nil, err
+	}
+	return net.Buffers{[]byte(fmt.Sprintf("%d raw %s\n", len(bin), keepAs)), bin}, nil
 }
 
 // checkSelf compares the running agent's SHA-256 of itself with the
 // binary's: a bit flipped on the way may leave a program that still runs.
 // The mismatch is an error a new launch may fix.
-func checkSelf(self string, want func() (string, error)) error {
-	w, err := want()
-	if err != nil {
-		return err
-	}
-	if self != w {
-		return fmt.Errorf("the agent's binary arrived corrupted (SHA-256 %.12s, sent %.12s)", self, w)
+func checkSelf(self, want string) error {
+	if self != want {
+		return fmt.Errorf("the agent's binary arrived corrupted (SHA-256 %.12s, sent %.12s)", self, want)
 	}
 	return nil
 }

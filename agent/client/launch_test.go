@@ -88,15 +88,16 @@ func machine(t *testing.T) string {
 func TestLaunchRunsTheAgentAndLeavesNothing(t *testing.T) {
 	needAgent(t)
 	for name, shell := range shells(t) {
-		for _, gzip := range []bool{true, false} {
-			t.Run(name+map[bool]string{true: " gzip", false: " no gzip"}[gzip], func(t *testing.T) {
+		// The binary sent on a guess, before the launcher says what the
+		// machine is; and a wrong guess, read and dropped, then the right
+		// binary sent.
+		for _, guess := range []string{embedded.Arch(machine(t)), otherArch(t)} {
+			t.Run(name+" guessing "+guess, func(t *testing.T) {
+				setGuess(t, guess)
 				dir := t.TempDir()
-				ex := localExecutor{}
-				if !gzip { // asked for, but the container cannot gunzip: sent as it is
-					ex.env = []string{"PATH=" + noGzipPath(t)}
-				}
+				var sent atomic.Int64
 				c := podexec.Container{Namespace: "ns", Pod: "p", Name: "c", Shell: shell}
-				s, err := Launch(t.Context(), ex, c, Options{Dir: dir, Candidates: []string{}, GzipBinary: true})
+				s, err := Launch(t.Context(), countingExecutor{sent: &sent}, c, Options{Dir: dir, Candidates: []string{}})
 				if err != nil {
 					t.Fatalf("Launch: %v", err)
 				}
@@ -105,6 +106,13 @@ func TestLaunchRunsTheAgentAndLeavesNothing(t *testing.T) {
 				}
 				if got, _ := os.ReadDir(dir); len(got) != 0 {
 					t.Errorf("the agent's binary stayed: %v", got)
+				}
+				binaries := int64(len(mustBinary(t, embedded.Arch(machine(t)))))
+				if guess != embedded.Arch(machine(t)) {
+					binaries += int64(len(mustBinary(t, guess)))
+				}
+				if got := sent.Load(); got < binaries || got > binaries+1024 {
+					t.Errorf("sent %d bytes before the session, want the binaries' %d and headers", got, binaries)
 				}
 				r, err := s.Receive(t.Context(), protocol.Request{Dest: protocol.Name(filepath.Join(dir, "x"))}, bytes.NewReader(oneFileTar(t)))
 				if err != nil {
@@ -124,17 +132,27 @@ func TestLaunchRunsTheAgentAndLeavesNothing(t *testing.T) {
 	}
 }
 
-// noGzipPath is a PATH with the launcher's tools but no gzip.
-func noGzipPath(t testing.TB) string {
-	d := t.TempDir()
-	for _, tool := range []string{"sh", "uname", "head", "wc", "cp", "rm", "chmod"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skip(err)
-		}
-		os.Symlink(p, filepath.Join(d, tool))
+// setGuess makes launches in t guess goarch.
+func setGuess(t testing.TB, goarch string) {
+	old := guessArch
+	guessArch = goarch
+	t.Cleanup(func() { guessArch = old })
+}
+
+// otherArch is an architecture with an agent that is not this machine's.
+func otherArch(t testing.TB) string {
+	if embedded.Arch(runtime.GOARCH) == "amd64" {
+		return "arm64"
 	}
-	return d
+	return "amd64"
+}
+
+func mustBinary(t testing.TB, goarch string) []byte {
+	b, err := embedded.Binary(goarch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func oneFileTar(t *testing.T) []byte {
@@ -200,9 +218,12 @@ func BenchmarkLaunchAndUpload1MB(b *testing.B) {
 	tw.file("x", strings.Repeat("0123456789abcdef", 1<<16))
 	tw.tw.Close()
 	dir := b.TempDir()
-	for _, stage := range []string{"launch", "launch+1MB", "launch+1MB gzipped binary"} {
+	for _, stage := range []string{"launch", "launch+1MB", "launch+1MB after a wrong guess"} {
 		b.Run(stage, func(b *testing.B) {
-			o := Options{Dir: dir, GzipBinary: strings.HasSuffix(stage, "gzipped binary")}
+			if strings.HasSuffix(stage, "wrong guess") {
+				setGuess(b, otherArch(b))
+			}
+			o := Options{Dir: dir}
 			for i := 0; b.Loop(); i++ {
 				s, err := Launch(b.Context(), localExecutor{}, podexec.Container{}, o)
 				if err != nil {
@@ -326,23 +347,16 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 func TestLaunchRefusesACorruptedBinary(t *testing.T) {
 	needAgent(t)
 	goarch := embedded.Arch(machine(t))
-	r, size, err := embedded.Binary(goarch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	setGuess(t, goarch)
+	bin := mustBinary(t, goarch)
 	usage := bytes.Index(bin, []byte("usage: kubectl-concourse-agent"))
 	if usage < 0 {
 		t.Fatal("the agent's usage text is not in its binary")
 	}
-	header := int64(len(fmt.Sprintf("%d raw \n", size)))
+	header := int64(len(fmt.Sprintf("%d guess %s\n", len(bin), strings.Join(embedded.Machines(goarch), " "))))
 	dir := t.TempDir()
 	ex := flippingExecutor{at: header + int64(usage) + len64("usage: ")}
-	ex.env = []string{"PATH=" + noGzipPath(t)}
-	_, err = Launch(t.Context(), ex, podexec.Container{Namespace: "ns", Pod: "p", Name: "c"}, Options{Dir: dir, Candidates: []string{}})
+	_, err := Launch(t.Context(), ex, podexec.Container{Namespace: "ns", Pod: "p", Name: "c"}, Options{Dir: dir, Candidates: []string{}})
 	if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "arrived corrupted") {
 		t.Fatalf("Launch of a corrupted binary: %v; want it refused as corrupted", err)
 	}
@@ -352,3 +366,40 @@ func TestLaunchRefusesACorruptedBinary(t *testing.T) {
 }
 
 func len64(s string) int64 { return int64(len(s)) }
+
+// cuttingExecutor ends the exec's stdin after its first n bytes, as a
+// plugin that went away mid-binary.
+type cuttingExecutor struct {
+	localExecutor
+	n int64
+}
+
+func (c cuttingExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, q remotecommand.TerminalSizeQueue) error {
+	s.In = io.LimitReader(s.In, c.n)
+	return c.localExecutor.Exec(ctx, r, s, q)
+}
+
+// A binary cut on the way is never run (sh would run a cut ELF file as a
+// script): the launcher says it could not write the agent, and nothing of
+// it stays. Cut inside the ELF header, and far into the program.
+func TestLaunchNeverRunsACutBinary(t *testing.T) {
+	needAgent(t)
+	goarch := embedded.Arch(machine(t))
+	setGuess(t, goarch)
+	header := int64(len(fmt.Sprintf("%d guess %s\n", len(mustBinary(t, goarch)), strings.Join(embedded.Machines(goarch), " "))))
+	for name, shell := range shells(t) {
+		for _, cut := range []int64{10, 1 << 20} {
+			t.Run(fmt.Sprintf("%s cut at %d", name, cut), func(t *testing.T) {
+				dir := t.TempDir()
+				c := podexec.Container{Namespace: "ns", Pod: "p", Name: "c", Shell: shell}
+				_, err := Launch(t.Context(), cuttingExecutor{n: header + cut}, c, Options{Dir: dir, Candidates: []string{}})
+				if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cannot write the agent to "+dir) {
+					t.Errorf("Launch = %v, want ErrUnavailable saying it cannot write the agent", err)
+				}
+				if got, _ := os.ReadDir(dir); len(got) != 0 {
+					t.Errorf("the cut binary stayed: %v", got)
+				}
+			})
+		}
+	}
+}

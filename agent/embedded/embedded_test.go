@@ -2,24 +2,28 @@ package embedded
 
 import (
 	"bytes"
-	"io"
+	"crypto/sha256"
+	"encoding/hex"
 	"testing"
 )
 
-// Binary's size, taken from the gzip trailer, is what its reader yields:
-// the launcher reads exactly that many bytes.
-func TestBinarySize(t *testing.T) {
+// Every architecture the plugin starts the agent on has an ELF binary for
+// it, and Digest is that binary's SHA-256.
+func TestBinaries(t *testing.T) {
 	for _, goarch := range []string{"amd64", "arm64"} {
-		r, size, err := Binary(goarch)
-		if err != nil {
-			t.Fatalf("Binary(%s): %v", goarch, err)
+		b, err := Binary(goarch)
+		if err != nil || !bytes.HasPrefix(b, []byte("\x7fELF")) {
+			t.Fatalf("Binary(%s): %d bytes (%v), want an ELF file", goarch, len(b), err)
 		}
-		b, err := io.ReadAll(r)
-		if err != nil || int64(len(b)) != size || !bytes.HasPrefix(b, []byte("\x7fELF")) {
-			t.Errorf("Binary(%s): read %d bytes (%v), size %d, want an ELF file of that size", goarch, len(b), err, size)
+		sum := sha256.Sum256(b)
+		if d, err := Digest(goarch); err != nil || d != hex.EncodeToString(sum[:]) {
+			t.Errorf("Digest(%s) = %q, %v; want the binary's SHA-256", goarch, d, err)
 		}
 	}
-	if _, _, err := Binary("mips"); err == nil {
+	if _, err := Binary("mips"); err == nil {
 		t.Error("Binary(mips) found an agent")
+	}
+	if _, err := Digest("mips"); err == nil {
+		t.Error("Digest(mips) has a digest")
 	}
 }
