@@ -117,7 +117,7 @@ func sendAndCheck(ctx context.Context, sess *client.Session, req protocol.Reques
 	case err != nil && extractErr != nil && !errors.As(extractErr, &broken):
 		return extractErr // a local failure (no space here) broke the stream: it is the cause
 	case err != nil:
-		return &streamError{err}
+		return &streamError{fmt.Errorf("the agent's stream broke before its end (cut on the way, or the agent ended): %w", err)}
 	}
 	if len(sent) == 0 {
 		return fmt.Errorf("%s is neither a regular file nor a directory", src)
