@@ -12,7 +12,7 @@ package embedded
 
 import (
 	"crypto/sha256"
-	"embed"
+	_ "embed" // the agents' binaries
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -20,8 +20,17 @@ import (
 	"sync"
 )
 
-//go:embed kubectl-concourse-agent-linux-*
-var binaries embed.FS
+// The binaries are []byte variables, not an embed.FS: FS.ReadFile copies
+// the file onto the heap (3.6 MB a launch), where these are the
+// executable's own pages, read in only as a launch sends them.
+var (
+	//go:embed kubectl-concourse-agent-linux-amd64
+	agentAMD64 []byte
+	//go:embed kubectl-concourse-agent-linux-arm64
+	agentARM64 []byte
+
+	binaries = map[string][]byte{"amd64": agentAMD64, "arm64": agentARM64}
+)
 
 // machines are the names `uname -m` gives the machines each agent runs
 // on; arm64's also runs on any armv8 (armv8l, armv8b).
@@ -54,8 +63,8 @@ func Machines(goarch string) []string {
 // Binary is the agent for goarch, ready to run. The slice is the
 // embedded data itself: callers must not modify it.
 func Binary(goarch string) ([]byte, error) {
-	b, err := binaries.ReadFile("kubectl-concourse-agent-linux-" + goarch)
-	if err != nil {
+	b, ok := binaries[goarch]
+	if !ok {
 		return nil, fmt.Errorf("no agent for linux/%s", goarch)
 	}
 	return b, nil
