@@ -135,8 +135,9 @@ func TestSumFilesWithTheSystemTools(t *testing.T) {
 
 // The probe measures only what can decide something. Data whose first 64
 // KiB do not compress gets no link sample (42 ms of a 25 MB/s link for
-// nothing) and no ratio run; over a link slow enough for compression to
-// pay (25 MB/s here), the rest gets both, and the compressor is timed.
+// nothing) and no ratio run, nor does a tree counted as large enough for
+// the agent; over a link slow enough for compression to pay (25 MB/s
+// here), the rest gets both, and the compressor is timed.
 func TestProbeMeasuresOnlyWhatCanDecide(t *testing.T) {
 	dir := t.TempDir()
 	text := strings.Repeat("func f() error { return nil } // compressible source text\n", 40000)
@@ -167,6 +168,21 @@ func TestProbeMeasuresOnlyWhatCanDecide(t *testing.T) {
 		}
 		if tt.compresses && c.compressRate <= 0 {
 			t.Errorf("probe %s: the compressor was not timed", tt.path)
+		}
+	}
+	// A tree of as many entries as the count asks for goes to the agent,
+	// which needs neither; one entry fewer is sampled.
+	for _, tt := range []struct {
+		count   int
+		sampled bool
+	}{{3, false}, {4, true}} {
+		c, err := rem.probeOnly(context.Background(), probeRequest{path: path.Join(dir, "tree"), size: true, ratio: true, sample: sampleBytes, count: tt.count})
+		if err != nil {
+			t.Fatalf("probe ./tree counting to %d: %v", tt.count, err)
+		}
+		if sampled := c.linkBytesPerSec > 0 || c.ratio > 0; sampled != tt.sampled || c.count != min(tt.count, 3) {
+			t.Errorf("probe ./tree counting to %d: count %d, link %.0f B/s, ratio %.2f; want a sample and a ratio %v",
+				tt.count, c.count, c.linkBytesPerSec, c.ratio, tt.sampled)
 		}
 	}
 }
