@@ -22,8 +22,12 @@ func NewReader(codec string, r io.Reader) (io.ReadCloser, error) {
 	case protocol.CodecZstd:
 		// One goroutine: the container's cores extract and hash.
 		// The content checksum is what verifies a download's bytes
-		// (protocol.Request.NoFileSums): never ignored.
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.IgnoreChecksum(false))
+		// (protocol.Request.NoFileSums): never ignored. The other end
+		// may be hostile: a frame may not ask for a window larger than
+		// NewWriter's (4 MiB at SpeedFastest), where the library would
+		// allow 512 MiB of history.
+		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.IgnoreChecksum(false),
+			zstd.WithDecoderMaxWindow(maxWindow))
 		if err != nil {
 			return nil, err
 		}
@@ -41,10 +45,15 @@ func NewWriter(codec string, w io.Writer) (io.WriteCloser, error) {
 	case protocol.CodecGzip:
 		return gzip.NewWriterLevel(w, gzip.BestSpeed)
 	case protocol.CodecZstd:
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true),
+			zstd.WithWindowSize(maxWindow))
 	}
 	return nil, fmt.Errorf("unknown codec %q", codec)
 }
+
+// maxWindow is the zstd window both ends use, and the most a reader
+// accepts: 4 MiB, SpeedFastest's own.
+const maxWindow = 4 << 20
 
 type nopWriteCloser struct{ io.Writer }
 
