@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -171,18 +172,23 @@ func TestProbeMeasuresOnlyWhatCanDecide(t *testing.T) {
 		}
 	}
 	// A tree of as many entries as the count asks for goes to the agent,
-	// which needs neither; one entry fewer is sampled.
+	// which needs neither; one entry fewer is sampled, and so is a symlink
+	// to the tree, which stays with the scripts (agentPays).
+	if err := os.Symlink("tree", filepath.Join(dir, "treelink")); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
+		path    string
 		count   int
 		sampled bool
-	}{{3, false}, {4, true}} {
-		c, err := rem.probeOnly(context.Background(), probeRequest{path: path.Join(dir, "tree"), size: true, ratio: true, sample: sampleBytes, count: tt.count})
+	}{{"tree", 3, false}, {"tree", 4, true}, {"treelink", 3, true}} {
+		c, err := rem.probeOnly(context.Background(), probeRequest{path: path.Join(dir, tt.path), size: true, ratio: true, sample: sampleBytes, count: tt.count})
 		if err != nil {
-			t.Fatalf("probe ./tree counting to %d: %v", tt.count, err)
+			t.Fatalf("probe ./%s counting to %d: %v", tt.path, tt.count, err)
 		}
 		if sampled := c.linkBytesPerSec > 0 || c.ratio > 0; sampled != tt.sampled || c.count != min(tt.count, 3) {
-			t.Errorf("probe ./tree counting to %d: count %d, link %.0f B/s, ratio %.2f; want a sample and a ratio %v",
-				tt.count, c.count, c.linkBytesPerSec, c.ratio, tt.sampled)
+			t.Errorf("probe ./%s counting to %d: count %d, link %.0f B/s, ratio %.2f; want a sample and a ratio %v",
+				tt.path, tt.count, c.count, c.linkBytesPerSec, c.ratio, tt.sampled)
 		}
 	}
 }
