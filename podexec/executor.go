@@ -92,6 +92,14 @@ func (e *RemoteExecutor) Exec(ctx context.Context, r Request, s Streams, resize 
 		so.Stderr = s.ErrOut
 	}
 	if err := exec.StreamWithContext(ctx, so); err != nil {
+		if ctx.Err() != nil {
+			// client-go words a request the context cut short with the
+			// whole exec URL and breaks the error chain ("error sending
+			// request: Post ...: operation was canceled"): the context's
+			// end is the cause, and an interrupted command exits quietly
+			// on it.
+			return fmt.Errorf("the exec was cut short: %w", context.Cause(ctx))
+		}
 		return tidy(err)
 	}
 	return nil
