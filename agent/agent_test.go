@@ -500,8 +500,21 @@ func TestRealTreeRoundTrip(t *testing.T) {
 		t.Skip("sends a real tree")
 	}
 	src := moduleTree(t)
-	for _, codec := range []string{protocol.CodecZstd, protocol.CodecNone} {
-		t.Run("codec "+codec, func(t *testing.T) {
+	cases := []struct {
+		codec    string
+		maxRoots int
+	}{
+		{protocol.CodecZstd, maxRoots},
+		{protocol.CodecNone, maxRoots},
+		// Past maxRoots open directories, names resolve from the root.
+		{protocol.CodecZstd, 3},
+	}
+	for _, c := range cases {
+		codec := c.codec
+		t.Run(fmt.Sprintf("codec %q, %d directories open", codec, c.maxRoots), func(t *testing.T) {
+			old := maxRoots
+			t.Cleanup(func() { maxRoots = old }) // after the agents' own
+			maxRoots = c.maxRoots
 			dest := filepath.Join(t.TempDir(), filepath.Base(src))
 			sender, receiver := serve(t), serve(t)
 			pr, pw := io.Pipe()

@@ -110,9 +110,7 @@ type extractor struct {
 	links []*tar.Header   // symlinks and hard links, made at the end
 	buf   []byte
 
-	// roots holds the directories files are written in, opened: os.Root
-	// resolves a name one component at a time (openat, O_NOFOLLOW), so a
-	// file three levels down costs four opens without them.
+	// roots holds directories entries are made in, opened (at).
 	roots map[string]*os.Root
 
 	jobs    chan fileJob
@@ -185,28 +183,59 @@ func (x *extractor) remove(rel string) error {
 	return nil
 }
 
-// maxRoots bounds the directories kept open.
-const maxRoots = 256
-
-// dirOf is the opened directory rel is in, and rel's name there. The
-// directory has been checked a real one (parent).
-func (x *extractor) dirOf(rel string) (*os.Root, string) {
-	d, base := path.Split(rel)
-	d = strings.TrimSuffix(d, "/")
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if r, ok := x.roots[d]; ok {
-		return r, base
+// maxRoots bounds the directories kept open: a quarter of what the
+// process may open (the runtime raises its soft limit to the hard one),
+// at most 4,096.
+var maxRoots = func() int {
+	var l unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &l) != nil || l.Cur < 1024 {
+		return 256
 	}
-	if len(x.roots) >= maxRoots {
+	return int(min(l.Cur/4, 4096))
+}()
+
+// at is where rel resolves in one step: the opened directory rel is in and
+// rel's name there. Each directory is opened once, from its own parent
+// (one openat), and only once checked a real one (parent): os.Root
+// resolves a name one component at a time (openat, O_NOFOLLOW, close), so
+// without them an entry six levels down cost seven opens for each of its
+// lstat, mkdir, chmod and chtimes. When maxRoots are open, rel resolves
+// from the root.
+func (x *extractor) at(rel string) (*os.Root, string) {
+	d, base := path.Split(rel)
+	if d == "" {
 		return x.root, rel
 	}
-	r, err := x.root.OpenRoot(d)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if r := x.openDir(strings.TrimSuffix(d, "/")); r != nil {
+		return r, base
+	}
+	return x.root, rel
+}
+
+// openDir is directory d opened, or nil when it cannot be kept open; the
+// caller holds x.mu.
+func (x *extractor) openDir(d string) *os.Root {
+	if d == "." {
+		return x.root
+	}
+	if r, ok := x.roots[d]; ok {
+		return r
+	}
+	if len(x.roots) >= maxRoots {
+		return nil
+	}
+	parent := x.openDir(path.Dir(d))
+	if parent == nil {
+		return nil
+	}
+	r, err := parent.OpenRoot(path.Base(d))
 	if err != nil {
-		return x.root, rel // the error, if any, comes again from the root
+		return nil // the error, if any, comes again from the root
 	}
 	x.roots[d] = r
-	return r, base
+	return r
 }
 
 // extract reads the whole archive. The workers are stopped on return.
@@ -340,17 +369,18 @@ func (x *extractor) dir(rel string) error {
 	if err := x.parent(rel); err != nil {
 		return err
 	}
+	in, name := x.at(rel)
 	if x.reused {
 		// Into a tree that holds its directories already (a retry, a
 		// warm cache): one lstat says so, where a mkdir would fail first.
-		if fi, err := x.root.Lstat(rel); err == nil && fi.IsDir() {
+		if fi, err := in.Lstat(name); err == nil && fi.IsDir() {
 			x.dirs[rel] = true
 			return nil
 		}
 	}
-	err := x.root.Mkdir(rel, 0o700)
+	err := in.Mkdir(name, 0o700)
 	if errors.Is(err, fs.ErrExist) {
-		fi, lerr := x.root.Lstat(rel)
+		fi, lerr := in.Lstat(name)
 		if lerr != nil {
 			return lerr
 		}
@@ -379,10 +409,11 @@ func (x *extractor) parent(rel string) error {
 	if err := x.parent(p); err != nil {
 		return err
 	}
-	fi, err := x.root.Lstat(p)
+	in, name := x.at(p)
+	fi, err := in.Lstat(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := x.root.Mkdir(p, 0o755); err != nil {
+		if err := in.Mkdir(name, 0o755); err != nil {
 			return err
 		}
 	case err != nil:
@@ -398,7 +429,7 @@ func (x *extractor) parent(rel string) error {
 // or what r holds, hashing it as it writes, then sets its mode, times and
 // owner.
 func (x *extractor) writeFile(rel string, hdr *tar.Header, r io.Reader, data []byte) error {
-	dir, base := x.dirOf(rel)
+	dir, base := x.at(rel)
 	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -473,12 +504,13 @@ func (x *extractor) finish() error {
 	for _, h := range x.metas {
 		// A later entry may have replaced the directory (with a link, say):
 		// its metadata is then not the directory's to set.
-		fi, err := x.root.Lstat(h.Name)
+		in, name := x.at(h.Name)
+		fi, err := in.Lstat(name)
 		if err != nil || !fi.IsDir() {
 			continue
 		}
 		if x.preserveOwner {
-			if err := x.root.Lchown(h.Name, h.Uid, h.Gid); err != nil {
+			if err := in.Lchown(name, h.Uid, h.Gid); err != nil {
 				return err
 			}
 		}
@@ -486,12 +518,12 @@ func (x *extractor) finish() error {
 		// A directory that already has them (a warm cache's, mostly) is
 		// left as it is: two calls fewer for each of thousands.
 		if fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != mode {
-			if err := x.root.Chmod(h.Name, mode); err != nil && !rootNotOurs(h.Name, err) {
+			if err := in.Chmod(name, mode); err != nil && !rootNotOurs(h.Name, err) {
 				return err
 			}
 		}
 		if !fi.ModTime().Equal(h.ModTime) {
-			if err := x.root.Chtimes(h.Name, time.Now(), h.ModTime); err != nil && !rootNotOurs(h.Name, err) {
+			if err := in.Chtimes(name, time.Now(), h.ModTime); err != nil && !rootNotOurs(h.Name, err) {
 				return err
 			}
 		}
