@@ -31,7 +31,7 @@ func uploadByAgent(ctx context.Context, rem *remote, first *client.Session, p *p
 	}
 	p.newHash, p.hashLater = sha256.New, false
 	p.manifest = map[string]protocol.Entry{}
-	s.verbosef("upload: through the in-container agent (linux/%s), %s\n", first.Hello.Arch, codecName(codec))
+	s.verbosef("upload: through the in-container agent (linux/%s), %s%s\n", first.Hello.Arch, codecName(codec), crossedAt(first))
 	var skip func(string) bool // nil: send everything
 	for attempt := 0; ; attempt++ {
 		sess := first

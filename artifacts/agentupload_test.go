@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
 )
 
 // agentSettings are the agent's: the tests fail where it cannot run.
@@ -131,4 +133,31 @@ func waitEmpty(t *testing.T, dir string) {
 		names = append(names, e.Name())
 	}
 	t.Errorf("left in %s after an interrupted upload: %v", dir, names)
+}
+
+// --compress auto compresses an upload through the agent with S2 where its
+// binary crossed fast, zstd where slowly or unknown; never a small or an
+// incompressible one.
+func TestAgentCodec(t *testing.T) {
+	const big = 64 << 20
+	for _, tt := range []struct {
+		compress   string
+		total      int64
+		ratio      float64
+		binaryRate float64
+		want       string
+	}{
+		{compressNone, big, 0.2, 100e6, protocol.CodecNone},
+		{compressGzip, big, 0.2, 100e6, protocol.CodecGzip},
+		{compressAuto, smallTransfer - 1, 0.2, 100e6, protocol.CodecNone},
+		{compressAuto, big, 0.9, 100e6, protocol.CodecNone},
+		{compressAuto, big, 0, 100e6, protocol.CodecNone},
+		{compressAuto, big, 0.2, 0, protocol.CodecZstd},
+		{compressAuto, big, 0.2, 10e6, protocol.CodecZstd},
+		{compressAuto, big, 0.2, 24e6, protocol.CodecS2},
+	} {
+		if got := agentCodec(tt.compress, tt.total, tt.ratio, tt.binaryRate); got != tt.want {
+			t.Errorf("agentCodec(%s, %d, %v, %v) = %q, want %q", tt.compress, tt.total, tt.ratio, tt.binaryRate, got, tt.want)
+		}
+	}
 }

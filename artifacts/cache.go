@@ -142,7 +142,7 @@ func syncCache(ctx context.Context, sess *client.Session, sc *localScan, cacheDi
 	codec := protocol.CodecNone
 	if send >= smallTransfer {
 		ratio, _ := localRatio(p)
-		codec = agentCodec(s.compress, send, ratio)
+		codec = agentCodec(s.compress, send, ratio, sess.BinaryRate)
 	}
 	b := s.progress.bar("uploading "+filepath.Base(abs), send)
 	p.progress = b.counter()

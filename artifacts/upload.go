@@ -48,7 +48,7 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 		case err == nil:
 			b := s.progress.bar("uploading "+l.base, l.total)
 			l.p.progress = b.counter()
-			err = uploadByAgent(ctx, rem, sess, l.p, l.dest, l.name, l.into, agentCodec(s.compress, l.total, l.ratio), s)
+			err = uploadByAgent(ctx, rem, sess, l.p, l.dest, l.name, l.into, agentCodec(s.compress, l.total, l.ratio, sess.BinaryRate), s)
 			b.end(err == nil)
 			return err
 		case !errors.Is(err, client.ErrUnavailable) || s.agent == agentOnly:

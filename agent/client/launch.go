@@ -159,6 +159,7 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	guessed := binarySize(first) // before WriteTo consumes first
 	execCtx, cancel := context.WithCancel(ctx)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -217,6 +218,10 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		fields = append(fields, "")
 	}
 	machine, kept, took := fields[0], fields[1], fields[2]
+	crossing, crossed := time.Now(), 0 // the binary's crossing, from here to the hello
+	if took == "took" {
+		crossed = guessed
+	}
 	goarch := embedded.Arch(machine)
 	if goarch == "" {
 		answer(net.Buffers{noAgent})
@@ -228,6 +233,7 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 			answer(net.Buffers{noAgent})
 			return fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
 		}
+		crossed = binarySize(rest)
 	}
 	answer(rest)
 	s, err := dial(ctx, inW, br, outR, wait, cancel)
@@ -235,6 +241,9 @@ func Launch(ctx context.Context, ex podexec.Executor, c podexec.Container, o Opt
 		// The agent answers only once head has read all of it, so this
 		// does not wait.
 		err = <-sent
+	}
+	if err == nil && crossed > 0 {
+		s.BinaryRate = float64(crossed) / time.Since(crossing).Seconds()
 	}
 	if err == nil {
 		var want string
@@ -269,6 +278,16 @@ func (o Options) firstHeader() (net.Buffers, error) {
 	}
 	header := fmt.Sprintf("%d guess %s\n", len(bin), strings.Join(embedded.Machines(guessArch), " "))
 	return net.Buffers{[]byte(header), bin}, nil
+}
+
+// binarySize is the size of the binary after a header: 0 after a
+// question or for a kept copy.
+func binarySize(b net.Buffers) int {
+	n := 0
+	for _, p := range b[min(1, len(b)):] {
+		n += len(p)
+	}
+	return n
 }
 
 // noAgent is the answer that ends the launcher without running anything.

@@ -104,6 +104,9 @@ func TestLaunchRunsTheAgentAndLeavesNothing(t *testing.T) {
 				if s.Hello.UID != os.Getuid() {
 					t.Errorf("hello = %+v", s.Hello)
 				}
+				if s.BinaryRate <= 0 {
+					t.Errorf("BinaryRate = %v after a binary crossed", s.BinaryRate)
+				}
 				if got, _ := os.ReadDir(dir); len(got) != 0 {
 					t.Errorf("the agent's binary stayed: %v", got)
 				}
@@ -262,6 +265,40 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
+// slowExecutor lets the exec's stdin through at most rate bytes a second.
+type slowExecutor struct {
+	localExecutor
+	rate int
+}
+
+func (x slowExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Streams, q remotecommand.TerminalSizeQueue) error {
+	in := s.In
+	s.In = readerFunc(func(p []byte) (int, error) {
+		n, err := in.Read(p[:min(len(p), 32<<10)])
+		time.Sleep(time.Duration(n) * time.Second / time.Duration(x.rate))
+		return n, err
+	})
+	return x.localExecutor.Exec(ctx, r, s, q)
+}
+
+// BinaryRate measures the link the binary crossed: through stdin let
+// through at 20 MB/s, never above about that, however fast the machine
+// (the sleeps bound it; what the launcher read before its first line, at
+// most a pipe's buffer, adds a few percent).
+func TestLaunchMeasuresTheLink(t *testing.T) {
+	needAgent(t)
+	const rate = 20e6
+	c := podexec.Container{Namespace: "ns", Pod: "p", Name: "c", Shell: "sh"}
+	s, err := Launch(t.Context(), slowExecutor{rate: rate}, c, Options{Dir: t.TempDir(), Candidates: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.BinaryRate <= 0 || s.BinaryRate > 1.5*rate {
+		t.Errorf("BinaryRate = %.1f MB/s through a %.0f MB/s link", s.BinaryRate/1e6, rate/1e6)
+	}
+}
+
 // A launch into a keep directory leaves a copy of the agent there, and
 // the next one runs that copy without sending the binary again; a copy
 // whose content is not this plugin's agent is removed and never run.
@@ -288,6 +325,9 @@ func TestLaunchKeepsACopyForTheNextSession(t *testing.T) {
 				}
 				if err := s.Close(); err != nil {
 					t.Errorf("%s: Close: %v", step, err)
+				}
+				if crossed := sent.Load() >= 1<<20; crossed != (s.BinaryRate > 0) {
+					t.Errorf("%s: BinaryRate = %v; the binary crossed: %v", step, s.BinaryRate, crossed)
 				}
 				ents, _ := os.ReadDir(dir)
 				var names []string

@@ -23,6 +23,11 @@ import (
 // then removes its staging), and every later call fails.
 type Session struct {
 	Hello protocol.Hello
+	// BinaryRate is how fast the agent's binary crossed the link at the
+	// launch, in bytes a second, from the launcher's first line to the
+	// agent's hello: a measure of the link (plus the agent's start), 0
+	// when no binary crossed (a kept copy ran).
+	BinaryRate float64
 
 	mu     sync.Mutex
 	stdin  io.WriteCloser

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
@@ -32,6 +33,9 @@ func NewReader(codec string, r io.Reader) (io.ReadCloser, error) {
 			return nil, err
 		}
 		return d.IOReadCloser(), nil
+	case protocol.CodecS2:
+		// A hostile end may not ask for blocks larger than NewWriter's.
+		return io.NopCloser(s2.NewReader(r, s2.ReaderMaxBlockSize(s2BlockSize))), nil
 	}
 	return nil, fmt.Errorf("unknown codec %q", codec)
 }
@@ -47,6 +51,8 @@ func NewWriter(codec string, w io.Writer) (io.WriteCloser, error) {
 	case protocol.CodecZstd:
 		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true),
 			zstd.WithWindowSize(maxWindow))
+	case protocol.CodecS2:
+		return s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(s2BlockSize)), nil
 	}
 	return nil, fmt.Errorf("unknown codec %q", codec)
 }
@@ -54,6 +60,10 @@ func NewWriter(codec string, w io.Writer) (io.WriteCloser, error) {
 // maxWindow is the zstd window both ends use, and the most a reader
 // accepts: 4 MiB, SpeedFastest's own.
 const maxWindow = 4 << 20
+
+// s2BlockSize is the S2 blocks both ends use, and the largest a reader
+// accepts: each block carries the CRC-32C of its data.
+const s2BlockSize = 1 << 20
 
 type nopWriteCloser struct{ io.Writer }
 

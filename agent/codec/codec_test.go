@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
@@ -38,6 +39,41 @@ func TestZstdWindowIsBounded(t *testing.T) {
 		ok     bool
 	}{{"ours", ours.Bytes(), true}, {"a 64 MiB window", big.Bytes(), false}} {
 		r, err := NewReader(protocol.CodecZstd, bytes.NewReader(tt.stream))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if ok := err == nil && bytes.Equal(got, data); ok != tt.ok {
+			t.Errorf("%s: read %d bytes, %v; want it read whole %v", tt.name, len(got), err, tt.ok)
+		}
+	}
+}
+
+// An S2 stream from NewWriter reads back whole; one whose blocks are larger
+// than NewWriter's (a hostile end's way to make the reader hold them) is
+// refused.
+func TestS2BlocksAreBounded(t *testing.T) {
+	data := make([]byte, 6<<20)
+	rand.Read(data)
+	ours := new(bytes.Buffer)
+	w, err := NewWriter(protocol.CodecS2, ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	w.Close()
+	big := new(bytes.Buffer)
+	bw := s2.NewWriter(big, s2.WriterBlockSize(4<<20), s2.WriterConcurrency(1))
+	bw.Write(data)
+	bw.Close()
+
+	for _, tt := range []struct {
+		name   string
+		stream []byte
+		ok     bool
+	}{{"ours", ours.Bytes(), true}, {"4 MiB blocks", big.Bytes(), false}} {
+		r, err := NewReader(protocol.CodecS2, bytes.NewReader(tt.stream))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -58,6 +58,7 @@ const (
 	CodecNone = ""
 	CodecGzip = "gzip"
 	CodecZstd = "zstd"
+	CodecS2   = "s2"
 )
 
 // CacheListCodec compresses the entry lists of cache-manifest and
