@@ -22,6 +22,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/treeroot"
 )
 
 // serve starts an agent on pipes and dials it.
@@ -504,17 +505,17 @@ func TestRealTreeRoundTrip(t *testing.T) {
 		codec    string
 		maxRoots int
 	}{
-		{protocol.CodecZstd, maxRoots},
-		{protocol.CodecNone, maxRoots},
-		// Past maxRoots open directories, names resolve from the root.
+		{protocol.CodecZstd, treeroot.Max},
+		{protocol.CodecNone, treeroot.Max},
+		// Past treeroot.Max open directories, names resolve from the root.
 		{protocol.CodecZstd, 3},
 	}
 	for _, c := range cases {
 		codec := c.codec
 		t.Run(fmt.Sprintf("codec %q, %d directories open", codec, c.maxRoots), func(t *testing.T) {
-			old := maxRoots
-			t.Cleanup(func() { maxRoots = old }) // after the agents' own
-			maxRoots = c.maxRoots
+			old := treeroot.Max
+			t.Cleanup(func() { treeroot.Max = old }) // after the agents' own
+			treeroot.Max = c.maxRoots
 			dest := filepath.Join(t.TempDir(), filepath.Base(src))
 			sender, receiver := serve(t), serve(t)
 			pr, pw := io.Pipe()

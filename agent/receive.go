@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/agent/codec"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/frame"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/treeroot"
 )
 
 // smallFile is the size up to which a file is read whole and written by a
@@ -110,8 +111,8 @@ type extractor struct {
 	links []*tar.Header   // symlinks and hard links, made at the end
 	buf   []byte
 
-	// roots holds directories entries are made in, opened (at).
-	roots map[string]*os.Root
+	// opened resolves names from their directories, kept open.
+	opened *treeroot.Dirs
 
 	jobs    chan fileJob
 	wg      sync.WaitGroup
@@ -127,8 +128,8 @@ type fileJob struct {
 }
 
 func newExtractor(root *os.Root, tree string, reused, preserveOwner bool, workers int) *extractor {
-	x := &extractor{root: root, tree: tree, reused: reused, preserveOwner: preserveOwner,
-		dirs: map[string]bool{".": true}, roots: map[string]*os.Root{}, seen: map[string]bool{}, written: map[string]protocol.Entry{},
+	x := &extractor{root: root, tree: tree, opened: treeroot.New(root), reused: reused, preserveOwner: preserveOwner,
+		dirs: map[string]bool{".": true}, seen: map[string]bool{}, written: map[string]protocol.Entry{},
 		jobs: make(chan fileJob, 2*workers), buf: make([]byte, 256<<10)}
 	for range workers {
 		go x.worker()
@@ -167,6 +168,7 @@ func (x *extractor) remove(rel string) error {
 	if err := x.root.RemoveAll(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	x.opened.Forget(rel)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for d := range x.dirs {
@@ -174,77 +176,14 @@ func (x *extractor) remove(rel string) error {
 			delete(x.dirs, d)
 		}
 	}
-	for d, r := range x.roots {
-		if d == rel || strings.HasPrefix(d, rel+"/") {
-			r.Close()
-			delete(x.roots, d)
-		}
-	}
 	return nil
-}
-
-// maxRoots bounds the directories kept open: a quarter of what the
-// process may open (the runtime raises its soft limit to the hard one),
-// at most 4,096.
-var maxRoots = func() int {
-	var l unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &l) != nil || l.Cur < 1024 {
-		return 256
-	}
-	return int(min(l.Cur/4, 4096))
-}()
-
-// at is where rel resolves in one step: the opened directory rel is in and
-// rel's name there. Each directory is opened once, from its own parent
-// (one openat), and only once checked a real one (parent): os.Root
-// resolves a name one component at a time (openat, O_NOFOLLOW, close), so
-// without them an entry six levels down cost seven opens for each of its
-// lstat, mkdir, chmod and chtimes. When maxRoots are open, rel resolves
-// from the root.
-func (x *extractor) at(rel string) (*os.Root, string) {
-	d, base := path.Split(rel)
-	if d == "" {
-		return x.root, rel
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if r := x.openDir(strings.TrimSuffix(d, "/")); r != nil {
-		return r, base
-	}
-	return x.root, rel
-}
-
-// openDir is directory d opened, or nil when it cannot be kept open; the
-// caller holds x.mu.
-func (x *extractor) openDir(d string) *os.Root {
-	if d == "." {
-		return x.root
-	}
-	if r, ok := x.roots[d]; ok {
-		return r
-	}
-	if len(x.roots) >= maxRoots {
-		return nil
-	}
-	parent := x.openDir(path.Dir(d))
-	if parent == nil {
-		return nil
-	}
-	r, err := parent.OpenRoot(path.Base(d))
-	if err != nil {
-		return nil // the error, if any, comes again from the root
-	}
-	x.roots[d] = r
-	return r
 }
 
 // extract reads the whole archive. The workers are stopped on return.
 func (x *extractor) extract(tr *tar.Reader) error {
 	defer func() {
 		close(x.jobs)
-		for _, r := range x.roots {
-			r.Close()
-		}
+		x.opened.Close()
 	}()
 	err := x.entriesOf(tr)
 	x.wg.Wait()
@@ -369,7 +308,7 @@ func (x *extractor) dir(rel string) error {
 	if err := x.parent(rel); err != nil {
 		return err
 	}
-	in, name := x.at(rel)
+	in, name := x.opened.At(rel)
 	if x.reused {
 		// Into a tree that holds its directories already (a retry, a
 		// warm cache): one lstat says so, where a mkdir would fail first.
@@ -409,7 +348,7 @@ func (x *extractor) parent(rel string) error {
 	if err := x.parent(p); err != nil {
 		return err
 	}
-	in, name := x.at(p)
+	in, name := x.opened.At(p)
 	fi, err := in.Lstat(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -429,7 +368,7 @@ func (x *extractor) parent(rel string) error {
 // or what r holds, hashing it as it writes, then sets its mode, times and
 // owner.
 func (x *extractor) writeFile(rel string, hdr *tar.Header, r io.Reader, data []byte) error {
-	dir, base := x.at(rel)
+	dir, base := x.opened.At(rel)
 	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -504,7 +443,7 @@ func (x *extractor) finish() error {
 	for _, h := range x.metas {
 		// A later entry may have replaced the directory (with a link, say):
 		// its metadata is then not the directory's to set.
-		in, name := x.at(h.Name)
+		in, name := x.opened.At(h.Name)
 		fi, err := in.Lstat(name)
 		if err != nil || !fi.IsDir() {
 			continue

@@ -3,8 +3,8 @@
 // the destination. Symlinks are data, kept as the archive has them
 // wherever they point; what is refused is writing through one.
 //
-// It imports the standard library only, so that fuzzing it (FuzzExtract)
-// instruments nothing else.
+// It imports the standard library only (and treeroot, which does too), so
+// that fuzzing it (FuzzExtract) instruments nothing else.
 package untar
 
 import (
@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kubectl-concourse/kubectl-concourse/transfer/treeroot"
 )
 
 type nodeKind int
@@ -83,14 +85,9 @@ type Extractor struct {
 	unsafe   []error
 	finished bool // Finish ran: symlinks exist, nothing more may be written
 	buf      []byte
-	// openDir is the directory the last file went into, open: a stream holds
-	// a directory's files together, and a file opened through its
-	// directory's Root costs one openat, against one per component of its
-	// path through root (five for a file three levels down).
-	openDir struct {
-		rel  string
-		root *os.Root
-	}
+	// opened resolves names from their directories, kept open while a
+	// stream lands and while Finish runs.
+	opened *treeroot.Dirs
 }
 
 // New returns an Extractor that lands, in root, the archive entry prefix
@@ -103,8 +100,8 @@ func New(root *os.Root, top, prefix string, o Options) *Extractor {
 	return &Extractor{
 		root: root, top: top, prefix: prefix, preserveOwner: o.PreserveOwner,
 		warnf: warnf, progress: o.Progress, newHash: o.NewHash,
-		nodes: map[string]*node{},
-		buf:   make([]byte, 256<<10),
+		nodes: map[string]*node{}, opened: treeroot.New(root),
+		buf: make([]byte, 256<<10),
 	}
 }
 
@@ -142,7 +139,7 @@ func (e *Extractor) Extract(r io.Reader) error {
 	if e.finished {
 		return errFinished
 	}
-	defer e.closeDir()
+	defer e.opened.Close()
 	br := bufio.NewReaderSize(r, 256<<10)
 	seen := map[string]bool{}
 	for {
@@ -279,10 +276,19 @@ func (e *Extractor) dir(rel string, n *node) error {
 		e.nodes[rel] = n
 		return nil
 	}
-	if err := e.root.Mkdir(e.local(rel), 0o700); err != nil {
-		return fmt.Errorf("create directory: %w", err)
+	if err := e.mkdir(rel); err != nil {
+		return err
 	}
 	e.nodes[rel] = n
+	return nil
+}
+
+// mkdir makes directory rel, for now only its owner's.
+func (e *Extractor) mkdir(rel string) error {
+	in, name := e.opened.At(e.local(rel))
+	if err := in.Mkdir(name, 0o700); err != nil {
+		return fmt.Errorf("create directory %q: %w", rel, err)
+	}
 	return nil
 }
 
@@ -290,26 +296,18 @@ func (e *Extractor) file(rel string, n *node, r io.Reader) error {
 	if err := e.parents(rel); err != nil {
 		return err
 	}
-	name := e.local(rel)
+	dir, base := e.opened.At(e.local(rel))
 	if old, ok := e.nodes[rel]; ok {
 		if old.kind != kindFile {
 			return fmt.Errorf("%w: file %q collides with an earlier entry of another kind", errUnsafe, e.name(rel))
 		}
 		// Sent again after a broken stream or a failed check: start over.
-		if err := e.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := dir.Remove(base); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("replace %q: %w", rel, err)
 		}
 	}
 	n.kind = kindFile
 	e.nodes[rel] = n
-	dir, base := e.root, e.top // the top entry is the file
-	if rel != "" {
-		var err error
-		if dir, err = e.dirRoot(parentOf(rel)); err != nil {
-			return fmt.Errorf("open directory of %q: %w", rel, err)
-		}
-		base = path.Base(rel)
-	}
 	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create file: %w", err)
@@ -340,28 +338,6 @@ func (e *Extractor) file(rel string, n *node, r io.Reader) error {
 	return nil
 }
 
-// dirRoot returns the Root of directory rel (a directory this extractor
-// made: parents checked it), keeping it open for the files that follow.
-func (e *Extractor) dirRoot(rel string) (*os.Root, error) {
-	if e.openDir.root != nil && e.openDir.rel == rel {
-		return e.openDir.root, nil
-	}
-	e.closeDir()
-	r, err := e.root.OpenRoot(e.local(rel))
-	if err != nil {
-		return nil, err
-	}
-	e.openDir.rel, e.openDir.root = rel, r
-	return r, nil
-}
-
-func (e *Extractor) closeDir() {
-	if e.openDir.root != nil {
-		e.openDir.root.Close()
-		e.openDir.root = nil
-	}
-}
-
 // attrs sets mode and, when asked, owner through the open descriptor, so
 // nothing is resolved by name.
 func (e *Extractor) attrs(f *os.File, n *node) error {
@@ -390,7 +366,8 @@ func (e *Extractor) hardlink(rel, linkname string) error {
 		if old.kind != kindFile {
 			return fmt.Errorf("%w: hardlink %q collides with an earlier entry of another kind", errUnsafe, e.name(rel))
 		}
-		if err := e.root.Remove(e.local(rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		in, base := e.opened.At(e.local(rel))
+		if err := in.Remove(base); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("replace %q: %w", rel, err)
 		}
 	}
@@ -434,6 +411,7 @@ func (e *Extractor) Finish() error {
 		return errFinished
 	}
 	e.finished = true
+	defer e.opened.Close()
 	if len(e.unsafe) > 0 {
 		return fmt.Errorf("refused %d unsafe archive entries from the container (first: %w)", len(e.unsafe), e.unsafe[0])
 	}
@@ -448,12 +426,13 @@ func (e *Extractor) Finish() error {
 	}
 	sort.Strings(links)
 	for _, rel := range links {
-		n, name := e.nodes[rel], e.local(rel)
-		if err := e.root.Symlink(n.target, name); err != nil {
+		n := e.nodes[rel]
+		in, name := e.opened.At(e.local(rel))
+		if err := in.Symlink(n.target, name); err != nil {
 			return fmt.Errorf("create symlink %q: %w", rel, err)
 		}
 		if e.preserveOwner {
-			if err := e.root.Lchown(name, n.uid, n.gid); err != nil {
+			if err := in.Lchown(name, n.uid, n.gid); err != nil {
 				return fmt.Errorf("set owner of %q: %w", rel, err)
 			}
 		}
@@ -461,17 +440,18 @@ func (e *Extractor) Finish() error {
 	sort.Strings(dirs)
 	sort.SliceStable(dirs, func(i, j int) bool { return depth(dirs[i]) > depth(dirs[j]) })
 	for _, rel := range dirs {
-		n, name := e.nodes[rel], e.local(rel)
-		if err := e.root.Chmod(name, n.mode); err != nil {
+		n := e.nodes[rel]
+		in, name := e.opened.At(e.local(rel))
+		if err := in.Chmod(name, n.mode); err != nil {
 			return fmt.Errorf("set mode of %q: %w", rel, err)
 		}
 		if e.preserveOwner && !n.implicit {
-			if err := e.root.Lchown(name, n.uid, n.gid); err != nil {
+			if err := in.Lchown(name, n.uid, n.gid); err != nil {
 				return fmt.Errorf("set owner of %q: %w", rel, err)
 			}
 		}
 		if !n.implicit {
-			if err := e.root.Chtimes(name, n.mtime, n.mtime); err != nil {
+			if err := in.Chtimes(name, n.mtime, n.mtime); err != nil {
 				return fmt.Errorf("set times of %q: %w", rel, err)
 			}
 		}
@@ -559,6 +539,7 @@ func (e *Extractor) Prune(keep func(rel string) bool) error {
 			if err := e.root.RemoveAll(e.local(rel)); err != nil {
 				return fmt.Errorf("remove %q, which the source no longer has: %w", rel, err)
 			}
+			e.opened.Forget(e.local(rel))
 		}
 		delete(e.nodes, rel)
 		if n.kind == kindDir {
@@ -570,14 +551,6 @@ func (e *Extractor) Prune(keep func(rel string) bool) error {
 		}
 	}
 	return nil
-}
-
-// parentOf is the tree path of rel's directory ("" for the top).
-func parentOf(rel string) string {
-	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-		return rel[:i]
-	}
-	return ""
 }
 
 // streamReader marks what goes wrong reading an entry's bytes as the

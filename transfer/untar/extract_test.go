@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/build"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -515,4 +516,66 @@ func FuzzExtract(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// BenchmarkExtractRealTree lands a real tree, the module cache's
+// client-go (about 1,900 files in 420 directories), as a download does.
+func BenchmarkExtractRealTree(b *testing.B) {
+	src := filepath.Join(build.Default.GOPATH, "pkg/mod/k8s.io/client-go@v0.37.2")
+	if env := os.Getenv("GOMODCACHE"); env != "" {
+		src = filepath.Join(env, "k8s.io/client-go@v0.37.2")
+	}
+	if _, err := os.Stat(src); err != nil {
+		b.Skipf("no module tree: %v (go mod download)", err)
+	}
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Dir(src), p)
+		hdr, err := tar.FileInfoHeader(fi, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		hdr.Mode |= 0o200 // the module cache's are read-only: b.TempDir removes these
+		if err := tw.WriteHeader(hdr); err != nil || !fi.Mode().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err == nil {
+			_, err = tw.Write(data)
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tw.Close()
+	dir := b.TempDir()
+	b.SetBytes(int64(tarball.Len()))
+	for i := 0; b.Loop(); i++ {
+		d := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.Mkdir(d, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		root, err := os.OpenRoot(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := New(root, "data", filepath.Base(src), Options{})
+		if err := e.Extract(bytes.NewReader(tarball.Bytes())); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Finish(); err != nil {
+			b.Fatal(err)
+		}
+		root.Close()
+	}
 }
