@@ -347,9 +347,24 @@ func countKind(entries []protocol.Entry, kind string) int {
 }
 
 func TestDownloadCodec(t *testing.T) {
-	for compress, want := range map[string]string{compressAuto: protocol.CodecZstd, compressNone: protocol.CodecNone, compressGzip: protocol.CodecGzip} {
-		if got := downloadCodec(compress); got != want {
-			t.Errorf("downloadCodec(%s) = %q, want %q", compress, got, want)
+	for _, tt := range []struct {
+		compress   string
+		binaryRate float64
+		want       string
+	}{
+		{compressAuto, 0, protocol.CodecZstd},
+		{compressAuto, 10e6, protocol.CodecZstd},
+		{compressAuto, 24e6, protocol.CodecS2},
+		{compressNone, 24e6, protocol.CodecNone},
+		{compressGzip, 24e6, protocol.CodecGzip},
+	} {
+		if got := downloadCodec(tt.compress, tt.binaryRate); got != tt.want {
+			t.Errorf("downloadCodec(%s, %v) = %q, want %q", tt.compress, tt.binaryRate, got, tt.want)
+		}
+	}
+	for codec, want := range map[string]bool{protocol.CodecZstd: false, protocol.CodecS2: false, protocol.CodecGzip: true, protocol.CodecNone: true} {
+		if got := fileSums(codec, true); got != want {
+			t.Errorf("fileSums(%q, verify) = %v, want %v", codec, got, want)
 		}
 	}
 }

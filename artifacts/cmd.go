@@ -65,9 +65,9 @@ var (
 
 		A tree of about 55 MiB or 1,060 entries or more goes through the plugin's own small
 		agent where it can run (linux/amd64 or arm64, a directory that lets a program run): it
-		sends the tree from the container compressed with zstd, whose checksum of the whole
-		stream is checked here (with --compress none or gzip, every file's SHA-256 is compared
-		instead), and the tree it lists is compared with what was written; a broken stream or
+		sends the tree from the container compressed (S2 where the link is fast, zstd where it
+		is slow), whose checksums are checked here (with --compress none or gzip, every file's
+		SHA-256 is compared instead), and the tree it lists is compared with what was written; a broken stream or
 		a difference has the tree sent again (--retries). A smaller tree, whose transfer costs less than
 		the agent's start, and everything where the agent cannot run, goes through the
 		container's own sh and tar as described below, resuming with only the missing files.
