@@ -306,7 +306,7 @@ func (r *runner) runTask(ctx context.Context) (buildStatus, error) {
 	}
 	// Pending: scheduling, image pulls, until the first container runs.
 	if _, err := helper.WaitRunning(ctx, r.client.CoreV1(), b.Namespace, r.pod.Name, first,
-		helper.WaitOptions{Patient: true, Timeout: o.PendingTimeout, Report: report, Ended: first == taskContainer}); err != nil {
+		helper.WaitOptions{Patient: true, Timeout: o.PendingTimeout, Report: report, Ended: first == taskContainer, Seen: r.pod}); err != nil {
 		return errored, r.explainPending(ctx, err)
 	}
 	if b.gated() {

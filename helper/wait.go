@@ -220,6 +220,10 @@ type WaitOptions struct {
 	// not there), which its status does not say. Best effort: without the
 	// right to list events it waits as it would without them.
 	Events corev1client.EventsGetter
+	// Seen, when set, is the pod as the caller last had it (the answer to
+	// its creation, say): the wait watches from it without reading the
+	// pod first, a round trip less before the first change arrives.
+	Seen *corev1.Pod
 }
 
 // WaitRunning polls the pod until container runs and returns the pod as it
@@ -264,7 +268,7 @@ func WaitRunning(ctx context.Context, pods corev1client.PodsGetter, namespace, n
 		}
 		return false, nil
 	}
-	err := followPod(ctx, pods.Pods(namespace), namespace, name, o.Interval, check)
+	err := followPod(ctx, pods.Pods(namespace), namespace, name, o.Seen, o.Interval, check)
 	if err == nil {
 		return current, nil
 	}
@@ -336,20 +340,23 @@ func (e *WaitError) Is(target error) bool {
 	return false
 }
 
-// followPod calls check with the pod as a GET finds it, then as each change
-// of it arrives (listwatch: a container is seen running the moment the
-// kubelet says so), and again every interval in any case (check reads more
+// followPod calls check with the pod as seen (or, without it, as a GET
+// finds it), then as each change of it arrives (listwatch: a container is
+// seen running the moment the kubelet says so), and again every interval in any case (check reads more
 // than the pod: its events, the time). Where the LIST and WATCH fail (a Role
 // without watch) it GETs the pod every interval instead: slower, as good.
 // A pod that goes is an error (NotFound), as the GET would say.
-func followPod(ctx context.Context, pods corev1client.PodInterface, namespace, name string, interval time.Duration, check func(context.Context, *corev1.Pod) (bool, error)) error {
+func followPod(ctx context.Context, pods corev1client.PodInterface, namespace, name string, seen *corev1.Pod, interval time.Duration, check func(context.Context, *corev1.Pod) (bool, error)) error {
 	get := func() (*corev1.Pod, error) {
 		p, err := pods.Get(ctx, name, metav1.GetOptions{})
 		return p, cmderr.ExplainForbidden(err, namespace, "get", "pods")
 	}
-	current, err := get()
-	if err != nil {
-		return err
+	current := seen
+	if current == nil {
+		var err error
+		if current, err = get(); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -394,7 +401,7 @@ func followPod(ctx context.Context, pods corev1client.PodInterface, namespace, n
 func WaitEnded(ctx context.Context, pods corev1client.PodsGetter, namespace, name, container string) (*corev1.ContainerStateTerminated, *corev1.Pod, error) {
 	var ended *corev1.ContainerStateTerminated
 	var current *corev1.Pod
-	err := followPod(ctx, pods.Pods(namespace), namespace, name, 250*time.Millisecond, func(_ context.Context, p *corev1.Pod) (bool, error) {
+	err := followPod(ctx, pods.Pods(namespace), namespace, name, nil, 250*time.Millisecond, func(_ context.Context, p *corev1.Pod) (bool, error) {
 		current = p
 		if s := findStatus(p, container); s != nil && s.State.Terminated != nil {
 			ended = s.State.Terminated

@@ -3,6 +3,7 @@ package helper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,30 +127,49 @@ func statusSequence(client *fake.Clientset, states ...func(*corev1.Pod)) {
 }
 
 // With a watch, the wait sees the container run from the change that says
-// so, without polling: the interval here is longer than the test.
+// so, without polling: the interval here is longer than the test. Given
+// the pod as the caller last saw it (Seen), it watches from there without
+// reading the pod first.
 func TestWaitRunningWatches(t *testing.T) {
-	pending := podWith(func(*corev1.Pod) {})
-	pending.ResourceVersion = "1"
-	client := fake.NewClientset(pending)
-	watching := make(chan struct{})
-	client.PrependWatchReactor("pods", func(a k8stesting.Action) (bool, watch.Interface, error) {
-		w, err := client.Tracker().Watch(a.GetResource(), a.GetNamespace())
-		close(watching)
-		return true, w, err
-	})
-	go func() {
-		<-watching
-		up := podWith(func(p *corev1.Pod) {
-			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "inputs", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	for _, seen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("seen %v", seen), func(t *testing.T) {
+			pending := podWith(func(*corev1.Pod) {})
+			pending.ResourceVersion = "1"
+			client := fake.NewClientset(pending)
+			watching := make(chan struct{})
+			client.PrependWatchReactor("pods", func(a k8stesting.Action) (bool, watch.Interface, error) {
+				w, err := client.Tracker().Watch(a.GetResource(), a.GetNamespace())
+				close(watching)
+				return true, w, err
+			})
+			go func() {
+				<-watching
+				up := podWith(func(p *corev1.Pod) {
+					p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "inputs", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+				})
+				up.ResourceVersion = "2"
+				if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), up, "ci"); err != nil {
+					t.Error(err)
+				}
+			}()
+			o := WaitOptions{Interval: time.Hour, Timeout: 10 * time.Second}
+			if seen {
+				o.Seen = pending
+			}
+			p, err := WaitRunning(t.Context(), client.CoreV1(), "ci", "p", "inputs", o)
+			if err != nil || p.ResourceVersion != "2" {
+				t.Fatalf("WaitRunning() = %v, %v; want the running pod", p, err)
+			}
+			gets := 0
+			for _, a := range client.Actions() {
+				if a.GetVerb() == "get" {
+					gets++
+				}
+			}
+			if want := map[bool]int{false: 1, true: 0}[seen]; gets != want {
+				t.Errorf("%d GETs of the pod, want %d", gets, want)
+			}
 		})
-		up.ResourceVersion = "2"
-		if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), up, "ci"); err != nil {
-			t.Error(err)
-		}
-	}()
-	p, err := WaitRunning(t.Context(), client.CoreV1(), "ci", "p", "inputs", WaitOptions{Interval: time.Hour, Timeout: 10 * time.Second})
-	if err != nil || p.ResourceVersion != "2" {
-		t.Fatalf("WaitRunning() = %v, %v; want the running pod", p, err)
 	}
 }
 
