@@ -120,16 +120,23 @@ func agentCodec(compress string, total int64, ratio, binaryRate float64) string 
 	case compressGzip:
 		return protocol.CodecGzip
 	}
-	switch {
-	case total < smallTransfer || ratio <= 0 || ratio > maxRatio:
+	if total < smallTransfer || ratio <= 0 || ratio > maxRatio {
 		return protocol.CodecNone
-	case binaryRate >= s2FromBinaryRate:
+	}
+	return linkCodec(binaryRate)
+}
+
+// linkCodec is the codec for a stream that compresses, by how fast the
+// agent's binary crossed the link: S2 from s2FromBinaryRate, zstd below
+// it or when nothing crossed.
+func linkCodec(binaryRate float64) string {
+	if binaryRate >= s2FromBinaryRate {
 		return protocol.CodecS2
 	}
 	return protocol.CodecZstd
 }
 
-// s2FromBinaryRate is the binary's crossing rate from which uploads are
+// s2FromBinaryRate is the binary's crossing rate from which transfers are
 // compressed with S2: the break-even above, less a margin. The crossing
 // measures the link well where it is slow (22–25 MB/s through the test
 // cluster's 25 MB/s link) and the agent's start where it is fast (54–93

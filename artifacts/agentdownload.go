@@ -234,13 +234,12 @@ func incomplete(ex *untar.Extractor, want manifest) []string {
 }
 
 // downloadCodec chooses how the agent compresses a download: as --compress
-// says, and for auto as agentCodec does by how fast the agent's binary
-// crossed (binaryRate), whatever the data: the plugin cannot know a
-// download's size or ratio before it arrives, and need not, for neither
-// costs much on data that does not compress (256 MiB of random bytes over
-// loopback: zstd 1.77 s against 1.85 s uncompressed), and real source
-// shrinks to a fifth or a seventh. S2 makes the agent send every file's
-// SHA-256 (fileSums), where zstd's checksum of the whole stream spares it.
+// says, and for auto by how fast the agent's binary crossed (linkCodec),
+// whatever the data: the plugin cannot know a download's size or ratio
+// before it arrives, and need not, for neither codec costs much on data
+// that does not compress (256 MiB of random bytes over loopback: zstd 1.77
+// s against 1.85 s uncompressed), and real source shrinks to a fifth or a
+// seventh. Either codec's checksums spare every file's SHA-256 (fileSums).
 func downloadCodec(compress string, binaryRate float64) string {
 	switch compress {
 	case compressNone:
@@ -248,9 +247,7 @@ func downloadCodec(compress string, binaryRate float64) string {
 	case compressGzip:
 		return protocol.CodecGzip
 	case compressAuto:
-		if binaryRate >= s2FromBinaryRate {
-			return protocol.CodecS2
-		}
+		return linkCodec(binaryRate)
 	}
 	return protocol.CodecZstd
 }

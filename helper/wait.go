@@ -342,9 +342,10 @@ func (e *WaitError) Is(target error) bool {
 
 // followPod calls check with the pod as seen (or, without it, as a GET
 // finds it), then as each change of it arrives (listwatch: a container is
-// seen running the moment the kubelet says so), and again every interval in any case (check reads more
-// than the pod: its events, the time). Where the LIST and WATCH fail (a Role
-// without watch) it GETs the pod every interval instead: slower, as good.
+// seen running the moment the kubelet says so), and again every interval
+// in any case (check reads more than the pod: its events, the time).
+// Where the LIST and WATCH fail (a Role without watch) it GETs the pod
+// every interval instead: slower, as good.
 // A pod that goes is an error (NotFound), as the GET would say.
 func followPod(ctx context.Context, pods corev1client.PodInterface, namespace, name string, seen *corev1.Pod, interval time.Duration, check func(context.Context, *corev1.Pod) (bool, error)) error {
 	get := func() (*corev1.Pod, error) {
