@@ -56,19 +56,44 @@ func (l localExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.St
 	return err
 }
 
-// shells are the sh the launcher is tried with: this machine's, and
-// busybox's when it is installed (through a link named sh, which is how
-// busybox picks its applet).
+// shells are the sh the launcher is tried with: this machine's; this
+// machine's with a dd that has no iflag=fullblock (the launcher falls back
+// on head); and busybox's, with busybox's dd and head, as in a busybox
+// image, when busybox is installed.
 func shells(t *testing.T) map[string]string {
-	out := map[string]string{"sh": ""}
+	out := map[string]string{"sh": "", "sh without dd's fullblock": withPath(t, map[string]string{"dd": "#!/bin/sh\nexit 1\n"}, "sh")}
 	if bb, err := exec.LookPath("busybox"); err == nil {
-		link := filepath.Join(t.TempDir(), "sh")
-		if err := os.Symlink(bb, link); err != nil {
-			t.Fatal(err)
+		applets := t.TempDir()
+		for _, name := range []string{"sh", "dd", "head"} {
+			// Named so, busybox runs that applet.
+			if err := os.Symlink(bb, filepath.Join(applets, name)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		out["busybox sh"] = link
+		out["busybox sh"] = withPath(t, nil, filepath.Join(applets, "sh"))
 	}
 	return out
+}
+
+// withPath is a sh that runs shell with a PATH whose first directory
+// holds programs (name to script) and, for a busybox shell, its applets.
+func withPath(t *testing.T, programs map[string]string, shell string) string {
+	dir := t.TempDir()
+	for name, script := range programs {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := dir
+	if filepath.IsAbs(shell) {
+		first += ":" + filepath.Dir(shell)
+	}
+	wrapper := filepath.Join(t.TempDir(), "sh")
+	script := fmt.Sprintf("#!/bin/sh\nPATH=%s:$PATH\nexport PATH\nexec %s \"$@\"\n", first, shell)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper
 }
 
 func needAgent(t *testing.T) {
@@ -284,7 +309,9 @@ func (x slowExecutor) Exec(ctx context.Context, r podexec.Request, s podexec.Str
 // BinaryRate measures the link the binary crossed: through stdin let
 // through at 20 MB/s, never above about that, however fast the machine
 // (the sleeps bound it; what the launcher read before its first line, at
-// most a pipe's buffer, adds a few percent).
+// most a pipe's buffer, adds a few percent). Its 32 KiB reads also make
+// every one of dd's reads short: without iflag=fullblock, take would cut
+// the binary.
 func TestLaunchMeasuresTheLink(t *testing.T) {
 	needAgent(t)
 	const rate = 20e6
