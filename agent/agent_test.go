@@ -597,6 +597,24 @@ func BenchmarkReceiveRealTree(b *testing.B) {
 	}
 }
 
+// BenchmarkSendRealTree sends a real tree (the module cache's client-go)
+// as a download asks it of the agent: S2, no file sums. What it measures
+// is mostly the agent's reading of the tree; the session's own end only
+// decodes and drops the stream.
+func BenchmarkSendRealTree(b *testing.B) {
+	src := moduleTree(b)
+	s := serveWith(b, Options{})
+	req := protocol.Request{Path: protocol.Name(src), Codec: protocol.CodecS2, NoFileSums: true}
+	for b.Loop() {
+		if _, err := s.SendTo(b.Context(), req, func(tr io.Reader) error {
+			_, err := io.Copy(io.Discard, tr)
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func TestLaterEntriesWin(t *testing.T) {
 	parent := t.TempDir()
 	dest := filepath.Join(parent, "repo")

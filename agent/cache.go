@@ -60,7 +60,7 @@ func openCache(dir string) (*os.Root, func(), error) {
 // one lstat per entry): manifest path → stat. An absent tree is empty.
 func statTree(root *os.Root) (map[protocol.Name]*syscall.Stat_t, error) {
 	stats := map[protocol.Name]*syscall.Stat_t{}
-	err := walk(root, protocol.CacheTree, func(rel string, fi fs.FileInfo) error {
+	err := walk(root, protocol.CacheTree, func(rel string, fi fs.FileInfo, _ at) error {
 		st, ok := fi.Sys().(*syscall.Stat_t)
 		if !ok {
 			return fmt.Errorf("%s: no stat", rel)

@@ -42,8 +42,8 @@ func (a *agent) manifest(req protocol.Request) error {
 // walkManifest lists the tree top in root, hashing its regular files.
 func walkManifest(root *os.Root, top string) ([]protocol.Entry, error) {
 	var entries []protocol.Entry
-	err := walk(root, top, func(rel string, fi fs.FileInfo) error {
-		e, err := fileEntry(root, rel, fi)
+	err := walk(root, top, func(rel string, fi fs.FileInfo, in at) error {
+		e, err := fileEntry(in, fi)
 		if err != nil {
 			return err
 		}
@@ -54,13 +54,14 @@ func walkManifest(root *os.Root, top string) ([]protocol.Entry, error) {
 	return entries, err
 }
 
-// fileEntry is the manifest entry of rel, whose Lstat is fi.
-func fileEntry(root *os.Root, rel string, fi fs.FileInfo) (protocol.Entry, error) {
+// fileEntry is the manifest entry of what in names, whose Lstat is fi.
+func fileEntry(in at, fi fs.FileInfo) (protocol.Entry, error) {
+	rel := in.rel
 	e := protocol.Entry{Path: protocol.Name(rel), Mode: permBits(fi)}
 	switch {
 	case fi.Mode().IsRegular():
 		e.Kind, e.Size = protocol.KindFile, fi.Size()
-		f, err := root.Open(rel)
+		f, err := in.open()
 		if err != nil {
 			return e, err
 		}
@@ -72,7 +73,7 @@ func fileEntry(root *os.Root, rel string, fi fs.FileInfo) (protocol.Entry, error
 	case fi.IsDir():
 		e.Kind = protocol.KindDir
 	case fi.Mode()&fs.ModeSymlink != 0:
-		target, err := root.Readlink(rel)
+		target, err := in.readlink()
 		if err != nil {
 			return e, err
 		}

@@ -489,7 +489,7 @@ func (x *extractor) entryOf(rel string) (protocol.Entry, error) {
 	if err != nil {
 		return protocol.Entry{}, err
 	}
-	return fileEntry(x.root, rel, fi)
+	return fileEntry(at{root: x.root, rel: rel, dir: -1}, fi)
 }
 
 func specialBits(mode int64) fs.FileMode {

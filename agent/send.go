@@ -79,7 +79,7 @@ func (a *agent) tarTree(p, codecName string, sums bool, w io.Writer) ([]protocol
 	tw := tar.NewWriter(bw)
 	buf := make([]byte, 256<<10)
 	var entries []protocol.Entry
-	err = walk(root, top, func(rel string, fi fs.FileInfo) error {
+	err = walk(root, top, func(rel string, fi fs.FileInfo, in at) error {
 		var err error
 		mp := relToTop(top, rel)
 		e := protocol.Entry{Path: protocol.Name(mp), Mode: permBits(fi)}
@@ -90,7 +90,7 @@ func (a *agent) tarTree(p, codecName string, sums bool, w io.Writer) ([]protocol
 		case fi.IsDir():
 			e.Kind = protocol.KindDir
 		case fi.Mode()&fs.ModeSymlink != 0:
-			if link, err = root.Readlink(rel); err != nil {
+			if link, err = in.readlink(); err != nil {
 				return err
 			}
 			e.Kind, e.Link = protocol.KindSymlink, protocol.Name(link)
@@ -114,7 +114,7 @@ func (a *agent) tarTree(p, codecName string, sums bool, w io.Writer) ([]protocol
 			return err
 		}
 		if e.Kind == protocol.KindFile {
-			f, err := root.Open(rel)
+			f, err := in.open()
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -21,13 +22,14 @@ import (
 // single components straight from the directory. os.Root resolves every
 // name from the root again, one component at a time: a tree of 10,000
 // files eight levels down cost 85-115 ms that way, against the fraction of
-// it this takes.
-func walk(root *os.Root, top string, fn func(rel string, fi fs.FileInfo) error) error {
+// it this takes. fn gets the entry's place (at) to open or read it from
+// there too.
+func walk(root *os.Root, top string, fn func(rel string, fi fs.FileInfo, in at) error) error {
 	fi, err := root.Lstat(top)
 	if err != nil {
 		return err
 	}
-	if err := fn(top, fi); err != nil || !fi.IsDir() {
+	if err := fn(top, fi, at{root: root, rel: top, dir: -1}); err != nil || !fi.IsDir() {
 		return err
 	}
 	d, err := root.Open(top)
@@ -35,11 +37,11 @@ func walk(root *os.Root, top string, fn func(rel string, fi fs.FileInfo) error) 
 		return err
 	}
 	defer d.Close()
-	return walkDir(d, top, fn)
+	return walkDir(root, d, top, fn)
 }
 
 // walkDir calls fn for what the open directory d (rel) holds, and below.
-func walkDir(d *os.File, rel string, fn func(string, fs.FileInfo) error) error {
+func walkDir(root *os.Root, d *os.File, rel string, fn func(string, fs.FileInfo, at) error) error {
 	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return err
@@ -53,7 +55,7 @@ func walkDir(d *os.File, rel string, fn func(string, fs.FileInfo) error) error {
 		}
 		fi := newStatInfo(name, &st)
 		crel := rel + "/" + name
-		if err := fn(crel, fi); err != nil {
+		if err := fn(crel, fi, at{root: root, rel: crel, dir: fd, name: name}); err != nil {
 			return err
 		}
 		if !fi.IsDir() {
@@ -64,7 +66,7 @@ func walkDir(d *os.File, rel string, fn func(string, fs.FileInfo) error) error {
 			return &fs.PathError{Op: "open", Path: crel, Err: err}
 		}
 		child := os.NewFile(uintptr(cfd), crel)
-		err = walkDir(child, crel, fn)
+		err = walkDir(root, child, crel, fn)
 		child.Close()
 		if err != nil {
 			return err
@@ -72,6 +74,75 @@ func walkDir(d *os.File, rel string, fn func(string, fs.FileInfo) error) error {
 	}
 	return nil
 }
+
+// at is where walk found an entry: the descriptor of the directory that
+// holds it and its name there (dir -1: the top, found through root), so
+// that reading it costs one openat or readlinkat, not a resolution of rel
+// from the root, component by component.
+type at struct {
+	root *os.Root
+	rel  string
+	dir  int
+	name string
+}
+
+// open opens the regular file for reading. O_NOFOLLOW: a file swapped for
+// a link since walk saw it is refused, not followed; O_NONBLOCK: one
+// swapped for a fifo reads as empty (and then as shrunk) instead of
+// waiting for a writer. The descriptor is read with plain read(2)s: an
+// os.File registers a non-blocking descriptor with the poller (four fcntl
+// calls and a failed epoll_ctl per file).
+func (a at) open() (io.ReadCloser, error) {
+	if a.dir < 0 {
+		return a.root.Open(a.rel)
+	}
+	fd, err := unix.Openat(a.dir, a.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: a.rel, Err: err}
+	}
+	return fdReader(fd), nil
+}
+
+// readlink is the symlink's target.
+func (a at) readlink() (string, error) {
+	if a.dir < 0 {
+		return a.root.Readlink(a.rel)
+	}
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(a.dir, a.name, buf)
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: a.rel, Err: err}
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// fdReader reads a file descriptor that at.open opened.
+type fdReader int
+
+func (f fdReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := unix.Read(int(f), p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f fdReader) Close() error { return unix.Close(int(f)) }
 
 // statInfo is an fs.FileInfo from an fstatat; Sys is the *syscall.Stat_t
 // that os's own Lstat gives.
