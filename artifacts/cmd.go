@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer"
 )
 
 var (
@@ -130,8 +131,9 @@ func (o *UploadOptions) Validate() error {
 
 // Run uploads.
 func (o *UploadOptions) Run(ctx context.Context) error {
-	return o.run(ctx, o.RemoteDir, false, func(ctx context.Context, rem *remote, s settings) error {
-		return upload(ctx, rem, o.LocalPath, o.RemoteDir, o.IncludeIgnored, s)
+	return o.run(ctx, o.RemoteDir, false, func(ctx context.Context, ep transfer.Endpoint, s transfer.Settings) error {
+		s.IncludeIgnored = o.IncludeIgnored
+		return transfer.Upload(ctx, ep, s, o.LocalPath, o.RemoteDir)
 	}, nil)
 }
 
@@ -168,8 +170,8 @@ func (o *DownloadOptions) Validate() error {
 
 // Run downloads.
 func (o *DownloadOptions) Run(ctx context.Context) error {
-	return o.run(ctx, o.RemotePath, true, func(ctx context.Context, rem *remote, s settings) error {
-		return download(ctx, rem, o.RemotePath, o.LocalDir, s)
+	return o.run(ctx, o.RemotePath, true, func(ctx context.Context, ep transfer.Endpoint, s transfer.Settings) error {
+		return transfer.Download(ctx, ep, s, o.RemotePath, o.LocalDir)
 	}, o.downloadFinished)
 }
 

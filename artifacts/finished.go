@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer"
 )
 
 // Files of a finished step. Its containers are gone, its volumes are not (not
@@ -223,12 +224,12 @@ func readerPodSecurity(pod *corev1.PodSecurityContext, container *corev1.Securit
 
 // downloadFinished downloads o.RemotePath of a finished step through a
 // files helper.
-func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Match, s settings) error {
-	src := remoteAbs(m.WorkingDir, o.RemotePath)
+func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Match, s transfer.Settings) error {
+	src := transfer.RemoteAbs(m.WorkingDir, o.RemotePath)
 	if !path.IsAbs(src) {
 		return fmt.Errorf("remote path %q is relative and the step has no workingDir: give an absolute path", o.RemotePath)
 	}
-	_, base, err := splitRemote(src)
+	_, base, err := transfer.SplitRemote(src)
 	if err != nil {
 		return err
 	}
@@ -257,14 +258,14 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 	}
 	defer func() {
 		if err := h.End(ctx); err != nil {
-			s.warnf("warning: %v\n", err)
+			s.Warnf("warning: %v\n", err)
 		}
 	}()
 	switch {
 	case errors.Is(h.Refused, helper.ErrHostPathMissing):
-		s.warnf("warning: %s is not included: %v\n", describeAll(plan.onNode()), h.Refused)
+		s.Warnf("warning: %s is not included: %v\n", describeAll(plan.onNode()), h.Refused)
 	case h.Refused != nil:
-		s.warnf("warning: %s is not included: reading the disk of node %s needs a pod with a read-only host path volume, which the cluster refused: %v\n",
+		s.Warnf("warning: %s is not included: reading the disk of node %s needs a pod with a read-only host path volume, which the cluster refused: %v\n",
 			describeAll(plan.onNode()), node, h.Refused)
 	case plan.root.Kind == helper.OnEmptyDir:
 		if err := o.emptyDirPresent(ctx, h.Container, plan, pod); err != nil {
@@ -272,11 +273,11 @@ func (o *DownloadOptions) downloadFinished(ctx context.Context, m *selector.Matc
 		}
 	}
 	for _, x := range plan.excluded {
-		s.warnf("warning: %s is not included: download it on its own\n", x.Describe())
+		s.Warnf("warning: %s is not included: download it on its own\n", x.Describe())
 	}
-	rem := &remote{exec: o.Executor, container: h.Container}
-	if err := downloadTo(ctx, rem, plan.helperPath(), filepath.Join(o.LocalDir, base), s); err != nil {
-		return fmt.Errorf("download %s into %s: %w", printers.EscapeTerminal(src), o.LocalDir, withRemedy(err))
+	ep := transfer.Endpoint{Executor: o.Executor, Container: h.Container}
+	if err := transfer.DownloadTo(ctx, ep, s, plan.helperPath(), filepath.Join(o.LocalDir, base)); err != nil {
+		return fmt.Errorf("download %s into %s: %w", printers.EscapeTerminal(src), o.LocalDir, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer"
 )
 
 const (
@@ -21,12 +22,12 @@ const (
 	helperTimeout  = 2 * time.Minute
 )
 
-// viaHelper runs transfer in an ephemeral helper container that mounts the
+// viaHelper runs move in an ephemeral helper container that mounts the
 // step container's volumes, for a step whose image has no sh or tar
 // (distroless). paths are the absolute remote paths the transfer touches:
 // each must lie on a volume, the only part of the step's filesystem the
 // helper sees. readOnly mounts them read-only (a download only reads).
-func (o *TransferOptions) viaHelper(ctx context.Context, m *selector.Match, readOnly bool, transfer func(context.Context, *remote) error, cause error, paths ...string) error {
+func (o *TransferOptions) viaHelper(ctx context.Context, m *selector.Match, readOnly bool, move func(context.Context, transfer.Endpoint) error, cause error, paths ...string) error {
 	where := podexec.Container{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Name: m.Container}
 	fail := func(err error) error {
 		return fmt.Errorf("%s: %v, and no helper container: %w", where, cause, err)
@@ -54,7 +55,7 @@ func (o *TransferOptions) viaHelper(ctx context.Context, m *selector.Match, read
 	if err != nil {
 		return fail(err)
 	}
-	err = transfer(ctx, &remote{exec: o.Executor, container: h.Container, workingDir: m.WorkingDir})
+	err = move(ctx, transfer.Endpoint{Executor: o.Executor, Container: h.Container, WorkingDir: m.WorkingDir})
 	if serr := h.Stop(ctx); serr != nil {
 		o.warnf(nil)("warning: helper %s keeps running for up to %s: %v\n", h.Container, helper.DefaultGrace, serr)
 	}

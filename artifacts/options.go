@@ -1,15 +1,14 @@
 // Package artifacts implements `kubectl concourse upload` and `download`:
-// files in and out of a build step's container as tar streamed over exec,
-// with fly execute's file selection, integrity checks, resume, atomic
-// landing on both sides and an extractor that trusts nothing the container
-// sends.
+// files in and out of a build step's container, found by fly's flags, or
+// through a helper container or pod of the plugin's own where the step
+// cannot run the transfer itself (no sh or tar, a container or pod that has
+// ended). Package transfer moves the files.
 package artifacts
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +21,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer"
 )
 
 // TransferOptions is the state both commands share.
@@ -46,15 +46,16 @@ type TransferOptions struct {
 	// isTerminal decides about progress and the chooser; a field for tests.
 	isTerminal func(any) bool
 	// agent says whether the in-container agent carries the transfer
-	// (agentEnv).
-	agent AgentUse
+	// (transfer.AgentFromEnv).
+	agent transfer.AgentUse
 	// askKubelet asks a node's kubelet for its root directory (nil: not
 	// asked).
 	askKubelet func(ctx context.Context, node string) (string, error)
 }
 
 func newTransferOptions(streams genericiooptions.IOStreams) TransferOptions {
-	return TransferOptions{IOStreams: streams, Compress: compressAuto, Verify: true, Retries: 3, HelperImage: helper.DefaultImage}
+	d := transfer.DefaultSettings(nil)
+	return TransferOptions{IOStreams: streams, Compress: d.Compress, Verify: d.Verify, Retries: d.Retries, HelperImage: helper.DefaultImage}
 }
 
 func (o *TransferOptions) addFlags(cmd *cobra.Command) {
@@ -75,7 +76,7 @@ func (o *TransferOptions) complete(getter genericclioptions.RESTClientGetter) er
 		o.isTerminal = printers.IsTerminal
 	}
 	var err error
-	if o.agent, err = AgentFromEnv(); err != nil {
+	if o.agent, err = transfer.AgentFromEnv(); err != nil {
 		return err
 	}
 	if err := kernel.Connect(getter, &o.Connection); err != nil {
@@ -91,9 +92,7 @@ func (o *TransferOptions) validate() error {
 	if err := o.Target.Validate(); err != nil {
 		return err
 	}
-	switch o.Compress {
-	case compressAuto, compressGzip, compressNone:
-	default:
+	if !transfer.ValidCompress(o.Compress) {
 		return fmt.Errorf("--compress must be auto, gzip or none, not %q", o.Compress)
 	}
 	if err := kernel.ValidateHelperImage(o.HelperImage); err != nil {
@@ -105,30 +104,30 @@ func (o *TransferOptions) validate() error {
 	return kernel.ValidateKubeletDir(o.KubeletDir)
 }
 
-// run resolves the step and runs transfer in its container, or in a helper
+// run resolves the step and runs move in its container, or in a helper
 // container beside it when the step's image cannot (no sh or no tar) or its
 // container has ended in a pod that runs on. remotePath is the remote path
 // the transfer touches, which the helper checks lies on a volume; readOnly
 // says the transfer only reads there. A step whose pod has finished is
 // finished's to reach (nil: it cannot be).
-func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly bool, transfer func(context.Context, *remote, settings) error,
-	finished func(context.Context, *selector.Match, settings) error) error {
+func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly bool, move func(context.Context, transfer.Endpoint, transfer.Settings) error,
+	finished func(context.Context, *selector.Match, transfer.Settings) error) error {
 	m, err := kernel.ResolveOne(ctx, o.Client.CoreV1(), o.Namespace, o.Target, o.In, o.ErrOut, o.isTerminal(o.In) && o.isTerminal(o.ErrOut))
 	if err != nil || m == nil {
 		return err // nil: fly's chooser was dismissed, which is not an error either
 	}
 	tty := o.isTerminal(o.ErrOut)
-	prog := NewProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
-	s := settings{compress: o.Compress, verify: o.Verify, retries: o.Retries, preserveOwner: o.PreserveOwner,
-		warnf: o.warnf(prog), progress: prog, agent: o.agent}
+	prog := transfer.NewProgress(ctx, o.ErrOut, !o.Quiet && (o.Progress || tty), tty)
+	s := transfer.Settings{Compress: o.Compress, Verify: o.Verify, Retries: o.Retries, PreserveOwner: o.PreserveOwner,
+		Warnf: o.warnf(prog), Progress: prog, Agent: o.agent}
 	if o.Verbose {
-		s.verbose = s.warnf
+		s.Verbosef = s.Warnf
 	}
 	step := podexec.Container{Namespace: m.Pod.Namespace, Pod: m.Pod.Name, Name: m.Container}
 	viaHelper := func(cause error) error {
-		return o.viaHelper(ctx, m, readOnly, func(ctx context.Context, rem *remote) error {
-			return transfer(ctx, rem, s)
-		}, cause, remoteAbs(m.WorkingDir, remotePath))
+		return o.viaHelper(ctx, m, readOnly, func(ctx context.Context, ep transfer.Endpoint) error {
+			return move(ctx, ep, s)
+		}, cause, transfer.RemoteAbs(m.WorkingDir, remotePath))
 	}
 	switch phase, ended := stepState(m); {
 	case phase == corev1.PodSucceeded || phase == corev1.PodFailed:
@@ -141,8 +140,8 @@ func (o *TransferOptions) run(ctx context.Context, remotePath string, readOnly b
 	case ended != "":
 		err = viaHelper(errors.New(ended))
 	default:
-		err = transfer(ctx, &remote{exec: o.Executor, container: step, workingDir: m.WorkingDir}, s)
-		if errors.Is(err, errNoTar) {
+		err = move(ctx, transfer.Endpoint{Executor: o.Executor, Container: step, WorkingDir: m.WorkingDir}, s)
+		if errors.Is(err, transfer.ErrNoTar) {
 			err = viaHelper(err)
 		}
 	}
@@ -165,10 +164,7 @@ func stepState(m *selector.Match) (corev1.PodPhase, string) {
 }
 
 // warnf prints warnings above the progress bars when there are any.
-func (o *TransferOptions) warnf(p *Progress) func(string, ...any) {
-	var w io.Writer = o.ErrOut
-	if p != nil {
-		w = p.p
-	}
+func (o *TransferOptions) warnf(p *transfer.Progress) func(string, ...any) {
+	w := p.Writer(o.ErrOut)
 	return func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 }

@@ -20,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/kubectl-concourse/kubectl-concourse/internal/transfertest"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 )
@@ -34,11 +35,11 @@ func stepPod(workingDir string) *corev1.Pod {
 
 func TestOptionsRoundTripThroughPod(t *testing.T) {
 	container := t.TempDir()
-	ex := &localExecutor{bin: busyboxBin(t)}
+	ex := transfertest.Container{Bin: transfertest.BusyboxBin(t)}
 	for _, quiet := range []bool{true, false} {
 		streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 		local := filepath.Join(t.TempDir(), "in")
-		writeTree(t, local, map[string]string{"f": strings.Repeat("data", 1000), "d/g": "g"})
+		transfertest.WriteTree(t, local, map[string]string{"f": strings.Repeat("data", 1000), "d/g": "g"})
 
 		up := NewUploadOptions(streams)
 		up.Client, up.Executor, up.Namespace = fake.NewClientset(stepPod(container)), ex, "ns"
@@ -59,7 +60,7 @@ func TestOptionsRoundTripThroughPod(t *testing.T) {
 		if err := down.Run(context.Background()); err != nil {
 			t.Fatalf("download: %v", err)
 		}
-		if got, want := tree(t, filepath.Join(down.LocalDir, "in")), tree(t, local); !reflect.DeepEqual(got, want) {
+		if got, want := transfertest.Tree(t, filepath.Join(down.LocalDir, "in")), transfertest.Tree(t, local); !reflect.DeepEqual(got, want) {
 			t.Errorf("round trip = %v, want %v", got, want)
 		}
 		if out.Len() != 0 {

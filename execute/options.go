@@ -19,10 +19,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer"
 )
 
 // Defaults.
@@ -70,7 +70,7 @@ type ExecuteOptions struct {
 	inputs  []inputFlag
 	outputs []outputFlag
 	format  string // with --dry-run: yaml or json
-	agent   artifacts.AgentUse
+	agent   transfer.AgentUse
 }
 
 type inputFlag struct {
@@ -140,7 +140,7 @@ func (o *ExecuteOptions) Complete(getter genericclioptions.RESTClientGetter, _ *
 	if err := o.completeFlags(); err != nil {
 		return err
 	}
-	if o.agent, err = artifacts.AgentFromEnv(); err != nil {
+	if o.agent, err = transfer.AgentFromEnv(); err != nil {
 		return err
 	}
 	if o.DryRun != "none" {
@@ -451,8 +451,8 @@ func (o *ExecuteOptions) plan(team, buildID string) oneOff {
 }
 
 // transferSettings are upload's and download's defaults.
-func (o *ExecuteOptions) transferSettings(p *artifacts.Progress, warnf func(string, ...any)) artifacts.Settings {
-	s := artifacts.DefaultSettings(warnf)
+func (o *ExecuteOptions) transferSettings(p *transfer.Progress, warnf func(string, ...any)) transfer.Settings {
+	s := transfer.DefaultSettings(warnf)
 	s.IncludeIgnored, s.Progress, s.Agent = o.IncludeIgnored, p, o.agent
 	return s
 }

@@ -18,13 +18,13 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-concourse/kubectl-concourse/artifacts"
 	"github.com/kubectl-concourse/kubectl-concourse/cmderr"
 	"github.com/kubectl-concourse/kubectl-concourse/helper"
 	"github.com/kubectl-concourse/kubectl-concourse/kernel"
 	"github.com/kubectl-concourse/kubectl-concourse/podexec"
 	"github.com/kubectl-concourse/kubectl-concourse/selector"
 	"github.com/kubectl-concourse/kubectl-concourse/selector/labelenc"
+	"github.com/kubectl-concourse/kubectl-concourse/transfer"
 )
 
 // fly's exit statuses when the task's own is not the answer.
@@ -351,12 +351,12 @@ func (r *runner) container(name string) podexec.Container {
 // sends nothing, and a keeper whose tether is gone is stopped too.
 func (r *runner) upload(ctx context.Context) error {
 	t := helper.Tie(r.o.Executor, r.container(inputsContainer), helper.DefaultGrace)
-	err := r.transferAll(ctx, inputsContainer, len(r.b.Inputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
+	err := r.transferAll(ctx, inputsContainer, len(r.b.Inputs), func(ctx context.Context, ep transfer.Endpoint, s transfer.Settings, i int) error {
 		in := r.b.Inputs[i]
 		if in.Cache != "" {
-			return artifacts.UploadCached(ctx, ep, s, in.Local, cacheMount(i))
+			return transfer.UploadCached(ctx, ep, s, in.Local, cacheMount(i))
 		}
-		return artifacts.UploadInto(ctx, ep, s, in.Local, in.Remote)
+		return transfer.UploadInto(ctx, ep, s, in.Local, in.Remote)
 	})
 	if err != nil {
 		if ctx.Err() == nil { // an abort deletes the pod, which ends the keeper sooner
@@ -385,8 +385,8 @@ func (r *runner) releaseAll(ctx context.Context) {
 // download brings every -o output back in parallel from the outputs
 // container, whatever the task's status (fly's ensure).
 func (r *runner) download(ctx context.Context) error {
-	err := r.transferAll(ctx, outputsContainer, len(r.b.Outputs), func(ctx context.Context, ep artifacts.Endpoint, s artifacts.Settings, i int) error {
-		return artifacts.DownloadAs(ctx, ep, s, r.b.Outputs[i].Remote, r.b.Outputs[i].Local)
+	err := r.transferAll(ctx, outputsContainer, len(r.b.Outputs), func(ctx context.Context, ep transfer.Endpoint, s transfer.Settings, i int) error {
+		return transfer.DownloadAs(ctx, ep, s, r.b.Outputs[i].Remote, r.b.Outputs[i].Local)
 	})
 	if err != nil {
 		return fmt.Errorf("downloading failed: %w", err)
@@ -396,11 +396,11 @@ func (r *runner) download(ctx context.Context) error {
 
 // transferAll runs n transfers with container at once, each with its bar on
 // a terminal (fly draws one per input and output), and joins their errors.
-func (r *runner) transferAll(ctx context.Context, container string, n int, transfer func(context.Context, artifacts.Endpoint, artifacts.Settings, int) error) error {
+func (r *runner) transferAll(ctx context.Context, container string, n int, move func(context.Context, transfer.Endpoint, transfer.Settings, int) error) error {
 	o := r.o
-	ep := artifacts.Endpoint{Executor: o.Executor, Container: r.container(container), WorkingDir: workingDir}
+	ep := transfer.Endpoint{Executor: o.Executor, Container: r.container(container), WorkingDir: workingDir}
 	tty := o.isTerminal(o.ErrOut)
-	prog := artifacts.NewProgress(ctx, o.ErrOut, tty, tty)
+	prog := transfer.NewProgress(ctx, o.ErrOut, tty, tty)
 	warnf := func(format string, a ...any) { fmt.Fprintf(o.ErrOut, format, a...) }
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -408,7 +408,7 @@ func (r *runner) transferAll(ctx context.Context, container string, n int, trans
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = transfer(ctx, ep, o.transferSettings(prog, warnf), i)
+			errs[i] = move(ctx, ep, o.transferSettings(prog, warnf), i)
 		}()
 	}
 	wg.Wait()

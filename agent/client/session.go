@@ -157,7 +157,7 @@ func (s *Session) reply(op string) (protocol.Reply, error) {
 	return r, nil
 }
 
-// Receive sends the tar stream tr (as artifacts' packer writes it, without
+// Receive sends the tar stream tr (as transfer's packer writes it, without
 // its end entry), compressed with req.Codec, for the agent to extract into
 // a staging beside req.Dest; req.Staging names one an interrupted attempt
 // left, to reuse. The reply names the staging and gives its counts and

@@ -209,7 +209,7 @@ func TestArtifactsHostileTarWritesNothingOutside(t *testing.T) {
 
 func testArtifactsHostileTarWritesNothingOutside(t *testing.T, ns string) {
 	// The hostile archive is the container's tar, which only the scripts
-	// run; a hostile agent's is artifacts' unit test's.
+	// run; a hostile agent's is transfer's unit test's.
 	forceAgent(t, "off")
 	// bash looks tar up in PATH (busybox sh would run its own applet), so
 	// /hostile/sh -> bash and /hostile/tar is what the plugin's scripts run.
