@@ -88,7 +88,7 @@ const (
 // agentPays says whether the agent should carry a download the probe
 // found so: a tree large enough for its start to pay, or one the scripts
 // could not verify (no checksum tool; without tar they end at the probe,
-// errNoTar). A path that is missing, odd or a landed upload's link stays
+// ErrNoTar). A path that is missing, odd or a landed upload's link stays
 // with the scripts, which say what is wrong or follow it.
 func agentPays(c caps, verify bool) bool {
 	switch {

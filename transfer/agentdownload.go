@@ -35,7 +35,7 @@ func downloadByAgent(ctx context.Context, rem *remote, first *client.Session, la
 			first.Close()
 		}
 	}()
-	_, base, err := splitRemote(src)
+	_, base, err := SplitRemote(src)
 	if err != nil {
 		return err
 	}

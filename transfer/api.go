@@ -64,22 +64,6 @@ func ValidCompress(c string) bool {
 	return false
 }
 
-// ErrNoTar is what Upload and Download fail with when the container cannot
-// run the transfer itself (no sh or no tar, as in a distroless image): a
-// helper container that mounts its volumes may.
-var ErrNoTar = errNoTar
-
-// RemoteAbs anchors a relative remote path at the working directory, as a
-// transfer does, and makes sure no path handed to a remote script reads as
-// an option: a caller that checks the path before the transfer (that a
-// helper container sees it) checks the one the transfer will use.
-func RemoteAbs(workingDir, p string) string { return remoteAbs(workingDir, p) }
-
-// SplitRemote returns the directory and base name of a cleaned remote path,
-// the base name being the name of the landed copy; an error says the path
-// names no file or directory, before anything is started for it.
-func SplitRemote(p string) (dir, base string, err error) { return splitRemote(p) }
-
 // Upload copies local file or directory src to remoteDir/<base name of
 // src>, as upload does: it arrives in a staging directory beside the
 // destination and lands only once complete and verified, in one rename,
@@ -96,7 +80,7 @@ func Upload(ctx context.Context, ep Endpoint, s Settings, src, remoteDir string)
 // staging and no landing rename: it arrives in place.
 func UploadInto(ctx context.Context, ep Endpoint, s Settings, src, remoteDir string) error {
 	if err := uploadTo(ctx, ep.remote(), src, remoteDir, remoteDir, s.IncludeIgnored, s.internal()); err != nil {
-		return fmt.Errorf("upload %s into %s: %w", src, remoteAbs(ep.WorkingDir, remoteDir), withRemedy(err))
+		return fmt.Errorf("upload %s into %s: %w", src, RemoteAbs(ep.WorkingDir, remoteDir), withRemedy(err))
 	}
 	return nil
 }
@@ -124,7 +108,7 @@ func DownloadTo(ctx context.Context, ep Endpoint, s Settings, src, dest string) 
 // s.Agent allows); a directory's own mode then follows the
 // local umask, as a directory fly execute creates for an output does.
 func DownloadAs(ctx context.Context, ep Endpoint, s Settings, src, dest string) error {
-	src = remoteAbs(ep.WorkingDir, src)
+	src = RemoteAbs(ep.WorkingDir, src)
 	in := s.internal()
 	in.rootByUmask = true
 	if err := downloadTo(ctx, ep.remote(), src, dest, in); err != nil {

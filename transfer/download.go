@@ -22,8 +22,8 @@ import (
 
 // download copies remote path src into localDir/<base name of src>.
 func download(ctx context.Context, rem *remote, src, localDir string, s settings) error {
-	src = remoteAbs(rem.workingDir, src)
-	_, base, err := splitRemote(src)
+	src = RemoteAbs(rem.workingDir, src)
+	_, base, err := SplitRemote(src)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func downloadTo(ctx context.Context, rem *remote, src, dest string, s settings) 
 		return downloadByScripts(ctx, rem, src, dest, s, false)
 	case s.agent == agentAuto:
 		// Without tar the agent may still run (it needs only sh).
-		if err := downloadByScripts(ctx, rem, src, dest, s, true); !errors.Is(err, errAgentPays) && !errors.Is(err, errNoTar) {
+		if err := downloadByScripts(ctx, rem, src, dest, s, true); !errors.Is(err, errAgentPays) && !errors.Is(err, ErrNoTar) {
 			return err
 		}
 	}
@@ -76,7 +76,7 @@ var errAgentPays = errors.New("the agent pays for its start")
 // it ends at the probe with errAgentPays, having sent nothing, when
 // agentPays.
 func downloadByScripts(ctx context.Context, rem *remote, src, dest string, s settings, agentMayPay bool) error {
-	parent, base, err := splitRemote(src)
+	parent, base, err := SplitRemote(src)
 	if err != nil {
 		return err
 	}

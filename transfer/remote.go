@@ -87,7 +87,7 @@ func (r *remote) startProbed(ctx context.Context, script string, args []string, 
 		err := <-s.done
 		switch {
 		case err != nil && podexec.ExecutableMissing(err):
-			return c, nil, fmt.Errorf("%w (%v)", errNoTar, err)
+			return c, nil, fmt.Errorf("%w (%v)", ErrNoTar, err)
 		case err != nil:
 			return c, nil, fmt.Errorf("probe %s: %w", q.path, err)
 		case perr != nil:
@@ -98,7 +98,7 @@ func (r *remote) startProbed(ctx context.Context, script string, args []string, 
 	}
 	if !c.tar {
 		s.stop()
-		return c, nil, errNoTar
+		return c, nil, ErrNoTar
 	}
 	return c, s, nil
 }
@@ -427,5 +427,7 @@ func (r *remote) abort(ctx context.Context, staging string) error {
 	return r.run(ctx, abortScript, []string{staging}, nil, nil)
 }
 
-// errNoTar says the container cannot run the transfer itself.
-var errNoTar = errors.New("the container has no sh or tar")
+// ErrNoTar is what Upload and Download fail with when the container cannot
+// run the transfer itself (no sh or no tar, as in a distroless image): a
+// helper container that mounts its volumes may.
+var ErrNoTar = errors.New("the container has no sh or tar")

@@ -34,9 +34,11 @@ func (s settings) verbosef(format string, a ...any) {
 	}
 }
 
-// remoteAbs anchors a relative remote path at the working directory and
-// makes sure no path handed to a remote script reads as an option.
-func remoteAbs(workingDir, p string) string {
+// RemoteAbs anchors a relative remote path at the working directory, as a
+// transfer does, and makes sure no path handed to a remote script reads as
+// an option: a caller that checks the path before the transfer (that a
+// helper container sees it) checks the one the transfer will use.
+func RemoteAbs(workingDir, p string) string {
 	if !path.IsAbs(p) && workingDir != "" {
 		p = path.Join(workingDir, p)
 	}
@@ -47,9 +49,10 @@ func remoteAbs(workingDir, p string) string {
 	return p
 }
 
-// splitRemote returns the directory and base name of a cleaned remote path;
-// the base name becomes the name of the landed copy.
-func splitRemote(p string) (dir, base string, err error) {
+// SplitRemote returns the directory and base name of a cleaned remote path,
+// the base name being the name of the landed copy; an error says the path
+// names no file or directory, before anything is started for it.
+func SplitRemote(p string) (dir, base string, err error) {
 	dir, base = path.Split(p)
 	if base == "" || base == "." || base == ".." || base == "/" {
 		return "", "", fmt.Errorf("remote path %q does not name a file or directory", p)

@@ -28,7 +28,7 @@ import (
 // layout).
 func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgnored bool, s settings) error {
 	if err := uploadTo(ctx, rem, src, remoteDir, "", includeIgnored, s); err != nil {
-		return fmt.Errorf("upload %s into %s: %w", src, remoteAbs(rem.workingDir, remoteDir), withRemedy(err))
+		return fmt.Errorf("upload %s into %s: %w", src, RemoteAbs(rem.workingDir, remoteDir), withRemedy(err))
 	}
 	return nil
 }
@@ -96,9 +96,9 @@ func readLocal(ctx context.Context, rem *remote, src, remoteDir, into string, in
 	if err != nil {
 		return l, err
 	}
-	l.dest, l.name = remoteAbs(rem.workingDir, remoteDir), l.base
+	l.dest, l.name = RemoteAbs(rem.workingDir, remoteDir), l.base
 	if l.into {
-		if l.dest, l.name, err = splitRemote(remoteAbs(rem.workingDir, into)); err != nil {
+		if l.dest, l.name, err = SplitRemote(RemoteAbs(rem.workingDir, into)); err != nil {
 			return l, err
 		}
 	}
