@@ -38,30 +38,53 @@ func upload(ctx context.Context, rem *remote, src, remoteDir string, includeIgno
 // directory nothing uses yet (a volume of a task that has not started), so
 // that remoteDir ends up holding what src holds.
 func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, includeIgnored bool, s settings) error {
-	l, err := readLocal(ctx, rem, src, remoteDir, into, includeIgnored, s)
+	l, err := planLocal(rem, src, remoteDir, into)
 	if err != nil {
 		return err
 	}
-	if s.agent != agentOff {
-		sess, err := launchAgent(ctx, rem, l.dest, s)
-		switch {
-		case err == nil:
-			b := s.progress.bar("uploading "+l.base, l.total)
-			l.p.progress = b.counter()
-			err = uploadByAgent(ctx, rem, sess, l.p, l.dest, l.name, l.into, agentCodec(s.compress, l.total, l.ratio, sess.BinaryRate), s)
-			b.end(err == nil)
-			return err
-		case !errors.Is(err, client.ErrUnavailable) || s.agent == agentOnly:
+	if s.agent == agentOff {
+		if err := l.measure(ctx, includeIgnored, s); err != nil {
 			return err
 		}
-		s.verbosef("upload: through the container's shell scripts: %v\n", err)
+		return uploadByScripts(ctx, rem, l, s)
 	}
+	// The agent starts (its binary crossing the link) while the local tree
+	// is selected and measured: they need nothing of each other.
+	type launched struct {
+		sess *client.Session
+		err  error
+	}
+	started := make(chan launched, 1)
+	go func() {
+		sess, err := launchAgent(ctx, rem, l.dest, s)
+		started <- launched{sess, err}
+	}()
+	merr := l.measure(ctx, includeIgnored, s)
+	r := <-started
+	if merr != nil {
+		if r.sess != nil {
+			r.sess.Close()
+		}
+		return merr
+	}
+	switch {
+	case r.err == nil:
+		b := s.progress.bar("uploading "+l.base, l.total)
+		l.p.progress = b.counter()
+		err = uploadByAgent(ctx, rem, r.sess, l.p, l.dest, l.name, l.into, agentCodec(s.compress, l.total, l.ratio, r.sess.BinaryRate), s)
+		b.end(err == nil)
+		return err
+	case !errors.Is(r.err, client.ErrUnavailable) || s.agent == agentOnly:
+		return r.err
+	}
+	s.verbosef("upload: through the container's shell scripts: %v\n", r.err)
 	return uploadByScripts(ctx, rem, l, s)
 }
 
 // localUpload is an upload as the local side knows it before the
 // container is asked anything.
 type localUpload struct {
+	abs         string
 	p           *packer
 	base        string // the local name, for the progress bar
 	dest, name  string // it lands as dest/name
@@ -72,10 +95,9 @@ type localUpload struct {
 	ratio, rate float64
 }
 
-// readLocal selects src's files (fly's selection), names where they go
-// and measures them: size, count and, for --compress auto, how well and
-// how fast they compress here.
-func readLocal(ctx context.Context, rem *remote, src, remoteDir, into string, includeIgnored bool, s settings) (localUpload, error) {
+// planLocal checks that src names a file or directory and names where it
+// goes, reading nothing more of it.
+func planLocal(rem *remote, src, remoteDir, into string) (localUpload, error) {
 	var l localUpload
 	abs, err := filepath.Abs(src)
 	if err != nil {
@@ -85,16 +107,12 @@ func readLocal(ctx context.Context, rem *remote, src, remoteDir, into string, in
 	if err != nil {
 		return l, err
 	}
-	l.base, l.dir, l.into = filepath.Base(abs), fi.IsDir(), into != ""
+	l.abs, l.base, l.dir, l.into = abs, filepath.Base(abs), fi.IsDir(), into != ""
 	if l.base == string(filepath.Separator) || l.base == "." {
 		return l, fmt.Errorf("local path %q does not name a file or directory", src)
 	}
 	if l.base == stateDirName {
 		return l, fmt.Errorf("%s is the name of the plugin's own directory beside uploads; rename %s", stateDirName, src)
-	}
-	files, err := selectFiles(ctx, abs, l.dir && !includeIgnored, s.warnf)
-	if err != nil {
-		return l, err
 	}
 	l.dest, l.name = RemoteAbs(rem.workingDir, remoteDir), l.base
 	if l.into {
@@ -102,14 +120,25 @@ func readLocal(ctx context.Context, rem *remote, src, remoteDir, into string, in
 			return l, err
 		}
 	}
-	l.p = newPacker(abs, l.name, files, s.preserveOwner, s.warnf, nil)
+	return l, nil
+}
+
+// measure selects the files (fly's selection) and measures them: size,
+// count and, for --compress auto, how well and how fast they compress
+// here.
+func (l *localUpload) measure(ctx context.Context, includeIgnored bool, s settings) error {
+	files, err := selectFiles(ctx, l.abs, l.dir && !includeIgnored, s.warnf)
+	if err != nil {
+		return err
+	}
+	l.p = newPacker(l.abs, l.name, files, s.preserveOwner, s.warnf, nil)
 	if l.total, l.count, err = l.p.size(); err != nil {
-		return l, err
+		return err
 	}
 	if s.compress == compressAuto {
 		l.ratio, l.rate = localRatio(l.p)
 	}
-	return l, nil
+	return nil
 }
 
 // uploadByScripts is the upload where the agent cannot run: busybox or
