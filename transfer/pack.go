@@ -44,7 +44,8 @@ type packer struct {
 	manifest map[string]protocol.Entry
 
 	// listed, when set, is the tree as an earlier walk found it: walk
-	// replays it instead of reading the tree again.
+	// replays it instead of reading the tree again, and a file deleted
+	// since is left out, as a walk after its deletion would.
 	listed []localStat
 
 	sums map[string][32]byte // tree path → checksum of what was sent
@@ -71,15 +72,23 @@ func newPacker(src, prefix string, files []string, preserveOwner bool, warnf fun
 }
 
 // size is the number of file bytes a full pack sends (for progress) and
-// the number of regular files that hold them.
+// the number of regular files that hold them. Its walk is the one every
+// pack then replays (listed): the tree is read once.
 func (p *packer) size() (total int64, files int, err error) {
+	var listed []localStat
 	err = p.walk(func(rel string, fi fs.FileInfo) error {
+		if p.listed == nil {
+			listed = append(listed, localStat{rel, fi})
+		}
 		if fi.Mode().IsRegular() {
 			total += fi.Size()
 			files++
 		}
 		return nil
 	})
+	if err == nil && p.listed == nil {
+		p.listed = listed
+	}
 	return total, files, err
 }
 
@@ -236,6 +245,18 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 		p.warnf("warning: skipped %q: not a regular file, directory or symlink\n", printers.EscapeTerminal(local))
 		return nil
 	}
+	var f *os.File
+	if fi.Mode().IsRegular() {
+		// Opened before its header is written: a file deleted since the
+		// walk is left out whole.
+		var err error
+		if f, err = os.OpenFile(local, readOnly, 0); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		defer f.Close()
+	}
 	h, err := tar.FileInfoHeader(fi, link)
 	if err != nil {
 		return fmt.Errorf("%s: %w", local, err)
@@ -255,15 +276,10 @@ func (p *packer) entry(tw *tar.Writer, rel string, fi fs.FileInfo) error {
 	if err := tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("%s: %w", local, err)
 	}
-	if !fi.Mode().IsRegular() {
+	if f == nil {
 		p.record(rel, h, "")
 		return nil
 	}
-	f, err := os.Open(local)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	var sum hash.Hash
 	var seen io.Writer = progressWriter(p.progress)
 	if p.newHash != nil && !p.hashLater {
@@ -300,7 +316,7 @@ func (p *packer) sumSent(stop <-chan struct{}) {
 		}
 		delete(p.sums, f.rel)
 		h := p.newHash()
-		local, err := os.Open(filepath.Join(p.src, filepath.FromSlash(f.rel)))
+		local, err := os.OpenFile(filepath.Join(p.src, filepath.FromSlash(f.rel)), readOnly, 0)
 		if err != nil {
 			continue
 		}

@@ -48,29 +48,7 @@ func TestPackSendsSymlinksAsData(t *testing.T) {
 			writeTree(t, src, tt.tree)
 			var w warnings
 			p := newPacker(src, "src", tt.files, false, w.warnf, nil)
-			var b bytes.Buffer
-			if err := p.pack(&b, nil, endEntry{name: "end", content: "n"}); err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			tr := tar.NewReader(&b)
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				switch h.Typeflag {
-				case tar.TypeDir:
-					got[h.Name] = "dir"
-				case tar.TypeSymlink:
-					got[h.Name] = "-> " + h.Linkname
-				default:
-					got[h.Name] = "file"
-				}
-			}
+			got := packed(t, p)
 			delete(got, "end")
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("pack sent %v\nwant %v", got, tt.want)
@@ -79,5 +57,60 @@ func TestPackSendsSymlinksAsData(t *testing.T) {
 				t.Errorf("warnings: %s", w.b.String())
 			}
 		})
+	}
+}
+
+// packed is what p's pack sends (archive name → "dir", "file" or
+// "-> target"), its end entry left out.
+func packed(t *testing.T, p *packer) map[string]string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := p.pack(&b, nil, endEntry{name: "end", content: "n"}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	tr := tar.NewReader(&b)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			got[h.Name] = "dir"
+		case tar.TypeSymlink:
+			got[h.Name] = "-> " + h.Linkname
+		default:
+			got[h.Name] = "file"
+		}
+	}
+	delete(got, "end")
+	return got
+}
+
+// The pack replays the walk size made: what was created since is not
+// sent, and what was deleted since is left out, header and all, as a walk
+// after the deletion would leave it; the tree is not walked again.
+func TestPackReplaysTheSizeWalk(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, src, map[string]string{"a": "x", "d/gone": "y", "d/kept": "z"})
+	var w warnings
+	p := newPacker(src, "src", nil, false, w.warnf, nil)
+	if total, files, err := p.size(); err != nil || total != 3 || files != 3 {
+		t.Fatalf("size = %d, %d, %v", total, files, err)
+	}
+	if err := os.Remove(filepath.Join(src, "d/gone")); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, src, map[string]string{"new": "n"})
+	want := map[string]string{"src/": "dir", "src/a": "file", "src/d/": "dir", "src/d/kept": "file"}
+	if got := packed(t, p); !reflect.DeepEqual(got, want) {
+		t.Errorf("pack sent %v\nwant %v", got, want)
 	}
 }
