@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -369,7 +370,10 @@ func (x *extractor) parent(rel string) error {
 // owner.
 func (x *extractor) writeFile(rel string, hdr *tar.Header, r io.Reader, data []byte) error {
 	dir, base := x.opened.At(rel)
-	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// O_NONBLOCK changes nothing for a regular file, but an os.File opened
+	// without it is put in and out of non-blocking mode for the poller:
+	// four fcntl calls a file.
+	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NONBLOCK, 0o600)
 	if err != nil {
 		return err
 	}
@@ -396,16 +400,41 @@ func (x *extractor) writeFile(rel string, hdr *tar.Header, r io.Reader, data []b
 	return nil
 }
 
+// setMeta sets the owner (when asked), mode and times of the file being
+// written, through its descriptor: nothing is resolved by name.
 func (x *extractor) setMeta(f *os.File, hdr *tar.Header) error {
 	if x.preserveOwner {
 		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
 			return err
 		}
 	}
-	if err := unix.Fchmod(int(f.Fd()), uint32(hdr.Mode)&0o7777); err != nil {
+	// Through Control, not Fd: Fd puts the descriptor back in blocking
+	// mode, two more fcntl calls.
+	conn, err := f.SyscallConn()
+	if err != nil {
 		return err
 	}
-	return unix.Futimes(int(f.Fd()), []unix.Timeval{unix.NsecToTimeval(time.Now().UnixNano()), unix.NsecToTimeval(hdr.ModTime.UnixNano())})
+	var serr error
+	if err := conn.Control(func(fd uintptr) {
+		if serr = unix.Fchmod(int(fd), uint32(hdr.Mode)&0o7777); serr == nil {
+			serr = futimens(int(fd), time.Now(), hdr.ModTime)
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// futimens sets the times of the open file fd: utimensat with no path,
+// where x/sys's Futimes goes through /proc/self/fd/N, a path lookup in
+// procfs per file.
+func futimens(fd int, atime, mtime time.Time) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return &os.PathError{Op: "futimens", Path: "", Err: errno}
+	}
+	return nil
 }
 
 // finish makes the links, then sets the directories' modes and times.

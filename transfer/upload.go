@@ -81,8 +81,8 @@ func uploadTo(ctx context.Context, rem *remote, src, remoteDir, into string, inc
 	return uploadByScripts(ctx, rem, l, s)
 }
 
-// localUpload is an upload as the local side knows it before the
-// container is asked anything.
+// localUpload is an upload as the local side knows it: planned before the
+// container is asked anything, measured while the agent starts.
 type localUpload struct {
 	abs         string
 	p           *packer
