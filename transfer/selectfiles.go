@@ -80,6 +80,11 @@ func gitLsFiles(ctx context.Context, dir string, args ...string) ([]string, erro
 	if errors.Is(err, exec.ErrNotFound) {
 		return nil, err
 	}
+	if err != nil && ctx.Err() != nil {
+		// git was killed because the user interrupted: that is the error,
+		// not git's "signal: killed".
+		return nil, context.Cause(ctx)
+	}
 	if err != nil {
 		msg := string(bytes.TrimSpace(stderr.Bytes()))
 		if strings.Contains(msg, "not a git repository") {

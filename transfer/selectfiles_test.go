@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -62,5 +63,24 @@ func TestSelectFiles(t *testing.T) {
 	}
 	if warnings.Len() != 0 {
 		t.Errorf("warnings: %s", warnings.String())
+	}
+}
+
+// An interrupted selection says the interruption, not "signal: killed"
+// from the git it stopped: cli exits on it quietly with the signal's status.
+func TestSelectFilesInterrupted(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	repo := t.TempDir()
+	writeTree(t, repo, map[string]string{"main.go": "package main\n"})
+	git(t, repo, "init", "-q")
+	interrupted := errors.New("interrupted")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(interrupted)
+	if _, err := selectFiles(ctx, repo, true, func(string, ...any) {}); !errors.Is(err, interrupted) {
+		t.Errorf("selectFiles = %v, want the interruption", err)
 	}
 }
