@@ -101,7 +101,7 @@ unit: ## unit tests of the plugin
 # A short fuzzing run of the code that reads hostile input: every CI run explores
 # new inputs on top of the seed corpus that `unit` already replays. The tar
 # extractor and the LZO decoder are leaf packages of the standard library only
-# (transfer/untar with transfer/treeroot, transfer/lzo), so their fuzz builds
+# (transfer/untar with treeroot, transfer/lzo), so their fuzz builds
 # instrument nothing else. The budgets
 # are counts of runs (about 10-20 s each on the CI machine), not durations: with
 # a duration, Go 1.26's fuzz coordinator can report its own deadline as a

@@ -22,7 +22,7 @@ import (
 
 	"github.com/kubectl-concourse/kubectl-concourse/agent/client"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
-	"github.com/kubectl-concourse/kubectl-concourse/transfer/treeroot"
+	"github.com/kubectl-concourse/kubectl-concourse/treeroot"
 )
 
 // serve starts an agent on pipes and dials it.

@@ -24,7 +24,7 @@ import (
 	"github.com/kubectl-concourse/kubectl-concourse/agent/codec"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/frame"
 	"github.com/kubectl-concourse/kubectl-concourse/agent/protocol"
-	"github.com/kubectl-concourse/kubectl-concourse/transfer/treeroot"
+	"github.com/kubectl-concourse/kubectl-concourse/treeroot"
 )
 
 // smallFile is the size up to which a file is read whole and written by a

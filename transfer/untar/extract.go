@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubectl-concourse/kubectl-concourse/transfer/treeroot"
+	"github.com/kubectl-concourse/kubectl-concourse/treeroot"
 )
 
 type nodeKind int
