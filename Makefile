@@ -11,11 +11,6 @@ LDFLAGS := -s -w -X $(PKG)/cli.version=$(VERSION) -X $(PKG)/cli.commit=$(COMMIT)
 # $(DIST); PLATFORMS=linux/amd64,... narrows it (default: the six .krew.yaml lists).
 DIST      ?= $(CURDIR)/dist
 PLATFORMS ?=
-# The plugin module is vetted, checked, tested, fuzzed and built in one
-# configuration, the release's (static, -trimpath): a cold CI then compiles
-# its dependencies once for all of them, where cgo's default for the first
-# four made `make build` compile them all again (139 s of a cold CI).
-PLUGIN_ENV := CGO_ENABLED=0 GOFLAGS=-trimpath
 # Pinned linters and tools, fetched through the Go module proxy only.
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK         := $(BIN)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
@@ -35,12 +30,11 @@ REAL_NODE := $(BIN)/kubelet $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(B
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-# Built as a release builds it (PLUGIN_ENV: static, -trimpath): the e2e
-# tests run what ships, and a cold CI compiles the plugin's packages once
-# for lint, unit, fuzz, make build, the e2e tests' own build and TestKrew's
-# linux/amd64 release.
+# Built as a release builds it (static, -trimpath): the e2e tests run what
+# ships, and a cold CI compiles the plugin's packages once for the three
+# (make build, the e2e tests' own build, TestKrew's linux/amd64 release).
 build: ## build bin/kubectl-concourse (and put its completion helper beside it)
-	$(PLUGIN_ENV) $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-concourse ./cmd/kubectl-concourse
 	install -m 0755 kubectl_complete-concourse $(BIN)/
 
 # The in-container agent, for every architecture the plugin starts it on, is
@@ -96,7 +90,7 @@ $(BIN)/pause: FORCE
 test: unit fuzz e2e ## run unit tests, a short fuzzing of hostile input, and end-to-end tests
 
 unit: ## unit tests of the plugin
-	$(PLUGIN_ENV) $(GO) test -count=1 ./...
+	$(GO) test -count=1 ./...
 
 # A short fuzzing run of the code that reads hostile input: every CI run explores
 # new inputs on top of the seed corpus that `unit` already replays. The tar
@@ -116,10 +110,10 @@ FUZZ_LZO ?= 40000x
 FUZZ_ENCODE ?= 60000x
 FUZZ_FRAME ?= 20000x
 fuzz: ## fuzz the tar extractor, the LZO decoder, the label encoding and the agent's frame reader (FUZZ_EXTRACT, FUZZ_LZO, FUZZ_ENCODE, FUZZ_FRAME runs)
-	$(PLUGIN_ENV) $(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZ_EXTRACT) -fuzzminimizetime $(FUZZ_MINIMIZE) ./transfer/untar
-	$(PLUGIN_ENV) $(GO) test -run '^$$' -fuzz '^FuzzLZO1XDecompress$$' -fuzztime $(FUZZ_LZO) -fuzzminimizetime $(FUZZ_MINIMIZE) ./transfer/lzo
-	$(PLUGIN_ENV) $(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZ_ENCODE) -fuzzminimizetime $(FUZZ_MINIMIZE) ./selector/labelenc
-	$(PLUGIN_ENV) $(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZ_FRAME) -fuzzminimizetime $(FUZZ_MINIMIZE) ./agent/frame
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZ_EXTRACT) -fuzzminimizetime $(FUZZ_MINIMIZE) ./transfer/untar
+	$(GO) test -run '^$$' -fuzz '^FuzzLZO1XDecompress$$' -fuzztime $(FUZZ_LZO) -fuzzminimizetime $(FUZZ_MINIMIZE) ./transfer/lzo
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZ_ENCODE) -fuzzminimizetime $(FUZZ_MINIMIZE) ./selector/labelenc
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZ_FRAME) -fuzzminimizetime $(FUZZ_MINIMIZE) ./agent/frame
 
 # The tests run on real nodes too where the machine can (TESTCLUSTER_REAL_NODES:
 # docs/test-cluster.md); the first line says whether it can.
@@ -138,9 +132,8 @@ lint: $(STATICCHECK) agent-check ## gofmt, go vet and staticcheck on the plugin 
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; status=1; fi; \
 	for m in $(LINT_MODULES); do \
 		echo "lint: $$m"; \
-		goenv=; [ "$$m" != . ] || goenv="$(PLUGIN_ENV)"; \
-		(cd $$m && env $$goenv $(GO) vet ./...) || status=1; \
-		(cd $$m && env $$goenv $(STATICCHECK) ./...) || status=1; \
+		(cd $$m && $(GO) vet ./...) || status=1; \
+		(cd $$m && $(STATICCHECK) ./...) || status=1; \
 	done; \
 	exit $$status
 
