@@ -67,20 +67,19 @@ cluster: $(CONTROL_PLANE) $(REAL_NODE) $(BIN)/testcluster $(BIN)/pause ## build 
 # a cold build takes minutes, and bin/ is kept between runs.
 $(BIN)/etcd: e2e/go.mod e2e/go.sum
 	cd e2e && $(GO) build -o $@ go.etcd.io/etcd/server/v3
-# The Kubernetes binaries come from one go build (a grouped target: one
-# recipe makes them all), as do containerd's: it links one binary while it
-# compiles for the next, where a build each left a core idle through every
-# link.
-K8S_BINS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubelet $(BIN)/kubectl
-$(K8S_BINS) &: e2e/go.mod e2e/go.sum e2e/cmd/kubectl/main.go
-	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ $(addprefix k8s.io/kubernetes/cmd/,kube-apiserver kube-controller-manager kube-scheduler kubelet) ./cmd/kubectl
+$(BIN)/kube-%: e2e/go.mod e2e/go.sum
+	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-$*
+$(BIN)/kubelet: e2e/go.mod e2e/go.sum
+	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubelet
 # containerd from its own module, so that it builds with the dependencies its
 # release pins; rebuilt only when that module changes. no_btrfs: no btrfs
 # headers needed (the nodes use overlayfs).
-$(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr &: tools/containerd/go.mod tools/containerd/go.sum
+$(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr: tools/containerd/go.mod tools/containerd/go.sum
 	cd tools/containerd && $(GO) build -tags no_btrfs \
 		-ldflags "-X github.com/containerd/containerd/v2/version.Version=$$($(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2 | sed 's/^v//')" \
-		-o $(BIN)/ $(addprefix github.com/containerd/containerd/v2/cmd/,containerd containerd-shim-runc-v2 ctr)
+		-o $@ github.com/containerd/containerd/v2/cmd/$(notdir $@)
+$(BIN)/kubectl: e2e/go.mod e2e/go.sum e2e/cmd/kubectl/main.go
+	cd e2e && $(GO) build -ldflags "$(K8S_LDFLAGS)" -o $@ ./cmd/kubectl
 $(BIN)/testcluster: FORCE
 	cd e2e && $(GO) build -o $@ ./cmd/testcluster
 # The distroless image's only binary: static, it runs chrooted with no libc.
